@@ -1,0 +1,155 @@
+#include <gtest/gtest.h>
+
+#include "common/backoff.h"
+#include "common/failpoint.h"
+#include "common/flags.h"
+#include "common/ids.h"
+#include "common/statement_guard.h"
+
+namespace txn::common {
+namespace {
+
+TEST(Ids, TxnIdRoundTripsThroughGid) {
+  std::string id = MakeTxnId("n1", 7, 42);
+  EXPECT_EQ(id, "n1-7-42");
+  EXPECT_TRUE(IsValidTxnId(id));
+  auto parsed = ParseBranchGid(BranchGid(id, 3));
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->txn_id, id);
+  EXPECT_EQ(parsed->branch, 3u);
+  EXPECT_LE(BranchGid(MakeTxnId("abcdefghijklmnop", 4294967295u, 999999999999u), 999).size(), 64u);
+}
+
+TEST(Ids, RejectsForeignAndMalformedGids) {
+  for (const char* gid : {"", "foo", "txc_", "txc_n1-1-1", "txc_n1-1-1_", "txc_N1-1-1_0",
+                          "txc_n1-1-1_12345", "txc_n1-1-1_0'; DROP TABLE x; --",
+                          "txc_n1-1_0", "other_n1-1-1_0"}) {
+    EXPECT_FALSE(ParseBranchGid(gid).has_value()) << gid;
+  }
+  EXPECT_FALSE(IsValidTxnId("n1-1-1; --"));
+  EXPECT_FALSE(IsValidTxnId("n1-1-"));
+}
+
+TEST(Backoff, GrowsAndIsCapped) {
+  BackoffPolicy p{.initial_ms = 100, .max_ms = 1000, .multiplier = 2};
+  EXPECT_EQ(BackoffDelayMs(p, 0, 0.5), 0);
+  EXPECT_EQ(BackoffDelayMs(p, 1, 0.0), 50);
+  EXPECT_EQ(BackoffDelayMs(p, 1, 0.999), 99);
+  EXPECT_EQ(BackoffDelayMs(p, 3, 0.0), 200);
+  EXPECT_EQ(BackoffDelayMs(p, 30, 0.0), 500);
+  EXPECT_LE(BackoffDelayMs(p, 30, 0.999), 1000);
+}
+
+TEST(Failpoint, OffByDefaultAndErrorWhenArmed) {
+  DisarmAllFailpoints();
+  EXPECT_TRUE(Failpoint("x").ok());
+  ASSERT_TRUE(ArmFailpointsFromSpec("x=error;y=delay(1)").ok());
+  EXPECT_EQ(Failpoint("x").code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(Failpoint("y").ok());
+  EXPECT_TRUE(Failpoint("z").ok());
+  DisarmAllFailpoints();
+  EXPECT_TRUE(Failpoint("x").ok());
+}
+
+TEST(Failpoint, HitCountFiresOnce) {
+  ASSERT_TRUE(ArmFailpointsFromSpec("x=error@2").ok());
+  EXPECT_TRUE(Failpoint("x").ok());
+  EXPECT_FALSE(Failpoint("x").ok());
+  EXPECT_TRUE(Failpoint("x").ok());
+  DisarmAllFailpoints();
+}
+
+TEST(Failpoint, BadSpecIsRejected) {
+  EXPECT_EQ(ArmFailpointsFromSpec("x=explode").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ArmFailpointsFromSpec("nonsense").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ArmFailpointsFromSpec("x=error@0").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Failpoint, CrashKillsTheProcess) {
+  EXPECT_EXIT(
+      {
+        (void)ArmFailpointsFromSpec("boom=crash");
+        (void)Failpoint("boom");
+      },
+      testing::KilledBySignal(SIGKILL), "failpoint boom fired");
+}
+
+FlagSet TestFlags() {
+  FlagSet f("prog", "test");
+  f.Add({"listen", "HOST:PORT", "", "127.0.0.1:1"});
+  f.Add({"participant", "NAME=ADDR", "", "", /*repeated=*/true});
+  f.Add({"verbose", "", "", ""});
+  return f;
+}
+
+TEST(Flags, ParsesBothFormsRepeatedAndDefaults) {
+  const char* argv[] = {"prog", "--participant", "a=1", "--participant=b=2", "--verbose", "list"};
+  auto parsed = TestFlags().Parse(6, const_cast<char**>(argv));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->GetAll("participant"), (std::vector<std::string>{"a=1", "b=2"}));
+  EXPECT_EQ(parsed->Get("listen"), "127.0.0.1:1");
+  EXPECT_TRUE(parsed->GetBool("verbose"));
+  EXPECT_EQ(parsed->positional(), std::vector<std::string>{"list"});
+}
+
+TEST(Flags, UnknownFlagAndMissingValueAreErrors) {
+  const char* a1[] = {"prog", "--nope"};
+  EXPECT_EQ(TestFlags().Parse(2, const_cast<char**>(a1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const char* a2[] = {"prog", "--listen"};
+  auto s = TestFlags().Parse(2, const_cast<char**>(a2)).status();
+  EXPECT_NE(s.message().find("--listen needs a value"), std::string::npos) << s;
+}
+
+TEST(Flags, ConfigFileIsOverriddenByCommandLine) {
+  std::string path = testing::TempDir() + "/flags_test.yaml";
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs("listen: 127.0.0.1:9\nparticipant: [x=1, y=2]\n", f);
+  std::fclose(f);
+  std::string arg = "--config=" + path;
+  const char* argv[] = {"prog", arg.c_str(), "--listen", "127.0.0.1:8"};
+  auto parsed = TestFlags().Parse(4, const_cast<char**>(argv));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->Get("listen"), "127.0.0.1:8");
+  EXPECT_EQ(parsed->GetAll("participant").size(), 2u);
+}
+
+TEST(Flags, GetIntChecksRange) {
+  const char* argv[] = {"prog", "--listen", "abc"};
+  auto parsed = TestFlags().Parse(3, const_cast<char**>(argv));
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->GetInt("listen", 0, 10).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StatementGuard, AcceptsOrdinaryStatements) {
+  for (const char* sql : {"UPDATE stock SET qty = qty - $1 WHERE sku = $2 AND qty >= $1",
+                          "insert into orders(id) values ($1);",
+                          "SELECT 'BEGIN; COMMIT' AS s", "-- comment\nSELECT 1",
+                          "SELECT \"commit\" FROM t", "SELECT $$;COMMIT$$"}) {
+    EXPECT_TRUE(CheckStatement(sql, SqlDialect::kPostgres).ok()) << sql;
+  }
+}
+
+TEST(StatementGuard, RefusesTransactionControlAndMultipleStatements) {
+  for (const char* sql : {"COMMIT", "  begin", "ROLLBACK", "SAVEPOINT a", "PREPARE TRANSACTION 'x'",
+                          "COMMIT PREPARED 'x'", "XA START 'x'", "SET autocommit = 1",
+                          "SELECT 1; SELECT 2", "START TRANSACTION", "END", "ABORT",
+                          "/* x */ COMMIT", "LISTEN c", "NOTIFY c", "CREATE TEMP TABLE t(a int)",
+                          "create temporary table t(a int)", "", "   ", "RELEASE SAVEPOINT a",
+                          "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"}) {
+    auto s = CheckStatement(sql, SqlDialect::kPostgres);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << sql;
+  }
+}
+
+TEST(StatementGuard, MysqlRefusesImplicitCommitStatements) {
+  for (const char* sql : {"CREATE TABLE t(a int)", "ALTER TABLE t ADD b int", "DROP TABLE t",
+                          "TRUNCATE t", "RENAME TABLE a TO b", "LOCK TABLES t WRITE"}) {
+    EXPECT_EQ(CheckStatement(sql, SqlDialect::kMysql).code(), absl::StatusCode::kInvalidArgument)
+        << sql;
+  }
+  EXPECT_TRUE(CheckStatement("UPDATE t SET a = ?", SqlDialect::kMysql).ok());
+}
+
+}  // namespace
+}  // namespace txn::common

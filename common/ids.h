@@ -1,0 +1,35 @@
+// Transaction ids and the native transaction names derived from them.
+//
+// A txn id is `NODE-EPOCH-SEQ`: NODE is the coordinator's node id ([a-z0-9]{1,16}), EPOCH a
+// counter the coordinator bumps (durably) at every start, SEQ a counter within the epoch. So ids
+// are unique across restarts without a disk write per transaction.
+// A branch's native name (PostgreSQL gid, XA gtrid) is `txc_<txn id>_<branch index>`: at most
+// 4 + 16+1+10+1+12 + 1 + 4 = 49 bytes, inside PostgreSQL's 200 and XA's 64.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace txn::common {
+
+inline constexpr absl::string_view kGidPrefix = "txc_";
+inline constexpr uint32_t kMaxBranches = 1000;
+
+bool IsValidNodeId(absl::string_view node);
+std::string MakeTxnId(absl::string_view node, uint64_t epoch, uint64_t seq);
+bool IsValidTxnId(absl::string_view txn_id);
+
+struct BranchName {
+  std::string txn_id;
+  uint32_t branch = 0;
+};
+
+// Requires IsValidTxnId(txn_id) and branch < kMaxBranches.
+std::string BranchGid(absl::string_view txn_id, uint32_t branch);
+// Parses a gid made by BranchGid; nullopt for anything else (other applications' gids).
+std::optional<BranchName> ParseBranchGid(absl::string_view gid);
+
+}  // namespace txn::common

@@ -1,0 +1,335 @@
+#include "coordinator/core/two_phase.h"
+
+#include <type_traits>
+
+#include "absl/strings/str_cat.h"
+
+namespace txn::core {
+namespace {
+
+using Effects = std::vector<TwoPhaseEffect>;
+
+bool IsFinished(BranchState s) {
+  return s == BranchState::kCommitted || s == BranchState::kAborted ||
+         s == BranchState::kReadOnly || s == BranchState::kHeuristic ||
+         s == BranchState::kInDoubt;
+}
+
+bool ValidBranch(const TwoPhaseTxn& txn, uint32_t b) { return b < txn.branches.size(); }
+
+void Reply(TwoPhaseTxn& txn, Effects& out) {
+  if (txn.client_answered) return;
+  txn.client_answered = true;
+  out.push_back(ReplyToClient{});
+}
+
+// Moves to ABORTING and rolls back every branch that may hold work. No log write: presumed abort.
+void StartAbort(TwoPhaseTxn& txn, std::string reason, Effects& out) {
+  txn.state = TxnState::kAborting;
+  txn.reason = std::move(reason);
+  Reply(txn, out);
+  bool any = false;
+  for (uint32_t b = 0; b < txn.branches.size(); ++b) {
+    BranchStatus& br = txn.branches[b];
+    if (IsFinished(br.state)) continue;
+    br.attempts = 1;
+    out.push_back(SendRollback{b, 0});
+    any = true;
+  }
+  if (!any) {
+    txn.state = TxnState::kAborted;
+    out.push_back(Forget{});
+  }
+}
+
+void FinishCommitIfDone(TwoPhaseTxn& txn, Effects& out) {
+  bool mixed = false;
+  for (const auto& br : txn.branches) {
+    if (br.state == BranchState::kPrepared) return;
+    if (br.state == BranchState::kHeuristic) mixed = true;
+  }
+  txn.state = mixed ? TxnState::kHeuristicMixed : TxnState::kCommitted;
+  out.push_back(LogCompletion{});
+  Reply(txn, out);
+  out.push_back(Forget{});
+}
+
+void FinishAbortIfDone(TwoPhaseTxn& txn, Effects& out) {
+  bool mixed = false;
+  for (const auto& br : txn.branches) {
+    if (!IsFinished(br.state)) return;
+    if (br.state == BranchState::kHeuristic) mixed = true;
+  }
+  txn.state = mixed ? TxnState::kHeuristicMixed : TxnState::kAborted;
+  out.push_back(Forget{});
+}
+
+void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out) {
+  if (txn.state != TxnState::kActive) return;
+  txn.wait_for_completion = e.wait_for_completion;
+  if (txn.branches.empty()) {
+    txn.state = TxnState::kCommitted;
+    Reply(txn, out);
+    out.push_back(Forget{});
+    return;
+  }
+  if (txn.branches.size() == 1) {
+    txn.one_phase = true;
+    txn.state = TxnState::kCommitting;
+    txn.branches[0].state = BranchState::kPreparing;
+    txn.branches[0].attempts = 1;
+    out.push_back(SendCommitOnePhase{0, 0});
+    return;
+  }
+  txn.state = TxnState::kPreparing;
+  for (uint32_t b = 0; b < txn.branches.size(); ++b) {
+    txn.branches[b].state = BranchState::kPreparing;
+    out.push_back(SendPrepare{b});
+  }
+  out.push_back(StartPrepareTimer{});
+}
+
+void OnRollbackRequested(TwoPhaseTxn& txn, const RollbackRequested& e, Effects& out) {
+  if (txn.state != TxnState::kActive && txn.state != TxnState::kPreparing) return;
+  StartAbort(txn, e.reason.empty() ? "rolled back by the client" : e.reason, out);
+}
+
+void OnVote(TwoPhaseTxn& txn, uint32_t b, Vote vote, const std::string& reason,
+            const std::string& native_id, Effects& out) {
+  if (txn.state != TxnState::kPreparing || !ValidBranch(txn, b)) return;
+  BranchStatus& br = txn.branches[b];
+  if (br.state != BranchState::kPreparing) return;  // duplicate
+  br.reason = reason;
+  switch (vote) {
+    case Vote::kNo:
+      br.state = BranchState::kAborted;  // a NO voter has rolled itself back
+      StartAbort(txn, absl::StrCat("participant ", br.participant, " voted NO: ", reason), out);
+      return;
+    case Vote::kReadOnly:
+      br.state = BranchState::kReadOnly;
+      break;
+    case Vote::kYes:
+      br.state = BranchState::kPrepared;
+      br.native_id = native_id;
+      break;
+  }
+  bool any_yes = false;
+  for (const auto& other : txn.branches) {
+    if (other.state == BranchState::kPreparing) return;  // still waiting
+    if (other.state == BranchState::kPrepared) any_yes = true;
+  }
+  txn.state = TxnState::kCommitting;
+  if (!any_yes) {  // everyone only read: nothing to commit, nothing to log
+    txn.state = TxnState::kCommitted;
+    Reply(txn, out);
+    out.push_back(Forget{});
+    return;
+  }
+  out.push_back(LogDecision{});
+}
+
+void OnDecisionLogged(TwoPhaseTxn& txn, Effects& out) {
+  if (txn.state != TxnState::kCommitting || txn.one_phase || txn.decision_logged) return;
+  txn.decision_logged = true;
+  if (!txn.wait_for_completion) Reply(txn, out);
+  for (uint32_t b = 0; b < txn.branches.size(); ++b) {
+    if (txn.branches[b].state != BranchState::kPrepared) continue;
+    txn.branches[b].attempts = 1;
+    out.push_back(SendCommit{b, 0});
+  }
+  FinishCommitIfDone(txn, out);
+}
+
+void OnCommitAcked(TwoPhaseTxn& txn, const CommitAcked& e, Effects& out) {
+  if (txn.state != TxnState::kCommitting || !txn.decision_logged || !ValidBranch(txn, e.branch)) {
+    return;
+  }
+  BranchStatus& br = txn.branches[e.branch];
+  if (br.state != BranchState::kPrepared) return;
+  switch (e.result) {
+    case BranchResult::kCommitted:
+      br.state = BranchState::kCommitted;
+      break;
+    case BranchResult::kAborted:
+      br.state = BranchState::kHeuristic;
+      br.reason = absl::StrCat("branch rolled back although the decision was COMMIT: ", e.reason);
+      break;
+    case BranchResult::kUnknown:
+      br.state = BranchState::kHeuristic;
+      br.reason = absl::StrCat("branch outcome cannot be proven: ", e.reason);
+      break;
+  }
+  FinishCommitIfDone(txn, out);
+}
+
+void OnCommitFailed(TwoPhaseTxn& txn, const CommitFailed& e, Effects& out) {
+  if (txn.state != TxnState::kCommitting || !txn.decision_logged || !ValidBranch(txn, e.branch)) {
+    return;
+  }
+  BranchStatus& br = txn.branches[e.branch];
+  if (br.state != BranchState::kPrepared) return;
+  br.reason = e.reason;
+  out.push_back(SendCommit{e.branch, br.attempts++});
+}
+
+void OnRollbackAcked(TwoPhaseTxn& txn, const RollbackAcked& e, Effects& out) {
+  if (txn.state != TxnState::kAborting || !ValidBranch(txn, e.branch)) return;
+  BranchStatus& br = txn.branches[e.branch];
+  if (IsFinished(br.state)) return;
+  if (e.result == BranchResult::kCommitted) {
+    br.state = BranchState::kHeuristic;
+    br.reason = absl::StrCat("branch committed although the decision was ABORT: ", e.reason);
+  } else {
+    br.state = BranchState::kAborted;
+  }
+  FinishAbortIfDone(txn, out);
+}
+
+void OnRollbackFailed(TwoPhaseTxn& txn, const RollbackFailed& e, Effects& out) {
+  if (txn.state != TxnState::kAborting || !ValidBranch(txn, e.branch)) return;
+  BranchStatus& br = txn.branches[e.branch];
+  if (IsFinished(br.state)) return;
+  br.reason = e.reason;
+  if (br.attempts >= kMaxRollbackAttempts) {
+    // Left to the agent: its reconciliation asks GetDecision and gets ABORT.
+    br.state = BranchState::kAborted;
+    br.reason = absl::StrCat("rollback not acknowledged, left to the agent: ", e.reason);
+    FinishAbortIfDone(txn, out);
+    return;
+  }
+  out.push_back(SendRollback{e.branch, br.attempts++});
+}
+
+void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& out) {
+  if (!txn.one_phase || txn.state != TxnState::kCommitting) return;
+  BranchStatus& br = txn.branches[0];
+  br.reason = e.reason;
+  switch (e.result) {
+    case BranchResult::kCommitted:
+      br.state = BranchState::kCommitted;
+      txn.state = TxnState::kCommitted;
+      break;
+    case BranchResult::kAborted:
+      br.state = BranchState::kAborted;
+      txn.state = TxnState::kAborted;
+      txn.reason = absl::StrCat("participant ", br.participant, " aborted: ", e.reason);
+      break;
+    case BranchResult::kUnknown:
+      br.state = BranchState::kInDoubt;
+      txn.state = TxnState::kInDoubt;
+      txn.reason = absl::StrCat("outcome of the one-phase commit on ", br.participant,
+                                " is unknown: ", e.reason);
+      break;
+  }
+  Reply(txn, out);
+  out.push_back(Forget{});
+}
+
+void OnOnePhaseFailed(TwoPhaseTxn& txn, const OnePhaseFailed& e, Effects& out) {
+  if (!txn.one_phase || txn.state != TxnState::kCommitting) return;
+  BranchStatus& br = txn.branches[0];
+  if (br.attempts >= kMaxOnePhaseQueries) {
+    OnOnePhaseFinished(txn, OnePhaseFinished{BranchResult::kUnknown, e.reason}, out);
+    return;
+  }
+  br.reason = e.reason;
+  out.push_back(SendCommitOnePhase{0, br.attempts++});
+}
+
+}  // namespace
+
+std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event) {
+  Effects out;
+  std::visit(
+      [&](const auto& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, CommitRequested>) {
+          OnCommitRequested(txn, e, out);
+        } else if constexpr (std::is_same_v<E, RollbackRequested>) {
+          OnRollbackRequested(txn, e, out);
+        } else if constexpr (std::is_same_v<E, VoteReceived>) {
+          OnVote(txn, e.branch, e.vote, e.reason, e.native_id, out);
+        } else if constexpr (std::is_same_v<E, PrepareFailed>) {
+          OnVote(txn, e.branch, Vote::kNo, e.reason, "", out);
+        } else if constexpr (std::is_same_v<E, PrepareTimedOut>) {
+          if (txn.state != TxnState::kPreparing) return;
+          std::string waiting;
+          for (const auto& br : txn.branches) {
+            if (br.state == BranchState::kPreparing) {
+              absl::StrAppend(&waiting, waiting.empty() ? "" : ", ", br.participant);
+            }
+          }
+          StartAbort(txn, absl::StrCat("prepare timed out waiting for ", waiting), out);
+        } else if constexpr (std::is_same_v<E, DecisionLogged>) {
+          OnDecisionLogged(txn, out);
+        } else if constexpr (std::is_same_v<E, DecisionLogFailed>) {
+          if (txn.state != TxnState::kCommitting || txn.one_phase || txn.decision_logged) return;
+          // The record may or may not be on disk: only a restart reading the log can tell.
+          txn.state = TxnState::kInDoubt;
+          txn.reason = absl::StrCat("decision write failed: ", e.reason);
+          Reply(txn, out);
+        } else if constexpr (std::is_same_v<E, CommitAcked>) {
+          OnCommitAcked(txn, e, out);
+        } else if constexpr (std::is_same_v<E, CommitFailed>) {
+          OnCommitFailed(txn, e, out);
+        } else if constexpr (std::is_same_v<E, RollbackAcked>) {
+          OnRollbackAcked(txn, e, out);
+        } else if constexpr (std::is_same_v<E, RollbackFailed>) {
+          OnRollbackFailed(txn, e, out);
+        } else if constexpr (std::is_same_v<E, OnePhaseFinished>) {
+          OnOnePhaseFinished(txn, e, out);
+        } else if constexpr (std::is_same_v<E, OnePhaseFailed>) {
+          OnOnePhaseFailed(txn, e, out);
+        }
+      },
+      event);
+  return out;
+}
+
+std::vector<TwoPhaseEffect> ResumeCommit(TwoPhaseTxn& txn) {
+  Effects out;
+  txn.state = TxnState::kCommitting;
+  txn.one_phase = false;
+  txn.client_answered = true;  // nobody is waiting after a restart
+  txn.decision_logged = true;
+  for (uint32_t b = 0; b < txn.branches.size(); ++b) {
+    if (txn.branches[b].state != BranchState::kPrepared) continue;
+    txn.branches[b].attempts = 1;
+    out.push_back(SendCommit{b, 0});
+  }
+  FinishCommitIfDone(txn, out);
+  return out;
+}
+
+TxnState OutcomeState(const TwoPhaseTxn& txn) {
+  switch (txn.state) {
+    case TxnState::kCommitting:
+      return txn.decision_logged ? TxnState::kCommitted : TxnState::kInDoubt;
+    case TxnState::kAborting:
+      return TxnState::kAborted;
+    case TxnState::kActive:
+    case TxnState::kPreparing:
+    case TxnState::kPreCommitted:
+      return TxnState::kInDoubt;
+    default:
+      return txn.state;
+  }
+}
+
+Decision DecisionOf(const TwoPhaseTxn& txn) {
+  switch (txn.state) {
+    case TxnState::kCommitting:
+      return txn.decision_logged ? Decision::kCommit : Decision::kNone;
+    case TxnState::kCommitted:
+      return Decision::kCommit;
+    case TxnState::kAborting:
+    case TxnState::kAborted:
+      return Decision::kAbort;
+    case TxnState::kHeuristicMixed:
+      return txn.decision_logged ? Decision::kCommit : Decision::kAbort;
+    default:
+      return Decision::kNone;
+  }
+}
+
+}  // namespace txn::core

@@ -1,0 +1,169 @@
+// Two-phase commit with presumed abort, as a pure state machine: Step(txn, event) updates the
+// transaction and returns the effects the driver must carry out, in order. No I/O, clock,
+// threads or logging here; time arrives as PrepareTimedOut, backoff is the driver's (an effect's
+// `attempt` says how many sends came before).
+//
+// States and transitions (TxnState):
+//
+//   ACTIVE --CommitRequested, 0 branches-------------------------------> COMMITTED   [Reply]
+//   ACTIVE --CommitRequested, 1 branch---> COMMITTING (one phase)        [SendCommitOnePhase]
+//   ACTIVE --CommitRequested, >1 branch--> PREPARING   [SendPrepare(each), StartPrepareTimer]
+//   ACTIVE|PREPARING --RollbackRequested-> ABORTING    [Reply ABORTED, SendRollback(each)]
+//   PREPARING --NO / PrepareFailed / PrepareTimedOut--> ABORTING
+//                                          [Reply ABORTED, SendRollback(each not finished)]
+//   PREPARING --last vote, all READ_ONLY--> COMMITTED                    [Reply, Forget]
+//   PREPARING --last vote, some YES-------> COMMITTING                   [LogDecision]
+//   COMMITTING --DecisionLogged-----------> COMMITTING
+//                                [Reply COMMITTED unless waiting, SendCommit(each PREPARED)]
+//   COMMITTING --DecisionLogFailed--------> IN_DOUBT                     [Reply IN_DOUBT]
+//   COMMITTING --CommitFailed(b)----------> COMMITTING                   [SendCommit(b, n+1)]
+//   COMMITTING --last CommitAcked---------> COMMITTED | HEURISTIC_MIXED
+//                                           [LogCompletion, Reply if waiting, Forget]
+//   ABORTING  --last RollbackAcked--------> ABORTED                      [Forget]
+//
+// What must be durable when: the COMMIT decision, before any Commit is sent and before the
+// client hears COMMITTED (LogDecision -> DecisionLogged -> SendCommit). Nothing else: a
+// transaction with no COMMIT record is aborted (presumed abort), so the abort path and the
+// prepare phase write nothing. One-phase and all-READ_ONLY commits write nothing either.
+//
+// The in-doubt window: from a participant's YES vote until it hears the decision, its branch
+// stays prepared (locks held). If the coordinator dies in that window, the branch waits until
+// the coordinator is back; the agent asks GetDecision (COMMIT if logged, else ABORT).
+//
+// Duplicate and late events (a second vote, a vote after the abort, an ack for a finished
+// branch) change nothing and produce no effects. The SPIN model of this protocol is
+// tests/model/two_phase.pml (issue 5).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "coordinator/core/types.h"
+
+namespace txn::core {
+
+struct TwoPhaseTxn {
+  std::string id;
+  TxnState state = TxnState::kActive;
+  std::vector<BranchStatus> branches;
+  std::string reason;
+  bool wait_for_completion = false;
+  bool one_phase = false;
+  bool client_answered = false;
+  // COMMITTING before this is set means the COMMIT record is being written: not yet a decision.
+  bool decision_logged = false;
+};
+
+// Events.
+struct CommitRequested {
+  bool wait_for_completion = false;
+};
+struct RollbackRequested {
+  std::string reason;
+};
+struct VoteReceived {
+  uint32_t branch = 0;
+  Vote vote = Vote::kNo;
+  std::string reason;
+  std::string native_id;
+};
+// The Prepare call failed (transport error, refusal): counts as a NO vote.
+struct PrepareFailed {
+  uint32_t branch = 0;
+  std::string reason;
+};
+struct PrepareTimedOut {};
+struct DecisionLogged {};
+struct DecisionLogFailed {
+  std::string reason;
+};
+struct CommitAcked {
+  uint32_t branch = 0;
+  BranchResult result = BranchResult::kCommitted;
+  std::string reason;
+};
+// The Commit call failed in transport: the branch must be retried, forever.
+struct CommitFailed {
+  uint32_t branch = 0;
+  std::string reason;
+};
+struct RollbackAcked {
+  uint32_t branch = 0;
+  BranchResult result = BranchResult::kAborted;
+  std::string reason;
+};
+struct RollbackFailed {
+  uint32_t branch = 0;
+  std::string reason;
+};
+// Result of CommitOnePhase for the single branch (kUnknown when it cannot be learnt).
+struct OnePhaseFinished {
+  BranchResult result = BranchResult::kUnknown;
+  std::string reason;
+};
+// The CommitOnePhase call failed in transport; the driver may query again.
+struct OnePhaseFailed {
+  std::string reason;
+};
+
+using TwoPhaseEvent =
+    std::variant<CommitRequested, RollbackRequested, VoteReceived, PrepareFailed, PrepareTimedOut,
+                 DecisionLogged, DecisionLogFailed, CommitAcked, CommitFailed, RollbackAcked,
+                 RollbackFailed, OnePhaseFinished, OnePhaseFailed>;
+
+// Effects.
+struct SendPrepare {
+  uint32_t branch = 0;
+};
+// attempt 0 carries the branch's operations; later attempts only ask for the result.
+struct SendCommitOnePhase {
+  uint32_t branch = 0;
+  int attempt = 0;
+};
+// attempt 0: send now; attempt n > 0: send after the n-th backoff delay.
+struct SendCommit {
+  uint32_t branch = 0;
+  int attempt = 0;
+};
+struct SendRollback {
+  uint32_t branch = 0;
+  int attempt = 0;
+};
+struct StartPrepareTimer {};
+// Write the COMMIT record (sync) and answer with DecisionLogged or DecisionLogFailed.
+struct LogDecision {};
+// Mark the record done: every branch finished (no sync needed; recovery re-drives otherwise).
+struct LogCompletion {};
+// Answer the client with the transaction's current outcome (see OutcomeState).
+struct ReplyToClient {};
+// Nothing more will happen: the driver may drop the transaction from memory.
+struct Forget {};
+
+using TwoPhaseEffect = std::variant<SendPrepare, SendCommitOnePhase, SendCommit, SendRollback,
+                                    StartPrepareTimer, LogDecision, LogCompletion, ReplyToClient,
+                                    Forget>;
+
+// Rollbacks are retried this many times; after that the branch is left to the agent, which
+// asks GetDecision (ABORT under presumed abort) in its reconciliation loop.
+inline constexpr int kMaxRollbackAttempts = 8;
+// One-phase commits whose answer was lost are re-asked this many times, then reported IN_DOUBT.
+inline constexpr int kMaxOnePhaseQueries = 5;
+
+// Requires txn.state and the event to come from this machine's own history.
+std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event);
+
+// A transaction rebuilt from a COMMIT record after a restart: state COMMITTING, branches as
+// logged. Returns the effects that finish it (SendCommit for each branch not yet finished).
+std::vector<TwoPhaseEffect> ResumeCommit(TwoPhaseTxn& txn);
+
+// The state the client is told now: COMMITTING is reported as COMMITTED once the decision is
+// durable and IN_DOUBT before; ABORTING as ABORTED; ACTIVE and PREPARING as IN_DOUBT.
+TxnState OutcomeState(const TwoPhaseTxn& txn);
+
+// What GetDecision answers for a transaction in memory: kCommit only once the record is durable,
+// kAbort once aborting, kNone (ask again later) while undecided.
+Decision DecisionOf(const TwoPhaseTxn& txn);
+
+}  // namespace txn::core

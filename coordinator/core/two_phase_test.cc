@@ -1,0 +1,348 @@
+#include "coordinator/core/two_phase.h"
+
+#include <gtest/gtest.h>
+
+namespace txn::core {
+namespace {
+
+TwoPhaseTxn MakeTxn(int branches) {
+  TwoPhaseTxn t;
+  t.id = "n1-1-1";
+  for (int i = 0; i < branches; ++i) {
+    t.branches.push_back(BranchStatus{.participant = "p" + std::to_string(i)});
+  }
+  return t;
+}
+
+template <typename T>
+int Count(const std::vector<TwoPhaseEffect>& effects) {
+  int n = 0;
+  for (const auto& e : effects) n += std::holds_alternative<T>(e) ? 1 : 0;
+  return n;
+}
+
+template <typename T>
+int IndexOf(const std::vector<TwoPhaseEffect>& effects) {
+  for (size_t i = 0; i < effects.size(); ++i) {
+    if (std::holds_alternative<T>(effects[i])) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+// Drives a 2-branch transaction to the point where the COMMIT record is being written.
+TwoPhaseTxn PreparedTxn(bool wait = false) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{wait});
+  Step(t, VoteReceived{0, Vote::kYes, "", "100"});
+  auto fx = Step(t, VoteReceived{1, Vote::kYes, "", "200"});
+  EXPECT_EQ(Count<LogDecision>(fx), 1);
+  return t;
+}
+
+TEST(TwoPhase, CommitRequestPreparesEveryBranchInParallelAndArmsTimer) {
+  TwoPhaseTxn t = MakeTxn(3);
+  auto fx = Step(t, CommitRequested{});
+  EXPECT_EQ(t.state, TxnState::kPreparing);
+  EXPECT_EQ(Count<SendPrepare>(fx), 3);
+  EXPECT_EQ(Count<StartPrepareTimer>(fx), 1);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0);
+}
+
+TEST(TwoPhase, AllYesLogsDecisionBeforeAnyCommitOrReply) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  auto fx = Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  EXPECT_TRUE(fx.empty());
+  fx = Step(t, VoteReceived{1, Vote::kYes, "", "2"});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<LogDecision>(fx[0]));
+  EXPECT_EQ(OutcomeState(t), TxnState::kInDoubt) << "not durable yet: must not look committed";
+  EXPECT_EQ(DecisionOf(t), Decision::kNone);
+}
+
+TEST(TwoPhase, DecisionLoggedRepliesCommittedThenSendsCommits) {
+  TwoPhaseTxn t = PreparedTxn();
+  auto fx = Step(t, DecisionLogged{});
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_EQ(Count<SendCommit>(fx), 2);
+  EXPECT_EQ(OutcomeState(t), TxnState::kCommitted);
+  EXPECT_EQ(DecisionOf(t), Decision::kCommit);
+  EXPECT_EQ(t.branches[1].native_id, "200");
+}
+
+TEST(TwoPhase, AllAcksCompleteAndForget) {
+  TwoPhaseTxn t = PreparedTxn();
+  Step(t, DecisionLogged{});
+  auto fx = Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  EXPECT_TRUE(fx.empty());
+  fx = Step(t, CommitAcked{1, BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+  EXPECT_EQ(Count<Forget>(fx), 1);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0) << "client was answered at the decision";
+}
+
+TEST(TwoPhase, WaitForCompletionRepliesOnlyAfterEveryAck) {
+  TwoPhaseTxn t = PreparedTxn(/*wait=*/true);
+  auto fx = Step(t, DecisionLogged{});
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0);
+  fx = Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0);
+  fx = Step(t, CommitAcked{1, BranchResult::kCommitted, ""});
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_LT(IndexOf<LogCompletion>(fx), IndexOf<ReplyToClient>(fx));
+}
+
+TEST(TwoPhase, NoVoteAbortsWithoutLoggingAndRollsBackTheOthers) {
+  TwoPhaseTxn t = MakeTxn(3);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  auto fx = Step(t, VoteReceived{1, Vote::kNo, "expected 1 row, got 0", ""});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<LogDecision>(fx), 0);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_EQ(Count<SendRollback>(fx), 2) << "the NO voter rolled itself back";
+  EXPECT_EQ(OutcomeState(t), TxnState::kAborted);
+  EXPECT_EQ(DecisionOf(t), Decision::kAbort);
+  EXPECT_NE(t.reason.find("p1 voted NO: expected 1 row"), std::string::npos) << t.reason;
+}
+
+TEST(TwoPhase, LateYesAfterAbortChangesNothing) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kNo, "x", ""});
+  auto fx = Step(t, VoteReceived{1, Vote::kYes, "", "5"});
+  EXPECT_TRUE(fx.empty());
+  EXPECT_EQ(t.state, TxnState::kAborting);
+}
+
+TEST(TwoPhase, PrepareFailureCountsAsNo) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  auto fx = Step(t, PrepareFailed{0, "UNAVAILABLE: connection refused"});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 1);
+}
+
+TEST(TwoPhase, PrepareTimeoutAbortsNamingTheSilentParticipant) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  auto fx = Step(t, PrepareTimedOut{});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+  EXPECT_NE(t.reason.find("waiting for p1"), std::string::npos) << t.reason;
+}
+
+TEST(TwoPhase, PrepareTimeoutWhileLoggingDecisionIsIgnored) {
+  TwoPhaseTxn t = PreparedTxn();
+  auto fx = Step(t, PrepareTimedOut{});
+  EXPECT_TRUE(fx.empty());
+  EXPECT_EQ(t.state, TxnState::kCommitting);
+  fx = Step(t, RollbackRequested{});
+  EXPECT_TRUE(fx.empty()) << "a rollback must not race the COMMIT record";
+}
+
+TEST(TwoPhase, DuplicateVoteIsIgnored) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  auto fx = Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  EXPECT_TRUE(fx.empty());
+  fx = Step(t, VoteReceived{0, Vote::kNo, "late", ""});
+  EXPECT_TRUE(fx.empty());
+  EXPECT_EQ(t.state, TxnState::kPreparing);
+}
+
+TEST(TwoPhase, VoteForUnknownBranchIsIgnored) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  EXPECT_TRUE(Step(t, VoteReceived{7, Vote::kYes, "", ""}).empty());
+}
+
+TEST(TwoPhase, ReadOnlyBranchLeavesPhaseTwo) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kReadOnly, "", ""});
+  Step(t, VoteReceived{1, Vote::kYes, "", "9"});
+  auto fx = Step(t, DecisionLogged{});
+  ASSERT_EQ(Count<SendCommit>(fx), 1);
+  for (const auto& e : fx) {
+    if (auto* c = std::get_if<SendCommit>(&e)) {
+      EXPECT_EQ(c->branch, 1u);
+    }
+  }
+}
+
+TEST(TwoPhase, AllReadOnlyCommitsWithoutLogging) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kReadOnly, "", ""});
+  auto fx = Step(t, VoteReceived{1, Vote::kReadOnly, "", ""});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogDecision>(fx), 0);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+}
+
+TEST(TwoPhase, ReadOnlyVoterIsNotRolledBackOnAbort) {
+  TwoPhaseTxn t = MakeTxn(3);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kReadOnly, "", ""});
+  auto fx = Step(t, VoteReceived{1, Vote::kNo, "r", ""});
+  ASSERT_EQ(Count<SendRollback>(fx), 1);
+  EXPECT_EQ(std::get<SendRollback>(fx[IndexOf<SendRollback>(fx)]).branch, 2u);
+}
+
+TEST(TwoPhase, SingleBranchCommitsInOnePhaseWithoutLog) {
+  TwoPhaseTxn t = MakeTxn(1);
+  auto fx = Step(t, CommitRequested{});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<SendCommitOnePhase>(fx[0]));
+  EXPECT_EQ(DecisionOf(t), Decision::kNone);
+  fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogDecision>(fx), 0);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+}
+
+TEST(TwoPhase, OnePhaseAbortReportsReason) {
+  TwoPhaseTxn t = MakeTxn(1);
+  Step(t, CommitRequested{});
+  Step(t, OnePhaseFinished{BranchResult::kAborted, "expected 1 row, got 0"});
+  EXPECT_EQ(t.state, TxnState::kAborted);
+  EXPECT_NE(t.reason.find("expected 1 row"), std::string::npos);
+}
+
+TEST(TwoPhase, OnePhaseLostAnswerIsQueriedThenInDoubtNeverGuessed) {
+  TwoPhaseTxn t = MakeTxn(1);
+  Step(t, CommitRequested{});
+  for (int i = 1; i < kMaxOnePhaseQueries; ++i) {
+    auto fx = Step(t, OnePhaseFailed{"deadline"});
+    ASSERT_EQ(fx.size(), 1u);
+    EXPECT_EQ(std::get<SendCommitOnePhase>(fx[0]).attempt, i);
+  }
+  auto fx = Step(t, OnePhaseFailed{"deadline"});
+  EXPECT_EQ(t.state, TxnState::kInDoubt);
+  EXPECT_EQ(OutcomeState(t), TxnState::kInDoubt);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+}
+
+TEST(TwoPhase, CommitFailureRetriesWithGrowingAttemptForever) {
+  TwoPhaseTxn t = PreparedTxn();
+  Step(t, DecisionLogged{});
+  for (int i = 1; i < 50; ++i) {
+    auto fx = Step(t, CommitFailed{0, "unavailable"});
+    ASSERT_EQ(fx.size(), 1u);
+    EXPECT_EQ(std::get<SendCommit>(fx[0]).attempt, i);
+  }
+  EXPECT_EQ(t.state, TxnState::kCommitting);
+}
+
+TEST(TwoPhase, DuplicateCommitAckIsIgnored) {
+  TwoPhaseTxn t = PreparedTxn();
+  Step(t, DecisionLogged{});
+  Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  EXPECT_TRUE(Step(t, CommitAcked{0, BranchResult::kCommitted, ""}).empty());
+  EXPECT_TRUE(Step(t, CommitFailed{0, "late failure"}).empty());
+}
+
+TEST(TwoPhase, CommitAckBeforeDecisionLoggedIsIgnored) {
+  TwoPhaseTxn t = PreparedTxn();
+  EXPECT_TRUE(Step(t, CommitAcked{0, BranchResult::kCommitted, ""}).empty());
+}
+
+TEST(TwoPhase, BranchRolledBackBehindOurBackIsHeuristicMixed) {
+  TwoPhaseTxn t = PreparedTxn();
+  Step(t, DecisionLogged{});
+  Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  auto fx = Step(t, CommitAcked{1, BranchResult::kAborted, "xid 200 aborted"});
+  EXPECT_EQ(t.state, TxnState::kHeuristicMixed);
+  EXPECT_EQ(t.branches[1].state, BranchState::kHeuristic);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+  EXPECT_EQ(DecisionOf(t), Decision::kCommit);
+}
+
+TEST(TwoPhase, DecisionLogFailureIsInDoubtNotAborted) {
+  TwoPhaseTxn t = PreparedTxn();
+  auto fx = Step(t, DecisionLogFailed{"IO error"});
+  EXPECT_EQ(t.state, TxnState::kInDoubt);
+  EXPECT_EQ(Count<SendCommit>(fx) + Count<SendRollback>(fx), 0);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_EQ(DecisionOf(t), Decision::kNone);
+}
+
+TEST(TwoPhase, RollbackFromActiveRollsBackEveryBranch) {
+  TwoPhaseTxn t = MakeTxn(2);
+  auto fx = Step(t, RollbackRequested{});
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  Step(t, RollbackAcked{0, BranchResult::kAborted, ""});
+  fx = Step(t, RollbackAcked{1, BranchResult::kAborted, ""});
+  EXPECT_EQ(t.state, TxnState::kAborted);
+  EXPECT_EQ(Count<Forget>(fx), 1);
+}
+
+TEST(TwoPhase, RollbackWithNoBranchesFinishesAtOnce) {
+  TwoPhaseTxn t = MakeTxn(0);
+  auto fx = Step(t, RollbackRequested{});
+  EXPECT_EQ(t.state, TxnState::kAborted);
+  EXPECT_EQ(Count<Forget>(fx), 1);
+}
+
+TEST(TwoPhase, CommitWithNoBranchesCommitsTrivially) {
+  TwoPhaseTxn t = MakeTxn(0);
+  auto fx = Step(t, CommitRequested{});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+}
+
+TEST(TwoPhase, RollbackRetriesAreBoundedThenLeftToTheAgent) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, RollbackRequested{});
+  Step(t, RollbackAcked{0, BranchResult::kAborted, ""});
+  int sends = 0;
+  for (int i = 0; i < 100 && t.state == TxnState::kAborting; ++i) {
+    sends += Count<SendRollback>(Step(t, RollbackFailed{1, "down"}));
+  }
+  EXPECT_EQ(t.state, TxnState::kAborted);
+  EXPECT_EQ(sends, kMaxRollbackAttempts - 1);
+}
+
+TEST(TwoPhase, RollbackAckReportingCommitIsHeuristic) {
+  TwoPhaseTxn t = MakeTxn(1);
+  Step(t, RollbackRequested{});
+  Step(t, RollbackAcked{0, BranchResult::kCommitted, "committed by hand"});
+  EXPECT_EQ(t.state, TxnState::kHeuristicMixed);
+}
+
+TEST(TwoPhase, SecondCommitRequestIsIgnored) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  EXPECT_TRUE(Step(t, CommitRequested{}).empty());
+}
+
+TEST(TwoPhase, ResumeCommitResendsToUnfinishedBranchesOnly) {
+  TwoPhaseTxn t = MakeTxn(3);
+  t.branches[0].state = BranchState::kPrepared;
+  t.branches[1].state = BranchState::kCommitted;
+  t.branches[2].state = BranchState::kReadOnly;
+  auto fx = ResumeCommit(t);
+  ASSERT_EQ(Count<SendCommit>(fx), 1);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0);
+  EXPECT_EQ(DecisionOf(t), Decision::kCommit);
+  fx = Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+}
+
+TEST(TwoPhase, ResumeCommitWithEverythingFinishedJustCompletes) {
+  TwoPhaseTxn t = MakeTxn(2);
+  t.branches[0].state = BranchState::kCommitted;
+  t.branches[1].state = BranchState::kCommitted;
+  auto fx = ResumeCommit(t);
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+}
+
+}  // namespace
+}  // namespace txn::core

@@ -1,0 +1,118 @@
+#include "coordinator/log/rocksdb_decision_log.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+#include <mutex>
+#include <system_error>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace txn::log {
+namespace {
+
+constexpr absl::string_view kRecordPrefix = "d/";
+constexpr absl::string_view kEpochKey = "m/epoch";
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat(what, ": ", s.ToString()));
+  return absl::UnavailableError(absl::StrCat("decision log ", what, ": ", s.ToString()));
+}
+
+std::string RecordKey(absl::string_view txn_id) { return absl::StrCat(kRecordPrefix, txn_id); }
+
+}  // namespace
+
+RocksDbDecisionLog::RocksDbDecisionLog(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+RocksDbDecisionLog::~RocksDbDecisionLog() = default;
+
+absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> RocksDbDecisionLog::Open(
+    const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create decision log folder ", dir, ": ", ec.message()));
+  }
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.paranoid_checks = true;
+  // Decisions are small; keep memtables small so a restart replays little WAL.
+  options.write_buffer_size = 8 << 20;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot open decision log in ", dir, ": ",
+                                               s.ToString()));
+  }
+  return std::unique_ptr<RocksDbDecisionLog>(
+      new RocksDbDecisionLog(std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+absl::Status RocksDbDecisionLog::Write(const std::vector<DecisionRecord>& records, bool sync) {
+  rocksdb::WriteBatch batch;
+  for (const auto& r : records) {
+    rocksdb::Status s = batch.Put(RecordKey(r.txn_id()), r.SerializeAsString());
+    if (!s.ok()) return FromRocks(s, "batch");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(db_->Write(wo, &batch), "write");
+}
+
+absl::StatusOr<std::optional<DecisionRecord>> RocksDbDecisionLog::Get(absl::string_view txn_id) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), RecordKey(txn_id), &value);
+  if (s.IsNotFound()) return std::optional<DecisionRecord>();
+  if (!s.ok()) return FromRocks(s, "read");
+  DecisionRecord r;
+  if (!r.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("decision log: corrupt record for ", txn_id));
+  }
+  return std::optional<DecisionRecord>(std::move(r));
+}
+
+absl::Status RocksDbDecisionLog::Delete(absl::string_view txn_id) {
+  return FromRocks(db_->Delete(rocksdb::WriteOptions(), RecordKey(txn_id)), "delete");
+}
+
+absl::Status RocksDbDecisionLog::ForEach(const std::function<bool(const DecisionRecord&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(std::string(kRecordPrefix)); it->Valid(); it->Next()) {
+    if (!it->key().starts_with(rocksdb::Slice(kRecordPrefix.data(), kRecordPrefix.size()))) break;
+    DecisionRecord r;
+    if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(
+          absl::StrCat("decision log: corrupt record at key ", it->key().ToString()));
+    }
+    if (!fn(r)) break;
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+absl::StatusOr<uint64_t> RocksDbDecisionLog::NextEpoch() {
+  static std::mutex mu;  // NextEpoch runs once per start; serialize read-modify-write anyway
+  std::lock_guard<std::mutex> lock(mu);
+  std::string value;
+  uint64_t epoch = 0;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(kEpochKey), &value);
+  if (s.ok()) {
+    if (!absl::SimpleAtoi(value, &epoch)) {
+      return absl::DataLossError("decision log: corrupt epoch counter");
+    }
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "read epoch");
+  }
+  ++epoch;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  absl::Status put = FromRocks(db_->Put(wo, std::string(kEpochKey), absl::StrCat(epoch)), "epoch");
+  if (!put.ok()) return put;
+  return epoch;
+}
+
+}  // namespace txn::log

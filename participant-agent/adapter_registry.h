@@ -1,0 +1,22 @@
+// Builds the ResourceAdapter named by --backend.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "participant-agent/resource_adapter.h"
+
+namespace txn::agent {
+
+struct AdapterConfig {
+  std::string backend;   // postgres | mysql | mongodb | noop
+  std::string dsn;
+  std::string password;  // from --dsn-password-file; empty if none
+  int pool_size = 8;
+};
+
+// INVALID_ARGUMENT for an unknown backend, UNIMPLEMENTED for one not built yet.
+absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig& config);
+
+}  // namespace txn::agent

@@ -1,0 +1,33 @@
+// NoopAdapter: a participant with no database, for tests and benchmarks of the coordinator.
+// Every statement "affects" 0 rows (so `expect_rows_affected: 1` votes NO); a branch that ran at
+// least one operation votes YES, one that ran none votes READ_ONLY. Prepared branches live in
+// memory only. Thread-safe.
+#pragma once
+
+#include <mutex>
+#include <set>
+
+#include "participant-agent/resource_adapter.h"
+
+namespace txn::agent {
+
+class NoopAdapter final : public ResourceAdapter {
+ public:
+  bool supports_prepare() const override { return true; }
+  absl::Status CheckReady() override { return absl::OkStatus(); }
+  absl::StatusOr<std::unique_ptr<BranchSession>> Begin() override;
+  absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
+                                              const std::string& native_id) override;
+  absl::StatusOr<FinishResult> RollbackPrepared(const std::string& gid,
+                                                const std::string& native_id) override;
+  absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
+  absl::StatusOr<std::vector<std::string>> ListPrepared() override;
+
+  void MarkPrepared(const std::string& gid);
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> prepared_;  // guarded by mu_
+};
+
+}  // namespace txn::agent

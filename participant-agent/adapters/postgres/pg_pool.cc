@@ -1,0 +1,78 @@
+#include "participant-agent/adapters/postgres/pg_pool.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace txn::agent {
+
+PgConnection::~PgConnection() { pool_->Release(conn_); }
+
+absl::StatusOr<PgResult> PgConnection::Exec(const std::string& sql,
+                                            const std::vector<const char*>& params) {
+  last_sqlstate_.clear();
+  PgResult r(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                          params.data(), nullptr, nullptr, 0));
+  ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+  const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+  last_sqlstate_ = state ? state : "";
+  std::string msg(absl::StripAsciiWhitespace(
+      r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_)));
+  if (msg.empty()) msg = PQerrorMessage(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK || last_sqlstate_.rfind("08", 0) == 0 ||
+      last_sqlstate_.rfind("57P", 0) == 0) {
+    return absl::UnavailableError(absl::StrCat("PostgreSQL connection lost: ", msg));
+  }
+  std::string text = absl::StrCat("SQLSTATE ", last_sqlstate_, ": ", msg);
+  if (last_sqlstate_.rfind("40", 0) == 0) return absl::AbortedError(text);
+  return absl::FailedPreconditionError(text);
+}
+
+PgPool::PgPool(std::string dsn, std::string password, int max_idle)
+    : dsn_(std::move(dsn)), password_(std::move(password)), max_idle_(max_idle) {}
+
+PgPool::~PgPool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (PGconn* c : idle_) PQfinish(c);
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!idle_.empty()) {
+      PGconn* c = idle_.back();
+      idle_.pop_back();
+      if (PQstatus(c) == CONNECTION_OK) return std::make_unique<PgConnection>(this, c);
+      PQfinish(c);
+    }
+  }
+  std::vector<const char*> keys = {"dbname", "application_name"};
+  std::vector<const char*> values = {dsn_.c_str(), "txagent"};
+  if (!password_.empty()) {
+    keys.push_back("password");
+    values.push_back(password_.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* c = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+  if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
+    std::string msg = c ? std::string(absl::StripAsciiWhitespace(PQerrorMessage(c))) : "out of memory";
+    if (c) PQfinish(c);
+    return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL: ", msg));
+  }
+  return std::make_unique<PgConnection>(this, c);
+}
+
+void PgPool::Release(PGconn* conn) {
+  // Only a connection outside any transaction goes back to the pool.
+  if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (static_cast<int>(idle_.size()) < max_idle_) {
+      idle_.push_back(conn);
+      return;
+    }
+  }
+  PQfinish(conn);
+}
+
+}  // namespace txn::agent

@@ -1,0 +1,64 @@
+// PgPool: libpq connections for one DSN, plus the small helpers that run a statement and turn
+// libpq errors into absl::Status. Thread-safe.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace txn::agent {
+
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+
+class PgPool;
+
+// A connection borrowed from the pool; returned (or dropped if broken) on destruction.
+class PgConnection {
+ public:
+  PgConnection(PgPool* pool, PGconn* conn) : pool_(pool), conn_(conn) {}
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  PGconn* get() const { return conn_; }
+  // Runs `sql` with text parameters (nullptr = NULL). Returns the result for COMMAND_OK and
+  // TUPLES_OK; otherwise an error whose message carries the SQLSTATE: UNAVAILABLE when the
+  // connection is broken, ABORTED for class 40 (serialization, deadlock), FAILED_PRECONDITION
+  // for any other database error.
+  absl::StatusOr<PgResult> Exec(const std::string& sql,
+                                const std::vector<const char*>& params = {});
+  // The SQLSTATE of the last failed Exec ("" if none).
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+
+ private:
+  PgPool* const pool_;
+  PGconn* conn_;
+  std::string last_sqlstate_;
+};
+
+class PgPool {
+ public:
+  PgPool(std::string dsn, std::string password, int max_idle);
+  ~PgPool();
+  // An idle healthy connection, or a new one. UNAVAILABLE naming the server when it cannot connect.
+  absl::StatusOr<std::unique_ptr<PgConnection>> Acquire();
+  void Release(PGconn* conn);
+
+ private:
+  const std::string dsn_;
+  const std::string password_;
+  const int max_idle_;
+  std::mutex mu_;
+  std::vector<PGconn*> idle_;  // guarded by mu_
+};
+
+}  // namespace txn::agent

@@ -1,0 +1,225 @@
+#include "participant-agent/adapters/postgres/postgres_adapter.h"
+
+#include <cctype>
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/statement_guard.h"
+#include "common/status_macros.h"
+#include "participant-agent/adapters/postgres/pg_pool.h"
+
+namespace txn::agent {
+namespace {
+
+constexpr char kUndefinedObject[] = "42704";  // "prepared transaction ... does not exist"
+
+// Gids are written into SQL as literals (PREPARE TRANSACTION takes no parameter), so only a gid
+// of our own strict form is accepted.
+absl::Status CheckGid(const std::string& gid) {
+  if (!common::ParseBranchGid(gid)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid gid '", gid.substr(0, 80), "'"));
+  }
+  return absl::OkStatus();
+}
+
+bool IsDigits(const std::string& s) {
+  if (s.empty() || s.size() > 20) return false;
+  for (char c : s) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+class PostgresSession final : public BranchSession {
+ public:
+  explicit PostgresSession(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
+
+  ~PostgresSession() override {
+    if (conn_ && PQtransactionStatus(conn_->get()) != PQTRANS_IDLE) {
+      (void)conn_->Exec("ROLLBACK");
+    }
+  }
+
+  absl::StatusOr<v1::ExecuteResult> Execute(const v1::Operation& op) override {
+    if (!op.has_sql()) {
+      return absl::InvalidArgumentError("a PostgreSQL participant takes sql operations only");
+    }
+    const v1::Sql& sql = op.sql();
+    TXN_RETURN_IF_ERROR(common::CheckStatement(sql.text(), common::SqlDialect::kPostgres));
+    std::vector<const char*> params;
+    params.reserve(sql.params_size());
+    for (const auto& p : sql.params()) params.push_back(p.c_str());
+    for (uint32_t idx : sql.null_params()) {
+      if (idx >= params.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sql.null_params names parameter ", idx, " but there are only ", params.size()));
+      }
+      params[idx] = nullptr;
+    }
+    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec(sql.text(), params));
+    v1::ExecuteResult out;
+    const char* affected = PQcmdTuples(r.get());
+    int64_t n = 0;
+    if (affected != nullptr && *affected != '\0' && absl::SimpleAtoi(affected, &n)) {
+      out.set_rows_affected(n);
+    } else if (PQresultStatus(r.get()) == PGRES_TUPLES_OK) {
+      out.set_rows_affected(PQntuples(r.get()));
+    }
+    if (PQresultStatus(r.get()) == PGRES_TUPLES_OK) {
+      const int cols = PQnfields(r.get());
+      for (int c = 0; c < cols; ++c) out.add_columns(PQfname(r.get(), c));
+      for (int row = 0; row < PQntuples(r.get()); ++row) {
+        v1::Row* pr = out.add_rows();
+        for (int c = 0; c < cols; ++c) {
+          if (PQgetisnull(r.get(), row, c)) {
+            pr->add_values("");
+            pr->add_null_values(c);
+          } else {
+            pr->add_values(PQgetvalue(r.get(), row, c));
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  absl::StatusOr<PrepareResult> Prepare(const std::string& gid) override {
+    TXN_RETURN_IF_ERROR(CheckGid(gid));
+    if (PQtransactionStatus(conn_->get()) == PQTRANS_INERROR) {
+      (void)conn_->Exec("ROLLBACK");
+      return PrepareResult{LocalVote::kNo, "the transaction failed earlier", ""};
+    }
+    TXN_ASSIGN_OR_RETURN(PgResult xid,
+                         conn_->Exec("SELECT pg_current_xact_id_if_assigned()::text"));
+    if (PQgetisnull(xid.get(), 0, 0)) {
+      // No xid: nothing was written. Finish the local transaction; no phase 2 for us.
+      TXN_ASSIGN_OR_RETURN(PgResult done, conn_->Exec("COMMIT"));
+      return PrepareResult{LocalVote::kReadOnly, "", ""};
+    }
+    std::string native_id = PQgetvalue(xid.get(), 0, 0);
+    absl::StatusOr<PgResult> r = conn_->Exec(absl::StrCat("PREPARE TRANSACTION '", gid, "'"));
+    if (!r.ok()) {
+      if (r.status().code() == absl::StatusCode::kUnavailable) return r.status();
+      if (PQtransactionStatus(conn_->get()) != PQTRANS_IDLE) (void)conn_->Exec("ROLLBACK");
+      return PrepareResult{LocalVote::kNo, std::string(r.status().message()), ""};
+    }
+    // PostgreSQL answers ROLLBACK instead when the transaction had already failed.
+    if (std::string(PQcmdStatus(r->get())) != "PREPARE TRANSACTION") {
+      return PrepareResult{LocalVote::kNo, "the transaction failed earlier and was rolled back",
+                           ""};
+    }
+    return PrepareResult{LocalVote::kYes, "", native_id};
+  }
+
+  absl::Status CommitLocal() override {
+    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec("COMMIT"));
+    if (std::string(PQcmdStatus(r.get())) != "COMMIT") {
+      return absl::AbortedError("the transaction failed earlier and was rolled back");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status RollbackLocal() override {
+    if (PQtransactionStatus(conn_->get()) == PQTRANS_IDLE) return absl::OkStatus();
+    return conn_->Exec("ROLLBACK").status();
+  }
+
+  absl::Status Open() { return conn_->Exec("BEGIN").status(); }
+
+ private:
+  std::unique_ptr<PgConnection> conn_;
+};
+
+}  // namespace
+
+PostgresAdapter::PostgresAdapter(std::string dsn, std::string password, int max_idle)
+    : pool_(std::make_unique<PgPool>(std::move(dsn), std::move(password), max_idle)) {}
+
+PostgresAdapter::~PostgresAdapter() = default;
+
+absl::Status PostgresAdapter::CheckReady() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SHOW max_prepared_transactions"));
+  int n = 0;
+  if (!absl::SimpleAtoi(PQgetvalue(r.get(), 0, 0), &n) || n <= 0) {
+    return absl::FailedPreconditionError(
+        "PostgreSQL has max_prepared_transactions = 0, so it cannot prepare transactions: set it "
+        "above 0 (e.g. 100) in postgresql.conf and restart the server");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  auto session = std::make_unique<PostgresSession>(std::move(conn));
+  TXN_RETURN_IF_ERROR(session->Open());
+  return std::unique_ptr<BranchSession>(std::move(session));
+}
+
+absl::StatusOr<FinishResult> PostgresAdapter::ProveOutcome(const std::string& native_id) {
+  if (!IsDigits(native_id)) {
+    return FinishResult{FinishedAs::kUnknown, "the prepared transaction is gone and no xid is "
+                                              "known to prove its outcome"};
+  }
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(PgResult r,
+                       conn->Exec("SELECT pg_xact_status($1::xid8)", {native_id.c_str()}));
+  if (PQgetisnull(r.get(), 0, 0)) {
+    return FinishResult{FinishedAs::kUnknown, absl::StrCat("xid ", native_id, " is too old")};
+  }
+  std::string status = PQgetvalue(r.get(), 0, 0);
+  if (status == "committed") return FinishResult{FinishedAs::kCommitted, ""};
+  if (status == "aborted") {
+    return FinishResult{FinishedAs::kAborted, absl::StrCat("xid ", native_id, " was rolled back")};
+  }
+  return FinishResult{FinishedAs::kUnknown, absl::StrCat("xid ", native_id, " is ", status)};
+}
+
+absl::StatusOr<FinishResult> PostgresAdapter::CommitPrepared(const std::string& gid,
+                                                             const std::string& native_id) {
+  TXN_RETURN_IF_ERROR(CheckGid(gid));
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  absl::StatusOr<PgResult> r = conn->Exec(absl::StrCat("COMMIT PREPARED '", gid, "'"));
+  if (r.ok()) return FinishResult{FinishedAs::kCommitted, ""};
+  if (conn->last_sqlstate() == kUndefinedObject) return ProveOutcome(native_id);
+  return r.status();
+}
+
+absl::StatusOr<FinishResult> PostgresAdapter::RollbackPrepared(const std::string& gid,
+                                                               const std::string& native_id) {
+  TXN_RETURN_IF_ERROR(CheckGid(gid));
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  absl::StatusOr<PgResult> r = conn->Exec(absl::StrCat("ROLLBACK PREPARED '", gid, "'"));
+  if (r.ok()) return FinishResult{FinishedAs::kAborted, ""};
+  if (conn->last_sqlstate() != kUndefinedObject) return r.status();
+  // Nothing prepared under that name. If its xid is known and committed, say so; otherwise the
+  // branch never prepared here, which is an abort.
+  if (IsDigits(native_id)) {
+    TXN_ASSIGN_OR_RETURN(FinishResult proven, ProveOutcome(native_id));
+    if (proven.as == FinishedAs::kCommitted) return proven;
+  }
+  return FinishResult{FinishedAs::kAborted, ""};
+}
+
+absl::StatusOr<bool> PostgresAdapter::IsPrepared(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(PgResult r,
+                       conn->Exec("SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND "
+                                  "database = current_database()",
+                                  {gid.c_str()}));
+  return PQntuples(r.get()) > 0;
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresAdapter::ListPrepared() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(PgResult r,
+                       conn->Exec("SELECT gid FROM pg_prepared_xacts WHERE database = "
+                                  "current_database() AND gid LIKE 'txc\\_%' ORDER BY gid"));
+  std::vector<std::string> gids;
+  for (int i = 0; i < PQntuples(r.get()); ++i) gids.push_back(PQgetvalue(r.get(), i, 0));
+  return gids;
+}
+
+}  // namespace txn::agent

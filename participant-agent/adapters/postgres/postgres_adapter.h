@@ -1,0 +1,46 @@
+// PostgresAdapter: maps a branch onto PostgreSQL's two-phase commit through libpq.
+//
+//   work     BEGIN; statements via PQexecParams (one statement each, $1.. placeholders)
+//   prepare  pg_current_xact_id_if_assigned() NULL -> READ_ONLY (COMMIT, nothing to prepare);
+//            else PREPARE TRANSACTION 'gid', the xid kept as the branch's native id
+//   commit   COMMIT PREPARED 'gid'; if the gid is gone, pg_xact_status(xid) proves the outcome
+//   abort    ROLLBACK / ROLLBACK PREPARED 'gid'
+//   in doubt pg_prepared_xacts, this database, gid prefix txc_
+//
+// Needs max_prepared_transactions > 0 (CheckReady says so plainly). Connections come from a
+// small pool; a broken connection is dropped and a new one made, so the adapter survives server
+// restarts (prepared transactions survive them too). Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "participant-agent/resource_adapter.h"
+
+namespace txn::agent {
+
+class PgPool;
+
+class PostgresAdapter final : public ResourceAdapter {
+ public:
+  // `dsn`: a libpq connection string or postgresql:// URI; `password` (may be empty) overrides
+  // any password in it. `max_idle`: pooled idle connections kept.
+  PostgresAdapter(std::string dsn, std::string password, int max_idle);
+  ~PostgresAdapter() override;
+
+  bool supports_prepare() const override { return true; }
+  absl::Status CheckReady() override;
+  absl::StatusOr<std::unique_ptr<BranchSession>> Begin() override;
+  absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
+                                              const std::string& native_id) override;
+  absl::StatusOr<FinishResult> RollbackPrepared(const std::string& gid,
+                                                const std::string& native_id) override;
+  absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
+  absl::StatusOr<std::vector<std::string>> ListPrepared() override;
+
+ private:
+  absl::StatusOr<FinishResult> ProveOutcome(const std::string& native_id);
+  std::unique_ptr<PgPool> pool_;
+};
+
+}  // namespace txn::agent

@@ -1,0 +1,441 @@
+#include "participant-agent/branch_registry.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace txn::agent {
+namespace {
+
+absl::StatusOr<std::string> GidOf(const v1::BranchRef& ref) {
+  if (!common::IsValidTxnId(ref.txn_id())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ref.txn_id '", ref.txn_id().substr(0, 80), "' is not a transaction id"));
+  }
+  if (ref.branch() >= common::kMaxBranches) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ref.branch ", ref.branch(), " is out of range"));
+  }
+  return common::BranchGid(ref.txn_id(), ref.branch());
+}
+
+v1::BranchResult ToProto(FinishedAs as) {
+  switch (as) {
+    case FinishedAs::kCommitted: return v1::BRANCH_RESULT_COMMITTED;
+    case FinishedAs::kAborted: return v1::BRANCH_RESULT_ABORTED;
+    case FinishedAs::kUnknown: return v1::BRANCH_RESULT_UNKNOWN;
+  }
+  return v1::BRANCH_RESULT_UNKNOWN;
+}
+
+}  // namespace
+
+std::string ExpectationFailure(const v1::Operation& op, const v1::ExecuteResult& result) {
+  if (op.has_sql() && op.sql().has_expect_rows_affected() &&
+      op.sql().expect_rows_affected() != result.rows_affected()) {
+    return absl::StrCat("expected ", op.sql().expect_rows_affected(), " rows affected, got ",
+                        result.rows_affected());
+  }
+  if (op.has_mongo() && op.mongo().has_expect_matched() &&
+      op.mongo().expect_matched() != result.rows_affected()) {
+    return absl::StrCat("expected ", op.mongo().expect_matched(), " documents matched, got ",
+                        result.rows_affected());
+  }
+  return "";
+}
+
+BranchRegistry::BranchRegistry(ResourceAdapter* adapter, common::Clock* clock,
+                               BranchRegistryOptions options)
+    : adapter_(adapter), clock_(clock), options_(options) {}
+
+BranchRegistry::~BranchRegistry() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [gid, e] : entries_) {
+    std::lock_guard<std::mutex> el(e->mu);
+    if (e->initialized && e->state == State::kActive && e->session) {
+      (void)e->session->RollbackLocal();  // best effort at shutdown; the DB rolls back anyway
+    }
+  }
+}
+
+std::shared_ptr<BranchRegistry::Entry> BranchRegistry::GetOrCreate(const std::string& gid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = entries_[gid];
+  if (!slot) slot = std::make_shared<Entry>();
+  return slot;
+}
+
+std::shared_ptr<BranchRegistry::Entry> BranchRegistry::Find(const std::string& gid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(gid);
+  return it == entries_.end() ? nullptr : it->second;
+}
+
+size_t BranchRegistry::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+void BranchRegistry::AbortActive(Entry& e, const std::string& reason) {
+  if (e.session) {
+    absl::Status s = e.session->RollbackLocal();
+    if (!s.ok()) common::LogWarning(absl::StrCat("local rollback failed: ", s.message()));
+    e.session.reset();
+  }
+  e.state = State::kAborted;
+  e.reason = reason;
+}
+
+absl::Status BranchRegistry::EnsureActive(Entry& e) {
+  if (e.initialized) return absl::OkStatus();
+  TXN_ASSIGN_OR_RETURN(e.session, adapter_->Begin());
+  e.initialized = true;
+  e.state = State::kActive;
+  return absl::OkStatus();
+}
+
+absl::Status BranchRegistry::RunOperations(
+    Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
+    v1::ExecuteBranchResponse* results, std::string* failure) {
+  for (int i = 0; i < ops.size(); ++i) {
+    absl::StatusOr<v1::ExecuteResult> r = e.session->Execute(ops[i]);
+    if (!r.ok()) {
+      if (r.status().code() == absl::StatusCode::kInvalidArgument) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("operations[", i, "]: ", r.status().message()));
+      }
+      *failure = absl::StrCat("operations[", i, "]: ", r.status().message());
+      AbortActive(e, *failure);
+      return absl::OkStatus();
+    }
+    if (std::string why = ExpectationFailure(ops[i], *r); !why.empty()) {
+      *failure = absl::StrCat("operations[", i, "]: ", why);
+      AbortActive(e, *failure);
+      return absl::OkStatus();
+    }
+    if (results != nullptr) *results->add_results() = std::move(*r);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BranchRegistry::Begin(const v1::BranchRef& ref) {
+  TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(ref));
+  auto e = GetOrCreate(gid);
+  std::lock_guard<std::mutex> lock(e->mu);
+  e->last_used_ms = clock_->NowMonotonicMs();
+  if (e->initialized && e->state != State::kActive) {
+    return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is already finished"));
+  }
+  return EnsureActive(*e);
+}
+
+absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
+    const v1::ExecuteBranchRequest& req) {
+  TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  auto e = GetOrCreate(gid);
+  std::lock_guard<std::mutex> lock(e->mu);
+  e->last_used_ms = clock_->NowMonotonicMs();
+  if (e->initialized && e->state != State::kActive) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "branch ", gid, " is no longer active", e->reason.empty() ? "" : ": ", e->reason));
+  }
+  if (e->doomed) {
+    return absl::AbortedError(absl::StrCat("branch ", gid, " will vote NO: ", e->reason));
+  }
+  TXN_RETURN_IF_ERROR(EnsureActive(*e));
+  v1::ExecuteBranchResponse resp;
+  std::string failure;
+  TXN_RETURN_IF_ERROR(RunOperations(*e, req.operations(), &resp, &failure));
+  if (!failure.empty()) {
+    // Keep the entry ACTIVE-looking for the coordinator's Prepare, which will vote NO.
+    e->doomed = true;
+    return absl::AbortedError(absl::StrCat(failure, "; the transaction will abort"));
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
+    const v1::PrepareBranchRequest& req) {
+  TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  auto e = GetOrCreate(gid);
+  std::lock_guard<std::mutex> lock(e->mu);
+  e->last_used_ms = clock_->NowMonotonicMs();
+  v1::PrepareBranchResponse resp;
+  if (!e->initialized) {
+    // A retry after this agent restarted: the database remembers what was prepared.
+    TXN_ASSIGN_OR_RETURN(bool prepared, adapter_->IsPrepared(gid));
+    if (prepared) {
+      e->initialized = true;
+      e->state = State::kPrepared;
+      resp.set_vote(v1::VOTE_YES);
+      return resp;
+    }
+    TXN_RETURN_IF_ERROR(EnsureActive(*e));
+  }
+  switch (e->state) {
+    case State::kPrepared:
+      resp.set_vote(v1::VOTE_YES);
+      resp.set_native_id(e->native_id);
+      return resp;
+    case State::kReadOnly:
+      resp.set_vote(v1::VOTE_READ_ONLY);
+      return resp;
+    case State::kAborted:
+      resp.set_vote(v1::VOTE_NO);
+      resp.set_reason(absl::StrCat("branch was rolled back: ", e->reason));
+      return resp;
+    case State::kCommitted:
+      return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is already committed"));
+    case State::kActive:
+      break;
+  }
+  if (e->doomed) {
+    AbortActive(*e, e->reason);
+    resp.set_vote(v1::VOTE_NO);
+    resp.set_reason(e->reason);
+    return resp;
+  }
+  std::string failure;
+  absl::Status ran = RunOperations(*e, req.operations(), nullptr, &failure);
+  if (!ran.ok()) {
+    AbortActive(*e, std::string(ran.message()));
+    resp.set_vote(v1::VOTE_NO);
+    resp.set_reason(e->reason);
+    return resp;
+  }
+  if (!failure.empty()) {
+    resp.set_vote(v1::VOTE_NO);
+    resp.set_reason(failure);
+    return resp;
+  }
+  TXN_RETURN_IF_ERROR(common::Failpoint("agent.before_prepare"));
+  absl::StatusOr<PrepareResult> prepared = e->session->Prepare(gid);
+  if (!prepared.ok()) {
+    // The connection failed mid-prepare: the database rolled the transaction back unless the
+    // PREPARE landed, which IsPrepared can tell.
+    e->session.reset();
+    absl::StatusOr<bool> landed = adapter_->IsPrepared(gid);
+    if (landed.ok() && *landed) {
+      e->state = State::kPrepared;
+      resp.set_vote(v1::VOTE_YES);
+      return resp;
+    }
+    e->state = State::kAborted;
+    e->reason = std::string(prepared.status().message());
+    resp.set_vote(v1::VOTE_NO);
+    resp.set_reason(e->reason);
+    return resp;
+  }
+  e->session.reset();
+  switch (prepared->vote) {
+    case LocalVote::kYes:
+      e->state = State::kPrepared;
+      e->native_id = prepared->native_id;
+      resp.set_vote(v1::VOTE_YES);
+      resp.set_native_id(e->native_id);
+      break;
+    case LocalVote::kReadOnly:
+      e->state = State::kReadOnly;
+      resp.set_vote(v1::VOTE_READ_ONLY);
+      break;
+    case LocalVote::kNo:
+      e->state = State::kAborted;
+      e->reason = prepared->reason;
+      resp.set_vote(v1::VOTE_NO);
+      resp.set_reason(prepared->reason);
+      break;
+  }
+  // A crash here leaves the branch prepared with no vote delivered: the coordinator times out and
+  // aborts, and the reconciler rolls the branch back.
+  TXN_RETURN_IF_ERROR(common::Failpoint("agent.after_prepare"));
+  return resp;
+}
+
+absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
+    const v1::CommitBranchRequest& req) {
+  TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  auto e = GetOrCreate(gid);
+  std::lock_guard<std::mutex> lock(e->mu);
+  e->last_used_ms = clock_->NowMonotonicMs();
+  v1::CommitBranchResponse resp;
+  if (e->initialized) {
+    switch (e->state) {
+      case State::kActive:
+        return absl::FailedPreconditionError(
+            absl::StrCat("branch ", gid, " is not prepared; Prepare it first"));
+      case State::kCommitted:
+      case State::kReadOnly:
+        resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+        return resp;
+      case State::kAborted:
+        resp.set_result(v1::BRANCH_RESULT_ABORTED);
+        resp.set_reason(e->reason);
+        return resp;
+      case State::kPrepared:
+        break;
+    }
+  }
+  std::string native_id = req.native_id().empty() ? e->native_id : req.native_id();
+  TXN_ASSIGN_OR_RETURN(FinishResult r, adapter_->CommitPrepared(gid, native_id));
+  e->initialized = true;
+  if (r.as == FinishedAs::kCommitted) e->state = State::kCommitted;
+  if (r.as == FinishedAs::kAborted) {
+    e->state = State::kAborted;
+    e->reason = r.reason;
+  }
+  // A crash here: committed in the database, ack not sent; the coordinator retries and the
+  // native id proves the commit.
+  TXN_RETURN_IF_ERROR(common::Failpoint("agent.after_commit"));
+  resp.set_result(ToProto(r.as));
+  resp.set_reason(r.reason);
+  return resp;
+}
+
+absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
+    const v1::RollbackBranchRequest& req) {
+  TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  auto e = GetOrCreate(gid);
+  std::lock_guard<std::mutex> lock(e->mu);
+  e->last_used_ms = clock_->NowMonotonicMs();
+  v1::RollbackBranchResponse resp;
+  if (e->initialized) {
+    switch (e->state) {
+      case State::kActive:
+        AbortActive(*e, "rolled back by the coordinator");
+        resp.set_result(v1::BRANCH_RESULT_ABORTED);
+        return resp;
+      case State::kCommitted:
+        resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+        return resp;
+      case State::kReadOnly:
+      case State::kAborted:
+        resp.set_result(v1::BRANCH_RESULT_ABORTED);
+        return resp;
+      case State::kPrepared:
+        break;
+    }
+  }
+  // Prepared, or unknown to this agent (rollback before prepare, or after a restart).
+  TXN_ASSIGN_OR_RETURN(FinishResult r, adapter_->RollbackPrepared(gid, e->native_id));
+  e->initialized = true;
+  if (r.as == FinishedAs::kCommitted) {
+    e->state = State::kCommitted;
+  } else {
+    e->state = State::kAborted;
+    e->reason = "rolled back by the coordinator";
+  }
+  resp.set_result(ToProto(r.as));
+  resp.set_reason(r.reason);
+  return resp;
+}
+
+absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
+    const v1::CommitOnePhaseRequest& req) {
+  TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  auto e = GetOrCreate(gid);
+  std::lock_guard<std::mutex> lock(e->mu);
+  e->last_used_ms = clock_->NowMonotonicMs();
+  v1::CommitOnePhaseResponse resp;
+  if (!e->initialized && req.operations().empty()) {
+    // A query for a branch this agent never saw: it may have committed before a restart.
+    resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
+    resp.set_reason("branch unknown to this agent (restarted?)");
+    return resp;
+  }
+  TXN_RETURN_IF_ERROR(EnsureActive(*e));
+  switch (e->state) {
+    case State::kCommitted:
+    case State::kReadOnly:
+      resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+      return resp;
+    case State::kAborted:
+      resp.set_result(v1::BRANCH_RESULT_ABORTED);
+      resp.set_reason(e->reason);
+      return resp;
+    case State::kPrepared:
+      return absl::FailedPreconditionError(
+          absl::StrCat("branch ", gid, " is prepared; finish it with Commit"));
+    case State::kActive:
+      break;
+  }
+  if (e->doomed) {
+    AbortActive(*e, e->reason);
+    resp.set_result(v1::BRANCH_RESULT_ABORTED);
+    resp.set_reason(e->reason);
+    return resp;
+  }
+  std::string failure;
+  absl::Status ran = RunOperations(*e, req.operations(), nullptr, &failure);
+  if (!ran.ok()) AbortActive(*e, std::string(ran.message()));
+  if (!ran.ok() || !failure.empty()) {
+    resp.set_result(v1::BRANCH_RESULT_ABORTED);
+    resp.set_reason(e->reason);
+    return resp;
+  }
+  absl::Status committed = e->session->CommitLocal();
+  e->session.reset();
+  if (committed.ok()) {
+    e->state = State::kCommitted;
+    resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+  } else if (committed.code() == absl::StatusCode::kAborted) {
+    e->state = State::kAborted;
+    e->reason = std::string(committed.message());
+    resp.set_result(v1::BRANCH_RESULT_ABORTED);
+    resp.set_reason(e->reason);
+  } else {
+    // The connection failed during COMMIT: whether it landed cannot be known here.
+    e->state = State::kAborted;
+    e->reason = std::string(committed.message());
+    resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
+    resp.set_reason(e->reason);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::ListInDoubtResponse> BranchRegistry::ListInDoubt() {
+  TXN_ASSIGN_OR_RETURN(std::vector<std::string> gids, adapter_->ListPrepared());
+  v1::ListInDoubtResponse resp;
+  for (const auto& gid : gids) {
+    auto name = common::ParseBranchGid(gid);
+    if (!name) continue;
+    auto* b = resp.add_branches();
+    b->mutable_ref()->set_txn_id(name->txn_id);
+    b->mutable_ref()->set_branch(name->branch);
+    b->set_native_name(gid);
+  }
+  return resp;
+}
+
+void BranchRegistry::Sweep() {
+  const int64_t now = clock_->NowMonotonicMs();
+  std::vector<std::pair<std::string, std::shared_ptr<Entry>>> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot.assign(entries_.begin(), entries_.end());
+  }
+  for (auto& [gid, e] : snapshot) {
+    std::unique_lock<std::mutex> el(e->mu, std::try_to_lock);
+    if (!el.owns_lock()) continue;  // in use right now
+    const int64_t idle = now - e->last_used_ms;
+    if (e->initialized && e->state == State::kActive && idle >= options_.idle_timeout_ms) {
+      common::LogWarning(absl::StrCat("branch=", gid, " idle for ", idle, " ms: rolling back"));
+      AbortActive(*e, "rolled back after the idle timeout");
+      e->last_used_ms = now;
+      continue;
+    }
+    const bool finished = !e->initialized || e->state == State::kCommitted ||
+                          e->state == State::kAborted || e->state == State::kReadOnly;
+    if (finished && idle >= options_.tombstone_ttl_ms) {
+      el.unlock();
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = entries_.find(gid);
+      if (it != entries_.end() && it->second == e && e.use_count() <= 2) entries_.erase(it);
+    }
+  }
+}
+
+}  // namespace txn::agent

@@ -1,0 +1,100 @@
+// BranchRegistry: the participant side of the protocol, independent of gRPC and of the database.
+// It keeps one entry per (txn id, branch) this agent has seen, makes every Participant call
+// idempotent, and maps the calls onto a ResourceAdapter:
+//
+//   (none) --Begin/Execute--> ACTIVE --Prepare--> PREPARED --Commit--> COMMITTED
+//                               |  \                 \------Rollback--> ABORTED
+//                               |   \--Prepare, nothing written--> READ_ONLY
+//                               |--CommitOnePhase--> COMMITTED | ABORTED
+//                               |--Rollback / DB error / expect_* mismatch / idle--> ABORTED
+//   (none) --Rollback--> ABORTED (a tombstone: a Prepare arriving later votes NO)
+//
+// Finished entries are kept as tombstones for `tombstone_ttl_ms`, so duplicates and reordered
+// calls get the same answer. After an agent restart the registry is empty: the database is the
+// memory then (IsPrepared, native ids), and the reconciler resolves what is left prepared.
+//
+// An `expect_rows_affected` mismatch is a NO vote: during Prepare/CommitOnePhase it rolls the
+// branch back and answers NO / ABORTED with the reason; during Execute it answers ABORTED and the
+// branch later votes NO.
+//
+// Thread-safe: calls on different branches run in parallel, calls on one branch in turn.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "absl/base/thread_annotations.h"
+#include "common/clock.h"
+#include "participant-agent/resource_adapter.h"
+#include "txn/v1/participant.pb.h"
+
+namespace txn::agent {
+
+struct BranchRegistryOptions {
+  // An ACTIVE branch untouched this long is rolled back (its coordinator is gone).
+  int64_t idle_timeout_ms = 60'000;
+  // How long a finished branch is remembered for duplicate calls.
+  int64_t tombstone_ttl_ms = 600'000;
+};
+
+class BranchRegistry {
+ public:
+  BranchRegistry(ResourceAdapter* adapter, common::Clock* clock, BranchRegistryOptions options);
+  ~BranchRegistry();
+
+  [[nodiscard]] absl::Status Begin(const v1::BranchRef& ref);
+  [[nodiscard]] absl::StatusOr<v1::ExecuteBranchResponse> Execute(
+      const v1::ExecuteBranchRequest& req);
+  [[nodiscard]] absl::StatusOr<v1::PrepareBranchResponse> Prepare(
+      const v1::PrepareBranchRequest& req);
+  [[nodiscard]] absl::StatusOr<v1::CommitBranchResponse> Commit(const v1::CommitBranchRequest& req);
+  [[nodiscard]] absl::StatusOr<v1::RollbackBranchResponse> Rollback(
+      const v1::RollbackBranchRequest& req);
+  [[nodiscard]] absl::StatusOr<v1::CommitOnePhaseResponse> CommitOnePhase(
+      const v1::CommitOnePhaseRequest& req);
+  [[nodiscard]] absl::StatusOr<v1::ListInDoubtResponse> ListInDoubt();
+
+  // Rolls back idle ACTIVE branches and forgets expired tombstones. Call periodically.
+  void Sweep();
+
+  // Number of entries (for tests and metrics).
+  size_t size() const;
+
+ private:
+  enum class State { kActive, kPrepared, kReadOnly, kCommitted, kAborted };
+  struct Entry {
+    std::mutex mu;  // serializes calls on this branch
+    bool initialized = false;
+    State state = State::kActive;
+    std::unique_ptr<BranchSession> session;  // set while ACTIVE
+    std::string native_id;
+    std::string reason;  // why it aborted, or why it will vote NO
+    bool doomed = false;  // an expectation failed during Execute: Prepare votes NO
+    int64_t last_used_ms = 0;
+  };
+
+  std::shared_ptr<Entry> GetOrCreate(const std::string& gid);
+  std::shared_ptr<Entry> Find(const std::string& gid);
+  // Requires e.mu held and e in ACTIVE. Rolls back and records `reason`.
+  void AbortActive(Entry& e, const std::string& reason);
+  // Requires e.mu held. Opens the session if e is new. Errors: the adapter's.
+  absl::Status EnsureActive(Entry& e);
+  // Runs ops on an ACTIVE entry. On an expectation mismatch or a database error the branch is
+  // rolled back and `*failure` says why (the call still returns OK). INVALID_ARGUMENT for a
+  // refused statement.
+  absl::Status RunOperations(Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
+                             v1::ExecuteBranchResponse* results, std::string* failure);
+
+  ResourceAdapter* const adapter_;
+  common::Clock* const clock_;
+  const BranchRegistryOptions options_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
+};
+
+// The reason an operation's result breaks its expect_* field, or "" when it does not.
+std::string ExpectationFailure(const v1::Operation& op, const v1::ExecuteResult& result);
+
+}  // namespace txn::agent

@@ -1,0 +1,51 @@
+#include "participant-agent/in_doubt_reconciler.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace txn::agent {
+
+absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
+  TXN_ASSIGN_OR_RETURN(v1::ListInDoubtResponse in_doubt, registry_->ListInDoubt());
+  ReconcilePass pass;
+  for (const auto& b : in_doubt.branches()) {
+    const std::string& gid = b.native_name();
+    absl::StatusOr<v1::Decision> d = decisions_->GetDecision(b.ref().txn_id());
+    if (!d.ok()) {
+      ++pass.undecided;
+      common::LogWarning(absl::StrCat("branch=", gid, " in doubt; cannot ask the coordinator: ",
+                                      d.status().message()));
+      continue;
+    }
+    if (*d == v1::DECISION_COMMIT) {
+      v1::CommitBranchRequest req;
+      *req.mutable_ref() = b.ref();
+      auto r = registry_->Commit(req);
+      if (r.ok() && r->result() == v1::BRANCH_RESULT_COMMITTED) {
+        ++pass.committed;
+        common::LogInfo(absl::StrCat("branch=", gid, " in doubt: committed (coordinator said COMMIT)"));
+      } else {
+        ++pass.undecided;
+        common::LogWarning(absl::StrCat("branch=", gid, " commit failed: ",
+                                        r.ok() ? r->reason() : std::string(r.status().message())));
+      }
+    } else if (*d == v1::DECISION_ABORT) {
+      v1::RollbackBranchRequest req;
+      *req.mutable_ref() = b.ref();
+      auto r = registry_->Rollback(req);
+      if (r.ok()) {
+        ++pass.aborted;
+        common::LogInfo(absl::StrCat("branch=", gid, " in doubt: rolled back (coordinator said ABORT)"));
+      } else {
+        ++pass.undecided;
+        common::LogWarning(absl::StrCat("branch=", gid, " rollback failed: ", r.status().message()));
+      }
+    } else {
+      ++pass.undecided;
+    }
+  }
+  return pass;
+}
+
+}  // namespace txn::agent

@@ -1,0 +1,43 @@
+// InDoubtReconciler: finds branches left prepared in the database (after an agent, coordinator
+// or database restart, or a Prepare that arrived after its transaction was aborted) and asks the
+// coordinator for each decision: COMMIT -> commit, ABORT (including "never heard of it": presumed
+// abort) -> roll back, UNKNOWN or no answer -> leave it and ask again next pass. It never decides
+// by itself. Thread-safe: RunOnce may be called from one thread at a time.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "participant-agent/branch_registry.h"
+#include "txn/v1/coordinator.pb.h"
+
+namespace txn::agent {
+
+// Where decisions come from: the coordinator's GetDecision.
+class DecisionSource {
+ public:
+  virtual ~DecisionSource() = default;
+  // UNAVAILABLE/DEADLINE_EXCEEDED when the coordinator cannot be asked.
+  [[nodiscard]] virtual absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) = 0;
+};
+
+struct ReconcilePass {
+  int committed = 0;
+  int aborted = 0;
+  int undecided = 0;  // coordinator said UNKNOWN or could not be asked
+};
+
+class InDoubtReconciler {
+ public:
+  InDoubtReconciler(BranchRegistry* registry, DecisionSource* decisions)
+      : registry_(registry), decisions_(decisions) {}
+
+  // One pass over the prepared branches. Errors: the database could not be listed.
+  [[nodiscard]] absl::StatusOr<ReconcilePass> RunOnce();
+
+ private:
+  BranchRegistry* const registry_;
+  DecisionSource* const decisions_;
+};
+
+}  // namespace txn::agent

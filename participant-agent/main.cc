@@ -1,0 +1,194 @@
+// txagent: the participant agent beside one database. See DESIGN.md section 3.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/clock.h"
+#include "common/failpoint.h"
+#include "common/flags.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "participant-agent/adapter_registry.h"
+#include "participant-agent/in_doubt_reconciler.h"
+#include "participant-agent/participant_service.h"
+#include "txn/v1/coordinator.grpc.pb.h"
+
+namespace txn::agent {
+namespace {
+
+class GrpcDecisionSource final : public DecisionSource {
+ public:
+  explicit GrpcDecisionSource(const std::string& address)
+      : stub_(v1::Coordinator::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+
+  absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::GetDecisionRequest req;
+    req.set_txn_id(txn_id);
+    v1::GetDecisionResponse resp;
+    grpc::Status s = stub_->GetDecision(&ctx, req, &resp);
+    if (!s.ok()) return common::ToAbslStatus(s);
+    return resp.decision();
+  }
+
+ private:
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+};
+
+common::FlagSet AgentFlags() {
+  common::FlagSet f("txagent",
+                    "Participant agent: maps txcoord's prepare/commit/abort onto one database.");
+  f.Add({"listen", "HOST:PORT", "address to serve txn.v1.Participant on", "127.0.0.1:7711"});
+  f.Add({"name", "NAME", "this participant's name, as the coordinator knows it", ""});
+  f.Add({"backend", "KIND", "postgres | mysql | mongodb | noop", ""});
+  f.Add({"dsn", "DSN", "database connection string (libpq key=value or URI)", ""});
+  f.Add({"dsn-password-file", "FILE", "file holding the database password", ""});
+  f.Add({"coordinator", "HOST:PORT", "txcoord address, asked for in-doubt decisions", ""});
+  f.Add({"pool-size", "N", "idle database connections kept", "8"});
+  f.Add({"reconcile-interval-ms", "MS", "how often to look for in-doubt branches", "5000"});
+  f.Add({"idle-timeout-ms", "MS", "roll back an unprepared branch idle this long", "60000"});
+  return f;
+}
+
+int Fail(const std::string& line) {
+  std::fprintf(stderr, "txagent: %s\n", line.c_str());
+  return 2;
+}
+
+int Main(int argc, char** argv) {
+  common::FlagSet flag_set = AgentFlags();
+  auto flags = flag_set.Parse(argc, argv);
+  if (!flags.ok()) return Fail(std::string(flags.status().message()));
+  if (flags->help_requested()) {
+    std::fputs(flag_set.Usage().c_str(), stdout);
+    return 0;
+  }
+  if (!flags->positional().empty()) {
+    return Fail(absl::StrCat("unexpected argument '", flags->positional()[0], "'"));
+  }
+  if (flags->Get("name").empty()) return Fail("--name is required");
+  if (flags->Get("coordinator").empty()) return Fail("--coordinator is required");
+  auto pool_size = flags->GetInt("pool-size", 1, 1000);
+  auto interval = flags->GetInt("reconcile-interval-ms", 50, 3'600'000);
+  auto idle = flags->GetInt("idle-timeout-ms", 100, 86'400'000);
+  for (const auto* s : {&pool_size, &interval, &idle}) {
+    if (!s->ok()) return Fail(std::string(s->status().message()));
+  }
+  if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
+    return Fail(absl::StrCat("TXN_FAILPOINTS: ", fp.message()));
+  }
+
+  AdapterConfig config{flags->Get("backend"), flags->Get("dsn"), "", static_cast<int>(*pool_size)};
+  if (const std::string& pw = flags->Get("dsn-password-file"); !pw.empty()) {
+    std::ifstream in(pw);
+    if (!in) return Fail(absl::StrCat("--dsn-password-file ", pw, ": cannot read"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    config.password = std::string(absl::StripTrailingAsciiWhitespace(ss.str()));
+  }
+  auto adapter = MakeAdapter(config);
+  if (!adapter.ok()) return Fail(std::string(adapter.status().message()));
+
+  absl::Status ready = (*adapter)->CheckReady();
+  if (ready.code() == absl::StatusCode::kFailedPrecondition) {
+    return Fail(std::string(ready.message()));
+  }
+  if (!ready.ok()) {
+    common::LogWarning(absl::StrCat("database not reachable yet, serving anyway: ", ready.message()));
+  }
+
+  common::SystemClock clock;
+  BranchRegistry registry(adapter->get(), &clock,
+                          BranchRegistryOptions{.idle_timeout_ms = *idle});
+  ParticipantService service(&registry);
+  GrpcDecisionSource decisions(flags->Get("coordinator"));
+  InDoubtReconciler reconciler(&registry, &decisions);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(flags->Get("listen"), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) return Fail(absl::StrCat("cannot listen on ", flags->Get("listen")));
+  server->GetHealthCheckService()->SetServingStatus(ready.ok());
+  common::LogInfo(absl::StrCat("txagent ", flags->Get("name"), " (", config.backend,
+                               ") serving on ", flags->Get("listen")));
+
+  // Background: database readiness, in-doubt reconciliation, idle branches.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread background([&] {
+    bool db_ready = ready.ok();
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      lock.unlock();
+      if (!db_ready) {
+        absl::Status s = (*adapter)->CheckReady();
+        if (s.ok()) {
+          db_ready = true;
+          common::LogInfo("database reachable");
+        } else if (s.code() == absl::StatusCode::kFailedPrecondition) {
+          common::LogError(std::string(s.message()));
+        }
+        server->GetHealthCheckService()->SetServingStatus(db_ready);
+      }
+      if (db_ready) {
+        absl::StatusOr<ReconcilePass> pass = reconciler.RunOnce();
+        if (!pass.ok()) {
+          common::LogWarning(absl::StrCat("in-doubt scan failed: ", pass.status().message()));
+          if (pass.status().code() == absl::StatusCode::kUnavailable) {
+            db_ready = false;
+            server->GetHealthCheckService()->SetServingStatus(false);
+          }
+        }
+      }
+      registry.Sweep();
+      lock.lock();
+      cv.wait_for(lock, std::chrono::milliseconds(*interval), [&] { return stopping; });
+    }
+  });
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  common::LogInfo(absl::StrCat("signal ", sig, ": shutting down"));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+  }
+  cv.notify_all();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  background.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace txn::agent
+
+int main(int argc, char** argv) {
+  // Block termination signals in every thread; main waits for them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return txn::agent::Main(argc, argv);
+}

@@ -1,0 +1,64 @@
+#include "participant-agent/participant_service.h"
+
+#include "common/grpc_status.h"
+
+namespace txn::agent {
+namespace {
+
+template <typename Resp>
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, absl::StatusOr<Resp> result,
+                                 Resp* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (result.ok()) *resp = std::move(*result);
+  reactor->Finish(common::ToGrpcStatus(result.status()));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ParticipantService::Begin(grpc::CallbackServerContext* ctx,
+                                                    const v1::BeginBranchRequest* req,
+                                                    v1::BeginBranchResponse* resp) {
+  absl::Status s = registry_->Begin(req->ref());
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(common::ToGrpcStatus(s));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ParticipantService::Execute(grpc::CallbackServerContext* ctx,
+                                                      const v1::ExecuteBranchRequest* req,
+                                                      v1::ExecuteBranchResponse* resp) {
+  return Finish(ctx, registry_->Execute(*req), resp);
+}
+
+grpc::ServerUnaryReactor* ParticipantService::Prepare(grpc::CallbackServerContext* ctx,
+                                                      const v1::PrepareBranchRequest* req,
+                                                      v1::PrepareBranchResponse* resp) {
+  return Finish(ctx, registry_->Prepare(*req), resp);
+}
+
+grpc::ServerUnaryReactor* ParticipantService::Commit(grpc::CallbackServerContext* ctx,
+                                                     const v1::CommitBranchRequest* req,
+                                                     v1::CommitBranchResponse* resp) {
+  return Finish(ctx, registry_->Commit(*req), resp);
+}
+
+grpc::ServerUnaryReactor* ParticipantService::Rollback(grpc::CallbackServerContext* ctx,
+                                                       const v1::RollbackBranchRequest* req,
+                                                       v1::RollbackBranchResponse* resp) {
+  return Finish(ctx, registry_->Rollback(*req), resp);
+}
+
+grpc::ServerUnaryReactor* ParticipantService::CommitOnePhase(grpc::CallbackServerContext* ctx,
+                                                             const v1::CommitOnePhaseRequest* req,
+                                                             v1::CommitOnePhaseResponse* resp) {
+  return Finish(ctx, registry_->CommitOnePhase(*req), resp);
+}
+
+grpc::ServerUnaryReactor* ParticipantService::ListInDoubt(grpc::CallbackServerContext* ctx,
+                                                          const v1::ListInDoubtRequest* req,
+                                                          v1::ListInDoubtResponse* resp) {
+  return Finish(ctx, registry_->ListInDoubt(), resp);
+}
+
+}  // namespace txn::agent

@@ -1,0 +1,40 @@
+// The gRPC edge of txagent: txn.v1.Participant, translating to BranchRegistry and status codes.
+// Callback service; handlers run the database work on gRPC's callback threads. Thread-safe.
+#pragma once
+
+#include "participant-agent/branch_registry.h"
+#include "txn/v1/participant.grpc.pb.h"
+
+namespace txn::agent {
+
+class ParticipantService final : public v1::Participant::CallbackService {
+ public:
+  explicit ParticipantService(BranchRegistry* registry) : registry_(registry) {}
+
+  grpc::ServerUnaryReactor* Begin(grpc::CallbackServerContext* ctx,
+                                  const v1::BeginBranchRequest* req,
+                                  v1::BeginBranchResponse* resp) override;
+  grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
+                                    const v1::ExecuteBranchRequest* req,
+                                    v1::ExecuteBranchResponse* resp) override;
+  grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* ctx,
+                                    const v1::PrepareBranchRequest* req,
+                                    v1::PrepareBranchResponse* resp) override;
+  grpc::ServerUnaryReactor* Commit(grpc::CallbackServerContext* ctx,
+                                   const v1::CommitBranchRequest* req,
+                                   v1::CommitBranchResponse* resp) override;
+  grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
+                                     const v1::RollbackBranchRequest* req,
+                                     v1::RollbackBranchResponse* resp) override;
+  grpc::ServerUnaryReactor* CommitOnePhase(grpc::CallbackServerContext* ctx,
+                                           const v1::CommitOnePhaseRequest* req,
+                                           v1::CommitOnePhaseResponse* resp) override;
+  grpc::ServerUnaryReactor* ListInDoubt(grpc::CallbackServerContext* ctx,
+                                        const v1::ListInDoubtRequest* req,
+                                        v1::ListInDoubtResponse* resp) override;
+
+ private:
+  BranchRegistry* const registry_;
+};
+
+}  // namespace txn::agent

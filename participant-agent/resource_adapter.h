@@ -1,0 +1,74 @@
+// ResourceAdapter: what an agent needs from one database to take part in atomic commit. One
+// implementation per database (adapters/postgres, adapters/noop, ...), registered by name in
+// adapter_registry.h. Each database's SQL dialect stays inside its adapter.
+//
+// A BranchSession is one open local transaction on one connection. BranchRegistry serializes all
+// calls on a session, so sessions need not be thread-safe; adapters must be.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "txn/v1/common.pb.h"
+
+namespace txn::agent {
+
+enum class LocalVote { kYes, kNo, kReadOnly };
+
+struct PrepareResult {
+  LocalVote vote = LocalVote::kNo;
+  std::string reason;
+  // The database's id of the prepared transaction, to prove its outcome later (PostgreSQL xid).
+  std::string native_id;
+};
+
+// What the database says became of a prepared transaction.
+enum class FinishedAs { kCommitted, kAborted, kUnknown };
+
+struct FinishResult {
+  FinishedAs as = FinishedAs::kUnknown;
+  std::string reason;
+};
+
+class BranchSession {
+ public:
+  virtual ~BranchSession() = default;
+  // Runs one operation in the open transaction. Errors: INVALID_ARGUMENT for a statement refused
+  // before it reached the database (the transaction is still usable); any other code means the
+  // database failed the statement and the transaction must be rolled back.
+  [[nodiscard]] virtual absl::StatusOr<v1::ExecuteResult> Execute(const v1::Operation& op) = 0;
+  // Prepares the transaction under `gid` (validated by the caller). kReadOnly: nothing was
+  // written and the local transaction is already finished. kNo: it could not be prepared and has
+  // been rolled back. An error status means the connection failed: the outcome is a rollback
+  // unless `gid` shows up as prepared.
+  [[nodiscard]] virtual absl::StatusOr<PrepareResult> Prepare(const std::string& gid) = 0;
+  // One-phase commit. OK only when the database committed.
+  [[nodiscard]] virtual absl::Status CommitLocal() = 0;
+  [[nodiscard]] virtual absl::Status RollbackLocal() = 0;
+};
+
+class ResourceAdapter {
+ public:
+  virtual ~ResourceAdapter() = default;
+  // Whether the database can hold a prepared transaction across disconnects.
+  virtual bool supports_prepare() const = 0;
+  // Checks the database is reachable and configured for prepared transactions. FAILED_PRECONDITION
+  // with a one-line fix when it is reachable but misconfigured, UNAVAILABLE when unreachable.
+  [[nodiscard]] virtual absl::Status CheckReady() = 0;
+  // Opens a local transaction.
+  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<BranchSession>> Begin() = 0;
+  // Finishes the prepared transaction `gid`. When it no longer exists, `native_id` (if known)
+  // is used to prove what became of it; otherwise kUnknown.
+  [[nodiscard]] virtual absl::StatusOr<FinishResult> CommitPrepared(
+      const std::string& gid, const std::string& native_id) = 0;
+  [[nodiscard]] virtual absl::StatusOr<FinishResult> RollbackPrepared(
+      const std::string& gid, const std::string& native_id) = 0;
+  [[nodiscard]] virtual absl::StatusOr<bool> IsPrepared(const std::string& gid) = 0;
+  // Every prepared transaction whose gid starts with txc_ (this agent's or its predecessor's).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListPrepared() = 0;
+};
+
+}  // namespace txn::agent

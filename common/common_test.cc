@@ -149,6 +149,9 @@ TEST(StatementGuard, MysqlRefusesImplicitCommitStatements) {
         << sql;
   }
   EXPECT_TRUE(CheckStatement("UPDATE t SET a = ?", SqlDialect::kMysql).ok());
+  EXPECT_TRUE(CheckStatement("CREATE TABLE t(a int)", SqlDialect::kGeneric).ok());
+  EXPECT_FALSE(CheckStatement("COMMIT", SqlDialect::kGeneric).ok());
+  EXPECT_FALSE(CheckStatement("SELECT 1; SELECT 2", SqlDialect::kGeneric).ok());
 }
 
 }  // namespace

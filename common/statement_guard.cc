@@ -63,7 +63,7 @@ Scan Lex(absl::string_view s, SqlDialect dialect) {
         out.more_after_semicolon = true;
         return out;
       }
-      if (c == '\'' || c == '"' || (dialect == SqlDialect::kMysql && c == '`')) {
+      if (c == '\'' || c == '"' || (dialect != SqlDialect::kPostgres && c == '`')) {
         size_t next = SkipQuoted(s, i, c, dialect == SqlDialect::kMysql && c != '`');
         if (next == absl::string_view::npos) {
           out.unterminated = true;

@@ -16,7 +16,9 @@
 
 namespace txn::common {
 
-enum class SqlDialect { kPostgres, kMysql };
+// kGeneric checks only what holds in every dialect (one statement, no transaction control); the
+// coordinator uses it before it knows which database a branch goes to.
+enum class SqlDialect { kGeneric, kPostgres, kMysql };
 
 // OK, or INVALID_ARGUMENT with a one-line reason.
 absl::Status CheckStatement(absl::string_view sql, SqlDialect dialect);

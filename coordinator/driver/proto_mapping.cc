@@ -1,0 +1,120 @@
+#include "coordinator/driver/proto_mapping.h"
+
+namespace txn::driver {
+namespace {
+
+v1::TxnState ToProto(core::TxnState s) { return static_cast<v1::TxnState>(static_cast<int>(s)); }
+v1::BranchState ToProto(core::BranchState s) {
+  return static_cast<v1::BranchState>(static_cast<int>(s));
+}
+
+}  // namespace
+
+v1::Outcome OutcomeOf(const core::TwoPhaseTxn& txn) {
+  v1::Outcome out;
+  out.set_txn_id(txn.id);
+  out.set_state(ToProto(core::OutcomeState(txn)));
+  out.set_reason(txn.reason);
+  for (const auto& b : txn.branches) {
+    auto* ob = out.add_branches();
+    ob->set_participant(b.participant);
+    ob->set_state(ToProto(b.state));
+    ob->set_reason(b.reason);
+  }
+  return out;
+}
+
+v1::Outcome OutcomeOf(const v1::Transaction& txn) {
+  v1::Outcome out;
+  out.set_txn_id(txn.txn_id());
+  v1::TxnState state = txn.state();
+  if (state == v1::TXN_STATE_COMMITTING) state = v1::TXN_STATE_COMMITTED;
+  if (state == v1::TXN_STATE_ABORTING) state = v1::TXN_STATE_ABORTED;
+  out.set_state(state);
+  out.set_reason(txn.reason());
+  for (const auto& b : txn.branches()) {
+    auto* ob = out.add_branches();
+    ob->set_participant(b.participant());
+    ob->set_state(b.state());
+    ob->set_reason(b.last_error());
+  }
+  return out;
+}
+
+v1::Transaction TransactionOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
+                              TxnTimes times) {
+  v1::Transaction out;
+  out.set_txn_id(txn.id);
+  out.set_protocol(protocol);
+  // Before the COMMIT record is durable the transaction is still deciding: show PREPARING.
+  core::TxnState state = txn.state;
+  if (state == core::TxnState::kCommitting && !txn.decision_logged && !txn.one_phase) {
+    state = core::TxnState::kPreparing;
+  }
+  out.set_state(ToProto(state));
+  out.set_reason(txn.reason);
+  out.set_created_unix_ms(times.created_unix_ms);
+  out.set_decided_unix_ms(times.decided_unix_ms);
+  for (const auto& b : txn.branches) {
+    auto* ob = out.add_branches();
+    ob->set_participant(b.participant);
+    ob->set_state(ToProto(b.state));
+    ob->set_last_error(b.reason);
+  }
+  return out;
+}
+
+v1::Transaction TransactionOf(const log::DecisionRecord& record) {
+  v1::Transaction out;
+  out.set_txn_id(record.txn_id());
+  out.set_protocol(static_cast<v1::Protocol>(record.protocol()));
+  out.set_state(static_cast<v1::TxnState>(record.state()));
+  out.set_reason(record.reason());
+  out.set_created_unix_ms(record.created_unix_ms());
+  out.set_decided_unix_ms(record.decided_unix_ms());
+  for (const auto& b : record.branches()) {
+    auto* ob = out.add_branches();
+    ob->set_participant(b.participant());
+    ob->set_state(static_cast<v1::BranchState>(b.state()));
+    ob->set_last_error(b.reason());
+  }
+  return out;
+}
+
+log::DecisionRecord CommitRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
+                                   TxnTimes times) {
+  log::DecisionRecord r;
+  r.set_txn_id(txn.id);
+  r.set_protocol(protocol);
+  r.set_decision(v1::DECISION_COMMIT);
+  r.set_state(static_cast<int>(txn.state));
+  r.set_reason(txn.reason);
+  r.set_created_unix_ms(times.created_unix_ms);
+  r.set_decided_unix_ms(times.decided_unix_ms);
+  for (const auto& b : txn.branches) {
+    auto* rb = r.add_branches();
+    rb->set_participant(b.participant);
+    rb->set_state(static_cast<int>(b.state));
+    rb->set_native_id(b.native_id);
+    rb->set_reason(b.reason);
+  }
+  return r;
+}
+
+core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record) {
+  core::TwoPhaseTxn txn;
+  txn.id = record.txn_id();
+  txn.state = core::TxnState::kCommitting;
+  txn.decision_logged = true;
+  for (const auto& b : record.branches()) {
+    core::BranchStatus bs;
+    bs.participant = b.participant();
+    bs.state = static_cast<core::BranchState>(b.state());
+    bs.native_id = b.native_id();
+    bs.reason = b.reason();
+    txn.branches.push_back(std::move(bs));
+  }
+  return txn;
+}
+
+}  // namespace txn::driver

@@ -1,0 +1,27 @@
+// Conversions between the core's plain types, the wire API (txn.v1) and log records.
+// Pure functions; thread-safe.
+#pragma once
+
+#include "coordinator/core/two_phase.h"
+#include "coordinator/log/decision_log.h"
+#include "txn/v1/coordinator.pb.h"
+
+namespace txn::driver {
+
+struct TxnTimes {
+  int64_t created_unix_ms = 0;
+  int64_t decided_unix_ms = 0;
+};
+
+v1::Outcome OutcomeOf(const core::TwoPhaseTxn& txn);
+v1::Outcome OutcomeOf(const v1::Transaction& txn);
+v1::Transaction TransactionOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol, TxnTimes times);
+v1::Transaction TransactionOf(const log::DecisionRecord& record);
+
+// The COMMIT record of `txn` (its branch states and native ids as they are now).
+log::DecisionRecord CommitRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
+                                   TxnTimes times);
+// A transaction in COMMITTING rebuilt from its COMMIT record.
+core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record);
+
+}  // namespace txn::driver

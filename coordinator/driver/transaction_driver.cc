@@ -1,0 +1,634 @@
+#include "coordinator/driver/transaction_driver.h"
+
+#include <type_traits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/failpoint.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "coordinator/driver/proto_mapping.h"
+#include "coordinator/driver/request_validation.h"
+
+namespace txn::driver {
+
+struct TransactionDriver::TxnContext {
+  std::mutex mu;
+  core::TwoPhaseTxn txn ABSL_GUARDED_BY(mu);
+  v1::Protocol protocol = v1::PROTOCOL_TWO_PHASE;
+  bool interactive = false;
+  // Run only: each branch's operations, sent with its Prepare / CommitOnePhase.
+  std::vector<v1::Branch> run_branches ABSL_GUARDED_BY(mu);
+  // Interactive only: branch index of each participant touched so far.
+  std::unordered_map<std::string, uint32_t> branch_of ABSL_GUARDED_BY(mu);
+  std::vector<OutcomeReply> waiters ABSL_GUARDED_BY(mu);
+  bool commit_requested ABSL_GUARDED_BY(mu) = false;
+  int executes_in_flight ABSL_GUARDED_BY(mu) = 0;
+  int64_t prepare_timeout_ms = 0;
+  TxnTimes times ABSL_GUARDED_BY(mu);
+  std::string idempotency_key;
+  std::string fingerprint;
+};
+
+namespace {
+
+core::Vote VoteOf(v1::Vote v) {
+  switch (v) {
+    case v1::VOTE_YES: return core::Vote::kYes;
+    case v1::VOTE_READ_ONLY: return core::Vote::kReadOnly;
+    default: return core::Vote::kNo;
+  }
+}
+
+core::BranchResult ResultOf(v1::BranchResult r) {
+  switch (r) {
+    case v1::BRANCH_RESULT_COMMITTED: return core::BranchResult::kCommitted;
+    case v1::BRANCH_RESULT_ABORTED: return core::BranchResult::kAborted;
+    default: return core::BranchResult::kUnknown;
+  }
+}
+
+std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+}  // namespace
+
+TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
+    : deps_(deps), options_(std::move(options)), random_(std::random_device{}()) {}
+
+TransactionDriver::~TransactionDriver() = default;
+
+size_t TransactionDriver::active_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return active_.size();
+}
+
+absl::Status TransactionDriver::Recover() {
+  TXN_ASSIGN_OR_RETURN(epoch_, deps_.log->NextEpoch());
+  std::vector<std::shared_ptr<TxnContext>> to_resume;
+  TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
+    if (!r.idempotency_key().empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      idempotency_[r.idempotency_key()] = {r.request_fingerprint(), r.txn_id()};
+      idempotency_order_.push_back(r.idempotency_key());
+    }
+    if (r.done() || r.decision() != v1::DECISION_COMMIT) return true;
+    auto ctx = std::make_shared<TxnContext>();
+    ctx->txn = TxnFromRecord(r);
+    ctx->protocol = static_cast<v1::Protocol>(r.protocol());
+    ctx->times = {r.created_unix_ms(), r.decided_unix_ms()};
+    ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
+    to_resume.push_back(ctx);
+    return true;
+  }));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& ctx : to_resume) active_[ctx->txn.id] = ctx;
+  }
+  common::LogInfo(absl::StrCat("recovery: epoch ", epoch_, ", re-driving ", to_resume.size(),
+                               " committed transaction(s)"));
+  for (const auto& ctx : to_resume) {
+    std::vector<Action> actions;
+    {
+      std::lock_guard<std::mutex> lock(ctx->mu);
+      common::LogInfo(absl::StrCat("txn=", ctx->txn.id, " recovery: COMMIT logged, re-sending"));
+      actions = Plan(ctx, core::ResumeCommit(ctx->txn));
+    }
+    (void)common::Failpoint("coord.recovery");
+    for (auto& a : actions) a();
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
+    v1::Protocol protocol, bool interactive, std::string idempotency_key,
+    std::string fingerprint) {
+  auto ctx = std::make_shared<TxnContext>();
+  ctx->txn.id = common::MakeTxnId(options_.node_id, epoch_, next_seq_.fetch_add(1));
+  ctx->protocol = protocol;
+  ctx->interactive = interactive;
+  ctx->times.created_unix_ms = deps_.clock->NowUnixMs();
+  ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
+  ctx->idempotency_key = std::move(idempotency_key);
+  ctx->fingerprint = std::move(fingerprint);
+  return ctx;
+}
+
+std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::FindActive(
+    const std::string& txn_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = active_.find(txn_id);
+  return it == active_.end() ? nullptr : it->second;
+}
+
+void TransactionDriver::Dispatch(const std::shared_ptr<TxnContext>& ctx,
+                                 const core::TwoPhaseEvent& event) {
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    actions = Plan(ctx, core::Step(ctx->txn, event));
+  }
+  for (auto& a : actions) a();
+}
+
+void TransactionDriver::Later(int attempt, Action fn) {
+  if (attempt <= 0) {
+    fn();
+    return;
+  }
+  double unit;
+  {
+    std::lock_guard<std::mutex> lock(random_mu_);
+    unit = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+  }
+  deps_.timers->After(common::BackoffDelayMs(options_.retry_backoff, attempt, unit), std::move(fn));
+}
+
+void TransactionDriver::AttachOrReply(TxnContext& ctx, OutcomeReply reply,
+                                      std::vector<Action>* actions) {
+  if (ctx.txn.client_answered) {
+    v1::Outcome outcome = OutcomeOf(ctx.txn);
+    actions->push_back([reply = std::move(reply), outcome] { reply(outcome); });
+  } else {
+    ctx.waiters.push_back(std::move(reply));
+  }
+}
+
+std::vector<TransactionDriver::Action> TransactionDriver::Plan(
+    const std::shared_ptr<TxnContext>& ctx, const std::vector<core::TwoPhaseEffect>& effects) {
+  std::vector<Action> actions;
+  core::TwoPhaseTxn& txn = ctx->txn;
+  auto channel_of = [&](uint32_t b) { return deps_.participants->Find(txn.branches[b].participant); };
+  auto ref_of = [&](v1::BranchRef* ref, uint32_t b) {
+    ref->set_txn_id(txn.id);
+    ref->set_branch(b);
+  };
+  const int64_t rpc_timeout = options_.rpc_timeout_ms;
+
+  for (const auto& effect : effects) {
+    std::visit(
+        [&](const auto& e) {
+          using E = std::decay_t<decltype(e)>;
+          if constexpr (std::is_same_v<E, core::SendPrepare>) {
+            v1::PrepareBranchRequest req;
+            ref_of(req.mutable_ref(), e.branch);
+            if (e.branch < ctx->run_branches.size()) {
+              *req.mutable_operations() = ctx->run_branches[e.branch].operations();
+            }
+            auto* ch = channel_of(e.branch);
+            const int64_t timeout = ctx->prepare_timeout_ms;
+            actions.push_back([this, ctx, ch, req = std::move(req), b = e.branch, timeout] {
+              ch->Prepare(req, timeout, [this, ctx, b](absl::StatusOr<v1::PrepareBranchResponse> r) {
+                if (r.ok()) {
+                  Dispatch(ctx, core::VoteReceived{b, VoteOf(r->vote()), r->reason(), r->native_id()});
+                } else {
+                  Dispatch(ctx, core::PrepareFailed{b, Message(r.status())});
+                }
+              });
+            });
+          } else if constexpr (std::is_same_v<E, core::SendCommitOnePhase>) {
+            v1::CommitOnePhaseRequest req;
+            ref_of(req.mutable_ref(), e.branch);
+            if (e.attempt == 0 && e.branch < ctx->run_branches.size()) {
+              *req.mutable_operations() = ctx->run_branches[e.branch].operations();
+            }
+            auto* ch = channel_of(e.branch);
+            const int64_t timeout = std::max(rpc_timeout, ctx->prepare_timeout_ms);
+            actions.push_back([this, ctx, ch, req = std::move(req), attempt = e.attempt, timeout] {
+              Later(attempt, [this, ctx, ch, req, timeout] {
+                ch->CommitOnePhase(req, timeout, [this, ctx](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
+                  if (r.ok()) {
+                    Dispatch(ctx, core::OnePhaseFinished{ResultOf(r->result()), r->reason()});
+                  } else if (r.status().code() == absl::StatusCode::kInvalidArgument ||
+                             r.status().code() == absl::StatusCode::kFailedPrecondition) {
+                    // Refused before touching the database.
+                    Dispatch(ctx, core::OnePhaseFinished{core::BranchResult::kAborted,
+                                                         Message(r.status())});
+                  } else {
+                    Dispatch(ctx, core::OnePhaseFailed{Message(r.status())});
+                  }
+                });
+              });
+            });
+          } else if constexpr (std::is_same_v<E, core::SendCommit>) {
+            v1::CommitBranchRequest req;
+            ref_of(req.mutable_ref(), e.branch);
+            req.set_native_id(txn.branches[e.branch].native_id);
+            auto* ch = channel_of(e.branch);
+            actions.push_back([this, ctx, ch, req = std::move(req), b = e.branch, attempt = e.attempt,
+                               rpc_timeout] {
+              Later(attempt, [this, ctx, ch, req, b, rpc_timeout] {
+                ch->Commit(req, rpc_timeout, [this, ctx, b](absl::StatusOr<v1::CommitBranchResponse> r) {
+                  if (r.ok()) {
+                    Dispatch(ctx, core::CommitAcked{b, ResultOf(r->result()), r->reason()});
+                  } else {
+                    Dispatch(ctx, core::CommitFailed{b, Message(r.status())});
+                  }
+                });
+                (void)common::Failpoint("coord.after_commit_sent");
+              });
+            });
+          } else if constexpr (std::is_same_v<E, core::SendRollback>) {
+            v1::RollbackBranchRequest req;
+            ref_of(req.mutable_ref(), e.branch);
+            auto* ch = channel_of(e.branch);
+            actions.push_back([this, ctx, ch, req = std::move(req), b = e.branch, attempt = e.attempt,
+                               rpc_timeout] {
+              Later(attempt, [this, ctx, ch, req, b, rpc_timeout] {
+                ch->Rollback(req, rpc_timeout, [this, ctx, b](absl::StatusOr<v1::RollbackBranchResponse> r) {
+                  if (r.ok()) {
+                    Dispatch(ctx, core::RollbackAcked{b, ResultOf(r->result()), r->reason()});
+                  } else {
+                    Dispatch(ctx, core::RollbackFailed{b, Message(r.status())});
+                  }
+                });
+              });
+            });
+          } else if constexpr (std::is_same_v<E, core::StartPrepareTimer>) {
+            const int64_t timeout = ctx->prepare_timeout_ms;
+            actions.push_back([this, ctx, timeout] {
+              deps_.timers->After(timeout, [this, ctx] { Dispatch(ctx, core::PrepareTimedOut{}); });
+            });
+          } else if constexpr (std::is_same_v<E, core::LogDecision>) {
+            ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            log::DecisionRecord record = CommitRecordOf(txn, ctx->protocol, ctx->times);
+            record.set_idempotency_key(ctx->idempotency_key);
+            record.set_request_fingerprint(ctx->fingerprint);
+            actions.push_back([this, ctx, record = std::move(record)]() mutable {
+              if (absl::Status fp = common::Failpoint("coord.before_decision_log"); !fp.ok()) {
+                Dispatch(ctx, core::DecisionLogFailed{Message(fp)});
+                return;
+              }
+              deps_.group_log->Append(std::move(record), /*sync=*/true, [this, ctx](absl::Status s) {
+                if (!s.ok()) {
+                  common::LogError(absl::StrCat("txn=", ctx->txn.id, " decision write failed: ",
+                                                s.message()));
+                  Dispatch(ctx, core::DecisionLogFailed{Message(s)});
+                  return;
+                }
+                // A crash here: decision durable, no Commit sent. Recovery re-sends it.
+                (void)common::Failpoint("coord.after_decision_log");
+                Dispatch(ctx, core::DecisionLogged{});
+              });
+            });
+          } else if constexpr (std::is_same_v<E, core::LogCompletion>) {
+            log::DecisionRecord record = CommitRecordOf(txn, ctx->protocol, ctx->times);
+            record.set_idempotency_key(ctx->idempotency_key);
+            record.set_request_fingerprint(ctx->fingerprint);
+            record.set_done(true);
+            record.set_done_unix_ms(deps_.clock->NowUnixMs());
+            actions.push_back([this, record = std::move(record)]() mutable {
+              deps_.group_log->Append(std::move(record), /*sync=*/false, [](absl::Status s) {
+                if (!s.ok()) {
+                  common::LogWarning(absl::StrCat("marking a record done failed (recovery will "
+                                                  "re-drive it): ", s.message()));
+                }
+              });
+            });
+          } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
+            if (ctx->times.decided_unix_ms == 0 && core::OutcomeState(txn) != core::TxnState::kInDoubt) {
+              ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            }
+            v1::Outcome outcome = OutcomeOf(txn);
+            std::vector<OutcomeReply> waiters = std::move(ctx->waiters);
+            ctx->waiters.clear();
+            actions.push_back([waiters = std::move(waiters), outcome = std::move(outcome)] {
+              for (const auto& w : waiters) w(outcome);
+            });
+          } else if constexpr (std::is_same_v<E, core::Forget>) {
+            if (ctx->times.decided_unix_ms == 0) ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            v1::Transaction snapshot = TransactionOf(txn, ctx->protocol, ctx->times);
+            actions.push_back([this, snapshot = std::move(snapshot)] { Remember(snapshot); });
+          }
+        },
+        effect);
+  }
+  return actions;
+}
+
+void TransactionDriver::Remember(const v1::Transaction& finished) {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_.erase(finished.txn_id());
+  finished_[finished.txn_id()] = finished;
+  finished_order_.push_back(finished.txn_id());
+  while (finished_order_.size() > options_.finished_cache_size) {
+    finished_.erase(finished_order_.front());
+    finished_order_.pop_front();
+  }
+}
+
+absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinished(const std::string& txn_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = finished_.find(txn_id);
+    if (it != finished_.end()) return it->second;
+  }
+  TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
+  if (record) return TransactionOf(*record);
+  return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not known"));
+}
+
+absl::StatusOr<bool> TransactionDriver::ReserveIdempotencyKey(const std::string& key,
+                                                              const std::string& fingerprint,
+                                                              const std::string& txn_id,
+                                                              std::string* existing) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = idempotency_.find(key);
+  if (it != idempotency_.end()) {
+    if (it->second.fingerprint != fingerprint) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "idempotency_key '", key.substr(0, 100), "' was used for a different request (txn ",
+          it->second.txn_id, ")"));
+    }
+    *existing = it->second.txn_id;
+    return false;
+  }
+  idempotency_[key] = {fingerprint, txn_id};
+  idempotency_order_.push_back(key);
+  while (idempotency_order_.size() > options_.finished_cache_size) {
+    idempotency_.erase(idempotency_order_.front());
+    idempotency_order_.pop_front();
+  }
+  return true;
+}
+
+void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply reply) {
+  if (auto ctx = FindActive(txn_id)) {
+    std::vector<Action> actions;
+    {
+      std::lock_guard<std::mutex> lock(ctx->mu);
+      AttachOrReply(*ctx, std::move(reply), &actions);
+    }
+    for (auto& a : actions) a();
+    return;
+  }
+  absl::StatusOr<v1::Transaction> finished = LookupFinished(txn_id);
+  if (!finished.ok()) {
+    reply(absl::FailedPreconditionError(absl::StrCat(
+        "the idempotency key names transaction ", txn_id, ", which is no longer remembered")));
+    return;
+  }
+  reply(OutcomeOf(*finished));
+}
+
+void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
+  if (absl::Status s = ValidateRun(req, *deps_.participants); !s.ok()) {
+    reply(s);
+    return;
+  }
+  std::string fingerprint;
+  if (!req.idempotency_key().empty()) {
+    v1::RunRequest without_key = req;
+    without_key.clear_idempotency_key();
+    fingerprint = Fingerprint(without_key);
+  }
+  if (active_count() >= options_.max_active) {
+    reply(absl::ResourceExhaustedError(
+        absl::StrCat("too many transactions in flight (", options_.max_active, ")")));
+    return;
+  }
+  auto ctx = NewContext(req.protocol(), /*interactive=*/false, req.idempotency_key(), fingerprint);
+  if (!req.idempotency_key().empty()) {
+    std::string existing;
+    absl::StatusOr<bool> fresh =
+        ReserveIdempotencyKey(req.idempotency_key(), fingerprint, ctx->txn.id, &existing);
+    if (!fresh.ok()) {
+      reply(fresh.status());
+      return;
+    }
+    if (!*fresh) {
+      ReplyExisting(existing, std::move(reply));
+      return;
+    }
+  }
+  if (req.timeout_ms() > 0) {
+    ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, req.timeout_ms());
+  }
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    for (const auto& b : req.branches()) {
+      ctx->txn.branches.push_back(core::BranchStatus{.participant = b.participant()});
+      ctx->run_branches.push_back(b);
+    }
+    ctx->waiters.push_back(std::move(reply));
+    ctx->commit_requested = true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_[ctx->txn.id] = ctx;
+  }
+  Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
+}
+
+absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginRequest& req) {
+  TXN_RETURN_IF_ERROR(ValidateBegin(req));
+  std::string fingerprint;
+  if (!req.idempotency_key().empty()) {
+    v1::BeginRequest without_key = req;
+    without_key.clear_idempotency_key();
+    fingerprint = Fingerprint(without_key);
+  }
+  if (active_count() >= options_.max_active) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many transactions in flight (", options_.max_active, ")"));
+  }
+  auto ctx = NewContext(req.protocol(), /*interactive=*/true, req.idempotency_key(), fingerprint);
+  v1::BeginResponse resp;
+  if (!req.idempotency_key().empty()) {
+    std::string existing;
+    TXN_ASSIGN_OR_RETURN(bool fresh, ReserveIdempotencyKey(req.idempotency_key(), fingerprint,
+                                                           ctx->txn.id, &existing));
+    if (!fresh) {
+      resp.set_txn_id(existing);
+      return resp;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_[ctx->txn.id] = ctx;
+  }
+  const int64_t timeout = req.timeout_ms() > 0 ? req.timeout_ms() : options_.default_txn_timeout_ms;
+  ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, timeout);
+  std::weak_ptr<TxnContext> weak = ctx;
+  deps_.timers->After(timeout, [this, weak, timeout] {
+    if (auto c = weak.lock()) {
+      Dispatch(c, core::RollbackRequested{
+                      absl::StrCat("transaction deadline (", timeout, " ms) passed before Commit")});
+    }
+  });
+  resp.set_txn_id(ctx->txn.id);
+  return resp;
+}
+
+void TransactionDriver::Execute(const v1::ExecuteRequest& req,
+                                std::function<void(absl::StatusOr<v1::ExecuteResult>)> reply) {
+  if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
+  if (req.participant().empty()) return reply(absl::InvalidArgumentError("participant is empty"));
+  if (absl::Status s = ValidateOperation(req.operation(), "operation"); !s.ok()) return reply(s);
+  transport::ParticipantChannel* ch = deps_.participants->Find(req.participant());
+  if (ch == nullptr) {
+    return reply(absl::NotFoundError(absl::StrCat(
+        "participant '", req.participant().substr(0, 100), "' is not a configured participant")));
+  }
+  auto ctx = FindActive(req.txn_id());
+  if (ctx == nullptr) {
+    absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+    if (finished.ok()) {
+      return reply(absl::FailedPreconditionError(absl::StrCat(
+          "transaction ", req.txn_id(), " is ", v1::TxnState_Name(finished->state()),
+          "; Execute is only allowed while it is ACTIVE")));
+    }
+    return reply(absl::NotFoundError(absl::StrCat("transaction ", req.txn_id(), " is not known")));
+  }
+  v1::ExecuteBranchRequest breq;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    if (!ctx->interactive) {
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("transaction ", req.txn_id(), " was started by Run; Execute needs Begin")));
+    }
+    if (ctx->txn.state != core::TxnState::kActive || ctx->commit_requested) {
+      return reply(absl::FailedPreconditionError(absl::StrCat(
+          "transaction ", req.txn_id(), " is ",
+          ctx->commit_requested && ctx->txn.state == core::TxnState::kActive
+              ? "COMMITTING"
+              : std::string(core::TxnStateName(core::OutcomeState(ctx->txn))),
+          "; Execute is only allowed while it is ACTIVE")));
+    }
+    auto [it, added] = ctx->branch_of.emplace(req.participant(), ctx->txn.branches.size());
+    if (added) {
+      if (ctx->txn.branches.size() >= static_cast<size_t>(kMaxBranchesPerTxn)) {
+        ctx->branch_of.erase(it);
+        return reply(absl::ResourceExhaustedError(
+            absl::StrCat("a transaction may touch at most ", kMaxBranchesPerTxn, " participants")));
+      }
+      ctx->txn.branches.push_back(core::BranchStatus{.participant = req.participant()});
+    }
+    breq.mutable_ref()->set_txn_id(ctx->txn.id);
+    breq.mutable_ref()->set_branch(it->second);
+    *breq.add_operations() = req.operation();
+    ++ctx->executes_in_flight;
+  }
+  ch->Execute(breq, options_.rpc_timeout_ms,
+              [ctx, reply = std::move(reply)](absl::StatusOr<v1::ExecuteBranchResponse> r) {
+                {
+                  std::lock_guard<std::mutex> lock(ctx->mu);
+                  --ctx->executes_in_flight;
+                }
+                if (!r.ok()) return reply(r.status());
+                if (r->results_size() != 1) {
+                  return reply(absl::InternalError("participant returned no result"));
+                }
+                reply(r->results(0));
+              });
+}
+
+void TransactionDriver::Commit(const v1::CommitRequest& req, OutcomeReply reply) {
+  if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
+  auto ctx = FindActive(req.txn_id());
+  if (ctx == nullptr) {
+    absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+    if (!finished.ok()) return reply(finished.status());
+    return reply(OutcomeOf(*finished));  // a retried Commit gets the same answer
+  }
+  std::vector<Action> actions;
+  bool start = false;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    if (!ctx->interactive) {
+      AttachOrReply(*ctx, std::move(reply), &actions);
+    } else if (ctx->executes_in_flight > 0) {
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("transaction ", req.txn_id(), " has an Execute still running")));
+    } else {
+      start = ctx->txn.state == core::TxnState::kActive && !ctx->commit_requested;
+      ctx->commit_requested = true;
+      AttachOrReply(*ctx, std::move(reply), &actions);
+    }
+  }
+  for (auto& a : actions) a();
+  if (start) Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
+}
+
+void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply reply) {
+  if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
+  auto ctx = FindActive(req.txn_id());
+  if (ctx == nullptr) {
+    absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+    if (!finished.ok()) return reply(finished.status());
+    if (finished->state() == v1::TXN_STATE_ABORTED) return reply(OutcomeOf(*finished));
+    return reply(absl::FailedPreconditionError(absl::StrCat(
+        "transaction ", req.txn_id(), " is ", v1::TxnState_Name(finished->state()),
+        "; it can no longer be rolled back")));
+  }
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    const core::TxnState state = ctx->txn.state;
+    if (state == core::TxnState::kAborting || state == core::TxnState::kAborted) {
+      actions.push_back([reply = std::move(reply), outcome = OutcomeOf(ctx->txn)] { reply(outcome); });
+    } else if (state != core::TxnState::kActive || ctx->commit_requested || !ctx->interactive) {
+      return reply(absl::FailedPreconditionError(absl::StrCat(
+          "transaction ", req.txn_id(), " is already committing; it can no longer be rolled back")));
+    } else {
+      ctx->waiters.push_back(std::move(reply));
+    }
+  }
+  for (auto& a : actions) a();
+  if (actions.empty()) Dispatch(ctx, core::RollbackRequested{});
+}
+
+absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::string& txn_id) {
+  TXN_RETURN_IF_ERROR(ValidateTxnId(txn_id));
+  if (auto ctx = FindActive(txn_id)) {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    return TransactionOf(ctx->txn, ctx->protocol, ctx->times);
+  }
+  return LookupFinished(txn_id);
+}
+
+absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& txn_id) {
+  TXN_RETURN_IF_ERROR(ValidateTxnId(txn_id));
+  std::vector<std::string> parts = absl::StrSplit(txn_id, '-');
+  if (parts[0] != options_.node_id) {
+    return absl::NotFoundError(absl::StrCat("transaction ", txn_id,
+                                            " was not started by this coordinator (node ",
+                                            options_.node_id, ")"));
+  }
+  if (auto ctx = FindActive(txn_id)) {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    switch (core::DecisionOf(ctx->txn)) {
+      case core::Decision::kCommit: return v1::DECISION_COMMIT;
+      case core::Decision::kAbort: return v1::DECISION_ABORT;
+      case core::Decision::kNone: break;
+    }
+    if (ctx->txn.state != core::TxnState::kInDoubt) return v1::DECISION_UNKNOWN;
+    // IN_DOUBT after a failed decision write: only the log can tell, and it is read below.
+  }
+  TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
+  if (record) {
+    return record->decision() == v1::DECISION_COMMIT ? v1::DECISION_COMMIT : v1::DECISION_ABORT;
+  }
+  if (auto ctx = FindActive(txn_id)) return v1::DECISION_UNKNOWN;  // failed write, still in doubt
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = finished_.find(txn_id);
+    if (it != finished_.end() && it->second.state() == v1::TXN_STATE_COMMITTED) {
+      return v1::DECISION_COMMIT;  // one-phase or read-only: nothing is prepared anyway
+    }
+  }
+  return v1::DECISION_ABORT;  // presumed abort: never decided COMMIT
+}
+
+absl::StatusOr<int> TransactionDriver::CollectGarbage() {
+  const int64_t cutoff = deps_.clock->NowUnixMs() - options_.retention_ms;
+  std::vector<std::string> expired;
+  TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
+    if (r.done() && r.done_unix_ms() < cutoff) expired.push_back(r.txn_id());
+    return true;
+  }));
+  for (const auto& id : expired) TXN_RETURN_IF_ERROR(deps_.log->Delete(id));
+  return static_cast<int>(expired.size());
+}
+
+}  // namespace txn::driver

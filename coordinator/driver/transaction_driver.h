@@ -1,0 +1,128 @@
+// TransactionDriver: runs the pure 2PC core (coordinator/core) against the real world. It feeds
+// the core events (client calls, participant replies, timer expiries, log completions) and
+// carries out the effects the core returns: RPCs to agents through the transport, writes to the
+// decision log, timers, answers to waiting clients.
+//
+// Rules it keeps: the COMMIT record is durable (group-committed, sync) before any Commit RPC
+// leaves or any client hears COMMITTED; nothing is logged on the abort path (presumed abort);
+// effects are planned under the transaction's lock and executed outside it, so no lock is held
+// across I/O. No call blocks a thread: completions arrive as callbacks.
+//
+// Recover() must run once before serving: it takes a new epoch for transaction ids and re-drives
+// every logged COMMIT whose branches have not all acknowledged.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/timer_queue.h"
+#include "coordinator/core/two_phase.h"
+#include "coordinator/log/decision_log.h"
+#include "coordinator/log/group_commit_log.h"
+#include "coordinator/transport/participant_channel.h"
+#include "txn/v1/coordinator.pb.h"
+
+namespace txn::driver {
+
+struct DriverOptions {
+  std::string node_id = "n1";
+  int64_t prepare_timeout_ms = 10'000;
+  int64_t rpc_timeout_ms = 5'000;
+  // Deadline of an interactive transaction when Begin gives no timeout_ms.
+  int64_t default_txn_timeout_ms = 60'000;
+  common::BackoffPolicy retry_backoff;
+  // How long a finished COMMIT record stays queryable before it is deleted.
+  int64_t retention_ms = 24 * 3600 * 1000;
+  // Finished transactions (also aborted ones, which are never logged) remembered in memory.
+  size_t finished_cache_size = 100'000;
+  // Transactions in flight at once; beyond it new ones get RESOURCE_EXHAUSTED.
+  size_t max_active = 10'000;
+};
+
+struct DriverDeps {
+  log::DecisionLog* log = nullptr;
+  log::GroupCommitLog* group_log = nullptr;
+  transport::ParticipantDirectory* participants = nullptr;
+  common::Clock* clock = nullptr;
+  common::TimerQueue* timers = nullptr;
+};
+
+class TransactionDriver {
+ public:
+  using OutcomeReply = std::function<void(absl::StatusOr<v1::Outcome>)>;
+
+  TransactionDriver(DriverDeps deps, DriverOptions options);
+  ~TransactionDriver();
+
+  // Takes a new id epoch and re-drives unfinished COMMIT records. Returns the log's error.
+  [[nodiscard]] absl::Status Recover();
+
+  // Client API. Each reply runs exactly once, possibly on another thread.
+  void Run(const v1::RunRequest& req, OutcomeReply reply);
+  [[nodiscard]] absl::StatusOr<v1::BeginResponse> Begin(const v1::BeginRequest& req);
+  void Execute(const v1::ExecuteRequest& req,
+               std::function<void(absl::StatusOr<v1::ExecuteResult>)> reply);
+  void Commit(const v1::CommitRequest& req, OutcomeReply reply);
+  void Rollback(const v1::RollbackRequest& req, OutcomeReply reply);
+  [[nodiscard]] absl::StatusOr<v1::Transaction> GetTransaction(const std::string& txn_id);
+  // COMMIT / ABORT / UNKNOWN (still deciding). Presumed abort: no record, not in flight = ABORT.
+  [[nodiscard]] absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id);
+
+  // Deletes finished records older than the retention window. Returns how many.
+  [[nodiscard]] absl::StatusOr<int> CollectGarbage();
+
+  size_t active_count() const;
+
+ private:
+  struct TxnContext;
+  using Action = std::function<void()>;
+
+  std::shared_ptr<TxnContext> NewContext(v1::Protocol protocol, bool interactive,
+                                         std::string idempotency_key, std::string fingerprint);
+  std::shared_ptr<TxnContext> FindActive(const std::string& txn_id) const;
+  void Dispatch(const std::shared_ptr<TxnContext>& ctx, const core::TwoPhaseEvent& event);
+  // Requires ctx->mu held. Turns the core's effects into actions to run after unlocking.
+  std::vector<Action> Plan(const std::shared_ptr<TxnContext>& ctx,
+                           const std::vector<core::TwoPhaseEffect>& effects);
+  // Requires ctx->mu held. Answers now if the client was already answered, else queues `reply`.
+  void AttachOrReply(TxnContext& ctx, OutcomeReply reply, std::vector<Action>* actions);
+  void Later(int attempt, Action fn);
+  void Remember(const v1::Transaction& finished);
+  absl::StatusOr<v1::Transaction> LookupFinished(const std::string& txn_id);
+  absl::StatusOr<bool> ReserveIdempotencyKey(const std::string& key, const std::string& fingerprint,
+                                             const std::string& txn_id, std::string* existing);
+  void ReplyExisting(const std::string& txn_id, OutcomeReply reply);
+
+  const DriverDeps deps_;
+  const DriverOptions options_;
+  uint64_t epoch_ = 0;
+  std::atomic<uint64_t> next_seq_{1};
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<TxnContext>> active_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, v1::Transaction> finished_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
+  struct IdempotencyEntry {
+    std::string fingerprint;
+    std::string txn_id;
+  };
+  std::unordered_map<std::string, IdempotencyEntry> idempotency_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> idempotency_order_ ABSL_GUARDED_BY(mu_);
+
+  std::mutex random_mu_;
+  std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);
+};
+
+}  // namespace txn::driver

@@ -1,0 +1,364 @@
+// The driver against an in-memory log and scripted in-process participants.
+#include "coordinator/driver/transaction_driver.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <map>
+
+#include "coordinator/log/memory_decision_log.h"
+
+namespace txn::driver {
+namespace {
+
+using transport::Reply;
+
+// A participant that answers at once, following a script.
+class ScriptedChannel final : public transport::ParticipantChannel {
+ public:
+  explicit ScriptedChannel(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const override { return name_; }
+  const std::string& address() const override { return name_; }
+
+  void Execute(const v1::ExecuteBranchRequest& req, int64_t,
+               Reply<v1::ExecuteBranchResponse> done) override {
+    v1::ExecuteBranchResponse resp;
+    resp.add_results()->set_rows_affected(1);
+    done(resp);
+  }
+  void Prepare(const v1::PrepareBranchRequest& req, int64_t,
+               Reply<v1::PrepareBranchResponse> done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++prepares;
+      if (silent) return;  // never answers: the prepare timer must fire
+    }
+    if (prepare_error) return done(absl::UnavailableError("down"));
+    v1::PrepareBranchResponse resp;
+    resp.set_vote(vote);
+    resp.set_native_id("42");
+    if (vote == v1::VOTE_NO) resp.set_reason("expected 1 rows affected, got 0");
+    done(resp);
+  }
+  void Commit(const v1::CommitBranchRequest& req, int64_t,
+              Reply<v1::CommitBranchResponse> done) override {
+    int n;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      n = ++commits;
+      native_ids.push_back(req.native_id());
+    }
+    if (n <= commit_failures) return done(absl::UnavailableError("down"));
+    v1::CommitBranchResponse resp;
+    resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+    done(resp);
+  }
+  void Rollback(const v1::RollbackBranchRequest&, int64_t,
+                Reply<v1::RollbackBranchResponse> done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++rollbacks;
+    }
+    v1::RollbackBranchResponse resp;
+    resp.set_result(v1::BRANCH_RESULT_ABORTED);
+    done(resp);
+  }
+  void CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t,
+                      Reply<v1::CommitOnePhaseResponse> done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++one_phase;
+    }
+    v1::CommitOnePhaseResponse resp;
+    resp.set_result(vote == v1::VOTE_NO ? v1::BRANCH_RESULT_ABORTED : v1::BRANCH_RESULT_COMMITTED);
+    done(resp);
+  }
+
+  std::mutex mu;
+  v1::Vote vote = v1::VOTE_YES;
+  bool prepare_error = false;
+  bool silent = false;
+  int commit_failures = 0;
+  int prepares = 0, commits = 0, rollbacks = 0, one_phase = 0;
+  std::vector<std::string> native_ids;
+
+ private:
+  std::string name_;
+};
+
+class ScriptedDirectory final : public transport::ParticipantDirectory {
+ public:
+  ScriptedChannel* Add(const std::string& name) {
+    auto& slot = channels_[name];
+    slot = std::make_unique<ScriptedChannel>(name);
+    return slot.get();
+  }
+  transport::ParticipantChannel* Find(const std::string& name) const override {
+    auto it = channels_.find(name);
+    return it == channels_.end() ? nullptr : it->second.get();
+  }
+  std::vector<std::string> Names() const override { return {}; }
+
+ private:
+  std::map<std::string, std::unique_ptr<ScriptedChannel>> channels_;
+};
+
+class TransactionDriverTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    orders_ = dir_.Add("orders");
+    inventory_ = dir_.Add("inventory");
+    MakeDriver();
+  }
+  void MakeDriver() {
+    driver_.reset();
+    group_ = std::make_unique<log::GroupCommitLog>(&log_);
+    DriverOptions options;
+    options.prepare_timeout_ms = 200;
+    options.retry_backoff = {.initial_ms = 1, .max_ms = 5, .multiplier = 2};
+    driver_ = std::make_unique<TransactionDriver>(
+        DriverDeps{&log_, group_.get(), &dir_, &clock_, &timers_}, options);
+    ASSERT_TRUE(driver_->Recover().ok());
+  }
+  static v1::RunRequest Transfer(bool wait = true) {
+    v1::RunRequest req;
+    req.set_protocol(v1::PROTOCOL_TWO_PHASE);
+    req.set_wait_for_completion(wait);
+    for (const char* p : {"orders", "inventory"}) {
+      auto* b = req.add_branches();
+      b->set_participant(p);
+      b->add_operations()->mutable_sql()->set_text("UPDATE t SET a = 1");
+    }
+    return req;
+  }
+  absl::StatusOr<v1::Outcome> RunSync(const v1::RunRequest& req) {
+    std::promise<absl::StatusOr<v1::Outcome>> p;
+    driver_->Run(req, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+    return p.get_future().get();
+  }
+  void WaitIdle() {
+    for (int i = 0; i < 500 && driver_->active_count() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(driver_->active_count(), 0u);
+  }
+
+  common::ManualClock clock_;
+  common::TimerQueue timers_;
+  log::MemoryDecisionLog log_;
+  std::unique_ptr<log::GroupCommitLog> group_;
+  ScriptedDirectory dir_;
+  ScriptedChannel* orders_;
+  ScriptedChannel* inventory_;
+  std::unique_ptr<TransactionDriver> driver_;
+};
+
+TEST_F(TransactionDriverTest, TwoBranchesCommitAndTheDecisionIsLogged) {
+  auto out = RunSync(Transfer());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->commits, 1);
+  EXPECT_EQ(inventory_->native_ids, std::vector<std::string>{"42"});
+  WaitIdle();
+  auto record = log_.Get(out->txn_id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->decision(), v1::DECISION_COMMIT);
+  EXPECT_EQ(*driver_->GetDecision(out->txn_id()), v1::DECISION_COMMIT);
+  auto txn = driver_->GetTransaction(out->txn_id());
+  ASSERT_TRUE(txn.ok());
+  EXPECT_EQ(txn->state(), v1::TXN_STATE_COMMITTED);
+}
+
+TEST_F(TransactionDriverTest, NoVoteAbortsWithoutLogRecordAndRollsBackTheOther) {
+  inventory_->vote = v1::VOTE_NO;
+  auto out = RunSync(Transfer());
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_NE(out->reason().find("inventory voted NO"), std::string::npos) << out->reason();
+  WaitIdle();
+  EXPECT_EQ(orders_->rollbacks, 1);
+  EXPECT_EQ(orders_->commits, 0);
+  EXPECT_FALSE(log_.Get(out->txn_id())->has_value()) << "presumed abort writes nothing";
+  EXPECT_EQ(*driver_->GetDecision(out->txn_id()), v1::DECISION_ABORT);
+}
+
+TEST_F(TransactionDriverTest, SilentParticipantTimesOutAndAborts) {
+  inventory_->silent = true;
+  auto out = RunSync(Transfer());
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_NE(out->reason().find("timed out waiting for inventory"), std::string::npos);
+}
+
+TEST_F(TransactionDriverTest, CommitIsRetriedUntilAcknowledged) {
+  orders_->commit_failures = 3;
+  auto out = RunSync(Transfer(/*wait=*/true));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->commits, 4);
+}
+
+TEST_F(TransactionDriverTest, SingleBranchUsesOnePhaseAndNoLog) {
+  v1::RunRequest req = Transfer();
+  req.mutable_branches()->RemoveLast();
+  auto out = RunSync(req);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->one_phase, 1);
+  EXPECT_EQ(orders_->prepares, 0);
+  EXPECT_FALSE(log_.Get(out->txn_id())->has_value());
+}
+
+TEST_F(TransactionDriverTest, BadRequestsAreRejectedBeforeAnythingStarts) {
+  v1::RunRequest req = Transfer();
+  req.set_protocol(v1::PROTOCOL_UNSPECIFIED);
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req = Transfer();
+  req.clear_branches();
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req = Transfer();
+  req.mutable_branches(1)->set_participant("nowhere");
+  auto s = RunSync(req).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(s.message().find("branches[1].participant 'nowhere'"), std::string::npos) << s;
+  req = Transfer();
+  req.mutable_branches(0)->mutable_operations(0)->mutable_sql()->set_text("COMMIT");
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req = Transfer();
+  req.mutable_branches(0)->add_compensations()->mutable_sql()->set_text("x");
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req = Transfer();
+  req.set_protocol(v1::PROTOCOL_SAGA);
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(orders_->prepares + inventory_->prepares, 0);
+}
+
+TEST_F(TransactionDriverTest, IdempotencyKeyReturnsTheOriginalOutcome) {
+  v1::RunRequest req = Transfer();
+  req.set_idempotency_key("order-17");
+  auto first = RunSync(req);
+  auto second = RunSync(req);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->txn_id(), second->txn_id());
+  EXPECT_EQ(second->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->prepares, 1);
+  req.mutable_branches(0)->mutable_operations(0)->mutable_sql()->set_text("UPDATE t SET a = 2");
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(TransactionDriverTest, IdempotencyKeySurvivesRestartForCommitted) {
+  v1::RunRequest req = Transfer();
+  req.set_idempotency_key("order-18");
+  auto first = RunSync(req);
+  WaitIdle();
+  MakeDriver();
+  auto second = RunSync(req);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->txn_id(), first->txn_id());
+  EXPECT_EQ(orders_->prepares, 1);
+}
+
+TEST_F(TransactionDriverTest, RecoveryRedrivesALoggedCommit) {
+  log::DecisionRecord r;
+  r.set_txn_id("n1-1-5");
+  r.set_decision(v1::DECISION_COMMIT);
+  r.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  for (const char* p : {"orders", "inventory"}) {
+    auto* b = r.add_branches();
+    b->set_participant(p);
+    b->set_state(static_cast<int>(core::BranchState::kPrepared));
+    b->set_native_id("77");
+  }
+  ASSERT_TRUE(log_.Write({r}, true).ok());
+  MakeDriver();
+  WaitIdle();
+  EXPECT_EQ(orders_->commits, 1);
+  EXPECT_EQ(inventory_->native_ids, std::vector<std::string>{"77"});
+  for (int i = 0; i < 200 && !(*log_.Get("n1-1-5"))->done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE((*log_.Get("n1-1-5"))->done());
+  EXPECT_EQ(*driver_->GetDecision("n1-1-5"), v1::DECISION_COMMIT);
+}
+
+TEST_F(TransactionDriverTest, NewIdsAfterRestartNeverRepeat) {
+  auto a = RunSync(Transfer());
+  MakeDriver();
+  auto b = RunSync(Transfer());
+  EXPECT_NE(a->txn_id(), b->txn_id());
+}
+
+TEST_F(TransactionDriverTest, GetDecisionPresumesAbortAndRejectsForeignIds) {
+  EXPECT_EQ(*driver_->GetDecision("n1-1-999"), v1::DECISION_ABORT);
+  EXPECT_EQ(driver_->GetDecision("n2-1-1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(driver_->GetDecision("garbage").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TransactionDriverTest, InteractiveBeginExecuteCommit) {
+  v1::BeginRequest begin;
+  begin.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  auto txn = driver_->Begin(begin);
+  ASSERT_TRUE(txn.ok());
+  for (const char* p : {"orders", "inventory", "orders"}) {
+    v1::ExecuteRequest ex;
+    ex.set_txn_id(txn->txn_id());
+    ex.set_participant(p);
+    ex.mutable_operation()->mutable_sql()->set_text("UPDATE t SET a = 1");
+    std::promise<absl::StatusOr<v1::ExecuteResult>> p1;
+    driver_->Execute(ex, [&](absl::StatusOr<v1::ExecuteResult> r) { p1.set_value(r); });
+    ASSERT_TRUE(p1.get_future().get().ok());
+  }
+  v1::CommitRequest commit;
+  commit.set_txn_id(txn->txn_id());
+  commit.set_wait_for_completion(true);
+  std::promise<absl::StatusOr<v1::Outcome>> p2;
+  driver_->Commit(commit, [&](absl::StatusOr<v1::Outcome> o) { p2.set_value(o); });
+  auto out = p2.get_future().get();
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(out->branches_size(), 2);
+  // Execute after Commit is refused, naming the state.
+  v1::ExecuteRequest late;
+  late.set_txn_id(txn->txn_id());
+  late.set_participant("orders");
+  late.mutable_operation()->mutable_sql()->set_text("UPDATE t SET a = 1");
+  std::promise<absl::StatusOr<v1::ExecuteResult>> p3;
+  driver_->Execute(late, [&](absl::StatusOr<v1::ExecuteResult> r) { p3.set_value(r); });
+  EXPECT_EQ(p3.get_future().get().status().code(), absl::StatusCode::kFailedPrecondition);
+  // A retried Commit gets the same answer.
+  std::promise<absl::StatusOr<v1::Outcome>> p4;
+  driver_->Commit(commit, [&](absl::StatusOr<v1::Outcome> o) { p4.set_value(o); });
+  EXPECT_EQ(p4.get_future().get()->state(), v1::TXN_STATE_COMMITTED);
+}
+
+TEST_F(TransactionDriverTest, InteractiveDeadlineRollsBack) {
+  v1::BeginRequest begin;
+  begin.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  begin.set_timeout_ms(50);
+  auto txn = driver_->Begin(begin);
+  v1::ExecuteRequest ex;
+  ex.set_txn_id(txn->txn_id());
+  ex.set_participant("orders");
+  ex.mutable_operation()->mutable_sql()->set_text("UPDATE t SET a = 1");
+  std::promise<absl::StatusOr<v1::ExecuteResult>> p1;
+  driver_->Execute(ex, [&](absl::StatusOr<v1::ExecuteResult> r) { p1.set_value(r); });
+  ASSERT_TRUE(p1.get_future().get().ok());
+  WaitIdle();
+  EXPECT_EQ(orders_->rollbacks, 1);
+  auto t = driver_->GetTransaction(txn->txn_id());
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_NE(t->reason().find("deadline"), std::string::npos);
+}
+
+TEST_F(TransactionDriverTest, UnknownTransactionIsNotFound) {
+  EXPECT_EQ(driver_->GetTransaction("n1-1-12345").status().code(), absl::StatusCode::kNotFound);
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  v1::CommitRequest c;
+  c.set_txn_id("n1-1-12345");
+  driver_->Commit(c, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  EXPECT_EQ(p.get_future().get().status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace txn::driver

@@ -1,0 +1,97 @@
+#include "coordinator/transport/grpc_participant_channel.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+
+namespace txn::transport {
+namespace {
+
+// Starts one unary call. `start` invokes the async stub method; call state lives until the
+// callback has run.
+template <typename Req, typename Resp, typename Start>
+void Call(const std::string& participant, const Req& req, int64_t timeout_ms, Reply<Resp> done,
+          Start start) {
+  struct State {
+    grpc::ClientContext ctx;
+    Req req;
+    Resp resp;
+    Reply<Resp> done;
+  };
+  auto state = std::make_shared<State>();
+  state->req = req;
+  state->done = std::move(done);
+  state->ctx.set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(timeout_ms));
+  start(&state->ctx, &state->req, &state->resp, [state, participant](grpc::Status s) {
+    if (s.ok()) {
+      state->done(std::move(state->resp));
+      return;
+    }
+    absl::Status st = common::ToAbslStatus(s);
+    state->done(absl::Status(st.code(), absl::StrCat("participant ", participant, ": ",
+                                                     st.message())));
+  });
+}
+
+}  // namespace
+
+GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string address)
+    : name_(std::move(name)), address_(std::move(address)) {
+  grpc::ChannelArguments args;
+  // Reconnect quickly after an agent restart.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  stub_ = v1::Participant::NewStub(
+      grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
+}
+
+#define TXN_DEFINE_CALL(Method, Req, Resp)                                                   \
+  void GrpcParticipantChannel::Method(const v1::Req& req, int64_t timeout_ms,                \
+                                      Reply<v1::Resp> done) {                                \
+    Call<v1::Req, v1::Resp>(name_, req, timeout_ms, std::move(done),                         \
+                            [this](grpc::ClientContext* c, const v1::Req* rq, v1::Resp* rs, \
+                                   std::function<void(grpc::Status)> cb) {                   \
+                              stub_->async()->Method(c, rq, rs, std::move(cb));              \
+                            });                                                              \
+  }
+
+TXN_DEFINE_CALL(Execute, ExecuteBranchRequest, ExecuteBranchResponse)
+TXN_DEFINE_CALL(Prepare, PrepareBranchRequest, PrepareBranchResponse)
+TXN_DEFINE_CALL(Commit, CommitBranchRequest, CommitBranchResponse)
+TXN_DEFINE_CALL(Rollback, RollbackBranchRequest, RollbackBranchResponse)
+TXN_DEFINE_CALL(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse)
+#undef TXN_DEFINE_CALL
+
+absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> StaticParticipantDirectory::FromSpecs(
+    const std::vector<std::string>& specs) {
+  std::map<std::string, std::unique_ptr<ParticipantChannel>> channels;
+  for (const auto& spec : specs) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--participant '", spec, "': expected NAME=HOST:PORT"));
+    }
+    std::string name = spec.substr(0, eq), address = spec.substr(eq + 1);
+    if (channels.count(name) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--participant ", name, " given twice"));
+    }
+    channels[name] = std::make_unique<GrpcParticipantChannel>(name, address);
+  }
+  return std::make_unique<StaticParticipantDirectory>(std::move(channels));
+}
+
+ParticipantChannel* StaticParticipantDirectory::Find(const std::string& name) const {
+  auto it = channels_.find(name);
+  return it == channels_.end() ? nullptr : it->second.get();
+}
+
+std::vector<std::string> StaticParticipantDirectory::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [n, c] : channels_) names.push_back(n);
+  return names;
+}
+
+}  // namespace txn::transport

@@ -1,0 +1,51 @@
+// ParticipantChannel over one gRPC channel per agent, one unary call per message, using the
+// callback API (no thread blocks on a call).
+#pragma once
+
+#include <map>
+
+#include "coordinator/transport/participant_channel.h"
+#include "txn/v1/participant.grpc.pb.h"
+
+namespace txn::transport {
+
+class GrpcParticipantChannel final : public ParticipantChannel {
+ public:
+  GrpcParticipantChannel(std::string name, std::string address);
+
+  const std::string& name() const override { return name_; }
+  const std::string& address() const override { return address_; }
+  void Execute(const v1::ExecuteBranchRequest& req, int64_t timeout_ms,
+               Reply<v1::ExecuteBranchResponse> done) override;
+  void Prepare(const v1::PrepareBranchRequest& req, int64_t timeout_ms,
+               Reply<v1::PrepareBranchResponse> done) override;
+  void Commit(const v1::CommitBranchRequest& req, int64_t timeout_ms,
+              Reply<v1::CommitBranchResponse> done) override;
+  void Rollback(const v1::RollbackBranchRequest& req, int64_t timeout_ms,
+                Reply<v1::RollbackBranchResponse> done) override;
+  void CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t timeout_ms,
+                      Reply<v1::CommitOnePhaseResponse> done) override;
+
+ private:
+  const std::string name_;
+  const std::string address_;
+  std::unique_ptr<v1::Participant::Stub> stub_;
+};
+
+// Participants from `NAME=HOST:PORT` specs. INVALID_ARGUMENT naming a malformed or repeated one.
+class StaticParticipantDirectory final : public ParticipantDirectory {
+ public:
+  static absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> FromSpecs(
+      const std::vector<std::string>& specs);
+  explicit StaticParticipantDirectory(
+      std::map<std::string, std::unique_ptr<ParticipantChannel>> channels)
+      : channels_(std::move(channels)) {}
+
+  ParticipantChannel* Find(const std::string& name) const override;
+  std::vector<std::string> Names() const override;
+
+ private:
+  std::map<std::string, std::unique_ptr<ParticipantChannel>> channels_;
+};
+
+}  // namespace txn::transport

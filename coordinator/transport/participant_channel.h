@@ -1,0 +1,47 @@
+// ParticipantChannel: how the coordinator reaches one agent. Calls are asynchronous: the
+// callback runs once, on a transport thread, with the response or a status (UNAVAILABLE,
+// DEADLINE_EXCEEDED, or the agent's own error). The seam where one unary call per message can be
+// replaced by a batching stream without touching the driver. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "txn/v1/participant.pb.h"
+
+namespace txn::transport {
+
+template <typename T>
+using Reply = std::function<void(absl::StatusOr<T>)>;
+
+class ParticipantChannel {
+ public:
+  virtual ~ParticipantChannel() = default;
+  virtual const std::string& name() const = 0;
+  virtual const std::string& address() const = 0;
+  virtual void Execute(const v1::ExecuteBranchRequest& req, int64_t timeout_ms,
+                       Reply<v1::ExecuteBranchResponse> done) = 0;
+  virtual void Prepare(const v1::PrepareBranchRequest& req, int64_t timeout_ms,
+                       Reply<v1::PrepareBranchResponse> done) = 0;
+  virtual void Commit(const v1::CommitBranchRequest& req, int64_t timeout_ms,
+                      Reply<v1::CommitBranchResponse> done) = 0;
+  virtual void Rollback(const v1::RollbackBranchRequest& req, int64_t timeout_ms,
+                        Reply<v1::RollbackBranchResponse> done) = 0;
+  virtual void CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t timeout_ms,
+                              Reply<v1::CommitOnePhaseResponse> done) = 0;
+};
+
+// The configured participants, by name. Immutable after construction; thread-safe.
+class ParticipantDirectory {
+ public:
+  virtual ~ParticipantDirectory() = default;
+  // nullptr when `name` is not configured.
+  virtual ParticipantChannel* Find(const std::string& name) const = 0;
+  virtual std::vector<std::string> Names() const = 0;
+};
+
+}  // namespace txn::transport

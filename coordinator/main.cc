@@ -1,0 +1,162 @@
+// txcoord: the transaction coordinator daemon. See DESIGN.md.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/failpoint.h"
+#include "common/flags.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/timer_queue.h"
+#include "coordinator/driver/transaction_driver.h"
+#include "coordinator/log/group_commit_log.h"
+#include "coordinator/log/rocksdb_decision_log.h"
+#include "coordinator/service/coordinator_service.h"
+#include "coordinator/transport/grpc_participant_channel.h"
+
+namespace txn {
+namespace {
+
+common::FlagSet CoordinatorFlags() {
+  common::FlagSet f("txcoord",
+                    "Distributed-transaction coordinator: 2PC over txagent participants, decisions "
+                    "durable in RocksDB.");
+  f.Add({"listen", "HOST:PORT", "address for the Coordinator API", "127.0.0.1:7700"});
+  f.Add({"data-dir", "DIR", "RocksDB decision log folder (created if missing)", ""});
+  f.Add({"participant", "NAME=HOST:PORT", "a participant agent", "", /*repeated=*/true});
+  f.Add({"node-id", "ID", "this coordinator's id in transaction ids ([a-z0-9]{1,16})", "n1"});
+  f.Add({"prepare-timeout-ms", "MS", "abort when a vote takes longer", "10000"});
+  f.Add({"rpc-timeout-ms", "MS", "deadline of each commit/rollback call to an agent", "5000"});
+  f.Add({"txn-timeout-ms", "MS", "default deadline of an interactive transaction", "60000"});
+  f.Add({"retry-initial-ms", "MS", "first commit retry delay", "50"});
+  f.Add({"retry-max-ms", "MS", "commit retry delay cap", "5000"});
+  f.Add({"retention-ms", "MS", "keep finished COMMIT records this long", "86400000"});
+  f.Add({"max-active", "N", "transactions in flight before RESOURCE_EXHAUSTED", "10000"});
+  return f;
+}
+
+int Fail(const std::string& line) {
+  std::fprintf(stderr, "txcoord: %s\n", line.c_str());
+  return 2;
+}
+
+int Main(int argc, char** argv) {
+  common::FlagSet flag_set = CoordinatorFlags();
+  auto flags = flag_set.Parse(argc, argv);
+  if (!flags.ok()) return Fail(std::string(flags.status().message()));
+  if (flags->help_requested()) {
+    std::fputs(flag_set.Usage().c_str(), stdout);
+    return 0;
+  }
+  if (!flags->positional().empty()) {
+    return Fail(absl::StrCat("unexpected argument '", flags->positional()[0], "'"));
+  }
+  if (flags->Get("data-dir").empty()) return Fail("--data-dir is required");
+  if (!common::IsValidNodeId(flags->Get("node-id"))) {
+    return Fail("--node-id must be 1-16 lowercase letters or digits");
+  }
+  driver::DriverOptions options;
+  options.node_id = flags->Get("node-id");
+  struct IntFlag {
+    const char* name;
+    int64_t min, max;
+    int64_t* out;
+  };
+  int64_t retry_initial = 0, retry_max = 0, max_active = 0;
+  for (const IntFlag& f : {IntFlag{"prepare-timeout-ms", 1, 3'600'000, &options.prepare_timeout_ms},
+                           IntFlag{"rpc-timeout-ms", 1, 3'600'000, &options.rpc_timeout_ms},
+                           IntFlag{"txn-timeout-ms", 1, 86'400'000, &options.default_txn_timeout_ms},
+                           IntFlag{"retry-initial-ms", 1, 60'000, &retry_initial},
+                           IntFlag{"retry-max-ms", 1, 3'600'000, &retry_max},
+                           IntFlag{"retention-ms", 0, int64_t{1} << 40, &options.retention_ms},
+                           IntFlag{"max-active", 1, 10'000'000, &max_active}}) {
+    auto v = flags->GetInt(f.name, f.min, f.max);
+    if (!v.ok()) return Fail(std::string(v.status().message()));
+    *f.out = *v;
+  }
+  options.retry_backoff = {.initial_ms = retry_initial, .max_ms = std::max(retry_initial, retry_max)};
+  options.max_active = static_cast<size_t>(max_active);
+  if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
+    return Fail(absl::StrCat("TXN_FAILPOINTS: ", fp.message()));
+  }
+
+  auto participants = transport::StaticParticipantDirectory::FromSpecs(flags->GetAll("participant"));
+  if (!participants.ok()) return Fail(std::string(participants.status().message()));
+  auto log = log::RocksDbDecisionLog::Open(flags->Get("data-dir"));
+  if (!log.ok()) return Fail(std::string(log.status().message()));
+
+  common::SystemClock clock;
+  common::TimerQueue timers;
+  log::GroupCommitLog group_log(log->get());
+  driver::TransactionDriver txns(
+      driver::DriverDeps{log->get(), &group_log, participants->get(), &clock, &timers}, options);
+  if (absl::Status s = txns.Recover(); !s.ok()) {
+    return Fail(absl::StrCat("recovery failed: ", s.message()));
+  }
+  service::CoordinatorService service(&txns);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(flags->Get("listen"), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) return Fail(absl::StrCat("cannot listen on ", flags->Get("listen")));
+  server->GetHealthCheckService()->SetServingStatus(true);
+  common::LogInfo(absl::StrCat("txcoord ", options.node_id, " serving on ", flags->Get("listen"),
+                               " with ", (*participants)->Names().size(), " participant(s), data in ",
+                               flags->Get("data-dir")));
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread gc([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping; })) {
+      lock.unlock();
+      absl::StatusOr<int> n = txns.CollectGarbage();
+      if (!n.ok()) common::LogWarning(absl::StrCat("log garbage collection: ", n.status().message()));
+      lock.lock();
+    }
+  });
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  common::LogInfo(absl::StrCat("signal ", sig, ": shutting down"));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+  }
+  cv.notify_all();
+  gc.join();
+  // Decisions are already durable; transactions still committing are re-driven at the next
+  // start. Exit without unwinding so no callback runs against a half-destroyed driver.
+  std::fflush(stderr);
+  _exit(0);
+}
+
+}  // namespace
+}  // namespace txn
+
+int main(int argc, char** argv) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return txn::Main(argc, argv);
+}

@@ -1,0 +1,76 @@
+#include "coordinator/service/coordinator_service.h"
+
+#include "common/grpc_status.h"
+
+namespace txn::service {
+namespace {
+
+// A callback that finishes `reactor` with `result`, copying the value into `resp`.
+template <typename T>
+std::function<void(absl::StatusOr<T>)> Finisher(grpc::ServerUnaryReactor* reactor, T* resp) {
+  return [reactor, resp](absl::StatusOr<T> result) {
+    if (result.ok()) *resp = std::move(*result);
+    reactor->Finish(common::ToGrpcStatus(result.status()));
+  };
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* ctx,
+                                                  const v1::RunRequest* req, v1::Outcome* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  driver_->Run(*req, Finisher(reactor, resp));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Begin(grpc::CallbackServerContext* ctx,
+                                                    const v1::BeginRequest* req,
+                                                    v1::BeginResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  Finisher(reactor, resp)(driver_->Begin(*req));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Execute(grpc::CallbackServerContext* ctx,
+                                                      const v1::ExecuteRequest* req,
+                                                      v1::ExecuteResult* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  driver_->Execute(*req, Finisher(reactor, resp));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Commit(grpc::CallbackServerContext* ctx,
+                                                     const v1::CommitRequest* req,
+                                                     v1::Outcome* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  driver_->Commit(*req, Finisher(reactor, resp));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Rollback(grpc::CallbackServerContext* ctx,
+                                                       const v1::RollbackRequest* req,
+                                                       v1::Outcome* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  driver_->Rollback(*req, Finisher(reactor, resp));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetTransaction(grpc::CallbackServerContext* ctx,
+                                                             const v1::GetTransactionRequest* req,
+                                                             v1::Transaction* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  Finisher(reactor, resp)(driver_->GetTransaction(req->txn_id()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetDecision(grpc::CallbackServerContext* ctx,
+                                                          const v1::GetDecisionRequest* req,
+                                                          v1::GetDecisionResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  absl::StatusOr<v1::Decision> d = driver_->GetDecision(req->txn_id());
+  if (d.ok()) resp->set_decision(*d);
+  reactor->Finish(common::ToGrpcStatus(d.status()));
+  return reactor;
+}
+
+}  // namespace txn::service

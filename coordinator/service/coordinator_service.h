@@ -1,0 +1,36 @@
+// The gRPC edge of txcoord: txn.v1.Coordinator as a callback service that translates to
+// TransactionDriver calls and status codes, nothing more. Thread-safe.
+#pragma once
+
+#include "coordinator/driver/transaction_driver.h"
+#include "txn/v1/coordinator.grpc.pb.h"
+
+namespace txn::service {
+
+class CoordinatorService final : public v1::Coordinator::CallbackService {
+ public:
+  explicit CoordinatorService(driver::TransactionDriver* driver) : driver_(driver) {}
+
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const v1::RunRequest* req,
+                                v1::Outcome* resp) override;
+  grpc::ServerUnaryReactor* Begin(grpc::CallbackServerContext* ctx, const v1::BeginRequest* req,
+                                  v1::BeginResponse* resp) override;
+  grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
+                                    const v1::ExecuteRequest* req,
+                                    v1::ExecuteResult* resp) override;
+  grpc::ServerUnaryReactor* Commit(grpc::CallbackServerContext* ctx, const v1::CommitRequest* req,
+                                   v1::Outcome* resp) override;
+  grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
+                                     const v1::RollbackRequest* req, v1::Outcome* resp) override;
+  grpc::ServerUnaryReactor* GetTransaction(grpc::CallbackServerContext* ctx,
+                                           const v1::GetTransactionRequest* req,
+                                           v1::Transaction* resp) override;
+  grpc::ServerUnaryReactor* GetDecision(grpc::CallbackServerContext* ctx,
+                                        const v1::GetDecisionRequest* req,
+                                        v1::GetDecisionResponse* resp) override;
+
+ private:
+  driver::TransactionDriver* const driver_;
+};
+
+}  // namespace txn::service

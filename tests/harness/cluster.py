@@ -1,0 +1,260 @@
+"""Test harness: real PostgreSQL servers, txagent and txcoord processes, and gRPC stubs.
+
+Everything runs on 127.0.0.1 in temporary folders and is torn down by stop(). Processes are
+started from the build folder named by $TXCOORD_BUILD_DIR (default: ./build).
+"""
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("TXCOORD_BUILD_DIR", os.path.join(ROOT, "build"))
+BIN = os.path.join(BUILD, "bin")
+
+
+def _generate_stubs():
+    """Compiles proto/ to Python modules under the build folder (once) and imports them."""
+    out = os.path.join(BUILD, "pygen")
+    stamp = os.path.join(out, ".stamp")
+    protos = sorted(glob.glob(os.path.join(ROOT, "proto", "txn", "v1", "*.proto")))
+    newest = max(os.path.getmtime(p) for p in protos)
+    if not os.path.exists(stamp) or os.path.getmtime(stamp) < newest:
+        os.makedirs(out, exist_ok=True)
+        plugin = shutil.which("grpc_python_plugin")
+        subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto"), "--python_out", out,
+                        "--grpc_python_out", out, f"--plugin=protoc-gen-grpc_python={plugin}"]
+                       + protos, check=True)
+        for d in ("txn", os.path.join("txn", "v1")):
+            open(os.path.join(out, d, "__init__.py"), "a").close()
+        open(stamp, "w").close()
+    if out not in sys.path:
+        sys.path.insert(0, out)
+
+
+_generate_stubs()
+import grpc  # noqa: E402
+from txn.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc  # noqa: E402,F401
+from txn.v1 import participant_pb2, participant_pb2_grpc  # noqa: E402,F401
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=20.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+def _pg_bin(tool):
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql")
+    return candidates[-1]
+
+
+class Postgres:
+    """One PostgreSQL cluster in a temporary folder, run as the postgres user."""
+
+    def __init__(self, root, name, max_prepared=20):
+        self.name = name
+        self.port = free_port()
+        self.dir = os.path.join(root, f"pg-{name}")
+        os.makedirs(self.dir)
+        pg = pwd.getpwnam("postgres")
+        os.chown(self.dir, pg.pw_uid, pg.pw_gid)
+        self.data = os.path.join(self.dir, "data")
+        self._as_pg([_pg_bin("initdb"), "-D", self.data, "-A", "trust", "-U", "postgres",
+                     "--no-sync", "-E", "UTF8"])
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                    f"unix_socket_directories = '{self.dir}'\n"
+                    f"max_prepared_transactions = {max_prepared}\nfsync = off\n"
+                    "shared_buffers = 16MB\nmax_connections = 60\n")
+        self.start()
+
+    def _as_pg(self, argv, **kw):
+        return subprocess.run(["runuser", "-u", "postgres", "--"] + argv, check=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+    def start(self):
+        self._as_pg([_pg_bin("pg_ctl"), "-D", self.data, "-l", os.path.join(self.dir, "log"),
+                     "-w", "-t", "30", "start"])
+
+    def stop(self, mode="fast"):
+        subprocess.run(["runuser", "-u", "postgres", "--", _pg_bin("pg_ctl"), "-D", self.data,
+                        "-m", mode, "-w", "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def dsn(self, db="postgres"):
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
+
+    def sql(self, text, db="postgres"):
+        """Runs `text` with psql and returns the rows as lists of strings."""
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
+                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
+                            "-c", text], check=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        return [line.split("|") for line in r.stdout.splitlines() if line]
+
+    def prepared(self, db="postgres"):
+        return [r[0] for r in self.sql("SELECT gid FROM pg_prepared_xacts "
+                                       f"WHERE database = '{db}' ORDER BY gid")]
+
+
+class Process:
+    """A daemon of ours, started from build/bin with its log in a file."""
+
+    def __init__(self, root, name, argv, port, env=None):
+        self.name, self.argv, self.port = name, argv, port
+        self.log_path = os.path.join(root, f"{name}.log")
+        self.env = env
+        self.proc = None
+
+    def start(self, failpoints=None, wait=True):
+        env = dict(os.environ)
+        env.pop("TXN_FAILPOINTS", None)
+        if self.env:
+            env.update(self.env)
+        if failpoints:
+            env["TXN_FAILPOINTS"] = failpoints
+        with open(self.log_path, "a") as log:
+            log.write(f"--- start {' '.join(self.argv)} failpoints={failpoints}\n")
+            log.flush()
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log, env=env)
+        if wait:
+            wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def wait_exit(self, timeout=20):
+        return self.proc.wait(timeout=timeout)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+
+class Cluster:
+    """PostgreSQL servers, one agent per database, and a coordinator."""
+
+    def __init__(self, reconcile_ms=300):
+        self.root = tempfile.mkdtemp(prefix="txcoord-test-")
+        os.chmod(self.root, 0o755)
+        self.reconcile_ms = reconcile_ms
+        self.pgs, self.agents = {}, {}
+        self.coordinator = None
+        self._channels = []
+
+    def add_postgres(self, name, **kw):
+        self.pgs[name] = Postgres(self.root, name, **kw)
+        return self.pgs[name]
+
+    def make_coordinator(self, participants, extra=()):
+        """`participants`: names; their agent ports are reserved now."""
+        port = free_port()
+        self.agent_ports = {n: free_port() for n in participants}
+        argv = [os.path.join(BIN, "txcoord"), "--listen", f"127.0.0.1:{port}", "--data-dir",
+                os.path.join(self.root, "coord-data"), "--prepare-timeout-ms", "3000",
+                "--rpc-timeout-ms", "2000", "--retry-initial-ms", "20", "--retry-max-ms", "300",
+                *extra]
+        for n, p in self.agent_ports.items():
+            argv += ["--participant", f"{n}=127.0.0.1:{p}"]
+        self.coordinator = Process(self.root, "coordinator", argv, port)
+        return self.coordinator
+
+    def add_agent(self, name, dsn, backend="postgres", start=True, failpoints=None):
+        """Starts the agent on the port the coordinator was told about."""
+        port = self.agent_ports[name]
+        argv = [os.path.join(BIN, "txagent"), "--listen", f"127.0.0.1:{port}", "--name", name,
+                "--backend", backend, "--dsn", dsn, "--coordinator",
+                f"127.0.0.1:{self.coordinator.port}", "--reconcile-interval-ms",
+                str(self.reconcile_ms)]
+        self.agents[name] = Process(self.root, f"agent-{name}", argv, port)
+        if start:
+            self.agents[name].start(failpoints=failpoints)
+        return self.agents[name]
+
+    def coordinator_stub(self):
+        ch = grpc.insecure_channel(f"127.0.0.1:{self.coordinator.port}")
+        self._channels.append(ch)
+        return coordinator_pb2_grpc.CoordinatorStub(ch)
+
+    def participant_stub(self, name):
+        ch = grpc.insecure_channel(f"127.0.0.1:{self.agents[name].port}")
+        self._channels.append(ch)
+        return participant_pb2_grpc.ParticipantStub(ch)
+
+    def stop(self):
+        for ch in self._channels:
+            ch.close()
+        procs = list(self.agents.values()) + ([self.coordinator] if self.coordinator else [])
+        for p in procs:
+            p.stop()
+        for pg in self.pgs.values():
+            pg.stop("immediate")
+        if os.environ.get("TXCOORD_KEEP_TEST_DIRS"):
+            print(f"kept {self.root}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def logs(self):
+        procs = list(self.agents.values()) + ([self.coordinator] if self.coordinator else [])
+        return "\n".join(f"===== {p.name}\n{p.log()[-4000:]}" for p in procs
+                         if os.path.exists(p.log_path))
+
+
+def sql_op(text, *params, expect=None, nulls=()):
+    op = common_pb2.Operation()
+    op.sql.text = text
+    op.sql.params.extend(str(p) for p in params)
+    op.sql.null_params.extend(nulls)
+    if expect is not None:
+        op.sql.expect_rows_affected = expect
+    return op
+
+
+def branch(participant, *ops):
+    b = coordinator_pb2.Branch(participant=participant)
+    b.operations.extend(ops)
+    return b
+
+
+def eventually(predicate, timeout=15.0, interval=0.1, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached in {timeout}s (last: {last!r})")

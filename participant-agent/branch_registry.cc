@@ -90,6 +90,12 @@ void BranchRegistry::AbortActive(Entry& e, const std::string& reason) {
   e.reason = reason;
 }
 
+void BranchRegistry::MarkLost(Entry& e) {
+  e.initialized = true;
+  e.state = State::kAborted;
+  e.reason = "its work was lost (agent restarted or the branch was rolled back)";
+}
+
 absl::Status BranchRegistry::EnsureActive(Entry& e) {
   if (e.initialized) return absl::OkStatus();
   TXN_ASSIGN_OR_RETURN(e.session, adapter_->Begin());
@@ -146,6 +152,10 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
   if (e->doomed) {
     return absl::AbortedError(absl::StrCat("branch ", gid, " will vote NO: ", e->reason));
   }
+  if (!e->initialized && !req.begin()) {
+    MarkLost(*e);
+    return absl::AbortedError(absl::StrCat("branch ", gid, " is unknown to this agent: ", e->reason));
+  }
   TXN_RETURN_IF_ERROR(EnsureActive(*e));
   v1::ExecuteBranchResponse resp;
   std::string failure;
@@ -172,6 +182,12 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
       e->initialized = true;
       e->state = State::kPrepared;
       resp.set_vote(v1::VOTE_YES);
+      return resp;
+    }
+    if (!req.begin()) {
+      MarkLost(*e);
+      resp.set_vote(v1::VOTE_NO);
+      resp.set_reason(e->reason);
       return resp;
     }
     TXN_RETURN_IF_ERROR(EnsureActive(*e));
@@ -340,10 +356,16 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   std::lock_guard<std::mutex> lock(e->mu);
   e->last_used_ms = clock_->NowMonotonicMs();
   v1::CommitOnePhaseResponse resp;
-  if (!e->initialized && req.operations().empty()) {
+  if (!e->initialized && req.retry()) {
     // A query for a branch this agent never saw: it may have committed before a restart.
     resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
     resp.set_reason("branch unknown to this agent (restarted?)");
+    return resp;
+  }
+  if (!e->initialized && !req.begin()) {
+    MarkLost(*e);
+    resp.set_result(v1::BRANCH_RESULT_ABORTED);
+    resp.set_reason(e->reason);
     return resp;
   }
   TXN_RETURN_IF_ERROR(EnsureActive(*e));

@@ -79,6 +79,9 @@ class BranchRegistry {
   std::shared_ptr<Entry> Find(const std::string& gid);
   // Requires e.mu held and e in ACTIVE. Rolls back and records `reason`.
   void AbortActive(Entry& e, const std::string& reason);
+  // Requires e.mu held and e new: a call that should continue a branch found none. Makes it an
+  // aborted tombstone.
+  void MarkLost(Entry& e);
   // Requires e.mu held. Opens the session if e is new. Errors: the adapter's.
   absl::Status EnsureActive(Entry& e);
   // Runs ops on an ACTIVE entry. On an expectation mismatch or a database error the branch is

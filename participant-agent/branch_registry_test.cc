@@ -29,6 +29,7 @@ class BranchRegistryTest : public testing::Test {
   v1::PrepareBranchResponse Prepare(const v1::BranchRef& ref, std::vector<v1::Operation> ops) {
     v1::PrepareBranchRequest req;
     *req.mutable_ref() = ref;
+    req.set_begin(true);
     for (auto& op : ops) *req.add_operations() = op;
     auto r = registry_.Prepare(req);
     EXPECT_TRUE(r.ok()) << r.status();
@@ -122,6 +123,7 @@ TEST_F(BranchRegistryTest, InvalidRefIsInvalidArgument) {
 TEST_F(BranchRegistryTest, ExecuteMismatchAbortsNowAndPrepareVotesNo) {
   v1::ExecuteBranchRequest req;
   *req.mutable_ref() = Ref();
+  req.set_begin(true);
   *req.add_operations() = Sql("UPDATE t", 1);
   auto r = registry_.Execute(req);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
@@ -131,21 +133,43 @@ TEST_F(BranchRegistryTest, ExecuteMismatchAbortsNowAndPrepareVotesNo) {
 TEST_F(BranchRegistryTest, OnePhaseCommitIsIdempotentAndUnknownBranchQueryIsUnknown) {
   v1::CommitOnePhaseRequest req;
   *req.mutable_ref() = Ref();
+  req.set_begin(true);
   *req.add_operations() = Sql("x");
   EXPECT_EQ(registry_.CommitOnePhase(req)->result(), v1::BRANCH_RESULT_COMMITTED);
   req.clear_operations();
+  req.set_begin(false);
+  req.set_retry(true);
   EXPECT_EQ(registry_.CommitOnePhase(req)->result(), v1::BRANCH_RESULT_COMMITTED);
   *req.mutable_ref() = Ref("n1-1-2");
   EXPECT_EQ(registry_.CommitOnePhase(req)->result(), v1::BRANCH_RESULT_UNKNOWN);
+  req.set_retry(false);
+  *req.mutable_ref() = Ref("n1-1-3");
+  EXPECT_EQ(registry_.CommitOnePhase(req)->result(), v1::BRANCH_RESULT_ABORTED)
+      << "a first commit of a branch this agent never saw: its work was lost";
 }
 
 TEST_F(BranchRegistryTest, OnePhaseMismatchAborts) {
   v1::CommitOnePhaseRequest req;
   *req.mutable_ref() = Ref();
+  req.set_begin(true);
   *req.add_operations() = Sql("x", 1);
   auto r = registry_.CommitOnePhase(req);
   EXPECT_EQ(r->result(), v1::BRANCH_RESULT_ABORTED);
   EXPECT_NE(r->reason().find("expected 1"), std::string::npos);
+}
+
+TEST_F(BranchRegistryTest, BranchWhoseWorkWasLostVotesNoInsteadOfReadOnly) {
+  // The agent restarted after an interactive Execute: the registry is empty, the work is gone.
+  v1::PrepareBranchRequest req;
+  *req.mutable_ref() = Ref("n1-1-8");
+  auto resp = registry_.Prepare(req);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->vote(), v1::VOTE_NO);
+  EXPECT_NE(resp->reason().find("lost"), std::string::npos);
+  v1::ExecuteBranchRequest ex;
+  *ex.mutable_ref() = Ref("n1-1-9");
+  *ex.add_operations() = Sql("x");
+  EXPECT_EQ(registry_.Execute(ex).status().code(), absl::StatusCode::kAborted);
 }
 
 TEST_F(BranchRegistryTest, IdleActiveBranchIsRolledBackBySweep) {

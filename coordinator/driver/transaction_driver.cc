@@ -174,6 +174,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             ref_of(req.mutable_ref(), e.branch);
             if (e.branch < ctx->run_branches.size()) {
               *req.mutable_operations() = ctx->run_branches[e.branch].operations();
+              req.set_begin(true);
             }
             auto* ch = channel_of(e.branch);
             const int64_t timeout = ctx->prepare_timeout_ms;
@@ -191,7 +192,9 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             ref_of(req.mutable_ref(), e.branch);
             if (e.attempt == 0 && e.branch < ctx->run_branches.size()) {
               *req.mutable_operations() = ctx->run_branches[e.branch].operations();
+              req.set_begin(true);
             }
+            req.set_retry(e.attempt > 0);
             auto* ch = channel_of(e.branch);
             const int64_t timeout = std::max(rpc_timeout, ctx->prepare_timeout_ms);
             actions.push_back([this, ctx, ch, req = std::move(req), attempt = e.attempt, timeout] {
@@ -506,6 +509,7 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
     }
     breq.mutable_ref()->set_txn_id(ctx->txn.id);
     breq.mutable_ref()->set_branch(it->second);
+    breq.set_begin(added);
     *breq.add_operations() = req.operation();
     ++ctx->executes_in_flight;
   }

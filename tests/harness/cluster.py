@@ -204,13 +204,20 @@ class Cluster:
             self.agents[name].start(failpoints=failpoints)
         return self.agents[name]
 
+    @staticmethod
+    def _channel(port):
+        # A private subchannel pool: a new stub after a restart must not reuse the connection to
+        # the process that was killed.
+        return grpc.insecure_channel(f"127.0.0.1:{port}",
+                                     options=[("grpc.use_local_subchannel_pool", 1)])
+
     def coordinator_stub(self):
-        ch = grpc.insecure_channel(f"127.0.0.1:{self.coordinator.port}")
+        ch = self._channel(self.coordinator.port)
         self._channels.append(ch)
         return coordinator_pb2_grpc.CoordinatorStub(ch)
 
     def participant_stub(self, name):
-        ch = grpc.insecure_channel(f"127.0.0.1:{self.agents[name].port}")
+        ch = self._channel(self.agents[name].port)
         self._channels.append(ch)
         return participant_pb2_grpc.ParticipantStub(ch)
 

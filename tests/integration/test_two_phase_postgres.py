@@ -226,7 +226,7 @@ class ParticipantIdempotency(unittest.TestCase):
         return ppb.BranchRef(txn_id=f"n1-777-{seq}", branch=0)
 
     def prepare(self, seq, order_id):
-        return self.agent.Prepare(ppb.PrepareBranchRequest(ref=self.ref(seq), operations=[h.sql_op(
+        return self.agent.Prepare(ppb.PrepareBranchRequest(ref=self.ref(seq), begin=True, operations=[h.sql_op(
             "INSERT INTO orders VALUES ($1, 'apple', 1)", order_id)]), timeout=5)
 
     def test_commit_twice(self):

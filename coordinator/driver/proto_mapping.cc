@@ -13,12 +13,19 @@ v1::BranchState ToProto(core::BranchState s) {
 v1::Outcome OutcomeOf(const core::TwoPhaseTxn& txn) {
   v1::Outcome out;
   out.set_txn_id(txn.id);
-  out.set_state(ToProto(core::OutcomeState(txn)));
+  const core::TxnState state = core::OutcomeState(txn);
+  out.set_state(ToProto(state));
   out.set_reason(txn.reason);
   for (const auto& b : txn.branches) {
     auto* ob = out.add_branches();
     ob->set_participant(b.participant);
-    ob->set_state(ToProto(b.state));
+    // Once the decision is ABORT, a branch still being rolled back is reported as what it will
+    // be: aborted (presumed abort guarantees it). GetTransaction shows the live state.
+    const bool unfinished = b.state == core::BranchState::kActive ||
+                            b.state == core::BranchState::kPreparing ||
+                            b.state == core::BranchState::kPrepared;
+    ob->set_state(state == core::TxnState::kAborted && unfinished ? v1::BRANCH_STATE_ABORTED
+                                                                   : ToProto(b.state));
     ob->set_reason(b.reason);
   }
   return out;

@@ -19,26 +19,8 @@ BUILD = os.environ.get("TXCOORD_BUILD_DIR", os.path.join(ROOT, "build"))
 BIN = os.path.join(BUILD, "bin")
 
 
-def _generate_stubs():
-    """Compiles proto/ to Python modules under the build folder (once) and imports them."""
-    out = os.path.join(BUILD, "pygen")
-    stamp = os.path.join(out, ".stamp")
-    protos = sorted(glob.glob(os.path.join(ROOT, "proto", "txn", "v1", "*.proto")))
-    newest = max(os.path.getmtime(p) for p in protos)
-    if not os.path.exists(stamp) or os.path.getmtime(stamp) < newest:
-        os.makedirs(out, exist_ok=True)
-        plugin = shutil.which("grpc_python_plugin")
-        subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto"), "--python_out", out,
-                        "--grpc_python_out", out, f"--plugin=protoc-gen-grpc_python={plugin}"]
-                       + protos, check=True)
-        for d in ("txn", os.path.join("txn", "v1")):
-            open(os.path.join(out, d, "__init__.py"), "a").close()
-        open(stamp, "w").close()
-    if out not in sys.path:
-        sys.path.insert(0, out)
-
-
-_generate_stubs()
+sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+import txn_stubs  # noqa: E402,F401  (compiles proto/ to Python on first use)
 import grpc  # noqa: E402
 from txn.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc  # noqa: E402,F401
 from txn.v1 import participant_pb2, participant_pb2_grpc  # noqa: E402,F401

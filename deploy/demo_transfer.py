@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""The demo: an order row in "orders" and a stock decrement in "inventory", atomically.
+
+One order commits; one asks for a pear (stock 0): the inventory statement expects 1 row
+affected, gets 0, votes NO, and neither database changes.
+
+usage: demo_transfer.py [COORDINATOR_ADDRESS]     (default 127.0.0.1:7700)
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tools", "python"))
+import txn_stubs  # noqa: E402,F401
+import grpc  # noqa: E402
+from txn.v1 import common_pb2 as common  # noqa: E402
+from txn.v1 import coordinator_pb2 as pb  # noqa: E402
+from txn.v1 import coordinator_pb2_grpc as rpc  # noqa: E402
+
+
+def sql(text, *params, expect=None):
+    op = common.Operation()
+    op.sql.text = text
+    op.sql.params.extend(str(p) for p in params)
+    if expect is not None:
+        op.sql.expect_rows_affected = expect
+    return op
+
+
+def order(order_id, sku, qty):
+    return pb.RunRequest(
+        protocol=pb.PROTOCOL_TWO_PHASE,
+        wait_for_completion=True,
+        branches=[
+            pb.Branch(participant="orders", operations=[
+                sql("INSERT INTO orders (id, sku, qty) VALUES ($1, $2, $3)", order_id, sku, qty)]),
+            pb.Branch(participant="inventory", operations=[
+                sql("UPDATE stock SET qty = qty - $1 WHERE sku = $2 AND qty >= $1", qty, sku,
+                    expect=1)]),
+        ])
+
+
+def show(title, outcome):
+    print(f"{title}: {outcome.txn_id} {pb.TxnState.Name(outcome.state)}"
+          + (f" ({outcome.reason})" if outcome.reason else ""))
+    for b in outcome.branches:
+        print(f"    {b.participant:<10} {pb.BranchState.Name(b.state)}"
+              + (f"  {b.reason}" if b.reason else ""))
+
+
+def main():
+    address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7700"
+    stub = rpc.CoordinatorStub(grpc.insecure_channel(address))
+    stamp = int(time.time() * 1000)
+    ok = stub.Run(order(f"order-{stamp}-apple", "apple", 2), timeout=30)
+    show("order of 2 apples", ok)
+    no = stub.Run(order(f"order-{stamp}-pear", "pear", 1), timeout=30)
+    show("order of 1 pear (none in stock)", no)
+    return 0 if (ok.state, no.state) == (pb.TXN_STATE_COMMITTED, pb.TXN_STATE_ABORTED) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# A local txcoord cluster from Debian's packages, all state in one folder (default .cluster/):
+# two PostgreSQL servers ("orders" and "inventory"), a txagent beside each, and txcoord with its
+# RocksDB decision log. Uses the same config files as docker-compose.yml (deploy/config/),
+# overriding addresses and folders with flags.
+#
+#   deploy/local-cluster.sh up       install, build, start everything, run the demo transfer
+#   deploy/local-cluster.sh demo     run the demo transfer again
+#   deploy/local-cluster.sh status   what is running, and prepared transactions left over
+#   deploy/local-cluster.sh down     stop everything (data is kept; `down --wipe` removes it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+STATE=${TXCOORD_CLUSTER_DIR:-$ROOT/.cluster}
+PG_PORT_orders=${PG_ORDERS_PORT:-55432}
+PG_PORT_inventory=${PG_INVENTORY_PORT:-55433}
+AGENT_PORT_orders=${AGENT_ORDERS_PORT:-7711}
+AGENT_PORT_inventory=${AGENT_INVENTORY_PORT:-7712}
+COORD_PORT=${COORD_PORT:-7700}
+DBS=(orders inventory)
+
+say() { echo "local-cluster: $*"; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
+port_of() { local v="$1_$2"; echo "${!v}"; }
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  say "nothing listens on port $1; see $STATE/logs"; return 1
+}
+
+running() { [ -f "$STATE/pids/$1" ] && kill -0 "$(cat "$STATE/pids/$1")" 2>/dev/null; }
+
+start_daemon() {  # name, then the command
+  local name=$1; shift
+  if running "$name"; then return 0; fi
+  "$@" >>"$STATE/logs/$name.log" 2>&1 &
+  echo $! >"$STATE/pids/$name"
+}
+
+start_postgres() {
+  local db=$1 port dir
+  port=$(port_of PG_PORT "$db")
+  dir="$STATE/pg-$db"
+  if [ ! -d "$dir/data" ]; then
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+    as_pg "$(pg_bin)/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 >/dev/null
+    cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+max_prepared_transactions = 100
+CONF
+  fi
+  if ! as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+  fi
+  local psql=(psql -X -q -h 127.0.0.1 -p "$port" -U postgres)
+  if [ -z "$("${psql[@]}" -At -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+    "${psql[@]}" -c "CREATE DATABASE $db"
+  fi
+  "${psql[@]}" -d "$db" -v ON_ERROR_STOP=1 -f "$ROOT/deploy/db/$db.sql" >/dev/null
+}
+
+up() {
+  bash deploy/install-deps.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j2 --target txcoord txagent
+  mkdir -p "$STATE/logs" "$STATE/pids"
+  chmod 755 "$STATE"
+  for db in "${DBS[@]}"; do start_postgres "$db"; done
+  local participants=()
+  for db in "${DBS[@]}"; do participants+=(--participant "$db=127.0.0.1:$(port_of AGENT_PORT "$db")"); done
+  start_daemon txcoord build/bin/txcoord --config deploy/config/txcoord.yaml \
+    --listen "127.0.0.1:$COORD_PORT" --data-dir "$STATE/coord-data" "${participants[@]}"
+  for db in "${DBS[@]}"; do
+    start_daemon "agent-$db" build/bin/txagent --config "deploy/config/agent-$db.yaml" \
+      --listen "127.0.0.1:$(port_of AGENT_PORT "$db")" \
+      --dsn "host=127.0.0.1 port=$(port_of PG_PORT "$db") user=postgres dbname=$db" \
+      --coordinator "127.0.0.1:$COORD_PORT"
+  done
+  wait_port "$COORD_PORT"
+  for db in "${DBS[@]}"; do wait_port "$(port_of AGENT_PORT "$db")"; done
+  say "up: txcoord on 127.0.0.1:$COORD_PORT; agents orders 127.0.0.1:$AGENT_PORT_orders, inventory 127.0.0.1:$AGENT_PORT_inventory; state and logs in $STATE"
+  demo
+}
+
+demo() { /usr/bin/python3 deploy/demo_transfer.py "127.0.0.1:$COORD_PORT"; }
+
+status() {
+  for name in txcoord agent-orders agent-inventory; do
+    if running "$name"; then say "$name running (pid $(cat "$STATE/pids/$name"))"; else say "$name stopped"; fi
+  done
+  for db in "${DBS[@]}"; do
+    local port; port=$(port_of PG_PORT "$db")
+    if psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" -At -c "SELECT 1" >/dev/null 2>&1; then
+      say "postgres $db on $port; prepared transactions: $(psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d "$db" -At -c "SELECT count(*) FROM pg_prepared_xacts")"
+    else
+      say "postgres $db stopped"
+    fi
+  done
+}
+
+down() {
+  for name in agent-orders agent-inventory txcoord; do
+    if running "$name"; then kill "$(cat "$STATE/pids/$name")"; fi
+    rm -f "$STATE/pids/$name"
+  done
+  for db in "${DBS[@]}"; do
+    [ -d "$STATE/pg-$db/data" ] && as_pg "$(pg_bin)/pg_ctl" -D "$STATE/pg-$db/data" -m fast -w stop >/dev/null 2>&1 || true
+  done
+  if [ "${1:-}" = "--wipe" ]; then rm -rf "$STATE"; fi
+  say "down"
+}
+
+case "${1:-}" in
+  up) up ;;
+  demo) demo ;;
+  status) status ;;
+  down) shift; down "${1:-}" ;;
+  *) echo "usage: $0 up|demo|status|down [--wipe]" >&2; exit 2 ;;
+esac

@@ -21,9 +21,9 @@ TEST(Ids, TxnIdRoundTripsThroughGid) {
 }
 
 TEST(Ids, RejectsForeignAndMalformedGids) {
-  for (const char* gid : {"", "foo", "txc_", "txc_n1-1-1", "txc_n1-1-1_", "txc_N1-1-1_0",
-                          "txc_n1-1-1_12345", "txc_n1-1-1_0'; DROP TABLE x; --",
-                          "txc_n1-1_0", "other_n1-1-1_0"}) {
+  for (const char* gid :
+       {"", "foo", "txc_", "txc_n1-1-1", "txc_n1-1-1_", "txc_N1-1-1_0", "txc_n1-1-1_12345",
+        "txc_n1-1-1_0'; DROP TABLE x; --", "txc_n1-1_0", "other_n1-1-1_0"}) {
     EXPECT_FALSE(ParseBranchGid(gid).has_value()) << gid;
   }
   EXPECT_FALSE(IsValidTxnId("n1-1-1; --"));
@@ -122,20 +122,35 @@ TEST(Flags, GetIntChecksRange) {
 }
 
 TEST(StatementGuard, AcceptsOrdinaryStatements) {
-  for (const char* sql : {"UPDATE stock SET qty = qty - $1 WHERE sku = $2 AND qty >= $1",
-                          "insert into orders(id) values ($1);",
-                          "SELECT 'BEGIN; COMMIT' AS s", "-- comment\nSELECT 1",
-                          "SELECT \"commit\" FROM t", "SELECT $$;COMMIT$$"}) {
+  for (const char* sql :
+       {"UPDATE stock SET qty = qty - $1 WHERE sku = $2 AND qty >= $1",
+        "insert into orders(id) values ($1);", "SELECT 'BEGIN; COMMIT' AS s",
+        "-- comment\nSELECT 1", "SELECT \"commit\" FROM t", "SELECT $$;COMMIT$$"}) {
     EXPECT_TRUE(CheckStatement(sql, SqlDialect::kPostgres).ok()) << sql;
   }
 }
 
 TEST(StatementGuard, RefusesTransactionControlAndMultipleStatements) {
-  for (const char* sql : {"COMMIT", "  begin", "ROLLBACK", "SAVEPOINT a", "PREPARE TRANSACTION 'x'",
-                          "COMMIT PREPARED 'x'", "XA START 'x'", "SET autocommit = 1",
-                          "SELECT 1; SELECT 2", "START TRANSACTION", "END", "ABORT",
-                          "/* x */ COMMIT", "LISTEN c", "NOTIFY c", "CREATE TEMP TABLE t(a int)",
-                          "create temporary table t(a int)", "", "   ", "RELEASE SAVEPOINT a",
+  for (const char* sql : {"COMMIT",
+                          "  begin",
+                          "ROLLBACK",
+                          "SAVEPOINT a",
+                          "PREPARE TRANSACTION 'x'",
+                          "COMMIT PREPARED 'x'",
+                          "XA START 'x'",
+                          "SET autocommit = 1",
+                          "SELECT 1; SELECT 2",
+                          "START TRANSACTION",
+                          "END",
+                          "ABORT",
+                          "/* x */ COMMIT",
+                          "LISTEN c",
+                          "NOTIFY c",
+                          "CREATE TEMP TABLE t(a int)",
+                          "create temporary table t(a int)",
+                          "",
+                          "   ",
+                          "RELEASE SAVEPOINT a",
                           "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"}) {
     auto s = CheckStatement(sql, SqlDialect::kPostgres);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << sql;

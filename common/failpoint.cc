@@ -55,8 +55,8 @@ absl::StatusOr<Armed> ParseAction(absl::string_view entry, absl::string_view tex
              absl::SimpleAtoi(action, &a.delay_ms) && a.delay_ms >= 0) {
     a.action = Action::kDelay;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "failpoint '", entry, "': action must be crash, error, delay(MS) or hang"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("failpoint '", entry, "': action must be crash, error, delay(MS) or hang"));
   }
   return a;
 }

@@ -13,11 +13,11 @@
 // in production code, so they cannot be passed in as dependencies. Thread-safe.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace txn::common {
 

@@ -63,8 +63,8 @@ FlagSet::FlagSet(std::string program, std::string summary)
 void FlagSet::Add(FlagSpec spec) { specs_.push_back(std::move(spec)); }
 
 const FlagSpec* FlagSet::Find(const std::string& name) const {
-  auto it = std::find_if(specs_.begin(), specs_.end(),
-                         [&](const FlagSpec& s) { return s.name == name; });
+  auto it =
+      std::find_if(specs_.begin(), specs_.end(), [&](const FlagSpec& s) { return s.name == name; });
   return it == specs_.end() ? nullptr : &*it;
 }
 
@@ -112,8 +112,7 @@ absl::StatusOr<ParsedFlags> FlagSet::Parse(int argc, char** argv) const {
     try {
       root = YAML::LoadFile(path);
     } catch (const YAML::Exception& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--config ", path, ": ", e.what()));
+      return absl::InvalidArgumentError(absl::StrCat("--config ", path, ": ", e.what()));
     }
     if (!root.IsMap() && !root.IsNull()) {
       return absl::InvalidArgumentError(
@@ -130,8 +129,8 @@ absl::StatusOr<ParsedFlags> FlagSet::Parse(int argc, char** argv) const {
       try {
         if (kv.second.IsSequence()) {
           if (!spec->repeated) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "--config ", path, ": key '", name, "' takes one value, not a list"));
+            return absl::InvalidArgumentError(
+                absl::StrCat("--config ", path, ": key '", name, "' takes one value, not a list"));
           }
           for (const auto& v : kv.second) values.push_back(v.as<std::string>());
         } else {

@@ -16,7 +16,7 @@
 namespace txn::common {
 
 struct FlagSpec {
-  std::string name;     // without the leading "--"
+  std::string name;        // without the leading "--"
   std::string value_name;  // e.g. "HOST:PORT"; empty for a boolean switch
   std::string help;
   std::string default_value;

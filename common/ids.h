@@ -7,11 +7,12 @@
 // 4 + 16+1+10+1+12 + 1 + 4 = 49 bytes, inside PostgreSQL's 200 and XA's 64.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "absl/strings/string_view.h"
 
 namespace txn::common {
 

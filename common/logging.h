@@ -3,8 +3,9 @@
 // passwords, tokens): callers pass redacted values. Thread-safe.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string_view>
+
+#include "absl/strings/string_view.h"
 
 namespace txn::common {
 

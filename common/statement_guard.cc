@@ -115,9 +115,10 @@ absl::Status CheckStatement(absl::string_view sql, SqlDialect dialect) {
   auto word = [&](size_t k) -> std::string {
     return k < scan.words.size() ? scan.words[k] : std::string();
   };
-  for (const char* tc : {"BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END",
-                         "ABORT", "XA"}) {
-    if (w0 == tc) return Refuse(absl::StrCat("transaction control (", w0, ") is the coordinator's"));
+  for (const char* tc :
+       {"BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END", "ABORT", "XA"}) {
+    if (w0 == tc)
+      return Refuse(absl::StrCat("transaction control (", w0, ") is the coordinator's"));
   }
   if (w0 == "PREPARE" && (word(1) == "TRANSACTION" || dialect == SqlDialect::kMysql)) {
     return Refuse("transaction control (PREPARE) is the coordinator's");

@@ -9,10 +9,10 @@
 // more text. Thread-safe (pure functions).
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace txn::common {
 

@@ -8,10 +8,10 @@
 #define TXN_CONCAT_(a, b) TXN_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function if `expr` is not OK.
-#define TXN_RETURN_IF_ERROR(expr)                  \
-  do {                                             \
-    ::absl::Status txn_status_ = (expr);           \
-    if (!txn_status_.ok()) return txn_status_;     \
+#define TXN_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status txn_status_ = (expr);       \
+    if (!txn_status_.ok()) return txn_status_; \
   } while (0)
 
 // `TXN_ASSIGN_OR_RETURN(auto x, F());` binds the value of a StatusOr or returns its error.

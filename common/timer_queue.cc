@@ -2,7 +2,9 @@
 
 namespace txn::common {
 
-TimerQueue::TimerQueue() { thread_ = std::thread([this] { Loop(); }); }
+TimerQueue::TimerQueue() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 TimerQueue::~TimerQueue() {
   {

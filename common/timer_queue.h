@@ -34,8 +34,8 @@ class TimerQueue {
   std::mutex mu_;
   std::condition_variable cv_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;  // guarded by mu_
-  uint64_t next_seq_ = 0;  // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  uint64_t next_seq_ = 0;                                                       // guarded by mu_
+  bool stopping_ = false;                                                       // guarded by mu_
   std::thread thread_;
 };
 

@@ -71,24 +71,27 @@ int Main(int argc, char** argv) {
     int64_t* out;
   };
   int64_t retry_initial = 0, retry_max = 0, max_active = 0;
-  for (const IntFlag& f : {IntFlag{"prepare-timeout-ms", 1, 3'600'000, &options.prepare_timeout_ms},
-                           IntFlag{"rpc-timeout-ms", 1, 3'600'000, &options.rpc_timeout_ms},
-                           IntFlag{"txn-timeout-ms", 1, 86'400'000, &options.default_txn_timeout_ms},
-                           IntFlag{"retry-initial-ms", 1, 60'000, &retry_initial},
-                           IntFlag{"retry-max-ms", 1, 3'600'000, &retry_max},
-                           IntFlag{"retention-ms", 0, int64_t{1} << 40, &options.retention_ms},
-                           IntFlag{"max-active", 1, 10'000'000, &max_active}}) {
+  for (const IntFlag& f :
+       {IntFlag{"prepare-timeout-ms", 1, 3'600'000, &options.prepare_timeout_ms},
+        IntFlag{"rpc-timeout-ms", 1, 3'600'000, &options.rpc_timeout_ms},
+        IntFlag{"txn-timeout-ms", 1, 86'400'000, &options.default_txn_timeout_ms},
+        IntFlag{"retry-initial-ms", 1, 60'000, &retry_initial},
+        IntFlag{"retry-max-ms", 1, 3'600'000, &retry_max},
+        IntFlag{"retention-ms", 0, int64_t{1} << 40, &options.retention_ms},
+        IntFlag{"max-active", 1, 10'000'000, &max_active}}) {
     auto v = flags->GetInt(f.name, f.min, f.max);
     if (!v.ok()) return Fail(std::string(v.status().message()));
     *f.out = *v;
   }
-  options.retry_backoff = {.initial_ms = retry_initial, .max_ms = std::max(retry_initial, retry_max)};
+  options.retry_backoff = {.initial_ms = retry_initial,
+                           .max_ms = std::max(retry_initial, retry_max)};
   options.max_active = static_cast<size_t>(max_active);
   if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
     return Fail(absl::StrCat("TXN_FAILPOINTS: ", fp.message()));
   }
 
-  auto participants = transport::StaticParticipantDirectory::FromSpecs(flags->GetAll("participant"));
+  auto participants =
+      transport::StaticParticipantDirectory::FromSpecs(flags->GetAll("participant"));
   if (!participants.ok()) return Fail(std::string(participants.status().message()));
   auto log = log::RocksDbDecisionLog::Open(flags->Get("data-dir"));
   if (!log.ok()) return Fail(std::string(log.status().message()));
@@ -113,8 +116,8 @@ int Main(int argc, char** argv) {
   if (!server || port == 0) return Fail(absl::StrCat("cannot listen on ", flags->Get("listen")));
   server->GetHealthCheckService()->SetServingStatus(true);
   common::LogInfo(absl::StrCat("txcoord ", options.node_id, " serving on ", flags->Get("listen"),
-                               " with ", (*participants)->Names().size(), " participant(s), data in ",
-                               flags->Get("data-dir")));
+                               " with ", (*participants)->Names().size(),
+                               " participant(s), data in ", flags->Get("data-dir")));
 
   std::mutex mu;
   std::condition_variable cv;
@@ -124,7 +127,8 @@ int Main(int argc, char** argv) {
     while (!cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping; })) {
       lock.unlock();
       absl::StatusOr<int> n = txns.CollectGarbage();
-      if (!n.ok()) common::LogWarning(absl::StrCat("log garbage collection: ", n.status().message()));
+      if (!n.ok())
+        common::LogWarning(absl::StrCat("log garbage collection: ", n.status().message()));
       lock.lock();
     }
   });

@@ -10,7 +10,7 @@
 namespace txn::agent {
 
 struct AdapterConfig {
-  std::string backend;   // postgres | mysql | mongodb | noop
+  std::string backend;  // postgres | mysql | mongodb | noop
   std::string dsn;
   std::string password;  // from --dsn-password-file; empty if none
   int pool_size = 8;

@@ -25,9 +25,12 @@ absl::StatusOr<std::string> GidOf(const v1::BranchRef& ref) {
 
 v1::BranchResult ToProto(FinishedAs as) {
   switch (as) {
-    case FinishedAs::kCommitted: return v1::BRANCH_RESULT_COMMITTED;
-    case FinishedAs::kAborted: return v1::BRANCH_RESULT_ABORTED;
-    case FinishedAs::kUnknown: return v1::BRANCH_RESULT_UNKNOWN;
+    case FinishedAs::kCommitted:
+      return v1::BRANCH_RESULT_COMMITTED;
+    case FinishedAs::kAborted:
+      return v1::BRANCH_RESULT_ABORTED;
+    case FinishedAs::kUnknown:
+      return v1::BRANCH_RESULT_UNKNOWN;
   }
   return v1::BRANCH_RESULT_UNKNOWN;
 }
@@ -146,15 +149,16 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
   std::lock_guard<std::mutex> lock(e->mu);
   e->last_used_ms = clock_->NowMonotonicMs();
   if (e->initialized && e->state != State::kActive) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "branch ", gid, " is no longer active", e->reason.empty() ? "" : ": ", e->reason));
+    return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is no longer active",
+                                                      e->reason.empty() ? "" : ": ", e->reason));
   }
   if (e->doomed) {
     return absl::AbortedError(absl::StrCat("branch ", gid, " will vote NO: ", e->reason));
   }
   if (!e->initialized && !req.begin()) {
     MarkLost(*e);
-    return absl::AbortedError(absl::StrCat("branch ", gid, " is unknown to this agent: ", e->reason));
+    return absl::AbortedError(
+        absl::StrCat("branch ", gid, " is unknown to this agent: ", e->reason));
   }
   TXN_RETURN_IF_ERROR(EnsureActive(*e));
   v1::ExecuteBranchResponse resp;

@@ -70,7 +70,7 @@ class BranchRegistry {
     State state = State::kActive;
     std::unique_ptr<BranchSession> session;  // set while ACTIVE
     std::string native_id;
-    std::string reason;  // why it aborted, or why it will vote NO
+    std::string reason;   // why it aborted, or why it will vote NO
     bool doomed = false;  // an expectation failed during Execute: Prepare votes NO
     int64_t last_used_ms = 0;
   };

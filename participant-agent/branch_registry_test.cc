@@ -52,8 +52,8 @@ class BranchRegistryTest : public testing::Test {
 
   NoopAdapter adapter_;
   common::ManualClock clock_;
-  BranchRegistry registry_{&adapter_, &clock_,
-                           BranchRegistryOptions{.idle_timeout_ms = 1000, .tombstone_ttl_ms = 5000}};
+  BranchRegistry registry_{
+      &adapter_, &clock_, BranchRegistryOptions{.idle_timeout_ms = 1000, .tombstone_ttl_ms = 5000}};
 };
 
 TEST_F(BranchRegistryTest, PrepareWithWorkVotesYesAndIsIdempotent) {

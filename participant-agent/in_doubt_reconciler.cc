@@ -14,8 +14,8 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
     absl::StatusOr<v1::Decision> d = decisions_->GetDecision(b.ref().txn_id());
     if (!d.ok()) {
       ++pass.undecided;
-      common::LogWarning(absl::StrCat("branch=", gid, " in doubt; cannot ask the coordinator: ",
-                                      d.status().message()));
+      common::LogWarning(absl::StrCat(
+          "branch=", gid, " in doubt; cannot ask the coordinator: ", d.status().message()));
       continue;
     }
     if (*d == v1::DECISION_COMMIT) {
@@ -24,7 +24,8 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
       auto r = registry_->Commit(req);
       if (r.ok() && r->result() == v1::BRANCH_RESULT_COMMITTED) {
         ++pass.committed;
-        common::LogInfo(absl::StrCat("branch=", gid, " in doubt: committed (coordinator said COMMIT)"));
+        common::LogInfo(
+            absl::StrCat("branch=", gid, " in doubt: committed (coordinator said COMMIT)"));
       } else {
         ++pass.undecided;
         common::LogWarning(absl::StrCat("branch=", gid, " commit failed: ",
@@ -36,10 +37,12 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
       auto r = registry_->Rollback(req);
       if (r.ok()) {
         ++pass.aborted;
-        common::LogInfo(absl::StrCat("branch=", gid, " in doubt: rolled back (coordinator said ABORT)"));
+        common::LogInfo(
+            absl::StrCat("branch=", gid, " in doubt: rolled back (coordinator said ABORT)"));
       } else {
         ++pass.undecided;
-        common::LogWarning(absl::StrCat("branch=", gid, " rollback failed: ", r.status().message()));
+        common::LogWarning(
+            absl::StrCat("branch=", gid, " rollback failed: ", r.status().message()));
       }
     } else {
       ++pass.undecided;

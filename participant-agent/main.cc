@@ -106,12 +106,12 @@ int Main(int argc, char** argv) {
     return Fail(std::string(ready.message()));
   }
   if (!ready.ok()) {
-    common::LogWarning(absl::StrCat("database not reachable yet, serving anyway: ", ready.message()));
+    common::LogWarning(
+        absl::StrCat("database not reachable yet, serving anyway: ", ready.message()));
   }
 
   common::SystemClock clock;
-  BranchRegistry registry(adapter->get(), &clock,
-                          BranchRegistryOptions{.idle_timeout_ms = *idle});
+  BranchRegistry registry(adapter->get(), &clock, BranchRegistryOptions{.idle_timeout_ms = *idle});
   ParticipantService service(&registry);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
   InDoubtReconciler reconciler(&registry, &decisions);

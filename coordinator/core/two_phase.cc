@@ -11,8 +11,7 @@ using Effects = std::vector<TwoPhaseEffect>;
 
 bool IsFinished(BranchState s) {
   return s == BranchState::kCommitted || s == BranchState::kAborted ||
-         s == BranchState::kReadOnly || s == BranchState::kHeuristic ||
-         s == BranchState::kInDoubt;
+         s == BranchState::kReadOnly || s == BranchState::kHeuristic || s == BranchState::kInDoubt;
 }
 
 bool ValidBranch(const TwoPhaseTxn& txn, uint32_t b) { return b < txn.branches.size(); }

@@ -141,9 +141,9 @@ struct ReplyToClient {};
 // Nothing more will happen: the driver may drop the transaction from memory.
 struct Forget {};
 
-using TwoPhaseEffect = std::variant<SendPrepare, SendCommitOnePhase, SendCommit, SendRollback,
-                                    StartPrepareTimer, LogDecision, LogCompletion, ReplyToClient,
-                                    Forget>;
+using TwoPhaseEffect =
+    std::variant<SendPrepare, SendCommitOnePhase, SendCommit, SendRollback, StartPrepareTimer,
+                 LogDecision, LogCompletion, ReplyToClient, Forget>;
 
 // Rollbacks are retried this many times; after that the branch is left to the agent, which
 // asks GetDecision (ABORT under presumed abort) in its reconciliation loop.

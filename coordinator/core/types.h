@@ -3,11 +3,12 @@
 // proto/txn/v1/coordinator.proto so the service and the log can convert by value.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace txn::core {
 

@@ -25,7 +25,7 @@ v1::Outcome OutcomeOf(const core::TwoPhaseTxn& txn) {
                             b.state == core::BranchState::kPreparing ||
                             b.state == core::BranchState::kPrepared;
     ob->set_state(state == core::TxnState::kAborted && unfinished ? v1::BRANCH_STATE_ABORTED
-                                                                   : ToProto(b.state));
+                                                                  : ToProto(b.state));
     ob->set_reason(b.reason);
   }
   return out;
@@ -48,8 +48,7 @@ v1::Outcome OutcomeOf(const v1::Transaction& txn) {
   return out;
 }
 
-v1::Transaction TransactionOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
-                              TxnTimes times) {
+v1::Transaction TransactionOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol, TxnTimes times) {
   v1::Transaction out;
   out.set_txn_id(txn.id);
   out.set_protocol(protocol);

@@ -4,6 +4,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <functional>
+
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/statement_guard.h"
@@ -17,25 +18,27 @@ absl::Status ValidateProtocol(v1::Protocol protocol, const std::string& field) {
       return absl::OkStatus();
     case v1::PROTOCOL_THREE_PHASE:
     case v1::PROTOCOL_SAGA:
-      return absl::UnimplementedError(absl::StrCat(
-          field, ": ", v1::Protocol_Name(protocol), " is not available in this build yet"));
+      return absl::UnimplementedError(absl::StrCat(field, ": ", v1::Protocol_Name(protocol),
+                                                   " is not available in this build yet"));
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, " must be PROTOCOL_TWO_PHASE, PROTOCOL_THREE_PHASE or PROTOCOL_SAGA"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " must be PROTOCOL_TWO_PHASE, PROTOCOL_THREE_PHASE or PROTOCOL_SAGA"));
   }
 }
 
 absl::Status ValidateOperation(const v1::Operation& op, const std::string& field) {
   if (op.has_sql()) {
     const v1::Sql& sql = op.sql();
-    if (sql.text().empty()) return absl::InvalidArgumentError(absl::StrCat(field, ".sql.text is empty"));
-    if (absl::Status s = common::CheckStatement(sql.text(), common::SqlDialect::kGeneric); !s.ok()) {
+    if (sql.text().empty())
+      return absl::InvalidArgumentError(absl::StrCat(field, ".sql.text is empty"));
+    if (absl::Status s = common::CheckStatement(sql.text(), common::SqlDialect::kGeneric);
+        !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(field, ".sql.text: ", s.message()));
     }
     for (uint32_t idx : sql.null_params()) {
       if (idx >= static_cast<uint32_t>(sql.params_size())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ".sql.null_params: index ", idx, " but only ", sql.params_size(), " params"));
+        return absl::InvalidArgumentError(absl::StrCat(field, ".sql.null_params: index ", idx,
+                                                       " but only ", sql.params_size(), " params"));
       }
     }
     if (sql.has_expect_rows_affected() && sql.expect_rows_affected() < 0) {
@@ -60,8 +63,8 @@ absl::Status ValidateRun(const v1::RunRequest& req, const transport::Participant
   TXN_RETURN_IF_ERROR(ValidateProtocol(req.protocol(), "protocol"));
   if (req.branches().empty()) return absl::InvalidArgumentError("branches is empty");
   if (req.branches_size() > kMaxBranchesPerTxn) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("branches has ", req.branches_size(), " entries; at most ", kMaxBranchesPerTxn));
+    return absl::InvalidArgumentError(absl::StrCat("branches has ", req.branches_size(),
+                                                   " entries; at most ", kMaxBranchesPerTxn));
   }
   if (req.timeout_ms() > kMaxTimeoutMs) {
     return absl::InvalidArgumentError(absl::StrCat("timeout_ms must be at most ", kMaxTimeoutMs));
@@ -73,19 +76,21 @@ absl::Status ValidateRun(const v1::RunRequest& req, const transport::Participant
       return absl::InvalidArgumentError(absl::StrCat(field, ".participant is empty"));
     }
     if (dir.Find(br.participant()) == nullptr) {
-      return absl::NotFoundError(absl::StrCat(field, ".participant '", br.participant().substr(0, 100),
+      return absl::NotFoundError(absl::StrCat(field, ".participant '",
+                                              br.participant().substr(0, 100),
                                               "' is not a configured participant"));
     }
     if (br.operations_size() > kMaxOperationsPerBranch) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".operations has more than ",
-                                                     kMaxOperationsPerBranch, " entries"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".operations has more than ", kMaxOperationsPerBranch, " entries"));
     }
     if (!br.compensations().empty() && req.protocol() != v1::PROTOCOL_SAGA) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ".compensations are only for PROTOCOL_SAGA"));
     }
     for (int i = 0; i < br.operations_size(); ++i) {
-      TXN_RETURN_IF_ERROR(ValidateOperation(br.operations(i), absl::StrCat(field, ".operations[", i, "]")));
+      TXN_RETURN_IF_ERROR(
+          ValidateOperation(br.operations(i), absl::StrCat(field, ".operations[", i, "]")));
     }
   }
   return absl::OkStatus();

@@ -35,17 +35,23 @@ namespace {
 
 core::Vote VoteOf(v1::Vote v) {
   switch (v) {
-    case v1::VOTE_YES: return core::Vote::kYes;
-    case v1::VOTE_READ_ONLY: return core::Vote::kReadOnly;
-    default: return core::Vote::kNo;
+    case v1::VOTE_YES:
+      return core::Vote::kYes;
+    case v1::VOTE_READ_ONLY:
+      return core::Vote::kReadOnly;
+    default:
+      return core::Vote::kNo;
   }
 }
 
 core::BranchResult ResultOf(v1::BranchResult r) {
   switch (r) {
-    case v1::BRANCH_RESULT_COMMITTED: return core::BranchResult::kCommitted;
-    case v1::BRANCH_RESULT_ABORTED: return core::BranchResult::kAborted;
-    default: return core::BranchResult::kUnknown;
+    case v1::BRANCH_RESULT_COMMITTED:
+      return core::BranchResult::kCommitted;
+    case v1::BRANCH_RESULT_ABORTED:
+      return core::BranchResult::kAborted;
+    default:
+      return core::BranchResult::kUnknown;
   }
 }
 
@@ -56,7 +62,7 @@ std::string Message(const absl::Status& s) { return std::string(s.message()); }
 TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
     : deps_(deps), options_(std::move(options)), random_(std::random_device{}()) {}
 
-TransactionDriver::~TransactionDriver() = default;
+TransactionDriver::~TransactionDriver() { lifetime_.Close(); }
 
 size_t TransactionDriver::active_count() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -101,8 +107,7 @@ absl::Status TransactionDriver::Recover() {
 }
 
 std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
-    v1::Protocol protocol, bool interactive, std::string idempotency_key,
-    std::string fingerprint) {
+    v1::Protocol protocol, bool interactive, std::string idempotency_key, std::string fingerprint) {
   auto ctx = std::make_shared<TxnContext>();
   ctx->txn.id = common::MakeTxnId(options_.node_id, epoch_, next_seq_.fetch_add(1));
   ctx->protocol = protocol;
@@ -141,7 +146,8 @@ void TransactionDriver::Later(int attempt, Action fn) {
     std::lock_guard<std::mutex> lock(random_mu_);
     unit = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
   }
-  deps_.timers->After(common::BackoffDelayMs(options_.retry_backoff, attempt, unit), std::move(fn));
+  deps_.timers->After(common::BackoffDelayMs(options_.retry_backoff, attempt, unit),
+                      Guard(std::move(fn)));
 }
 
 void TransactionDriver::AttachOrReply(TxnContext& ctx, OutcomeReply reply,
@@ -158,7 +164,9 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
     const std::shared_ptr<TxnContext>& ctx, const std::vector<core::TwoPhaseEffect>& effects) {
   std::vector<Action> actions;
   core::TwoPhaseTxn& txn = ctx->txn;
-  auto channel_of = [&](uint32_t b) { return deps_.participants->Find(txn.branches[b].participant); };
+  auto channel_of = [&](uint32_t b) {
+    return deps_.participants->Find(txn.branches[b].participant);
+  };
   auto ref_of = [&](v1::BranchRef* ref, uint32_t b) {
     ref->set_txn_id(txn.id);
     ref->set_branch(b);
@@ -177,15 +185,15 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
               req.set_begin(true);
             }
             auto* ch = channel_of(e.branch);
-            const int64_t timeout = ctx->prepare_timeout_ms;
-            actions.push_back([this, ctx, ch, req = std::move(req), b = e.branch, timeout] {
-              ch->Prepare(req, timeout, [this, ctx, b](absl::StatusOr<v1::PrepareBranchResponse> r) {
-                if (r.ok()) {
-                  Dispatch(ctx, core::VoteReceived{b, VoteOf(r->vote()), r->reason(), r->native_id()});
-                } else {
-                  Dispatch(ctx, core::PrepareFailed{b, Message(r.status())});
-                }
-              });
+            const uint32_t b = e.branch;
+            auto on_reply = GuardReply<absl::StatusOr<
+                v1::PrepareBranchResponse>>([this, ctx,
+                                             b](absl::StatusOr<v1::PrepareBranchResponse> r) {
+              if (!r.ok()) return Dispatch(ctx, core::PrepareFailed{b, Message(r.status())});
+              Dispatch(ctx, core::VoteReceived{b, VoteOf(r->vote()), r->reason(), r->native_id()});
+            });
+            actions.push_back([ch, req = std::move(req), on_reply, t = ctx->prepare_timeout_ms] {
+              ch->Prepare(req, t, on_reply);
             });
           } else if constexpr (std::is_same_v<E, core::SendCommitOnePhase>) {
             v1::CommitOnePhaseRequest req;
@@ -196,61 +204,63 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             }
             req.set_retry(e.attempt > 0);
             auto* ch = channel_of(e.branch);
-            const int64_t timeout = std::max(rpc_timeout, ctx->prepare_timeout_ms);
-            actions.push_back([this, ctx, ch, req = std::move(req), attempt = e.attempt, timeout] {
-              Later(attempt, [this, ctx, ch, req, timeout] {
-                ch->CommitOnePhase(req, timeout, [this, ctx](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
-                  if (r.ok()) {
-                    Dispatch(ctx, core::OnePhaseFinished{ResultOf(r->result()), r->reason()});
-                  } else if (r.status().code() == absl::StatusCode::kInvalidArgument ||
-                             r.status().code() == absl::StatusCode::kFailedPrecondition) {
-                    // Refused before touching the database.
-                    Dispatch(ctx, core::OnePhaseFinished{core::BranchResult::kAborted,
-                                                         Message(r.status())});
-                  } else {
-                    Dispatch(ctx, core::OnePhaseFailed{Message(r.status())});
-                  }
-                });
-              });
+            auto on_reply = GuardReply<absl::StatusOr<
+                v1::CommitOnePhaseResponse>>([this,
+                                              ctx](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
+              if (r.ok()) {
+                return Dispatch(ctx, core::OnePhaseFinished{ResultOf(r->result()), r->reason()});
+              }
+              const absl::StatusCode code = r.status().code();
+              if (code == absl::StatusCode::kInvalidArgument ||
+                  code == absl::StatusCode::kFailedPrecondition) {
+                // Refused before it touched the database.
+                return Dispatch(
+                    ctx, core::OnePhaseFinished{core::BranchResult::kAborted, Message(r.status())});
+              }
+              Dispatch(ctx, core::OnePhaseFailed{Message(r.status())});
+            });
+            const int64_t t = std::max(rpc_timeout, ctx->prepare_timeout_ms);
+            actions.push_back([this, ch, req = std::move(req), on_reply, t, attempt = e.attempt] {
+              Later(attempt, [ch, req, on_reply, t] { ch->CommitOnePhase(req, t, on_reply); });
             });
           } else if constexpr (std::is_same_v<E, core::SendCommit>) {
             v1::CommitBranchRequest req;
             ref_of(req.mutable_ref(), e.branch);
             req.set_native_id(txn.branches[e.branch].native_id);
             auto* ch = channel_of(e.branch);
-            actions.push_back([this, ctx, ch, req = std::move(req), b = e.branch, attempt = e.attempt,
-                               rpc_timeout] {
-              Later(attempt, [this, ctx, ch, req, b, rpc_timeout] {
-                ch->Commit(req, rpc_timeout, [this, ctx, b](absl::StatusOr<v1::CommitBranchResponse> r) {
-                  if (r.ok()) {
-                    Dispatch(ctx, core::CommitAcked{b, ResultOf(r->result()), r->reason()});
-                  } else {
-                    Dispatch(ctx, core::CommitFailed{b, Message(r.status())});
-                  }
+            const uint32_t b = e.branch;
+            auto on_reply = GuardReply<absl::StatusOr<v1::CommitBranchResponse>>(
+                [this, ctx, b](absl::StatusOr<v1::CommitBranchResponse> r) {
+                  if (!r.ok()) return Dispatch(ctx, core::CommitFailed{b, Message(r.status())});
+                  Dispatch(ctx, core::CommitAcked{b, ResultOf(r->result()), r->reason()});
                 });
-                (void)common::Failpoint("coord.after_commit_sent");
-              });
-            });
+            actions.push_back(
+                [this, ch, req = std::move(req), on_reply, rpc_timeout, attempt = e.attempt] {
+                  Later(attempt, [ch, req, on_reply, rpc_timeout] {
+                    ch->Commit(req, rpc_timeout, on_reply);
+                    (void)common::Failpoint("coord.after_commit_sent");
+                  });
+                });
           } else if constexpr (std::is_same_v<E, core::SendRollback>) {
             v1::RollbackBranchRequest req;
             ref_of(req.mutable_ref(), e.branch);
             auto* ch = channel_of(e.branch);
-            actions.push_back([this, ctx, ch, req = std::move(req), b = e.branch, attempt = e.attempt,
-                               rpc_timeout] {
-              Later(attempt, [this, ctx, ch, req, b, rpc_timeout] {
-                ch->Rollback(req, rpc_timeout, [this, ctx, b](absl::StatusOr<v1::RollbackBranchResponse> r) {
-                  if (r.ok()) {
-                    Dispatch(ctx, core::RollbackAcked{b, ResultOf(r->result()), r->reason()});
-                  } else {
-                    Dispatch(ctx, core::RollbackFailed{b, Message(r.status())});
-                  }
+            const uint32_t b = e.branch;
+            auto on_reply = GuardReply<absl::StatusOr<v1::RollbackBranchResponse>>(
+                [this, ctx, b](absl::StatusOr<v1::RollbackBranchResponse> r) {
+                  if (!r.ok()) return Dispatch(ctx, core::RollbackFailed{b, Message(r.status())});
+                  Dispatch(ctx, core::RollbackAcked{b, ResultOf(r->result()), r->reason()});
                 });
-              });
+            actions.push_back([this, ch, req = std::move(req), on_reply, rpc_timeout,
+                               attempt = e.attempt] {
+              Later(attempt,
+                    [ch, req, on_reply, rpc_timeout] { ch->Rollback(req, rpc_timeout, on_reply); });
             });
           } else if constexpr (std::is_same_v<E, core::StartPrepareTimer>) {
             const int64_t timeout = ctx->prepare_timeout_ms;
             actions.push_back([this, ctx, timeout] {
-              deps_.timers->After(timeout, [this, ctx] { Dispatch(ctx, core::PrepareTimedOut{}); });
+              deps_.timers->After(
+                  timeout, Guard(Action([this, ctx] { Dispatch(ctx, core::PrepareTimedOut{}); })));
             });
           } else if constexpr (std::is_same_v<E, core::LogDecision>) {
             ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
@@ -262,17 +272,20 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                 Dispatch(ctx, core::DecisionLogFailed{Message(fp)});
                 return;
               }
-              deps_.group_log->Append(std::move(record), /*sync=*/true, [this, ctx](absl::Status s) {
-                if (!s.ok()) {
-                  common::LogError(absl::StrCat("txn=", ctx->txn.id, " decision write failed: ",
-                                                s.message()));
-                  Dispatch(ctx, core::DecisionLogFailed{Message(s)});
-                  return;
-                }
-                // A crash here: decision durable, no Commit sent. Recovery re-sends it.
-                (void)common::Failpoint("coord.after_decision_log");
-                Dispatch(ctx, core::DecisionLogged{});
-              });
+              deps_.group_log->Append(
+                  std::move(record), /*sync=*/true,
+                  GuardReply<absl::Status>([this, ctx](absl::Status s) {
+                    if (!s.ok()) {
+                      common::LogError(absl::StrCat("txn=", ctx->txn.id,
+                                                    " decision write failed: ", s.message()));
+                      Dispatch(ctx, core::DecisionLogFailed{Message(s)});
+                      return;
+                    }
+                    // A crash here: decision durable, no Commit sent.
+                    // Recovery re-sends it.
+                    (void)common::Failpoint("coord.after_decision_log");
+                    Dispatch(ctx, core::DecisionLogged{});
+                  }));
             });
           } else if constexpr (std::is_same_v<E, core::LogCompletion>) {
             log::DecisionRecord record = CommitRecordOf(txn, ctx->protocol, ctx->times);
@@ -283,13 +296,16 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             actions.push_back([this, record = std::move(record)]() mutable {
               deps_.group_log->Append(std::move(record), /*sync=*/false, [](absl::Status s) {
                 if (!s.ok()) {
-                  common::LogWarning(absl::StrCat("marking a record done failed (recovery will "
-                                                  "re-drive it): ", s.message()));
+                  common::LogWarning(
+                      absl::StrCat("marking a record done failed (recovery will "
+                                   "re-drive it): ",
+                                   s.message()));
                 }
               });
             });
           } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
-            if (ctx->times.decided_unix_ms == 0 && core::OutcomeState(txn) != core::TxnState::kInDoubt) {
+            if (ctx->times.decided_unix_ms == 0 &&
+                core::OutcomeState(txn) != core::TxnState::kInDoubt) {
               ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
             }
             v1::Outcome outcome = OutcomeOf(txn);
@@ -299,7 +315,8 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
               for (const auto& w : waiters) w(outcome);
             });
           } else if constexpr (std::is_same_v<E, core::Forget>) {
-            if (ctx->times.decided_unix_ms == 0) ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            if (ctx->times.decided_unix_ms == 0)
+              ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
             v1::Transaction snapshot = TransactionOf(txn, ctx->protocol, ctx->times);
             actions.push_back([this, snapshot = std::move(snapshot)] { Remember(snapshot); });
           }
@@ -339,9 +356,9 @@ absl::StatusOr<bool> TransactionDriver::ReserveIdempotencyKey(const std::string&
   auto it = idempotency_.find(key);
   if (it != idempotency_.end()) {
     if (it->second.fingerprint != fingerprint) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "idempotency_key '", key.substr(0, 100), "' was used for a different request (txn ",
-          it->second.txn_id, ")"));
+      return absl::AlreadyExistsError(absl::StrCat("idempotency_key '", key.substr(0, 100),
+                                                   "' was used for a different request (txn ",
+                                                   it->second.txn_id, ")"));
     }
     *existing = it->second.txn_id;
     return false;
@@ -367,8 +384,8 @@ void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply re
   }
   absl::StatusOr<v1::Transaction> finished = LookupFinished(txn_id);
   if (!finished.ok()) {
-    reply(absl::FailedPreconditionError(absl::StrCat(
-        "the idempotency key names transaction ", txn_id, ", which is no longer remembered")));
+    reply(absl::FailedPreconditionError(absl::StrCat("the idempotency key names transaction ",
+                                                     txn_id, ", which is no longer remembered")));
     return;
   }
   reply(OutcomeOf(*finished));
@@ -453,12 +470,13 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
   const int64_t timeout = req.timeout_ms() > 0 ? req.timeout_ms() : options_.default_txn_timeout_ms;
   ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, timeout);
   std::weak_ptr<TxnContext> weak = ctx;
-  deps_.timers->After(timeout, [this, weak, timeout] {
-    if (auto c = weak.lock()) {
-      Dispatch(c, core::RollbackRequested{
-                      absl::StrCat("transaction deadline (", timeout, " ms) passed before Commit")});
-    }
-  });
+  deps_.timers->After(
+      timeout, Guard(Action([this, weak, timeout] {
+        if (auto c = weak.lock()) {
+          Dispatch(c, core::RollbackRequested{absl::StrCat("transaction deadline (", timeout,
+                                                           " ms) passed before Commit")});
+        }
+      })));
   resp.set_txn_id(ctx->txn.id);
   return resp;
 }
@@ -470,16 +488,16 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
   if (absl::Status s = ValidateOperation(req.operation(), "operation"); !s.ok()) return reply(s);
   transport::ParticipantChannel* ch = deps_.participants->Find(req.participant());
   if (ch == nullptr) {
-    return reply(absl::NotFoundError(absl::StrCat(
-        "participant '", req.participant().substr(0, 100), "' is not a configured participant")));
+    return reply(absl::NotFoundError(absl::StrCat("participant '", req.participant().substr(0, 100),
+                                                  "' is not a configured participant")));
   }
   auto ctx = FindActive(req.txn_id());
   if (ctx == nullptr) {
     absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
     if (finished.ok()) {
-      return reply(absl::FailedPreconditionError(absl::StrCat(
-          "transaction ", req.txn_id(), " is ", v1::TxnState_Name(finished->state()),
-          "; Execute is only allowed while it is ACTIVE")));
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("transaction ", req.txn_id(), " is ", v1::TxnState_Name(finished->state()),
+                       "; Execute is only allowed while it is ACTIVE")));
     }
     return reply(absl::NotFoundError(absl::StrCat("transaction ", req.txn_id(), " is not known")));
   }
@@ -491,12 +509,12 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
           absl::StrCat("transaction ", req.txn_id(), " was started by Run; Execute needs Begin")));
     }
     if (ctx->txn.state != core::TxnState::kActive || ctx->commit_requested) {
-      return reply(absl::FailedPreconditionError(absl::StrCat(
-          "transaction ", req.txn_id(), " is ",
-          ctx->commit_requested && ctx->txn.state == core::TxnState::kActive
-              ? "COMMITTING"
-              : std::string(core::TxnStateName(core::OutcomeState(ctx->txn))),
-          "; Execute is only allowed while it is ACTIVE")));
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("transaction ", req.txn_id(), " is ",
+                       ctx->commit_requested && ctx->txn.state == core::TxnState::kActive
+                           ? "COMMITTING"
+                           : std::string(core::TxnStateName(core::OutcomeState(ctx->txn))),
+                       "; Execute is only allowed while it is ACTIVE")));
     }
     auto [it, added] = ctx->branch_of.emplace(req.participant(), ctx->txn.branches.size());
     if (added) {
@@ -561,19 +579,21 @@ void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply re
     absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
     if (!finished.ok()) return reply(finished.status());
     if (finished->state() == v1::TXN_STATE_ABORTED) return reply(OutcomeOf(*finished));
-    return reply(absl::FailedPreconditionError(absl::StrCat(
-        "transaction ", req.txn_id(), " is ", v1::TxnState_Name(finished->state()),
-        "; it can no longer be rolled back")));
+    return reply(absl::FailedPreconditionError(absl::StrCat("transaction ", req.txn_id(), " is ",
+                                                            v1::TxnState_Name(finished->state()),
+                                                            "; it can no longer be rolled back")));
   }
   std::vector<Action> actions;
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
     const core::TxnState state = ctx->txn.state;
     if (state == core::TxnState::kAborting || state == core::TxnState::kAborted) {
-      actions.push_back([reply = std::move(reply), outcome = OutcomeOf(ctx->txn)] { reply(outcome); });
+      actions.push_back(
+          [reply = std::move(reply), outcome = OutcomeOf(ctx->txn)] { reply(outcome); });
     } else if (state != core::TxnState::kActive || ctx->commit_requested || !ctx->interactive) {
-      return reply(absl::FailedPreconditionError(absl::StrCat(
-          "transaction ", req.txn_id(), " is already committing; it can no longer be rolled back")));
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("transaction ", req.txn_id(),
+                       " is already committing; it can no longer be rolled back")));
     } else {
       ctx->waiters.push_back(std::move(reply));
     }
@@ -602,12 +622,16 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
   if (auto ctx = FindActive(txn_id)) {
     std::lock_guard<std::mutex> lock(ctx->mu);
     switch (core::DecisionOf(ctx->txn)) {
-      case core::Decision::kCommit: return v1::DECISION_COMMIT;
-      case core::Decision::kAbort: return v1::DECISION_ABORT;
-      case core::Decision::kNone: break;
+      case core::Decision::kCommit:
+        return v1::DECISION_COMMIT;
+      case core::Decision::kAbort:
+        return v1::DECISION_ABORT;
+      case core::Decision::kNone:
+        break;
     }
     if (ctx->txn.state != core::TxnState::kInDoubt) return v1::DECISION_UNKNOWN;
-    // IN_DOUBT after a failed decision write: only the log can tell, and it is read below.
+    // IN_DOUBT after a failed decision write: only the log can tell, and it is
+    // read below.
   }
   TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
   if (record) {
@@ -618,7 +642,8 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
     std::lock_guard<std::mutex> lock(mu_);
     auto it = finished_.find(txn_id);
     if (it != finished_.end() && it->second.state() == v1::TXN_STATE_COMMITTED) {
-      return v1::DECISION_COMMIT;  // one-phase or read-only: nothing is prepared anyway
+      return v1::DECISION_COMMIT;  // one-phase or read-only: nothing is
+                                   // prepared anyway
     }
   }
   return v1::DECISION_ABORT;  // presumed abort: never decided COMMIT

@@ -1,15 +1,18 @@
-// TransactionDriver: runs the pure 2PC core (coordinator/core) against the real world. It feeds
-// the core events (client calls, participant replies, timer expiries, log completions) and
-// carries out the effects the core returns: RPCs to agents through the transport, writes to the
-// decision log, timers, answers to waiting clients.
+// TransactionDriver: runs the pure 2PC core (coordinator/core) against the real
+// world. It feeds the core events (client calls, participant replies, timer
+// expiries, log completions) and carries out the effects the core returns: RPCs
+// to agents through the transport, writes to the decision log, timers, answers
+// to waiting clients.
 //
-// Rules it keeps: the COMMIT record is durable (group-committed, sync) before any Commit RPC
-// leaves or any client hears COMMITTED; nothing is logged on the abort path (presumed abort);
-// effects are planned under the transaction's lock and executed outside it, so no lock is held
-// across I/O. No call blocks a thread: completions arrive as callbacks.
+// Rules it keeps: the COMMIT record is durable (group-committed, sync) before
+// any Commit RPC leaves or any client hears COMMITTED; nothing is logged on the
+// abort path (presumed abort); effects are planned under the transaction's lock
+// and executed outside it, so no lock is held across I/O. No call blocks a
+// thread: completions arrive as callbacks.
 //
-// Recover() must run once before serving: it takes a new epoch for transaction ids and re-drives
-// every logged COMMIT whose branches have not all acknowledged.
+// Recover() must run once before serving: it takes a new epoch for transaction
+// ids and re-drives every logged COMMIT whose branches have not all
+// acknowledged.
 //
 // Thread-safe.
 #pragma once
@@ -21,12 +24,14 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/backoff.h"
 #include "common/clock.h"
+#include "common/lifetime_guard.h"
 #include "common/timer_queue.h"
 #include "coordinator/core/two_phase.h"
 #include "coordinator/log/decision_log.h"
@@ -45,7 +50,8 @@ struct DriverOptions {
   common::BackoffPolicy retry_backoff;
   // How long a finished COMMIT record stays queryable before it is deleted.
   int64_t retention_ms = 24 * 3600 * 1000;
-  // Finished transactions (also aborted ones, which are never logged) remembered in memory.
+  // Finished transactions (also aborted ones, which are never logged)
+  // remembered in memory.
   size_t finished_cache_size = 100'000;
   // Transactions in flight at once; beyond it new ones get RESOURCE_EXHAUSTED.
   size_t max_active = 10'000;
@@ -66,7 +72,8 @@ class TransactionDriver {
   TransactionDriver(DriverDeps deps, DriverOptions options);
   ~TransactionDriver();
 
-  // Takes a new id epoch and re-drives unfinished COMMIT records. Returns the log's error.
+  // Takes a new id epoch and re-drives unfinished COMMIT records. Returns the
+  // log's error.
   [[nodiscard]] absl::Status Recover();
 
   // Client API. Each reply runs exactly once, possibly on another thread.
@@ -77,7 +84,8 @@ class TransactionDriver {
   void Commit(const v1::CommitRequest& req, OutcomeReply reply);
   void Rollback(const v1::RollbackRequest& req, OutcomeReply reply);
   [[nodiscard]] absl::StatusOr<v1::Transaction> GetTransaction(const std::string& txn_id);
-  // COMMIT / ABORT / UNKNOWN (still deciding). Presumed abort: no record, not in flight = ABORT.
+  // COMMIT / ABORT / UNKNOWN (still deciding). Presumed abort: no record, not
+  // in flight = ABORT.
   [[nodiscard]] absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id);
 
   // Deletes finished records older than the retention window. Returns how many.
@@ -93,12 +101,20 @@ class TransactionDriver {
                                          std::string idempotency_key, std::string fingerprint);
   std::shared_ptr<TxnContext> FindActive(const std::string& txn_id) const;
   void Dispatch(const std::shared_ptr<TxnContext>& ctx, const core::TwoPhaseEvent& event);
-  // Requires ctx->mu held. Turns the core's effects into actions to run after unlocking.
+  // Requires ctx->mu held. Turns the core's effects into actions to run after
+  // unlocking.
   std::vector<Action> Plan(const std::shared_ptr<TxnContext>& ctx,
                            const std::vector<core::TwoPhaseEffect>& effects);
-  // Requires ctx->mu held. Answers now if the client was already answered, else queues `reply`.
+  // Requires ctx->mu held. Answers now if the client was already answered, else
+  // queues `reply`.
   void AttachOrReply(TxnContext& ctx, OutcomeReply reply, std::vector<Action>* actions);
   void Later(int attempt, Action fn);
+  // `fn` wrapped so that it does nothing once this driver is destroyed.
+  Action Guard(Action fn) const { return lifetime_.Wrap(std::move(fn)); }
+  template <typename Arg>
+  std::function<void(Arg)> GuardReply(std::type_identity_t<std::function<void(Arg)>> fn) const {
+    return lifetime_.Wrap(std::move(fn));
+  }
   void Remember(const v1::Transaction& finished);
   absl::StatusOr<v1::Transaction> LookupFinished(const std::string& txn_id);
   absl::StatusOr<bool> ReserveIdempotencyKey(const std::string& key, const std::string& fingerprint,
@@ -123,6 +139,11 @@ class TransactionDriver {
 
   std::mutex random_mu_;
   std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);
+
+  // Timers, RPC completions and log writes may finish after this driver is
+  // gone; every such callback goes through lifetime_. Declared last so it is
+  // destroyed (closed) first.
+  common::LifetimeGuard lifetime_;
 };
 
 }  // namespace txn::driver

@@ -3,7 +3,6 @@
 // means "never decided" = abort. Implementations must be thread-safe.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -13,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "txn/v1/log.pb.h"
 
 namespace txn::log {

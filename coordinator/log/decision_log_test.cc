@@ -83,7 +83,8 @@ TEST_P(DecisionLogTest, ForEachVisitsAllInOrderAndStopsWhenAsked) {
   ASSERT_TRUE(log_->ForEach([&](const DecisionRecord& r) {
                     seen.push_back(r.txn_id());
                     return true;
-                  }).ok());
+                  })
+                  .ok());
   EXPECT_EQ(seen, (std::vector<std::string>{"n1-1-1", "n1-1-2", "n1-1-3"}));
   int n = 0;
   ASSERT_TRUE(log_->ForEach([&](const DecisionRecord&) { return ++n < 2; }).ok());

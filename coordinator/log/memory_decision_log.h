@@ -2,10 +2,10 @@
 // Thread-safe.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <map>
 #include <mutex>
 
+#include "absl/strings/string_view.h"
 #include "coordinator/log/decision_log.h"
 
 namespace txn::log {
@@ -24,8 +24,8 @@ class MemoryDecisionLog final : public DecisionLog {
  private:
   mutable std::mutex mu_;
   std::map<std::string, DecisionRecord, std::less<>> records_;  // guarded by mu_
-  uint64_t epoch_ = 0;                                         // guarded by mu_
-  int writes_ = 0;                                             // guarded by mu_
+  uint64_t epoch_ = 0;                                          // guarded by mu_
+  int writes_ = 0;                                              // guarded by mu_
 };
 
 }  // namespace txn::log

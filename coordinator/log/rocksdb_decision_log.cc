@@ -46,8 +46,8 @@ absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> RocksDbDecisionLog::Open(
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) {
-    return absl::UnavailableError(absl::StrCat("cannot open decision log in ", dir, ": ",
-                                               s.ToString()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot open decision log in ", dir, ": ", s.ToString()));
   }
   return std::unique_ptr<RocksDbDecisionLog>(
       new RocksDbDecisionLog(std::unique_ptr<rocksdb::DB>(raw)));

@@ -8,10 +8,10 @@
 // GroupCommitLog additionally batches callers that must not block. Thread-safe.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <memory>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "coordinator/log/decision_log.h"
 
 namespace rocksdb {

@@ -15,8 +15,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                 v1::Outcome* resp) override;
   grpc::ServerUnaryReactor* Begin(grpc::CallbackServerContext* ctx, const v1::BeginRequest* req,
                                   v1::BeginResponse* resp) override;
-  grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
-                                    const v1::ExecuteRequest* req,
+  grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx, const v1::ExecuteRequest* req,
                                     v1::ExecuteResult* resp) override;
   grpc::ServerUnaryReactor* Commit(grpc::CallbackServerContext* ctx, const v1::CommitRequest* req,
                                    v1::Outcome* resp) override;

@@ -22,16 +22,15 @@ void Call(const std::string& participant, const Req& req, int64_t timeout_ms, Re
   auto state = std::make_shared<State>();
   state->req = req;
   state->done = std::move(done);
-  state->ctx.set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::milliseconds(timeout_ms));
+  state->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
   start(&state->ctx, &state->req, &state->resp, [state, participant](grpc::Status s) {
     if (s.ok()) {
       state->done(std::move(state->resp));
       return;
     }
     absl::Status st = common::ToAbslStatus(s);
-    state->done(absl::Status(st.code(), absl::StrCat("participant ", participant, ": ",
-                                                     st.message())));
+    state->done(
+        absl::Status(st.code(), absl::StrCat("participant ", participant, ": ", st.message())));
   });
 }
 
@@ -48,14 +47,14 @@ GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string add
       grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
 }
 
-#define TXN_DEFINE_CALL(Method, Req, Resp)                                                   \
-  void GrpcParticipantChannel::Method(const v1::Req& req, int64_t timeout_ms,                \
-                                      Reply<v1::Resp> done) {                                \
-    Call<v1::Req, v1::Resp>(name_, req, timeout_ms, std::move(done),                         \
+#define TXN_DEFINE_CALL(Method, Req, Resp)                                                  \
+  void GrpcParticipantChannel::Method(const v1::Req& req, int64_t timeout_ms,               \
+                                      Reply<v1::Resp> done) {                               \
+    Call<v1::Req, v1::Resp>(name_, req, timeout_ms, std::move(done),                        \
                             [this](grpc::ClientContext* c, const v1::Req* rq, v1::Resp* rs, \
-                                   std::function<void(grpc::Status)> cb) {                   \
-                              stub_->async()->Method(c, rq, rs, std::move(cb));              \
-                            });                                                              \
+                                   std::function<void(grpc::Status)> cb) {                  \
+                              stub_->async()->Method(c, rq, rs, std::move(cb));             \
+                            });                                                             \
   }
 
 TXN_DEFINE_CALL(Execute, ExecuteBranchRequest, ExecuteBranchResponse)

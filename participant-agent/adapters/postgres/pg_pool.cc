@@ -16,8 +16,8 @@ absl::StatusOr<PgResult> PgConnection::Exec(const std::string& sql,
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
   last_sqlstate_ = state ? state : "";
-  std::string msg(absl::StripAsciiWhitespace(
-      r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_)));
+  std::string msg(
+      absl::StripAsciiWhitespace(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_)));
   if (msg.empty()) msg = PQerrorMessage(conn_);
   if (PQstatus(conn_) != CONNECTION_OK || last_sqlstate_.rfind("08", 0) == 0 ||
       last_sqlstate_.rfind("57P", 0) == 0) {
@@ -56,7 +56,8 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::Acquire() {
   values.push_back(nullptr);
   PGconn* c = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
-    std::string msg = c ? std::string(absl::StripAsciiWhitespace(PQerrorMessage(c))) : "out of memory";
+    std::string msg =
+        c ? std::string(absl::StripAsciiWhitespace(PQerrorMessage(c))) : "out of memory";
     if (c) PQfinish(c);
     return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL: ", msg));
   }

@@ -53,8 +53,8 @@ class PostgresSession final : public BranchSession {
     for (const auto& p : sql.params()) params.push_back(p.c_str());
     for (uint32_t idx : sql.null_params()) {
       if (idx >= params.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "sql.null_params names parameter ", idx, " but there are only ", params.size()));
+        return absl::InvalidArgumentError(absl::StrCat("sql.null_params names parameter ", idx,
+                                                       " but there are only ", params.size()));
       }
       params[idx] = nullptr;
     }
@@ -160,8 +160,9 @@ absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin() {
 
 absl::StatusOr<FinishResult> PostgresAdapter::ProveOutcome(const std::string& native_id) {
   if (!IsDigits(native_id)) {
-    return FinishResult{FinishedAs::kUnknown, "the prepared transaction is gone and no xid is "
-                                              "known to prove its outcome"};
+    return FinishResult{FinishedAs::kUnknown,
+                        "the prepared transaction is gone and no xid is "
+                        "known to prove its outcome"};
   }
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   TXN_ASSIGN_OR_RETURN(PgResult r,
@@ -205,10 +206,9 @@ absl::StatusOr<FinishResult> PostgresAdapter::RollbackPrepared(const std::string
 
 absl::StatusOr<bool> PostgresAdapter::IsPrepared(const std::string& gid) {
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  TXN_ASSIGN_OR_RETURN(PgResult r,
-                       conn->Exec("SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND "
-                                  "database = current_database()",
-                                  {gid.c_str()}));
+  TXN_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND "
+                                              "database = current_database()",
+                                              {gid.c_str()}));
   return PQntuples(r.get()) > 0;
 }
 

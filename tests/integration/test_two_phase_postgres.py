@@ -211,7 +211,9 @@ class TwoPhaseOverPostgres(unittest.TestCase):
 
 
 class ParticipantIdempotency(unittest.TestCase):
-    """Duplicated and reordered Participant calls, sent straight to an agent."""
+    """Duplicated and reordered Participant calls, sent straight to an agent. The txn ids name
+    node n9, which the coordinator does not own: it answers NOT_FOUND to the agents' in-doubt
+    queries, so their reconcilers leave these branches alone."""
 
     @classmethod
     def setUpClass(cls):
@@ -223,7 +225,7 @@ class ParticipantIdempotency(unittest.TestCase):
         cls.c.stop()
 
     def ref(self, seq):
-        return ppb.BranchRef(txn_id=f"n1-777-{seq}", branch=0)
+        return ppb.BranchRef(txn_id=f"n9-777-{seq}", branch=0)
 
     def prepare(self, seq, order_id):
         return self.agent.Prepare(ppb.PrepareBranchRequest(ref=self.ref(seq), begin=True, operations=[h.sql_op(
@@ -233,7 +235,7 @@ class ParticipantIdempotency(unittest.TestCase):
         v = self.prepare(1, "p-twice")
         self.assertEqual(v.vote, ppb.VOTE_YES)
         self.assertTrue(v.native_id.isdigit())
-        self.assertEqual(self.c.pgs["orders"].prepared("orders"), ["txc_n1-777-1_0"])
+        self.assertEqual(self.c.pgs["orders"].prepared("orders"), ["txc_n9-777-1_0"])
         for _ in range(2):
             r = self.agent.Commit(ppb.CommitBranchRequest(ref=self.ref(1), native_id=v.native_id))
             self.assertEqual(r.result, ppb.BRANCH_RESULT_COMMITTED)
@@ -263,7 +265,7 @@ class ParticipantIdempotency(unittest.TestCase):
 
     def test_manual_rollback_prepared_is_detected_at_commit(self):
         v = self.prepare(5, "p-heur")
-        self.c.pgs["orders"].sql("ROLLBACK PREPARED 'txc_n1-777-5_0'", db="orders")
+        self.c.pgs["orders"].sql("ROLLBACK PREPARED 'txc_n9-777-5_0'", db="orders")
         r = self.agent.Commit(ppb.CommitBranchRequest(ref=self.ref(5), native_id=v.native_id))
         self.assertEqual(r.result, ppb.BRANCH_RESULT_ABORTED)
         self.assertIn("rolled back", r.reason)
@@ -277,7 +279,7 @@ class ParticipantIdempotency(unittest.TestCase):
     def test_list_in_doubt(self):
         self.prepare(6, "p-doubt")
         listed = self.agent.ListInDoubt(ppb.ListInDoubtRequest())
-        self.assertIn("txc_n1-777-6_0", [b.native_name for b in listed.branches])
+        self.assertIn("txc_n9-777-6_0", [b.native_name for b in listed.branches])
         self.agent.Rollback(ppb.RollbackBranchRequest(ref=self.ref(6)))
 
 

@@ -1,9 +1,25 @@
 #include "participant-agent/adapters/postgres/pg_pool.h"
 
+#include <poll.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
 namespace txn::agent {
+
+namespace {
+
+// An idle connection has nothing to read. If its socket is readable or closed, the server sent
+// a termination notice or went away (a restart): the connection is dead. Checked without a
+// round trip, so a pool survives a server restart without failing the next call.
+bool LooksDead(PGconn* conn) {
+  if (PQstatus(conn) != CONNECTION_OK) return true;
+  pollfd p{PQsocket(conn), POLLIN, 0};
+  if (p.fd < 0) return true;
+  return poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
 
 PgConnection::~PgConnection() { pool_->Release(conn_); }
 
@@ -42,7 +58,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::Acquire() {
     while (!idle_.empty()) {
       PGconn* c = idle_.back();
       idle_.pop_back();
-      if (PQstatus(c) == CONNECTION_OK) return std::make_unique<PgConnection>(this, c);
+      if (!LooksDead(c)) return std::make_unique<PgConnection>(this, c);
       PQfinish(c);
     }
   }

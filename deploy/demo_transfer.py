@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""The demo: an order row in "orders" and a stock decrement in "inventory", atomically.
+"""The demo: an order row in "orders" and a stock decrement in "inventory" (two PostgreSQL
+databases), atomically; then money from alice's wallet in PostgreSQL to bob's in MariaDB.
 
 One order commits; one asks for a pear (stock 0): the inventory statement expects 1 row
-affected, gets 0, votes NO, and neither database changes.
+affected, gets 0, votes NO, and neither database changes. One transfer of 30 commits; one of
+1,000,000 finds alice short (her update matches no row), so it aborts on both sides.
 
 usage: demo_transfer.py [COORDINATOR_ADDRESS]     (default 127.0.0.1:7700)
 """
@@ -41,6 +43,20 @@ def order(order_id, sku, qty):
         ])
 
 
+def transfer(amount):
+    """alice (PostgreSQL, $n placeholders) -> bob (MariaDB, ? placeholders)."""
+    return pb.RunRequest(
+        protocol=pb.PROTOCOL_TWO_PHASE,
+        wait_for_completion=True,
+        branches=[
+            pb.Branch(participant="orders", operations=[
+                sql("UPDATE wallets SET balance = balance - $1 WHERE id = 'alice' AND balance >= $1",
+                    amount, expect=1)]),
+            pb.Branch(participant="ledger", operations=[
+                sql("UPDATE wallets SET balance = balance + ? WHERE id = 'bob'", amount, expect=1)]),
+        ])
+
+
 def show(title, outcome):
     print(f"{title}: {outcome.txn_id} {pb.TxnState.Name(outcome.state)}"
           + (f" ({outcome.reason})" if outcome.reason else ""))
@@ -57,7 +73,13 @@ def main():
     show("order of 2 apples", ok)
     no = stub.Run(order(f"order-{stamp}-pear", "pear", 1), timeout=30)
     show("order of 1 pear (none in stock)", no)
-    return 0 if (ok.state, no.state) == (pb.TXN_STATE_COMMITTED, pb.TXN_STATE_ABORTED) else 1
+    moved = stub.Run(transfer(30), timeout=30)
+    show("alice (PostgreSQL) pays bob (MariaDB) 30", moved)
+    broke = stub.Run(transfer(1_000_000), timeout=30)
+    show("alice pays bob 1000000", broke)
+    states = (ok.state, no.state, moved.state, broke.state)
+    expected = (pb.TXN_STATE_COMMITTED, pb.TXN_STATE_ABORTED) * 2
+    return 0 if states == expected else 1
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ PACKAGES=(
   # build
   build-essential cmake pkg-config protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libgrpc++-dev librocksdb-dev libabsl-dev libyaml-cpp-dev libgtest-dev libgmock-dev libpq-dev
+  libmariadb-dev
   # databases the agents and tests drive
-  postgresql postgresql-client
+  postgresql postgresql-client mariadb-server mariadb-client
   # test harness and demo client
   python3 python3-grpcio python3-protobuf python3-yaml python3-jsonschema
 )

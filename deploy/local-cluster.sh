@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local txcoord cluster from Debian's packages, all state in one folder (default .cluster/):
-# two PostgreSQL servers ("orders" and "inventory"), a txagent beside each, and txcoord with its
-# RocksDB decision log. Uses the same config files as docker-compose.yml (deploy/config/),
+# two PostgreSQL servers ("orders" and "inventory"), a MariaDB server ("ledger"), a txagent beside
+# each, and txcoord with its RocksDB decision log. Uses the same config files as docker-compose.yml (deploy/config/),
 # overriding addresses and folders with flags.
 #
 #   deploy/local-cluster.sh up       install, build, start everything, run the demo transfer
@@ -16,8 +16,11 @@ PG_PORT_orders=${PG_ORDERS_PORT:-55432}
 PG_PORT_inventory=${PG_INVENTORY_PORT:-55433}
 AGENT_PORT_orders=${AGENT_ORDERS_PORT:-7711}
 AGENT_PORT_inventory=${AGENT_INVENTORY_PORT:-7712}
+AGENT_PORT_ledger=${AGENT_LEDGER_PORT:-7713}
+MARIADB_PORT=${MARIADB_PORT:-53306}
 COORD_PORT=${COORD_PORT:-7700}
 DBS=(orders inventory)
+PARTICIPANTS=(orders inventory ledger)
 
 say() { echo "local-cluster: $*"; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -66,6 +69,36 @@ CONF
   "${psql[@]}" -d "$db" -v ON_ERROR_STOP=1 -f "$ROOT/deploy/db/$db.sql" >/dev/null
 }
 
+mariadb_client() { mariadb --no-defaults -S "$STATE/mariadb-ledger/sock" -uroot "$@"; }
+
+start_mariadb() {
+  local dir="$STATE/mariadb-ledger"
+  local as_mysql=()
+  [ "$(id -u)" -eq 0 ] && as_mysql=(--user=mysql)
+  if [ ! -d "$dir/data" ]; then
+    mkdir -p "$dir/data"
+    [ "$(id -u)" -eq 0 ] && chown -R mysql:mysql "$dir"
+    mariadb-install-db --no-defaults --datadir="$dir/data" "${as_mysql[@]}" \
+      --auth-root-authentication-method=normal --skip-test-db >/dev/null
+  fi
+  if ! running mariadb-ledger; then
+    mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$MARIADB_PORT" \
+      --bind-address=127.0.0.1 "${as_mysql[@]}" --skip-log-bin --innodb-buffer-pool-size=64M \
+      >>"$STATE/logs/mariadb-ledger.log" 2>&1 &
+    echo $! >"$STATE/pids/mariadb-ledger"
+  fi
+  wait_port "$MARIADB_PORT"
+  if [ ! -f "$STATE/ledger.password" ]; then
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/ledger.password"
+    chmod 600 "$STATE/ledger.password"
+  fi
+  mariadb_client -e "CREATE DATABASE IF NOT EXISTS ledger;
+    CREATE USER IF NOT EXISTS 'txcoord'@'%';
+    ALTER USER 'txcoord'@'%' IDENTIFIED BY '$(cat "$STATE/ledger.password")';
+    GRANT ALL ON *.* TO 'txcoord'@'%'"
+  mariadb_client ledger <"$ROOT/deploy/db/ledger.sql"
+}
+
 up() {
   bash deploy/install-deps.sh
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -73,8 +106,9 @@ up() {
   mkdir -p "$STATE/logs" "$STATE/pids"
   chmod 755 "$STATE"
   for db in "${DBS[@]}"; do start_postgres "$db"; done
+  start_mariadb
   local participants=()
-  for db in "${DBS[@]}"; do participants+=(--participant "$db=127.0.0.1:$(port_of AGENT_PORT "$db")"); done
+  for p in "${PARTICIPANTS[@]}"; do participants+=(--participant "$p=127.0.0.1:$(port_of AGENT_PORT "$p")"); done
   start_daemon txcoord build/bin/txcoord --config deploy/config/txcoord.yaml \
     --listen "127.0.0.1:$COORD_PORT" --data-dir "$STATE/coord-data" "${participants[@]}"
   for db in "${DBS[@]}"; do
@@ -83,16 +117,20 @@ up() {
       --dsn "host=127.0.0.1 port=$(port_of PG_PORT "$db") user=postgres dbname=$db" \
       --coordinator "127.0.0.1:$COORD_PORT"
   done
+  start_daemon agent-ledger build/bin/txagent --config deploy/config/agent-ledger.yaml \
+    --listen "127.0.0.1:$AGENT_PORT_ledger" \
+    --dsn "host=127.0.0.1 port=$MARIADB_PORT user=txcoord dbname=ledger" \
+    --dsn-password-file "$STATE/ledger.password" --coordinator "127.0.0.1:$COORD_PORT"
   wait_port "$COORD_PORT"
-  for db in "${DBS[@]}"; do wait_port "$(port_of AGENT_PORT "$db")"; done
-  say "up: txcoord on 127.0.0.1:$COORD_PORT; agents orders 127.0.0.1:$AGENT_PORT_orders, inventory 127.0.0.1:$AGENT_PORT_inventory; state and logs in $STATE"
+  for p in "${PARTICIPANTS[@]}"; do wait_port "$(port_of AGENT_PORT "$p")"; done
+  say "up: txcoord on 127.0.0.1:$COORD_PORT; agents orders :$AGENT_PORT_orders, inventory :$AGENT_PORT_inventory, ledger (MariaDB) :$AGENT_PORT_ledger; state and logs in $STATE"
   demo
 }
 
 demo() { /usr/bin/python3 deploy/demo_transfer.py "127.0.0.1:$COORD_PORT"; }
 
 status() {
-  for name in txcoord agent-orders agent-inventory; do
+  for name in txcoord agent-orders agent-inventory agent-ledger mariadb-ledger; do
     if running "$name"; then say "$name running (pid $(cat "$STATE/pids/$name"))"; else say "$name stopped"; fi
   done
   for db in "${DBS[@]}"; do
@@ -103,10 +141,13 @@ status() {
       say "postgres $db stopped"
     fi
   done
+  if running mariadb-ledger; then
+    say "mariadb ledger on $MARIADB_PORT; prepared XA transactions: $(mariadb_client -N -e 'XA RECOVER' | wc -l)"
+  fi
 }
 
 down() {
-  for name in agent-orders agent-inventory txcoord; do
+  for name in agent-orders agent-inventory agent-ledger txcoord mariadb-ledger; do
     if running "$name"; then kill "$(cat "$STATE/pids/$name")"; fi
     rm -f "$STATE/pids/$name"
   done

@@ -1,6 +1,7 @@
 #include "participant-agent/adapter_registry.h"
 
 #include "absl/strings/str_cat.h"
+#include "participant-agent/adapters/mysql/mysql_adapter.h"
 #include "participant-agent/adapters/noop/noop_adapter.h"
 #include "participant-agent/adapters/postgres/postgres_adapter.h"
 
@@ -10,9 +11,17 @@ absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig
   if (config.backend == "noop") return std::make_unique<NoopAdapter>();
   if (config.backend == "postgres") {
     if (config.dsn.empty()) return absl::InvalidArgumentError("--dsn is required for postgres");
-    return std::make_unique<PostgresAdapter>(config.dsn, config.password, config.pool_size);
+    return std::make_unique<PostgresAdapter>(config.dsn, config.password, config.pool_size,
+                                             config.lock_timeout_ms);
   }
-  if (config.backend == "mysql" || config.backend == "mongodb") {
+  if (config.backend == "mysql") {
+    if (config.dsn.empty()) return absl::InvalidArgumentError("--dsn is required for mysql");
+    absl::StatusOr<MysqlDsn> dsn = ParseMysqlDsn(config.dsn);
+    if (!dsn.ok()) return dsn.status();
+    if (!config.password.empty()) dsn->password = config.password;
+    return std::make_unique<MysqlAdapter>(*dsn, config.pool_size, config.lock_timeout_ms);
+  }
+  if (config.backend == "mongodb") {
     return absl::UnimplementedError(
         absl::StrCat("--backend ", config.backend, " is not available in this build yet"));
   }

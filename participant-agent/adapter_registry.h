@@ -14,6 +14,7 @@ struct AdapterConfig {
   std::string dsn;
   std::string password;  // from --dsn-password-file; empty if none
   int pool_size = 8;
+  int64_t lock_timeout_ms = 0;  // 0: the database's own
 };
 
 // INVALID_ARGUMENT for an unknown backend, UNIMPLEMENTED for one not built yet.

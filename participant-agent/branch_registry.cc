@@ -99,9 +99,9 @@ void BranchRegistry::MarkLost(Entry& e) {
   e.reason = "its work was lost (agent restarted or the branch was rolled back)";
 }
 
-absl::Status BranchRegistry::EnsureActive(Entry& e) {
+absl::Status BranchRegistry::EnsureActive(Entry& e, const std::string& gid) {
   if (e.initialized) return absl::OkStatus();
-  TXN_ASSIGN_OR_RETURN(e.session, adapter_->Begin());
+  TXN_ASSIGN_OR_RETURN(e.session, adapter_->Begin(gid));
   e.initialized = true;
   e.state = State::kActive;
   return absl::OkStatus();
@@ -139,7 +139,7 @@ absl::Status BranchRegistry::Begin(const v1::BranchRef& ref) {
   if (e->initialized && e->state != State::kActive) {
     return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is already finished"));
   }
-  return EnsureActive(*e);
+  return EnsureActive(*e, gid);
 }
 
 absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
@@ -160,7 +160,7 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
     return absl::AbortedError(
         absl::StrCat("branch ", gid, " is unknown to this agent: ", e->reason));
   }
-  TXN_RETURN_IF_ERROR(EnsureActive(*e));
+  TXN_RETURN_IF_ERROR(EnsureActive(*e, gid));
   v1::ExecuteBranchResponse resp;
   std::string failure;
   TXN_RETURN_IF_ERROR(RunOperations(*e, req.operations(), &resp, &failure));
@@ -194,7 +194,7 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
       resp.set_reason(e->reason);
       return resp;
     }
-    TXN_RETURN_IF_ERROR(EnsureActive(*e));
+    TXN_RETURN_IF_ERROR(EnsureActive(*e, gid));
   }
   switch (e->state) {
     case State::kPrepared:
@@ -361,9 +361,18 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   e->last_used_ms = clock_->NowMonotonicMs();
   v1::CommitOnePhaseResponse resp;
   if (!e->initialized && req.retry()) {
-    // A query for a branch this agent never saw: it may have committed before a restart.
-    resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
-    resp.set_reason("branch unknown to this agent (restarted?)");
+    // The first attempt's answer was lost and this agent has no entry: either the first attempt
+    // never got here (it is refused from now on: the entry becomes a tombstone) or it ran before
+    // a restart. The commit marker tells which.
+    TXN_ASSIGN_OR_RETURN(FinishedAs proven, adapter_->ProveOnePhase(gid));
+    MarkLost(*e);
+    if (proven == FinishedAs::kCommitted) e->state = State::kCommitted;
+    resp.set_result(ToProto(proven));
+    if (proven != FinishedAs::kCommitted) {
+      resp.set_reason(proven == FinishedAs::kAborted
+                          ? "the branch never committed here (no commit marker)"
+                          : "branch unknown to this agent and its outcome cannot be proven");
+    }
     return resp;
   }
   if (!e->initialized && !req.begin()) {
@@ -372,7 +381,7 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
     resp.set_reason(e->reason);
     return resp;
   }
-  TXN_RETURN_IF_ERROR(EnsureActive(*e));
+  TXN_RETURN_IF_ERROR(EnsureActive(*e, gid));
   switch (e->state) {
     case State::kCommitted:
     case State::kReadOnly:
@@ -402,7 +411,7 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
     resp.set_reason(e->reason);
     return resp;
   }
-  absl::Status committed = e->session->CommitLocal();
+  absl::Status committed = e->session->CommitLocal(gid);
   e->session.reset();
   if (committed.ok()) {
     e->state = State::kCommitted;

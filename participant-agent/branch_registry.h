@@ -83,7 +83,7 @@ class BranchRegistry {
   // aborted tombstone.
   void MarkLost(Entry& e);
   // Requires e.mu held. Opens the session if e is new. Errors: the adapter's.
-  absl::Status EnsureActive(Entry& e);
+  absl::Status EnsureActive(Entry& e, const std::string& gid);
   // Runs ops on an ACTIVE entry. On an expectation mismatch or a database error the branch is
   // rolled back and `*failure` says why (the call still returns OK). INVALID_ARGUMENT for a
   // refused statement.

@@ -59,6 +59,10 @@ common::FlagSet AgentFlags() {
   f.Add({"pool-size", "N", "idle database connections kept", "8"});
   f.Add({"reconcile-interval-ms", "MS", "how often to look for in-doubt branches", "5000"});
   f.Add({"idle-timeout-ms", "MS", "roll back an unprepared branch idle this long", "60000"});
+  f.Add({"lock-timeout-ms", "MS",
+         "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
+         "database's own setting",
+         "5000"});
   return f;
 }
 
@@ -83,14 +87,16 @@ int Main(int argc, char** argv) {
   auto pool_size = flags->GetInt("pool-size", 1, 1000);
   auto interval = flags->GetInt("reconcile-interval-ms", 50, 3'600'000);
   auto idle = flags->GetInt("idle-timeout-ms", 100, 86'400'000);
-  for (const auto* s : {&pool_size, &interval, &idle}) {
+  auto lock_timeout = flags->GetInt("lock-timeout-ms", 0, 86'400'000);
+  for (const auto* s : {&pool_size, &interval, &idle, &lock_timeout}) {
     if (!s->ok()) return Fail(std::string(s->status().message()));
   }
   if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
     return Fail(absl::StrCat("TXN_FAILPOINTS: ", fp.message()));
   }
 
-  AdapterConfig config{flags->Get("backend"), flags->Get("dsn"), "", static_cast<int>(*pool_size)};
+  AdapterConfig config{flags->Get("backend"), flags->Get("dsn"), "", static_cast<int>(*pool_size),
+                       *lock_timeout};
   if (const std::string& pw = flags->Get("dsn-password-file"); !pw.empty()) {
     std::ifstream in(pw);
     if (!in) return Fail(absl::StrCat("--dsn-password-file ", pw, ": cannot read"));
@@ -158,6 +164,11 @@ int Main(int argc, char** argv) {
         }
       }
       registry.Sweep();
+      if (db_ready) {
+        if (absl::Status gc = (*adapter)->CollectGarbage(); !gc.ok()) {
+          common::LogWarning(absl::StrCat("database housekeeping failed: ", gc.message()));
+        }
+      }
       lock.lock();
       cv.wait_for(lock, std::chrono::milliseconds(*interval), [&] { return stopping; });
     }

@@ -45,8 +45,10 @@ class BranchSession {
   // been rolled back. An error status means the connection failed: the outcome is a rollback
   // unless `gid` shows up as prepared.
   [[nodiscard]] virtual absl::StatusOr<PrepareResult> Prepare(const std::string& gid) = 0;
-  // One-phase commit. OK only when the database committed.
-  [[nodiscard]] virtual absl::Status CommitLocal() = 0;
+  // One-phase commit of the branch `gid`. It also writes the branch's commit marker in the same
+  // transaction, so ProveOnePhase can tell later whether it committed. OK only when the database
+  // committed; ABORTED when it rolled back; another error when the answer was lost.
+  [[nodiscard]] virtual absl::Status CommitLocal(const std::string& gid) = 0;
   [[nodiscard]] virtual absl::Status RollbackLocal() = 0;
 };
 
@@ -58,8 +60,9 @@ class ResourceAdapter {
   // Checks the database is reachable and configured for prepared transactions. FAILED_PRECONDITION
   // with a one-line fix when it is reachable but misconfigured, UNAVAILABLE when unreachable.
   [[nodiscard]] virtual absl::Status CheckReady() = 0;
-  // Opens a local transaction.
-  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<BranchSession>> Begin() = 0;
+  // Opens a local transaction for the branch named `gid` (validated by the caller).
+  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<BranchSession>> Begin(
+      const std::string& gid) = 0;
   // Finishes the prepared transaction `gid`. When it no longer exists, `native_id` (if known)
   // is used to prove what became of it; otherwise kUnknown.
   [[nodiscard]] virtual absl::StatusOr<FinishResult> CommitPrepared(
@@ -69,6 +72,11 @@ class ResourceAdapter {
   [[nodiscard]] virtual absl::StatusOr<bool> IsPrepared(const std::string& gid) = 0;
   // Every prepared transaction whose gid starts with txc_ (this agent's or its predecessor's).
   [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListPrepared() = 0;
+  // Whether the one-phase commit of `gid` happened: kCommitted when its marker exists, kAborted
+  // when not. Requires that no transaction for `gid` can still be running here.
+  [[nodiscard]] virtual absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) = 0;
+  // Periodic housekeeping (e.g. old commit markers). Called from the agent's background loop.
+  [[nodiscard]] virtual absl::Status CollectGarbage() { return absl::OkStatus(); }
 };
 
 }  // namespace txn::agent

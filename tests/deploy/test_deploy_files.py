@@ -32,7 +32,7 @@ class ComposeFile(unittest.TestCase):
     def test_topology(self):
         services = self.compose["services"]
         for name in ("postgres-orders", "postgres-inventory", "mysql", "mongo", "coordinator",
-                     "agent-orders", "agent-inventory"):
+                     "agent-orders", "agent-inventory", "agent-ledger"):
             self.assertIn(name, services)
         for pg in ("postgres-orders", "postgres-inventory"):
             self.assertIn("max_prepared_transactions=100", " ".join(services[pg]["command"]))
@@ -60,6 +60,9 @@ class ComposeFile(unittest.TestCase):
             self.assertEqual(agent["name"], name)
             self.assertEqual(agent["coordinator"].split(":")[0], "coordinator")
             self.assertIn(agent["dsn"].split("host=")[1].split()[0], self.compose["services"])
+            if "dsn-password-file" in agent:
+                local = agent["dsn-password-file"].replace("/etc/txcoord", "deploy/config")
+                self.assertTrue(os.path.exists(os.path.join(ROOT, local)), local)
 
 
 class ConfigsAndScripts(unittest.TestCase):
@@ -71,7 +74,7 @@ class ConfigsAndScripts(unittest.TestCase):
         r = self.run_bin("txcoord", "--config", os.path.join(ROOT, "deploy/config/txcoord.yaml"),
                          "--help")
         self.assertEqual(r.returncode, 0, r.stderr)
-        for name in ("orders", "inventory"):
+        for name in ("orders", "inventory", "ledger"):
             r = self.run_bin("txagent", "--config",
                              os.path.join(ROOT, f"deploy/config/agent-{name}.yaml"), "--help")
             self.assertEqual(r.returncode, 0, r.stderr)

@@ -101,6 +101,75 @@ class Postgres:
                                        f"WHERE database = '{db}' ORDER BY gid")]
 
 
+class MariaDB:
+    """One MariaDB server in a temporary folder (Debian's mariadb-server), run as the mysql user.
+    Agents connect over TCP as user `txc` with the password in `password_file`."""
+
+    PASSWORD = "txc-secret"
+
+    def __init__(self, root, name):
+        self.name = name
+        self.port = free_port()
+        self.dir = os.path.join(root, f"mariadb-{name}")
+        self.data = os.path.join(self.dir, "data")
+        os.makedirs(self.data)
+        my = pwd.getpwnam("mysql")
+        for d in (self.dir, self.data):
+            os.chown(d, my.pw_uid, my.pw_gid)
+        self.socket = os.path.join(self.dir, "sock")
+        self.password_file = os.path.join(root, f"mariadb-{name}.password")
+        with open(self.password_file, "w") as f:
+            f.write(self.PASSWORD + "\n")
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.data}",
+                        "--user=mysql", "--auth-root-authentication-method=socket",
+                        "--skip-test-db"], check=True, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+        self.proc = None
+        self.start()
+        self.sql(f"CREATE USER 'txc'@'%' IDENTIFIED BY '{self.PASSWORD}'; "
+                 "GRANT ALL ON *.* TO 'txc'@'%'")
+
+    def start(self):
+        log = open(os.path.join(self.dir, "server.log"), "a")
+        self.proc = subprocess.Popen(
+            ["mariadbd", "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}",
+             f"--port={self.port}", "--bind-address=127.0.0.1", "--user=mysql", "--skip-log-bin",
+             "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
+             "--innodb-lock-wait-timeout=5", f"--pid-file={self.dir}/pid"],
+            stdout=log, stderr=log)
+        log.close()
+        wait_for_port(self.port, timeout=60, proc=self.proc)
+
+    def kill(self):
+        """kill -9 mariadbd."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def dsn(self, db):
+        return f"host=127.0.0.1 port={self.port} user=txc dbname={db}"
+
+    def sql(self, text, db=None):
+        argv = ["mariadb", "--no-defaults", "-S", self.socket, "-uroot", "-N", "-B", "-e", text]
+        if db:
+            argv.append(db)
+        r = subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        return [line.split("\t") for line in r.stdout.splitlines()]
+
+    def prepared(self):
+        """gids of our prepared XA transactions (XA RECOVER, format 7868)."""
+        return sorted(r[3] for r in self.sql("XA RECOVER") if r and r[0] == "7868")
+
+
 class Process:
     """A daemon of ours, started from build/bin with its log in a file."""
 
@@ -153,13 +222,17 @@ class Cluster:
         self.root = tempfile.mkdtemp(prefix="txcoord-test-")
         os.chmod(self.root, 0o755)
         self.reconcile_ms = reconcile_ms
-        self.pgs, self.agents = {}, {}
+        self.pgs, self.mariadbs, self.agents = {}, {}, {}
         self.coordinator = None
         self._channels = []
 
     def add_postgres(self, name, **kw):
         self.pgs[name] = Postgres(self.root, name, **kw)
         return self.pgs[name]
+
+    def add_mariadb(self, name):
+        self.mariadbs[name] = MariaDB(self.root, name)
+        return self.mariadbs[name]
 
     def make_coordinator(self, participants, extra=()):
         """`participants`: names; their agent ports are reserved now."""
@@ -174,13 +247,13 @@ class Cluster:
         self.coordinator = Process(self.root, "coordinator", argv, port)
         return self.coordinator
 
-    def add_agent(self, name, dsn, backend="postgres", start=True, failpoints=None):
+    def add_agent(self, name, dsn, backend="postgres", start=True, failpoints=None, extra=()):
         """Starts the agent on the port the coordinator was told about."""
         port = self.agent_ports[name]
         argv = [os.path.join(BIN, "txagent"), "--listen", f"127.0.0.1:{port}", "--name", name,
                 "--backend", backend, "--dsn", dsn, "--coordinator",
                 f"127.0.0.1:{self.coordinator.port}", "--reconcile-interval-ms",
-                str(self.reconcile_ms)]
+                str(self.reconcile_ms), "--lock-timeout-ms", "1000", *extra]
         self.agents[name] = Process(self.root, f"agent-{name}", argv, port)
         if start:
             self.agents[name].start(failpoints=failpoints)
@@ -211,6 +284,8 @@ class Cluster:
             p.stop()
         for pg in self.pgs.values():
             pg.stop("immediate")
+        for my in self.mariadbs.values():
+            my.kill()
         if os.environ.get("TXCOORD_KEEP_TEST_DIRS"):
             print(f"kept {self.root}", file=sys.stderr)
         else:

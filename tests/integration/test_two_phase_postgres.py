@@ -218,7 +218,9 @@ class ParticipantIdempotency(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = shop.start_shop()
-        cls.agent = cls.c.participant_stub("orders")
+
+    def setUp(self):
+        self.agent = self.c.participant_stub("orders")
 
     @classmethod
     def tearDownClass(cls):
@@ -269,6 +271,30 @@ class ParticipantIdempotency(unittest.TestCase):
         r = self.agent.Commit(ppb.CommitBranchRequest(ref=self.ref(5), native_id=v.native_id))
         self.assertEqual(r.result, ppb.BRANCH_RESULT_ABORTED)
         self.assertIn("rolled back", r.reason)
+
+    def test_lost_one_phase_answer_is_proven_by_the_marker(self):
+        r = self.agent.CommitOnePhase(ppb.CommitOnePhaseRequest(
+            ref=self.ref(7), begin=True,
+            operations=[h.sql_op("INSERT INTO orders VALUES ($1, 'apple', 1)", "p-1pc")]), timeout=5)
+        self.assertEqual(r.result, ppb.BRANCH_RESULT_COMMITTED)
+        # The agent restarts and forgets; the coordinator, which never got the answer, asks again.
+        self.c.agents["orders"].kill()
+        self.c.agents["orders"].start()
+        agent = self.c.participant_stub("orders")
+        again = agent.CommitOnePhase(ppb.CommitOnePhaseRequest(ref=self.ref(7), retry=True),
+                                     timeout=5)
+        self.assertEqual(again.result, ppb.BRANCH_RESULT_COMMITTED)
+        # A first attempt that never arrived: the retry finds no marker, answers ABORTED, and the
+        # late original is refused afterwards.
+        never = agent.CommitOnePhase(ppb.CommitOnePhaseRequest(ref=self.ref(8), retry=True),
+                                     timeout=5)
+        self.assertEqual(never.result, ppb.BRANCH_RESULT_ABORTED)
+        late = agent.CommitOnePhase(ppb.CommitOnePhaseRequest(
+            ref=self.ref(8), begin=True,
+            operations=[h.sql_op("INSERT INTO orders VALUES ($1, 'apple', 1)", "p-late1pc")]),
+            timeout=5)
+        self.assertEqual(late.result, ppb.BRANCH_RESULT_ABORTED)
+        self.assertNotIn("p-late1pc", shop.orders(self.c))
 
     def test_bad_ref_is_invalid_argument(self):
         with self.assertRaises(grpc.RpcError) as cm:

@@ -20,7 +20,7 @@ class NoopSession final : public BranchSession {
     adapter_->MarkPrepared(gid);
     return PrepareResult{LocalVote::kYes, "", "0"};
   }
-  absl::Status CommitLocal() override { return absl::OkStatus(); }
+  absl::Status CommitLocal(const std::string& gid) override { return absl::OkStatus(); }
   absl::Status RollbackLocal() override { return absl::OkStatus(); }
 
  private:
@@ -30,7 +30,7 @@ class NoopSession final : public BranchSession {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<BranchSession>> NoopAdapter::Begin() {
+absl::StatusOr<std::unique_ptr<BranchSession>> NoopAdapter::Begin(const std::string& gid) {
   return std::make_unique<NoopSession>(this);
 }
 

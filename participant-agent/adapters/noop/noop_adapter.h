@@ -15,13 +15,17 @@ class NoopAdapter final : public ResourceAdapter {
  public:
   bool supports_prepare() const override { return true; }
   absl::Status CheckReady() override { return absl::OkStatus(); }
-  absl::StatusOr<std::unique_ptr<BranchSession>> Begin() override;
+  absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
                                               const std::string& native_id) override;
   absl::StatusOr<FinishResult> RollbackPrepared(const std::string& gid,
                                                 const std::string& native_id) override;
   absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
   absl::StatusOr<std::vector<std::string>> ListPrepared() override;
+  // The noop adapter keeps no markers: a lost one-phase answer stays unknown.
+  absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) override {
+    return FinishedAs::kUnknown;
+  }
 
   void MarkPrepared(const std::string& gid);
 

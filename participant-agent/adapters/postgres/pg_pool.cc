@@ -44,8 +44,11 @@ absl::StatusOr<PgResult> PgConnection::Exec(const std::string& sql,
   return absl::FailedPreconditionError(text);
 }
 
-PgPool::PgPool(std::string dsn, std::string password, int max_idle)
-    : dsn_(std::move(dsn)), password_(std::move(password)), max_idle_(max_idle) {}
+PgPool::PgPool(std::string dsn, std::string password, int max_idle, int64_t lock_timeout_ms)
+    : dsn_(std::move(dsn)),
+      password_(std::move(password)),
+      max_idle_(max_idle),
+      lock_timeout_ms_(lock_timeout_ms) {}
 
 PgPool::~PgPool() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -77,7 +80,13 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::Acquire() {
     if (c) PQfinish(c);
     return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL: ", msg));
   }
-  return std::make_unique<PgConnection>(this, c);
+  auto conn = std::make_unique<PgConnection>(this, c);
+  if (lock_timeout_ms_ > 0) {
+    absl::StatusOr<PgResult> set =
+        conn->Exec(absl::StrCat("SET lock_timeout = '", lock_timeout_ms_, "ms'"));
+    if (!set.ok()) return set.status();
+  }
+  return conn;
 }
 
 void PgPool::Release(PGconn* conn) {

@@ -47,7 +47,10 @@ class PgConnection {
 
 class PgPool {
  public:
-  PgPool(std::string dsn, std::string password, int max_idle);
+  // `lock_timeout_ms` > 0 is set on every new connection (SET lock_timeout): a statement waiting
+  // longer for a row lock fails, so a deadlock across databases, which neither database can
+  // see, ends in a NO vote instead of a stall until the prepare timeout.
+  PgPool(std::string dsn, std::string password, int max_idle, int64_t lock_timeout_ms = 0);
   ~PgPool();
   // An idle healthy connection, or a new one. UNAVAILABLE naming the server when it cannot connect.
   absl::StatusOr<std::unique_ptr<PgConnection>> Acquire();
@@ -57,6 +60,7 @@ class PgPool {
   const std::string dsn_;
   const std::string password_;
   const int max_idle_;
+  const int64_t lock_timeout_ms_;
   std::mutex mu_;
   std::vector<PGconn*> idle_;  // guarded by mu_
 };

@@ -14,6 +14,8 @@ namespace txn::agent {
 namespace {
 
 constexpr char kUndefinedObject[] = "42704";  // "prepared transaction ... does not exist"
+// One row per one-phase commit, written in the committed transaction itself (see CommitLocal).
+constexpr char kMarkerTable[] = "txcoord_markers";
 
 // Gids are written into SQL as literals (PREPARE TRANSACTION takes no parameter), so only a gid
 // of our own strict form is accepted.
@@ -113,7 +115,17 @@ class PostgresSession final : public BranchSession {
     return PrepareResult{LocalVote::kYes, "", native_id};
   }
 
-  absl::Status CommitLocal() override {
+  absl::Status CommitLocal(const std::string& gid) override {
+    TXN_RETURN_IF_ERROR(CheckGid(gid));
+    if (PQtransactionStatus(conn_->get()) == PQTRANS_INTRANS) {
+      absl::StatusOr<PgResult> marked = conn_->Exec(
+          absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES ($1)"), {gid.c_str()});
+      if (!marked.ok() && marked.status().code() != absl::StatusCode::kUnavailable) {
+        (void)conn_->Exec("ROLLBACK");
+        return absl::AbortedError(absl::StrCat("commit marker: ", marked.status().message()));
+      }
+      if (!marked.ok()) return marked.status();
+    }
     TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec("COMMIT"));
     if (std::string(PQcmdStatus(r.get())) != "COMMIT") {
       return absl::AbortedError("the transaction failed earlier and was rolled back");
@@ -134,8 +146,11 @@ class PostgresSession final : public BranchSession {
 
 }  // namespace
 
-PostgresAdapter::PostgresAdapter(std::string dsn, std::string password, int max_idle)
-    : pool_(std::make_unique<PgPool>(std::move(dsn), std::move(password), max_idle)) {}
+PostgresAdapter::PostgresAdapter(std::string dsn, std::string password, int max_idle,
+                                 int64_t lock_timeout_ms, int marker_retention_hours)
+    : pool_(
+          std::make_unique<PgPool>(std::move(dsn), std::move(password), max_idle, lock_timeout_ms)),
+      marker_retention_hours_(marker_retention_hours) {}
 
 PostgresAdapter::~PostgresAdapter() = default;
 
@@ -148,10 +163,36 @@ absl::Status PostgresAdapter::CheckReady() {
         "PostgreSQL has max_prepared_transactions = 0, so it cannot prepare transactions: set it "
         "above 0 (e.g. 100) in postgresql.conf and restart the server");
   }
-  return absl::OkStatus();
+  absl::StatusOr<PgResult> created = conn->Exec(
+      absl::StrCat("CREATE TABLE IF NOT EXISTS ", kMarkerTable,
+                   " (gid text PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now())"));
+  if (!created.ok() && created.status().code() != absl::StatusCode::kUnavailable) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot create the commit-marker table ",
+                                                      kMarkerTable,
+                                                      " (the agent's user needs CREATE "
+                                                      "on the database's default schema): ",
+                                                      created.status().message()));
+  }
+  return created.status();
 }
 
-absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin() {
+absl::StatusOr<FinishedAs> PostgresAdapter::ProveOnePhase(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn->Exec(absl::StrCat("SELECT 1 FROM ", kMarkerTable, " WHERE gid = $1"), {gid.c_str()}));
+  return PQntuples(r.get()) > 0 ? FinishedAs::kCommitted : FinishedAs::kAborted;
+}
+
+absl::Status PostgresAdapter::CollectGarbage() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  return conn
+      ->Exec(absl::StrCat("DELETE FROM ", kMarkerTable, " WHERE created_at < now() - interval '",
+                          marker_retention_hours_, " hours'"))
+      .status();
+}
+
+absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin(const std::string& gid) {
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   auto session = std::make_unique<PostgresSession>(std::move(conn));
   TXN_RETURN_IF_ERROR(session->Open());

@@ -6,6 +6,9 @@
 //   commit   COMMIT PREPARED 'gid'; if the gid is gone, pg_xact_status(xid) proves the outcome
 //   abort    ROLLBACK / ROLLBACK PREPARED 'gid'
 //   in doubt pg_prepared_xacts, this database, gid prefix txc_
+//   1-phase  COMMIT, with a row in txcoord_markers written in the same transaction, so a commit
+//            whose answer was lost can be proven later (ProveOnePhase); rows expire after
+//            `marker_retention_hours`
 //
 // Needs max_prepared_transactions > 0 (CheckReady says so plainly). Connections come from a
 // small pool; a broken connection is dropped and a new one made, so the adapter survives server
@@ -25,22 +28,26 @@ class PostgresAdapter final : public ResourceAdapter {
  public:
   // `dsn`: a libpq connection string or postgresql:// URI; `password` (may be empty) overrides
   // any password in it. `max_idle`: pooled idle connections kept.
-  PostgresAdapter(std::string dsn, std::string password, int max_idle);
+  PostgresAdapter(std::string dsn, std::string password, int max_idle, int64_t lock_timeout_ms = 0,
+                  int marker_retention_hours = 24 * 7);
   ~PostgresAdapter() override;
 
   bool supports_prepare() const override { return true; }
   absl::Status CheckReady() override;
-  absl::StatusOr<std::unique_ptr<BranchSession>> Begin() override;
+  absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
                                               const std::string& native_id) override;
   absl::StatusOr<FinishResult> RollbackPrepared(const std::string& gid,
                                                 const std::string& native_id) override;
   absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
   absl::StatusOr<std::vector<std::string>> ListPrepared() override;
+  absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) override;
+  absl::Status CollectGarbage() override;
 
  private:
   absl::StatusOr<FinishResult> ProveOutcome(const std::string& native_id);
   std::unique_ptr<PgPool> pool_;
+  const int marker_retention_hours_;
 };
 
 }  // namespace txn::agent

@@ -1,0 +1,275 @@
+#include "participant-agent/adapters/mysql/mysql_adapter.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <tuple>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/statement_guard.h"
+#include "common/status_macros.h"
+#include "participant-agent/adapters/mysql/mysql_connection.h"
+
+namespace txn::agent {
+namespace {
+
+constexpr char kMarkerTable[] = "txcoord_xa_markers";
+
+absl::Status CheckGid(const std::string& gid) {
+  if (!common::ParseBranchGid(gid)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid gid '", gid.substr(0, 80), "'"));
+  }
+  return absl::OkStatus();
+}
+
+class MysqlSession final : public BranchSession {
+ public:
+  MysqlSession(std::unique_ptr<MysqlConnection> conn, std::string gid)
+      : conn_(std::move(conn)), gid_(std::move(gid)), xid_(XidLiteral(gid_)) {}
+
+  ~MysqlSession() override {
+    if (conn_ && open_) (void)RollbackLocal();
+  }
+
+  absl::Status Open() {
+    TXN_RETURN_IF_ERROR(conn_->Query(absl::StrCat("XA START ", xid_)));
+    open_ = true;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::ExecuteResult> Execute(const v1::Operation& op) override {
+    if (!op.has_sql()) {
+      return absl::InvalidArgumentError("a MySQL participant takes sql operations only");
+    }
+    TXN_RETURN_IF_ERROR(common::CheckStatement(op.sql().text(), common::SqlDialect::kMysql));
+    for (uint32_t idx : op.sql().null_params()) {
+      if (idx >= static_cast<uint32_t>(op.sql().params_size())) {
+        return absl::InvalidArgumentError(absl::StrCat("sql.null_params names parameter ", idx,
+                                                       " but there are only ",
+                                                       op.sql().params_size()));
+      }
+    }
+    bool wrote = false;
+    absl::StatusOr<v1::ExecuteResult> r = conn_->Execute(op.sql(), &wrote);
+    wrote_ = wrote_ || wrote;
+    return r;
+  }
+
+  absl::StatusOr<PrepareResult> Prepare(const std::string& gid) override {
+    TXN_RETURN_IF_ERROR(CheckGid(gid));
+    if (!wrote_) {
+      TXN_RETURN_IF_ERROR(RollbackLocal());
+      return PrepareResult{LocalVote::kReadOnly, "", ""};
+    }
+    // The marker commits or rolls back with the branch: it is the proof of the outcome when the
+    // xid is gone (XAER_NOTA).
+    v1::Sql marker;
+    marker.set_text(absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES (?)"));
+    marker.add_params(gid);
+    bool wrote = false;
+    absl::Status s = conn_->Execute(marker, &wrote).status();
+    if (s.ok()) s = conn_->Query(absl::StrCat("XA END ", xid_));
+    if (s.ok()) s = conn_->Query(absl::StrCat("XA PREPARE ", xid_));
+    if (!s.ok()) {
+      if (s.code() == absl::StatusCode::kUnavailable) {
+        open_ = false;
+        return s;
+      }
+      (void)RollbackLocal();
+      return PrepareResult{LocalVote::kNo, std::string(s.message()), ""};
+    }
+    // The session is now stuck in the PREPARED state; closing it leaves the transaction
+    // prepared in the server, where any connection can finish it.
+    open_ = false;
+    conn_->Discard();
+    return PrepareResult{LocalVote::kYes, "", ""};
+  }
+
+  absl::Status CommitLocal(const std::string& gid) override {
+    TXN_RETURN_IF_ERROR(CheckGid(gid));
+    v1::Sql marker;
+    marker.set_text(absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES (?)"));
+    marker.add_params(gid);
+    bool wrote = false;
+    absl::Status s = conn_->Execute(marker, &wrote).status();
+    if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) {
+      (void)RollbackLocal();
+      return absl::AbortedError(absl::StrCat("commit marker: ", s.message()));
+    }
+    if (s.ok()) s = conn_->Query(absl::StrCat("XA END ", xid_));
+    if (s.ok()) s = conn_->Query(absl::StrCat("XA COMMIT ", xid_, " ONE PHASE"));
+    if (!s.ok()) {
+      if (s.code() != absl::StatusCode::kUnavailable) (void)RollbackLocal();
+      conn_->Discard();
+      open_ = false;
+      return s;
+    }
+    open_ = false;
+    return absl::OkStatus();
+  }
+
+  absl::Status RollbackLocal() override {
+    if (!open_) return absl::OkStatus();
+    open_ = false;
+    (void)conn_->Query(absl::StrCat("XA END ", xid_));  // fails harmlessly if already ended
+    absl::Status s = conn_->Query(absl::StrCat("XA ROLLBACK ", xid_));
+    if (!s.ok()) conn_->Discard();
+    return s;
+  }
+
+ private:
+  std::unique_ptr<MysqlConnection> conn_;
+  const std::string gid_;
+  const std::string xid_;
+  bool open_ = false;
+  bool wrote_ = false;
+};
+
+}  // namespace
+
+std::string XidLiteral(const std::string& gid) {
+  return absl::StrCat("X'", absl::BytesToHexString(gid), "',X'',", kXaFormatId);
+}
+
+bool ParseServerVersion(const std::string& text, ServerVersion* out) {
+  ServerVersion v;
+  if (std::sscanf(text.c_str(), "%d.%d.%d", &v.major, &v.minor, &v.patch) != 3) return false;
+  v.mariadb = absl::StrContains(text, "MariaDB");
+  *out = v;
+  return true;
+}
+
+absl::Status CheckXaSupport(const ServerVersion& v) {
+  auto at_least = [&](int a, int b, int c) {
+    return std::tie(v.major, v.minor, v.patch) >= std::tie(a, b, c);
+  };
+  if (v.mariadb && !at_least(10, 5, 2)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "MariaDB ", v.major, ".", v.minor, ".", v.patch,
+        " loses prepared XA transactions when the connection closes; txagent needs >= 10.5.2"));
+  }
+  if (!v.mariadb && !at_least(5, 7, 7)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "MySQL ", v.major, ".", v.minor, ".", v.patch,
+        " loses prepared XA transactions when the connection closes; txagent needs >= 5.7.7"));
+  }
+  return absl::OkStatus();
+}
+
+MysqlAdapter::MysqlAdapter(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms,
+                           int marker_retention_hours)
+    : pool_(std::make_unique<MysqlPool>(std::move(dsn), max_idle, lock_timeout_ms)),
+      marker_retention_hours_(marker_retention_hours) {}
+
+MysqlAdapter::~MysqlAdapter() = default;
+
+absl::Status MysqlAdapter::CheckReady() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(auto rows, conn->QueryRows("SELECT VERSION(), @@log_bin, DATABASE()"));
+  ServerVersion v;
+  if (rows.empty() || !ParseServerVersion(rows[0][0], &v)) {
+    return absl::FailedPreconditionError("cannot read the MySQL server version");
+  }
+  TXN_RETURN_IF_ERROR(CheckXaSupport(v));
+  if (rows[0][2].empty()) {
+    return absl::FailedPreconditionError("--dsn names no database (dbname=...)");
+  }
+  if (rows[0][1] == "1") {
+    if (v.mariadb) {
+      common::LogWarning(
+          "the MariaDB binary log is on: prepared XA transactions may not be crash-safe with it");
+    } else if (std::tie(v.major, v.minor, v.patch) < std::make_tuple(8, 0, 30)) {
+      common::LogWarning("MySQL < 8.0.30 with the binary log on: XA is not crash-safe");
+    }
+  }
+  absl::StatusOr<std::vector<std::vector<std::string>>> recover = conn->QueryRows("XA RECOVER");
+  if (!recover.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this MySQL user cannot run XA RECOVER, so in-doubt branches would go unseen (MySQL 8 "
+        "needs the XA_RECOVER_ADMIN privilege): ",
+        recover.status().message()));
+  }
+  return conn->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", kMarkerTable,
+                                  " (gid VARCHAR(64) NOT NULL PRIMARY KEY, created_at TIMESTAMP "
+                                  "NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB"));
+}
+
+absl::StatusOr<std::unique_ptr<BranchSession>> MysqlAdapter::Begin(const std::string& gid) {
+  TXN_RETURN_IF_ERROR(CheckGid(gid));
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  auto session = std::make_unique<MysqlSession>(std::move(conn), gid);
+  TXN_RETURN_IF_ERROR(session->Open());
+  return std::unique_ptr<BranchSession>(std::move(session));
+}
+
+absl::StatusOr<FinishResult> MysqlAdapter::ProveByMarker(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  v1::Sql q;
+  q.set_text(absl::StrCat("SELECT 1 FROM ", kMarkerTable, " WHERE gid = ?"));
+  q.add_params(gid);
+  bool wrote = false;
+  TXN_ASSIGN_OR_RETURN(v1::ExecuteResult r, conn->Execute(q, &wrote));
+  if (r.rows_size() > 0) return FinishResult{FinishedAs::kCommitted, ""};
+  return FinishResult{FinishedAs::kAborted,
+                      absl::StrCat(gid, " is not prepared and its commit marker is absent")};
+}
+
+absl::StatusOr<FinishResult> MysqlAdapter::CommitPrepared(const std::string& gid,
+                                                          const std::string& native_id) {
+  TXN_RETURN_IF_ERROR(CheckGid(gid));
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  absl::Status s = conn->Query(absl::StrCat("XA COMMIT ", XidLiteral(gid)));
+  if (s.ok()) return FinishResult{FinishedAs::kCommitted, ""};
+  if (conn->last_errno() == kErXaerNota) return ProveByMarker(gid);
+  return s;
+}
+
+absl::StatusOr<FinishResult> MysqlAdapter::RollbackPrepared(const std::string& gid,
+                                                            const std::string& native_id) {
+  TXN_RETURN_IF_ERROR(CheckGid(gid));
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  absl::Status s = conn->Query(absl::StrCat("XA ROLLBACK ", XidLiteral(gid)));
+  if (s.ok()) return FinishResult{FinishedAs::kAborted, ""};
+  if (conn->last_errno() == kErXaerNota) {
+    TXN_ASSIGN_OR_RETURN(FinishResult proven, ProveByMarker(gid));
+    if (proven.as == FinishedAs::kCommitted) return proven;
+    return FinishResult{FinishedAs::kAborted, ""};
+  }
+  return s;
+}
+
+absl::StatusOr<FinishedAs> MysqlAdapter::ProveOnePhase(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(FinishResult r, ProveByMarker(gid));
+  return r.as;
+}
+
+absl::StatusOr<std::vector<std::string>> MysqlAdapter::ListPrepared() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(auto rows, conn->QueryRows("XA RECOVER"));
+  std::vector<std::string> gids;
+  for (const auto& row : rows) {
+    // formatID, gtrid_length, bqual_length, data
+    if (row.size() < 4 || row[0] != std::to_string(kXaFormatId)) continue;
+    size_t gtrid_length = std::stoul(row[1]);
+    std::string gid = row[3].substr(0, gtrid_length);
+    if (common::ParseBranchGid(gid)) gids.push_back(gid);
+  }
+  return gids;
+}
+
+absl::StatusOr<bool> MysqlAdapter::IsPrepared(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(std::vector<std::string> gids, ListPrepared());
+  return std::find(gids.begin(), gids.end(), gid) != gids.end();
+}
+
+absl::Status MysqlAdapter::CollectGarbage() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  return conn->Query(absl::StrCat("DELETE FROM ", kMarkerTable,
+                                  " WHERE created_at < NOW() - INTERVAL ", marker_retention_hours_,
+                                  " HOUR LIMIT 10000"));
+}
+
+}  // namespace txn::agent

@@ -1,0 +1,73 @@
+// MysqlAdapter: maps a branch onto XA transactions in MySQL >= 5.7.7 / MariaDB >= 10.5.2 through
+// libmariadb.
+//
+//   work     XA START xid; statements as server-side prepared statements (? placeholders)
+//   prepare  nothing written -> XA END + XA ROLLBACK, vote READ_ONLY; otherwise insert the
+//            branch's commit marker, XA END, XA PREPARE, and close the connection (the prepared
+//            transaction survives the disconnect; the session could do nothing else anyway)
+//   commit   XA COMMIT xid; one phase: marker, XA END, XA COMMIT xid ONE PHASE
+//   abort    XA ROLLBACK xid
+//   in doubt XA RECOVER, our format id and gid prefix
+//
+// The xid is (gtrid = the gid, bqual = '', formatID = 7868), written as hex literals. The commit
+// marker is a row (gid) in `txcoord_xa_markers`, written inside the branch's own XA transaction:
+// when XA COMMIT / XA ROLLBACK answer XAER_NOTA (the xid is gone), the marker proves whether the
+// branch committed (row present) or not (absent), so nothing is guessed. Markers are deleted after
+// `marker_retention_hours`.
+//
+// CheckReady refuses servers that lose prepared XA transactions on disconnect, and a user that
+// cannot run XA RECOVER (MySQL 8 needs XA_RECOVER_ADMIN); it warns where XA is not crash-safe
+// with the binary log. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "participant-agent/adapters/mysql/mysql_dsn.h"
+#include "participant-agent/resource_adapter.h"
+
+namespace txn::agent {
+
+class MysqlPool;
+
+inline constexpr int kXaFormatId = 7868;
+
+// `XA ... X'<hex gid>',X'',7868` argument for `gid`.
+std::string XidLiteral(const std::string& gid);
+
+class MysqlAdapter final : public ResourceAdapter {
+ public:
+  MysqlAdapter(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms = 0,
+               int marker_retention_hours = 24 * 7);
+  ~MysqlAdapter() override;
+
+  bool supports_prepare() const override { return true; }
+  absl::Status CheckReady() override;
+  absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
+  absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
+                                              const std::string& native_id) override;
+  absl::StatusOr<FinishResult> RollbackPrepared(const std::string& gid,
+                                                const std::string& native_id) override;
+  absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
+  absl::StatusOr<std::vector<std::string>> ListPrepared() override;
+  absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) override;
+  absl::Status CollectGarbage() override;
+
+ private:
+  // After XAER_NOTA: what the marker says became of `gid`.
+  absl::StatusOr<FinishResult> ProveByMarker(const std::string& gid);
+  std::unique_ptr<MysqlPool> pool_;
+  const int marker_retention_hours_;
+};
+
+// Parses "10.11.19-MariaDB-..." / "8.0.36" into (is_mariadb, major, minor, patch); false if not
+// a version string.
+struct ServerVersion {
+  bool mariadb = false;
+  int major = 0, minor = 0, patch = 0;
+};
+bool ParseServerVersion(const std::string& text, ServerVersion* out);
+// FAILED_PRECONDITION when the server loses prepared XA transactions on disconnect.
+absl::Status CheckXaSupport(const ServerVersion& v);
+
+}  // namespace txn::agent

@@ -1,0 +1,207 @@
+#include "participant-agent/adapters/mysql/mysql_connection.h"
+
+#include <errmsg.h>
+#include <poll.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace txn::agent {
+namespace {
+
+bool ConnectionLost(unsigned err) {
+  return err == CR_SERVER_GONE_ERROR || err == CR_SERVER_LOST || err == CR_CONNECTION_ERROR ||
+         err == CR_CONN_HOST_ERROR || err == CR_SERVER_LOST_EXTENDED || err == 1927 /* killed */ ||
+         err == 1053 /* server shutdown */ || err == 4031 /* disconnected by server */;
+}
+
+absl::Status StatusFor(unsigned err, const char* sqlstate, const char* message) {
+  std::string text = absl::StrCat("MySQL error ", err, " (", sqlstate, "): ", message);
+  if (ConnectionLost(err)) return absl::UnavailableError(text);
+  if (err == kErLockDeadlock || err == kErLockWaitTimeout) return absl::AbortedError(text);
+  return absl::FailedPreconditionError(text);
+}
+
+// Same dead-connection test as the PostgreSQL pool: an idle connection has nothing to read.
+bool LooksDead(MYSQL* conn) {
+  pollfd p{static_cast<int>(mysql_get_socket(conn)), POLLIN, 0};
+  if (p.fd < 0) return true;
+  return poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
+MysqlConnection::~MysqlConnection() { pool_->Release(conn_, !discard_); }
+
+absl::Status MysqlConnection::Error(MYSQL_STMT* stmt) {
+  last_errno_ = stmt ? mysql_stmt_errno(stmt) : mysql_errno(conn_);
+  absl::Status s = stmt ? StatusFor(last_errno_, mysql_stmt_sqlstate(stmt), mysql_stmt_error(stmt))
+                        : StatusFor(last_errno_, mysql_sqlstate(conn_), mysql_error(conn_));
+  if (s.code() == absl::StatusCode::kUnavailable) discard_ = true;
+  return s;
+}
+
+absl::Status MysqlConnection::Query(const std::string& sql) {
+  last_errno_ = 0;
+  if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return Error(nullptr);
+  if (MYSQL_RES* r = mysql_store_result(conn_)) mysql_free_result(r);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> MysqlConnection::QueryRows(
+    const std::string& sql) {
+  last_errno_ = 0;
+  if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return Error(nullptr);
+  std::vector<std::vector<std::string>> rows;
+  MYSQL_RES* r = mysql_store_result(conn_);
+  if (r == nullptr) {
+    if (mysql_errno(conn_) != 0) return Error(nullptr);
+    return rows;
+  }
+  const unsigned n = mysql_num_fields(r);
+  while (MYSQL_ROW row = mysql_fetch_row(r)) {
+    unsigned long* lengths = mysql_fetch_lengths(r);
+    std::vector<std::string> out;
+    for (unsigned i = 0; i < n; ++i)
+      out.emplace_back(row[i] ? std::string(row[i], lengths[i]) : "");
+    rows.push_back(std::move(out));
+  }
+  mysql_free_result(r);
+  return rows;
+}
+
+absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, bool* wrote) {
+  last_errno_ = 0;
+  std::unique_ptr<MYSQL_STMT, decltype(&mysql_stmt_close)> stmt(mysql_stmt_init(conn_),
+                                                                &mysql_stmt_close);
+  if (!stmt) return Error(nullptr);
+  if (mysql_stmt_prepare(stmt.get(), sql.text().data(), sql.text().size()) != 0) {
+    return Error(stmt.get());
+  }
+  const unsigned long want = mysql_stmt_param_count(stmt.get());
+  if (want != static_cast<unsigned long>(sql.params_size())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the statement has ", want, " placeholders but ", sql.params_size(), " params were given"));
+  }
+  std::vector<MYSQL_BIND> params(want);
+  std::vector<my_bool> nulls(want, 0);
+  for (uint32_t idx : sql.null_params()) {
+    if (idx < want) nulls[idx] = 1;
+  }
+  for (unsigned long i = 0; i < want; ++i) {
+    params[i] = MYSQL_BIND{};
+    params[i].buffer_type = MYSQL_TYPE_STRING;
+    params[i].buffer = const_cast<char*>(sql.params(static_cast<int>(i)).data());
+    params[i].buffer_length = sql.params(static_cast<int>(i)).size();
+    params[i].is_null = &nulls[i];
+  }
+  if (want > 0 && mysql_stmt_bind_param(stmt.get(), params.data()) != 0) return Error(stmt.get());
+  if (mysql_stmt_execute(stmt.get()) != 0) return Error(stmt.get());
+
+  v1::ExecuteResult out;
+  std::unique_ptr<MYSQL_RES, decltype(&mysql_free_result)> meta(
+      mysql_stmt_result_metadata(stmt.get()), &mysql_free_result);
+  if (!meta) {
+    *wrote = true;
+    out.set_rows_affected(static_cast<int64_t>(mysql_stmt_affected_rows(stmt.get())));
+    return out;
+  }
+  const unsigned n = mysql_num_fields(meta.get());
+  MYSQL_FIELD* fields = mysql_fetch_fields(meta.get());
+  for (unsigned i = 0; i < n; ++i) out.add_columns(fields[i].name);
+  if (mysql_stmt_store_result(stmt.get()) != 0) return Error(stmt.get());
+  // Fetch each column into a zero-length buffer to learn its length, then fetch it for real.
+  std::vector<MYSQL_BIND> cols(n);
+  std::vector<unsigned long> lengths(n);
+  std::vector<my_bool> is_null(n), errors(n);
+  for (unsigned i = 0; i < n; ++i) {
+    cols[i] = MYSQL_BIND{};
+    cols[i].buffer_type = MYSQL_TYPE_STRING;
+    cols[i].length = &lengths[i];
+    cols[i].is_null = &is_null[i];
+    cols[i].error = &errors[i];
+  }
+  if (n > 0 && mysql_stmt_bind_result(stmt.get(), cols.data()) != 0) return Error(stmt.get());
+  for (;;) {
+    int rc = mysql_stmt_fetch(stmt.get());
+    if (rc == MYSQL_NO_DATA) break;
+    if (rc == 1) return Error(stmt.get());
+    v1::Row* row = out.add_rows();
+    for (unsigned i = 0; i < n; ++i) {
+      if (is_null[i]) {
+        row->add_values("");
+        row->add_null_values(i);
+        continue;
+      }
+      std::string value(lengths[i], '\0');
+      if (lengths[i] > 0) {
+        MYSQL_BIND one{};
+        one.buffer_type = MYSQL_TYPE_STRING;
+        one.buffer = value.data();
+        one.buffer_length = value.size();
+        if (mysql_stmt_fetch_column(stmt.get(), &one, i, 0) != 0) return Error(stmt.get());
+      }
+      row->add_values(std::move(value));
+    }
+  }
+  out.set_rows_affected(out.rows_size());
+  return out;
+}
+
+MysqlPool::MysqlPool(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms)
+    : dsn_(std::move(dsn)), max_idle_(max_idle), lock_timeout_ms_(lock_timeout_ms) {}
+
+MysqlPool::~MysqlPool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (MYSQL* c : idle_) mysql_close(c);
+}
+
+absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!idle_.empty()) {
+      MYSQL* c = idle_.back();
+      idle_.pop_back();
+      if (!LooksDead(c)) return std::make_unique<MysqlConnection>(this, c);
+      mysql_close(c);
+    }
+  }
+  MYSQL* c = mysql_init(nullptr);
+  if (c == nullptr) return absl::ResourceExhaustedError("mysql_init: out of memory");
+  unsigned int timeout = 5;
+  my_bool no = 0;
+  mysql_options(c, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+  mysql_options(c, MYSQL_OPT_RECONNECT, &no);
+  mysql_options(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+  if (mysql_real_connect(c, dsn_.socket.empty() ? dsn_.host.c_str() : nullptr, dsn_.user.c_str(),
+                         dsn_.password.empty() ? nullptr : dsn_.password.c_str(),
+                         dsn_.dbname.empty() ? nullptr : dsn_.dbname.c_str(), dsn_.port,
+                         dsn_.socket.empty() ? nullptr : dsn_.socket.c_str(),
+                         CLIENT_FOUND_ROWS) == nullptr) {
+    std::string msg = mysql_error(c);
+    mysql_close(c);
+    return absl::UnavailableError(absl::StrCat("cannot connect to MySQL: ", msg));
+  }
+  auto conn = std::make_unique<MysqlConnection>(this, c);
+  if (lock_timeout_ms_ > 0) {
+    int64_t seconds = std::max<int64_t>(1, (lock_timeout_ms_ + 999) / 1000);
+    TXN_RETURN_IF_ERROR(
+        conn->Query(absl::StrCat("SET SESSION innodb_lock_wait_timeout = ", seconds)));
+  }
+  return conn;
+}
+
+void MysqlPool::Release(MYSQL* conn, bool reusable) {
+  if (reusable) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (static_cast<int>(idle_.size()) < max_idle_) {
+      idle_.push_back(conn);
+      return;
+    }
+  }
+  mysql_close(conn);
+}
+
+}  // namespace txn::agent

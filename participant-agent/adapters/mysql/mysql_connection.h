@@ -1,0 +1,79 @@
+// MySQL/MariaDB connections through libmariadb, and a small pool of them.
+//
+// Statements from clients always go through server-side prepared statements (parameters bound
+// as strings, multi-statements off); only the adapter's own fixed statements (XA ..., with hex
+// literals it built itself) use plain queries. Connections are made with CLIENT_FOUND_ROWS so
+// "rows affected" counts matched rows, as PostgreSQL does, and never reconnect by themselves
+// (a silent reconnect in the middle of an XA transaction would lose it). Thread-compatible: one
+// thread uses a connection at a time; the pool is thread-safe.
+#pragma once
+
+#include <mysql.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "participant-agent/adapters/mysql/mysql_dsn.h"
+#include "txn/v1/common.pb.h"
+
+namespace txn::agent {
+
+// MySQL error numbers the adapter acts on.
+inline constexpr unsigned kErLockWaitTimeout = 1205;
+inline constexpr unsigned kErLockDeadlock = 1213;
+inline constexpr unsigned kErXaerNota = 1397;  // unknown XID
+
+class MysqlPool;
+
+class MysqlConnection {
+ public:
+  MysqlConnection(MysqlPool* pool, MYSQL* conn) : pool_(pool), conn_(conn) {}
+  ~MysqlConnection();
+  MysqlConnection(const MysqlConnection&) = delete;
+  MysqlConnection& operator=(const MysqlConnection&) = delete;
+
+  // Runs a statement of the adapter's own. Errors: UNAVAILABLE when the connection is lost,
+  // ABORTED for deadlock / lock wait timeout, FAILED_PRECONDITION otherwise; the message
+  // carries the MySQL error number.
+  absl::Status Query(const std::string& sql);
+  // Runs a query of the adapter's own and returns its rows as text ("" for NULL).
+  absl::StatusOr<std::vector<std::vector<std::string>>> QueryRows(const std::string& sql);
+  // Runs a client's statement as a server-side prepared statement. `wrote` is set when it
+  // returned no result set (a data change).
+  absl::StatusOr<v1::ExecuteResult> Execute(const v1::Sql& sql, bool* wrote);
+
+  unsigned last_errno() const { return last_errno_; }
+  // Keeps the connection out of the pool when it is released (it holds state, e.g. a prepared
+  // XA transaction, or is broken).
+  void Discard() { discard_ = true; }
+
+ private:
+  absl::Status Error(MYSQL_STMT* stmt);
+  MysqlPool* const pool_;
+  MYSQL* conn_;
+  unsigned last_errno_ = 0;
+  bool discard_ = false;
+};
+
+class MysqlPool {
+ public:
+  // `lock_timeout_ms` > 0 sets innodb_lock_wait_timeout (whole seconds, at least 1) on every new
+  // connection; see PgPool for why.
+  MysqlPool(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms = 0);
+  ~MysqlPool();
+  // An idle connection or a new one. UNAVAILABLE naming the server when it cannot connect.
+  absl::StatusOr<std::unique_ptr<MysqlConnection>> Acquire();
+  void Release(MYSQL* conn, bool reusable);
+
+ private:
+  const MysqlDsn dsn_;
+  const int max_idle_;
+  const int64_t lock_timeout_ms_;
+  std::mutex mu_;
+  std::vector<MYSQL*> idle_;  // guarded by mu_
+};
+
+}  // namespace txn::agent

@@ -11,15 +11,19 @@ absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig
   if (config.backend == "noop") return std::make_unique<NoopAdapter>();
   if (config.backend == "postgres") {
     if (config.dsn.empty()) return absl::InvalidArgumentError("--dsn is required for postgres");
-    return std::make_unique<PostgresAdapter>(config.dsn, config.password, config.pool_size,
-                                             config.lock_timeout_ms);
+    auto adapter = std::make_unique<PostgresAdapter>(config.dsn, config.password, config.pool_size,
+                                                     config.lock_timeout_ms);
+    adapter->set_last_resource_only(config.last_resource);
+    return adapter;
   }
   if (config.backend == "mysql") {
     if (config.dsn.empty()) return absl::InvalidArgumentError("--dsn is required for mysql");
     absl::StatusOr<MysqlDsn> dsn = ParseMysqlDsn(config.dsn);
     if (!dsn.ok()) return dsn.status();
     if (!config.password.empty()) dsn->password = config.password;
-    return std::make_unique<MysqlAdapter>(*dsn, config.pool_size, config.lock_timeout_ms);
+    auto adapter = std::make_unique<MysqlAdapter>(*dsn, config.pool_size, config.lock_timeout_ms);
+    adapter->set_last_resource_only(config.last_resource);
+    return adapter;
   }
   if (config.backend == "mongodb") {
     return absl::UnimplementedError(

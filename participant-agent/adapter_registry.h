@@ -15,6 +15,9 @@ struct AdapterConfig {
   std::string password;  // from --dsn-password-file; empty if none
   int pool_size = 8;
   int64_t lock_timeout_ms = 0;  // 0: the database's own
+  // Take part as a last resource only (never prepare), e.g. a PostgreSQL without
+  // max_prepared_transactions.
+  bool last_resource = false;
 };
 
 // INVALID_ARGUMENT for an unknown backend, UNIMPLEMENTED for one not built yet.

@@ -175,6 +175,10 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
 absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
     const v1::PrepareBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  if (!adapter_->supports_prepare()) {
+    return absl::FailedPreconditionError(
+        "this participant cannot prepare; it can only be committed last, in one phase");
+  }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
   e->last_used_ms = clock_->NowMonotonicMs();

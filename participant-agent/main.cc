@@ -59,6 +59,9 @@ common::FlagSet AgentFlags() {
   f.Add({"pool-size", "N", "idle database connections kept", "8"});
   f.Add({"reconcile-interval-ms", "MS", "how often to look for in-doubt branches", "5000"});
   f.Add({"idle-timeout-ms", "MS", "roll back an unprepared branch idle this long", "60000"});
+  f.Add({"last-resource", "",
+         "never prepare: take part as the transaction's last resource, committed in one phase",
+         ""});
   f.Add({"lock-timeout-ms", "MS",
          "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
          "database's own setting",
@@ -95,8 +98,9 @@ int Main(int argc, char** argv) {
     return Fail(absl::StrCat("TXN_FAILPOINTS: ", fp.message()));
   }
 
-  AdapterConfig config{flags->Get("backend"), flags->Get("dsn"), "", static_cast<int>(*pool_size),
-                       *lock_timeout};
+  AdapterConfig config{
+      flags->Get("backend"),        flags->Get("dsn"), "",
+      static_cast<int>(*pool_size), *lock_timeout,     flags->GetBool("last-resource")};
   if (const std::string& pw = flags->Get("dsn-password-file"); !pw.empty()) {
     std::ifstream in(pw);
     if (!in) return Fail(absl::StrCat("--dsn-password-file ", pw, ": cannot read"));
@@ -118,7 +122,11 @@ int Main(int argc, char** argv) {
 
   common::SystemClock clock;
   BranchRegistry registry(adapter->get(), &clock, BranchRegistryOptions{.idle_timeout_ms = *idle});
-  ParticipantService service(&registry);
+  v1::DescribeResponse description;
+  description.set_name(flags->Get("name"));
+  description.set_backend(config.backend);
+  description.set_supports_prepare((*adapter)->supports_prepare());
+  ParticipantService service(&registry, description);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
   InDoubtReconciler reconciler(&registry, &decisions);
 

@@ -16,6 +16,15 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, absl::StatusO
 
 }  // namespace
 
+grpc::ServerUnaryReactor* ParticipantService::Describe(grpc::CallbackServerContext* ctx,
+                                                       const v1::DescribeRequest* req,
+                                                       v1::DescribeResponse* resp) {
+  *resp = description_;
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* ParticipantService::Begin(grpc::CallbackServerContext* ctx,
                                                     const v1::BeginBranchRequest* req,
                                                     v1::BeginBranchResponse* resp) {

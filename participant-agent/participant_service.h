@@ -9,8 +9,12 @@ namespace txn::agent {
 
 class ParticipantService final : public v1::Participant::CallbackService {
  public:
-  explicit ParticipantService(BranchRegistry* registry) : registry_(registry) {}
+  ParticipantService(BranchRegistry* registry, v1::DescribeResponse description)
+      : registry_(registry), description_(std::move(description)) {}
 
+  grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx,
+                                     const v1::DescribeRequest* req,
+                                     v1::DescribeResponse* resp) override;
   grpc::ServerUnaryReactor* Begin(grpc::CallbackServerContext* ctx,
                                   const v1::BeginBranchRequest* req,
                                   v1::BeginBranchResponse* resp) override;
@@ -35,6 +39,7 @@ class ParticipantService final : public v1::Participant::CallbackService {
 
  private:
   BranchRegistry* const registry_;
+  const v1::DescribeResponse description_;
 };
 
 }  // namespace txn::agent

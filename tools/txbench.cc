@@ -2,7 +2,8 @@
 //
 // Each of --clients threads runs transactions back to back for --duration-s seconds: one Run with
 // a branch per --participant, each branch running --sql with one random key in [0, --keys) as $1
-// (or ?; --sql-for sets another statement for one participant). It prints throughput, latency percentiles and outcomes; --json prints one JSON line.
+// (or ?; --sql-for sets another statement for one participant). It prints throughput, latency
+// percentiles and outcomes; --json prints one JSON line.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -132,9 +133,10 @@ int Main(int argc, char** argv) {
         "\"p99_ms\":%.2f,\"outcomes\":{%s}}\n",
         total.latencies_ms.size(), seconds, tps, p50, p90, p99, outcomes.c_str());
   } else {
-    std::printf("%zu transactions in %.1f s: %.1f txn/s; latency p50 %.2f ms, p90 %.2f ms, p99 "
-                "%.2f ms\n",
-                total.latencies_ms.size(), seconds, tps, p50, p90, p99);
+    std::printf(
+        "%zu transactions in %.1f s: %.1f txn/s; latency p50 %.2f ms, p90 %.2f ms, p99 "
+        "%.2f ms\n",
+        total.latencies_ms.size(), seconds, tps, p50, p90, p99);
     for (const auto& [k, v] : total.outcomes) std::printf("  %-28s %ld\n", k.c_str(), v);
   }
   return 0;

@@ -16,6 +16,13 @@ bool IsFinished(BranchState s) {
 
 bool ValidBranch(const TwoPhaseTxn& txn, uint32_t b) { return b < txn.branches.size(); }
 
+// The branch committed in one phase: the only one, or the last resource.
+uint32_t OnePhaseBranch(const TwoPhaseTxn& txn) { return txn.last_resource.value_or(0); }
+
+bool IsLastResource(const TwoPhaseTxn& txn, uint32_t b) {
+  return txn.last_resource.has_value() && *txn.last_resource == b;
+}
+
 void Reply(TwoPhaseTxn& txn, Effects& out) {
   if (txn.client_answered) return;
   txn.client_answered = true;
@@ -63,6 +70,15 @@ void FinishAbortIfDone(TwoPhaseTxn& txn, Effects& out) {
   out.push_back(Forget{});
 }
 
+void StartOnePhase(TwoPhaseTxn& txn, Effects& out) {
+  const uint32_t b = OnePhaseBranch(txn);
+  txn.one_phase = true;
+  txn.state = TxnState::kCommitting;
+  txn.branches[b].state = BranchState::kPreparing;
+  txn.branches[b].attempts = 1;
+  out.push_back(SendCommitOnePhase{b, 0});
+}
+
 void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out) {
   if (txn.state != TxnState::kActive) return;
   txn.wait_for_completion = e.wait_for_completion;
@@ -73,15 +89,13 @@ void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out)
     return;
   }
   if (txn.branches.size() == 1) {
-    txn.one_phase = true;
-    txn.state = TxnState::kCommitting;
-    txn.branches[0].state = BranchState::kPreparing;
-    txn.branches[0].attempts = 1;
-    out.push_back(SendCommitOnePhase{0, 0});
+    txn.last_resource.reset();
+    StartOnePhase(txn, out);
     return;
   }
   txn.state = TxnState::kPreparing;
   for (uint32_t b = 0; b < txn.branches.size(); ++b) {
+    if (IsLastResource(txn, b)) continue;  // it commits last, in one phase
     txn.branches[b].state = BranchState::kPreparing;
     out.push_back(SendPrepare{b});
   }
@@ -118,6 +132,15 @@ void OnVote(TwoPhaseTxn& txn, uint32_t b, Vote vote, const std::string& reason,
     if (other.state == BranchState::kPrepared) any_yes = true;
   }
   txn.state = TxnState::kCommitting;
+  if (txn.last_resource) {
+    if (!any_yes) {  // only the last resource changes anything: a plain one-phase commit
+      StartOnePhase(txn, out);
+      return;
+    }
+    txn.committing_last = true;
+    out.push_back(LogDecision{Decision::kNone, /*committing_last=*/true});
+    return;
+  }
   if (!any_yes) {  // everyone only read: nothing to commit, nothing to log
     txn.state = TxnState::kCommitted;
     Reply(txn, out);
@@ -127,7 +150,17 @@ void OnVote(TwoPhaseTxn& txn, uint32_t b, Vote vote, const std::string& reason,
   out.push_back(LogDecision{});
 }
 
-void OnDecisionLogged(TwoPhaseTxn& txn, Effects& out) {
+void OnDecisionLogged(TwoPhaseTxn& txn, const DecisionLogged& e, Effects& out) {
+  if (e.committing_last) {
+    if (txn.state != TxnState::kCommitting || !txn.committing_last || !txn.last_resource) return;
+    BranchStatus& last = txn.branches[*txn.last_resource];
+    if (last.state != BranchState::kActive) return;  // duplicate
+    last.state = BranchState::kPreparing;
+    last.attempts = 1;
+    out.push_back(SendCommitOnePhase{*txn.last_resource, 0});
+    return;
+  }
+  if (e.decision == Decision::kAbort) return;  // the outcome was already acted on
   if (txn.state != TxnState::kCommitting || txn.one_phase || txn.decision_logged) return;
   txn.decision_logged = true;
   if (!txn.wait_for_completion) Reply(txn, out);
@@ -199,9 +232,41 @@ void OnRollbackFailed(TwoPhaseTxn& txn, const RollbackFailed& e, Effects& out) {
   out.push_back(SendRollback{e.branch, br.attempts++});
 }
 
+// The last resource answered while committing_last: its commit is the decision.
+void OnLastResourceFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& out) {
+  BranchStatus& last = txn.branches[*txn.last_resource];
+  if (last.state != BranchState::kPreparing) return;  // duplicate
+  switch (e.result) {
+    case BranchResult::kCommitted:
+      last.state = BranchState::kCommitted;
+      last.reason.clear();
+      out.push_back(LogDecision{Decision::kCommit, false});
+      return;
+    case BranchResult::kAborted:
+      last.state = BranchState::kAborted;
+      last.reason = e.reason;
+      out.push_back(LogDecision{Decision::kAbort, false});
+      StartAbort(txn, absl::StrCat("participant ", last.participant, " aborted: ", e.reason), out);
+      return;
+    case BranchResult::kUnknown:
+      last.reason = e.reason;
+      if (last.attempts >= kMaxOnePhaseQueries && !txn.client_answered) {
+        txn.reason = absl::StrCat("outcome of the last resource ", last.participant,
+                                  " is not known yet: ", e.reason);
+        Reply(txn, out);
+      }
+      out.push_back(SendCommitOnePhase{*txn.last_resource, last.attempts++});
+      return;
+  }
+}
+
 void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& out) {
+  if (txn.committing_last && txn.state == TxnState::kCommitting) {
+    OnLastResourceFinished(txn, e, out);
+    return;
+  }
   if (!txn.one_phase || txn.state != TxnState::kCommitting) return;
-  BranchStatus& br = txn.branches[0];
+  BranchStatus& br = txn.branches[OnePhaseBranch(txn)];
   br.reason = e.reason;
   switch (e.result) {
     case BranchResult::kCommitted:
@@ -225,8 +290,12 @@ void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& ou
 }
 
 void OnOnePhaseFailed(TwoPhaseTxn& txn, const OnePhaseFailed& e, Effects& out) {
+  if (txn.committing_last && txn.state == TxnState::kCommitting) {
+    OnLastResourceFinished(txn, OnePhaseFinished{BranchResult::kUnknown, e.reason}, out);
+    return;
+  }
   if (!txn.one_phase || txn.state != TxnState::kCommitting) return;
-  BranchStatus& br = txn.branches[0];
+  BranchStatus& br = txn.branches[OnePhaseBranch(txn)];
   if (br.attempts >= kMaxOnePhaseQueries) {
     OnOnePhaseFinished(txn, OnePhaseFinished{BranchResult::kUnknown, e.reason}, out);
     return;
@@ -260,8 +329,17 @@ std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event) {
           }
           StartAbort(txn, absl::StrCat("prepare timed out waiting for ", waiting), out);
         } else if constexpr (std::is_same_v<E, DecisionLogged>) {
-          OnDecisionLogged(txn, out);
+          OnDecisionLogged(txn, e, out);
         } else if constexpr (std::is_same_v<E, DecisionLogFailed>) {
+          if (e.committing_last) {
+            // The last resource was never asked to commit: aborting is safe whatever the disk
+            // kept (a restart that finds the record asks the last resource and learns "no").
+            if (txn.state == TxnState::kCommitting && txn.committing_last &&
+                txn.branches[*txn.last_resource].state == BranchState::kActive) {
+              StartAbort(txn, absl::StrCat("decision write failed: ", e.reason), out);
+            }
+            return;
+          }
           if (txn.state != TxnState::kCommitting || txn.one_phase || txn.decision_logged) return;
           // The record may or may not be on disk: only a restart reading the log can tell.
           txn.state = TxnState::kInDoubt;
@@ -297,6 +375,19 @@ std::vector<TwoPhaseEffect> ResumeCommit(TwoPhaseTxn& txn) {
     out.push_back(SendCommit{b, 0});
   }
   FinishCommitIfDone(txn, out);
+  return out;
+}
+
+std::vector<TwoPhaseEffect> ResumeCommittingLast(TwoPhaseTxn& txn) {
+  Effects out;
+  txn.state = TxnState::kCommitting;
+  txn.one_phase = false;
+  txn.committing_last = true;
+  txn.client_answered = true;
+  BranchStatus& last = txn.branches[*txn.last_resource];
+  last.state = BranchState::kPreparing;
+  last.attempts = 2;
+  out.push_back(SendCommitOnePhase{*txn.last_resource, 1});  // a query: attempt > 0
   return out;
 }
 

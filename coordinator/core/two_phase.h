@@ -21,6 +21,21 @@
 //                                           [LogCompletion, Reply if waiting, Forget]
 //   ABORTING  --last RollbackAcked--------> ABORTED                      [Forget]
 //
+// With a last resource L (a branch that cannot prepare, e.g. MongoDB; DESIGN.md section 3):
+//
+//   ACTIVE --CommitRequested---------------> PREPARING   [SendPrepare(each but L), timer]
+//   PREPARING --last vote, some YES--------> COMMITTING  [LogDecision(committing_last)]
+//   PREPARING --last vote, all READ_ONLY---> COMMITTING  [SendCommitOnePhase(L)] (plain 1PC)
+//   COMMITTING --DecisionLogged(last)------> COMMITTING  [SendCommitOnePhase(L)]
+//   COMMITTING --L committed---------------> COMMITTING  [LogDecision(COMMIT)], then as above
+//   COMMITTING --L aborted-----------------> ABORTING    [LogDecision(ABORT), Reply, rollbacks]
+//   COMMITTING --L unknown / call failed---> COMMITTING  [SendCommitOnePhase(L, query)] forever;
+//                                            after kMaxOnePhaseQueries the client hears IN_DOUBT
+//   COMMITTING --DecisionLogFailed(last)---> ABORTING    (L was never asked to commit)
+//
+// L's commit writes its commit marker in the same transaction, so a restarted coordinator that
+// finds only the committing_last record asks L again and L's agent answers from the marker.
+//
 // What must be durable when: the COMMIT decision, before any Commit is sent and before the
 // client hears COMMITTED (LogDecision -> DecisionLogged -> SendCommit). Nothing else: a
 // transaction with no COMMIT record is aborted (presumed abort), so the abort path and the
@@ -36,6 +51,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -54,6 +70,10 @@ struct TwoPhaseTxn {
   bool client_answered = false;
   // COMMITTING before this is set means the COMMIT record is being written: not yet a decision.
   bool decision_logged = false;
+  // The branch that cannot prepare and is committed last, in one phase, if any.
+  std::optional<uint32_t> last_resource;
+  // The committing_last record was requested: the last resource's commit decides.
+  bool committing_last = false;
 };
 
 // Events.
@@ -75,9 +95,14 @@ struct PrepareFailed {
   std::string reason;
 };
 struct PrepareTimedOut {};
-struct DecisionLogged {};
+// The write asked for by LogDecision completed; `decision` and `committing_last` echo it.
+struct DecisionLogged {
+  Decision decision = Decision::kCommit;
+  bool committing_last = false;
+};
 struct DecisionLogFailed {
   std::string reason;
+  bool committing_last = false;
 };
 struct CommitAcked {
   uint32_t branch = 0;
@@ -132,8 +157,14 @@ struct SendRollback {
   int attempt = 0;
 };
 struct StartPrepareTimer {};
-// Write the COMMIT record (sync) and answer with DecisionLogged or DecisionLogFailed.
-struct LogDecision {};
+// Write the decision record and answer with DecisionLogged or DecisionLogFailed (echoing these
+// fields). kCommit: the COMMIT record, synced. committing_last: the record saying the last
+// resource is being committed, synced. kAbort: the ABORT outcome after the last resource aborted
+// (unsynced: if it is lost, recovery asks the last resource again and learns the same).
+struct LogDecision {
+  Decision decision = Decision::kCommit;
+  bool committing_last = false;
+};
 // Mark the record done: every branch finished (no sync needed; recovery re-drives otherwise).
 struct LogCompletion {};
 // Answer the client with the transaction's current outcome (see OutcomeState).
@@ -157,6 +188,10 @@ std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event);
 // A transaction rebuilt from a COMMIT record after a restart: state COMMITTING, branches as
 // logged. Returns the effects that finish it (SendCommit for each branch not yet finished).
 std::vector<TwoPhaseEffect> ResumeCommit(TwoPhaseTxn& txn);
+
+// A transaction rebuilt from a committing_last record after a restart (txn.last_resource set,
+// the other branches PREPARED): asks the last resource what became of its commit.
+std::vector<TwoPhaseEffect> ResumeCommittingLast(TwoPhaseTxn& txn);
 
 // The state the client is told now: COMMITTING is reported as COMMITTED once the decision is
 // durable and IN_DOUBT before; ABORTING as ABORTED; ACTIVE and PREPARING as IN_DOUBT.

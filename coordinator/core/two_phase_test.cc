@@ -344,5 +344,146 @@ TEST(TwoPhase, ResumeCommitWithEverythingFinishedJustCompletes) {
   EXPECT_EQ(Count<LogCompletion>(fx), 1);
 }
 
+// --- last resource (a branch that cannot prepare, committed last in one phase) ---
+
+TwoPhaseTxn LastResourceTxn() {
+  TwoPhaseTxn t = MakeTxn(3);
+  t.last_resource = 2;
+  return t;
+}
+
+// Drives a last-resource transaction to the point where the last resource was asked to commit.
+TwoPhaseTxn AskedLastResource() {
+  TwoPhaseTxn t = LastResourceTxn();
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  auto fx = Step(t, VoteReceived{1, Vote::kYes, "", "2"});
+  EXPECT_EQ(Count<LogDecision>(fx), 1);
+  EXPECT_TRUE(std::get<LogDecision>(fx[0]).committing_last);
+  fx = Step(t, DecisionLogged{Decision::kNone, true});
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 1);
+  return t;
+}
+
+TEST(LastResource, IsNotPreparedAndIsAskedOnlyAfterTheCommittingLastRecord) {
+  TwoPhaseTxn t = LastResourceTxn();
+  auto fx = Step(t, CommitRequested{});
+  EXPECT_EQ(Count<SendPrepare>(fx), 2);
+  for (const auto& e : fx) {
+    if (auto* p = std::get_if<SendPrepare>(&e)) {
+      EXPECT_NE(p->branch, 2u);
+    }
+  }
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  fx = Step(t, VoteReceived{1, Vote::kYes, "", "2"});
+  ASSERT_EQ(fx.size(), 1u) << "nothing may reach the last resource before the record is durable";
+  EXPECT_TRUE(std::get<LogDecision>(fx[0]).committing_last);
+  EXPECT_EQ(DecisionOf(t), Decision::kNone);
+  fx = Step(t, DecisionLogged{Decision::kNone, true});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_EQ(std::get<SendCommitOnePhase>(fx[0]).branch, 2u);
+  EXPECT_EQ(std::get<SendCommitOnePhase>(fx[0]).attempt, 0);
+  EXPECT_EQ(OutcomeState(t), TxnState::kInDoubt);
+}
+
+TEST(LastResource, ItsCommitIsTheDecisionLoggedBeforeTheOthersCommit) {
+  TwoPhaseTxn t = AskedLastResource();
+  auto fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_EQ(std::get<LogDecision>(fx[0]).decision, Decision::kCommit);
+  EXPECT_EQ(DecisionOf(t), Decision::kNone) << "not durable yet";
+  fx = Step(t, DecisionLogged{Decision::kCommit, false});
+  EXPECT_EQ(Count<SendCommit>(fx), 2);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_EQ(DecisionOf(t), Decision::kCommit);
+  Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  fx = Step(t, CommitAcked{1, BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+}
+
+TEST(LastResource, ItsAbortAbortsTheOthersAndIsRecorded) {
+  TwoPhaseTxn t = AskedLastResource();
+  auto fx = Step(t, OnePhaseFinished{BranchResult::kAborted, "write conflict"});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  ASSERT_EQ(Count<LogDecision>(fx), 1);
+  EXPECT_EQ(std::get<LogDecision>(fx[IndexOf<LogDecision>(fx)]).decision, Decision::kAbort);
+  EXPECT_EQ(DecisionOf(t), Decision::kAbort);
+  EXPECT_NE(t.reason.find("write conflict"), std::string::npos);
+}
+
+TEST(LastResource, UnknownResultIsAskedAgainForeverNeverGuessed) {
+  TwoPhaseTxn t = AskedLastResource();
+  int replies = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto fx = Step(t, i % 2 ? OnePhaseFailed{"unavailable"}
+                            : TwoPhaseEvent(OnePhaseFinished{BranchResult::kUnknown, "?"}));
+    ASSERT_EQ(Count<SendCommitOnePhase>(fx), 1);
+    EXPECT_GT(std::get<SendCommitOnePhase>(fx[fx.size() - 1]).attempt, 0);
+    replies += Count<ReplyToClient>(fx);
+    EXPECT_EQ(Count<SendCommit>(fx) + Count<SendRollback>(fx), 0);
+  }
+  EXPECT_EQ(replies, 1) << "the client hears IN_DOUBT once";
+  EXPECT_EQ(OutcomeState(t), TxnState::kInDoubt);
+  EXPECT_EQ(DecisionOf(t), Decision::kNone);
+  auto fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  EXPECT_EQ(Count<LogDecision>(fx), 1);
+}
+
+TEST(LastResource, NoVoteBeforeTheLastResourceRollsItBackToo) {
+  TwoPhaseTxn t = LastResourceTxn();
+  Step(t, CommitRequested{});
+  auto fx = Step(t, VoteReceived{0, Vote::kNo, "r", ""});
+  EXPECT_EQ(Count<SendRollback>(fx), 2) << "branch 1 and the last resource";
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 0);
+}
+
+TEST(LastResource, FailedCommittingLastRecordAborts) {
+  TwoPhaseTxn t = LastResourceTxn();
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  Step(t, VoteReceived{1, Vote::kYes, "", "2"});
+  auto fx = Step(t, DecisionLogFailed{"disk full", true});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 3);
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 0);
+}
+
+TEST(LastResource, AllOthersReadOnlyIsAPlainOnePhaseCommit) {
+  TwoPhaseTxn t = LastResourceTxn();
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kReadOnly, "", ""});
+  auto fx = Step(t, VoteReceived{1, Vote::kReadOnly, "", ""});
+  ASSERT_EQ(Count<SendCommitOnePhase>(fx), 1);
+  EXPECT_EQ(Count<LogDecision>(fx), 0);
+  fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+}
+
+TEST(LastResource, DuplicateAnswersAreIgnored) {
+  TwoPhaseTxn t = AskedLastResource();
+  Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  EXPECT_TRUE(Step(t, OnePhaseFinished{BranchResult::kCommitted, ""}).empty());
+  EXPECT_TRUE(Step(t, OnePhaseFinished{BranchResult::kAborted, "late"}).empty());
+  EXPECT_TRUE(Step(t, DecisionLogged{Decision::kNone, true}).empty());
+}
+
+TEST(LastResource, RestartWithCommittingLastRecordQueriesTheLastResource) {
+  TwoPhaseTxn t = MakeTxn(3);
+  t.last_resource = 2;
+  t.branches[0].state = BranchState::kPrepared;
+  t.branches[1].state = BranchState::kPrepared;
+  auto fx = ResumeCommittingLast(t);
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_EQ(std::get<SendCommitOnePhase>(fx[0]).branch, 2u);
+  EXPECT_GT(std::get<SendCommitOnePhase>(fx[0]).attempt, 0) << "a query, not a new commit";
+  EXPECT_EQ(DecisionOf(t), Decision::kNone);
+  fx = Step(t, OnePhaseFinished{BranchResult::kAborted, "no marker"});
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0) << "nobody is waiting after a restart";
+}
+
 }  // namespace
 }  // namespace txn::core

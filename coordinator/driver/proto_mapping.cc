@@ -87,12 +87,14 @@ v1::Transaction TransactionOf(const log::DecisionRecord& record) {
   return out;
 }
 
-log::DecisionRecord CommitRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
-                                   TxnTimes times) {
+log::DecisionRecord DecisionRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
+                                     TxnTimes times, v1::Decision decision) {
   log::DecisionRecord r;
   r.set_txn_id(txn.id);
   r.set_protocol(protocol);
-  r.set_decision(v1::DECISION_COMMIT);
+  r.set_decision(decision);
+  r.set_committing_last(txn.committing_last && decision == v1::DECISION_UNSPECIFIED);
+  if (txn.last_resource) r.set_last_resource(*txn.last_resource);
   r.set_state(static_cast<int>(txn.state));
   r.set_reason(txn.reason);
   r.set_created_unix_ms(times.created_unix_ms);
@@ -111,7 +113,9 @@ core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record) {
   core::TwoPhaseTxn txn;
   txn.id = record.txn_id();
   txn.state = core::TxnState::kCommitting;
-  txn.decision_logged = true;
+  txn.decision_logged = record.decision() == v1::DECISION_COMMIT;
+  txn.committing_last = record.committing_last();
+  if (record.has_last_resource()) txn.last_resource = record.last_resource();
   for (const auto& b : record.branches()) {
     core::BranchStatus bs;
     bs.participant = b.participant();

@@ -18,10 +18,11 @@ v1::Outcome OutcomeOf(const v1::Transaction& txn);
 v1::Transaction TransactionOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol, TxnTimes times);
 v1::Transaction TransactionOf(const log::DecisionRecord& record);
 
-// The COMMIT record of `txn` (its branch states and native ids as they are now).
-log::DecisionRecord CommitRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
-                                   TxnTimes times);
-// A transaction in COMMITTING rebuilt from its COMMIT record.
+// The decision record of `txn` (its branch states and native ids as they are now): `decision`
+// COMMIT or ABORT, or UNSPECIFIED with committing_last set while the last resource decides.
+log::DecisionRecord DecisionRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol protocol,
+                                     TxnTimes times, v1::Decision decision);
+// A transaction in COMMITTING rebuilt from its COMMIT or committing_last record.
 core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record);
 
 }  // namespace txn::driver

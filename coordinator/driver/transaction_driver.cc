@@ -29,6 +29,8 @@ struct TransactionDriver::TxnContext {
   TxnTimes times ABSL_GUARDED_BY(mu);
   std::string idempotency_key;
   std::string fingerprint;
+  // Begin's timeout_ms as the client asked (0: the default).
+  int64_t requested_timeout_ms = 0;
 };
 
 namespace {
@@ -78,7 +80,8 @@ absl::Status TransactionDriver::Recover() {
       idempotency_[r.idempotency_key()] = {r.request_fingerprint(), r.txn_id()};
       idempotency_order_.push_back(r.idempotency_key());
     }
-    if (r.done() || r.decision() != v1::DECISION_COMMIT) return true;
+    const bool committing_last = r.committing_last() && r.decision() == v1::DECISION_UNSPECIFIED;
+    if (r.done() || (r.decision() != v1::DECISION_COMMIT && !committing_last)) return true;
     auto ctx = std::make_shared<TxnContext>();
     ctx->txn = TxnFromRecord(r);
     ctx->protocol = static_cast<v1::Protocol>(r.protocol());
@@ -97,8 +100,14 @@ absl::Status TransactionDriver::Recover() {
     std::vector<Action> actions;
     {
       std::lock_guard<std::mutex> lock(ctx->mu);
-      common::LogInfo(absl::StrCat("txn=", ctx->txn.id, " recovery: COMMIT logged, re-sending"));
-      actions = Plan(ctx, core::ResumeCommit(ctx->txn));
+      if (ctx->txn.committing_last) {
+        common::LogInfo(absl::StrCat("txn=", ctx->txn.id,
+                                     " recovery: last resource was committing, asking it"));
+        actions = Plan(ctx, core::ResumeCommittingLast(ctx->txn));
+      } else {
+        common::LogInfo(absl::StrCat("txn=", ctx->txn.id, " recovery: COMMIT logged, re-sending"));
+        actions = Plan(ctx, core::ResumeCommit(ctx->txn));
+      }
     }
     (void)common::Failpoint("coord.recovery");
     for (auto& a : actions) a();
@@ -207,6 +216,9 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             auto on_reply = GuardReply<absl::StatusOr<
                 v1::CommitOnePhaseResponse>>([this,
                                               ctx](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
+              // A crash here after the last resource committed: recovery finds the
+              // committing_last record and asks it again.
+              if (r.ok()) (void)common::Failpoint("coord.after_last_resource_reply");
               if (r.ok()) {
                 return Dispatch(ctx, core::OnePhaseFinished{ResultOf(r->result()), r->reason()});
               }
@@ -263,32 +275,51 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                   timeout, Guard(Action([this, ctx] { Dispatch(ctx, core::PrepareTimedOut{}); })));
             });
           } else if constexpr (std::is_same_v<E, core::LogDecision>) {
-            ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
-            log::DecisionRecord record = CommitRecordOf(txn, ctx->protocol, ctx->times);
+            if (!e.committing_last) ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            const v1::Decision decision = e.committing_last ? v1::DECISION_UNSPECIFIED
+                                          : e.decision == core::Decision::kAbort
+                                              ? v1::DECISION_ABORT
+                                              : v1::DECISION_COMMIT;
+            log::DecisionRecord record = DecisionRecordOf(txn, ctx->protocol, ctx->times, decision);
             record.set_idempotency_key(ctx->idempotency_key);
             record.set_request_fingerprint(ctx->fingerprint);
-            actions.push_back([this, ctx, record = std::move(record)]() mutable {
-              if (absl::Status fp = common::Failpoint("coord.before_decision_log"); !fp.ok()) {
-                Dispatch(ctx, core::DecisionLogFailed{Message(fp)});
+            // An ABORT after the last resource aborted needs no sync: if it is lost, recovery
+            // finds the committing_last record and asks the last resource, which says the same.
+            const bool sync = decision != v1::DECISION_ABORT;
+            if (!sync) {
+              record.set_state(v1::TXN_STATE_ABORTED);
+              record.set_done(true);
+              record.set_done_unix_ms(deps_.clock->NowUnixMs());
+            }
+            const core::DecisionLogged logged{e.decision, e.committing_last};
+            const char* before = e.committing_last ? "coord.before_committing_last_log"
+                                                   : "coord.before_decision_log";
+            const char* after =
+                e.committing_last ? "coord.after_committing_last_log" : "coord.after_decision_log";
+            actions.push_back([this, ctx, record = std::move(record), sync, logged, before,
+                               after]() mutable {
+              if (absl::Status fp = common::Failpoint(before); !fp.ok()) {
+                Dispatch(ctx, core::DecisionLogFailed{Message(fp), logged.committing_last});
                 return;
               }
               deps_.group_log->Append(
-                  std::move(record), /*sync=*/true,
-                  GuardReply<absl::Status>([this, ctx](absl::Status s) {
+                  std::move(record), sync,
+                  GuardReply<absl::Status>([this, ctx, logged, after](absl::Status s) {
                     if (!s.ok()) {
                       common::LogError(absl::StrCat("txn=", ctx->txn.id,
                                                     " decision write failed: ", s.message()));
-                      Dispatch(ctx, core::DecisionLogFailed{Message(s)});
+                      Dispatch(ctx, core::DecisionLogFailed{Message(s), logged.committing_last});
                       return;
                     }
-                    // A crash here: decision durable, no Commit sent.
-                    // Recovery re-sends it.
-                    (void)common::Failpoint("coord.after_decision_log");
-                    Dispatch(ctx, core::DecisionLogged{});
+                    // A crash here: the record is durable and nothing acted on it yet; recovery
+                    // re-sends the commits (or asks the last resource).
+                    (void)common::Failpoint(after);
+                    Dispatch(ctx, logged);
                   }));
             });
           } else if constexpr (std::is_same_v<E, core::LogCompletion>) {
-            log::DecisionRecord record = CommitRecordOf(txn, ctx->protocol, ctx->times);
+            log::DecisionRecord record =
+                DecisionRecordOf(txn, ctx->protocol, ctx->times, v1::DECISION_COMMIT);
             record.set_idempotency_key(ctx->idempotency_key);
             record.set_request_fingerprint(ctx->fingerprint);
             record.set_done(true);
@@ -391,6 +422,65 @@ void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply re
   reply(OutcomeOf(*finished));
 }
 
+absl::StatusOr<TransactionDriver::LastResourcePlan> TransactionDriver::PlanLastResource(
+    const v1::RunRequest& req) const {
+  LastResourcePlan plan;
+  std::vector<int> cannot_prepare;
+  for (int b = 0; b < req.branches_size(); ++b) {
+    const std::string& name = req.branches(b).participant();
+    std::optional<transport::ParticipantCapabilities> caps =
+        deps_.participants->CapabilitiesOf(name);
+    // Not described yet (agent down or just started): treated as able to prepare. That is safe:
+    // an agent that cannot prepare refuses the Prepare, and the transaction aborts.
+    if (caps && !caps->supports_prepare) {
+      cannot_prepare.push_back(b);
+      plan.max_lifetime_ms = caps->max_txn_lifetime_ms;
+    }
+  }
+  if (cannot_prepare.size() > 1) return MultipleLastResources(req.allow_heuristic());
+  if (cannot_prepare.size() == 1) {
+    plan.last_resource = static_cast<uint32_t>(cannot_prepare[0]);
+    if (plan.max_lifetime_ms > 0 && req.timeout_ms() > plan.max_lifetime_ms) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("timeout_ms ", req.timeout_ms(), " is longer than participant ",
+                       req.branches(cannot_prepare[0]).participant(),
+                       "'s transaction lifetime limit of ", plan.max_lifetime_ms, " ms"));
+    }
+  }
+  return plan;
+}
+
+absl::Status TransactionDriver::MultipleLastResources(bool allow_heuristic) {
+  if (allow_heuristic) {
+    return absl::UnimplementedError(
+        "allow_heuristic (several branches that cannot prepare) is not available in this build "
+        "yet");
+  }
+  return absl::FailedPreconditionError(
+      "two or more branches are on participants that cannot prepare (e.g. MongoDB); such a "
+      "transaction cannot be made atomic (allow_heuristic accepts a possibly mixed outcome)");
+}
+
+absl::Status TransactionDriver::AdmitInteractiveBranch(TxnContext& ctx,
+                                                       const std::string& participant) {
+  if (ctx.txn.branches.size() >= static_cast<size_t>(kMaxBranchesPerTxn)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("a transaction may touch at most ", kMaxBranchesPerTxn, " participants"));
+  }
+  std::optional<transport::ParticipantCapabilities> caps =
+      deps_.participants->CapabilitiesOf(participant);
+  // Not described yet: treated as able to prepare (see PlanLastResource).
+  if (!caps || caps->supports_prepare) return absl::OkStatus();
+  if (ctx.txn.last_resource) return MultipleLastResources(false);
+  if (caps->max_txn_lifetime_ms > 0 && ctx.requested_timeout_ms > caps->max_txn_lifetime_ms) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the transaction's timeout_ms ", ctx.requested_timeout_ms, " is longer than participant ",
+        participant, "'s transaction lifetime limit of ", caps->max_txn_lifetime_ms, " ms"));
+  }
+  ctx.txn.last_resource = static_cast<uint32_t>(ctx.txn.branches.size());
+  return absl::OkStatus();
+}
+
 void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
   if (absl::Status s = ValidateRun(req, *deps_.participants); !s.ok()) {
     reply(s);
@@ -405,6 +495,11 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
   if (active_count() >= options_.max_active) {
     reply(absl::ResourceExhaustedError(
         absl::StrCat("too many transactions in flight (", options_.max_active, ")")));
+    return;
+  }
+  absl::StatusOr<LastResourcePlan> plan = PlanLastResource(req);
+  if (!plan.ok()) {
+    reply(plan.status());
     return;
   }
   auto ctx = NewContext(req.protocol(), /*interactive=*/false, req.idempotency_key(), fingerprint);
@@ -424,8 +519,12 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
   if (req.timeout_ms() > 0) {
     ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, req.timeout_ms());
   }
+  if (plan->max_lifetime_ms > 0) {
+    ctx->prepare_timeout_ms = std::min(ctx->prepare_timeout_ms, plan->max_lifetime_ms);
+  }
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
+    ctx->txn.last_resource = plan->last_resource;
     for (const auto& b : req.branches()) {
       ctx->txn.branches.push_back(core::BranchStatus{.participant = b.participant()});
       ctx->run_branches.push_back(b);
@@ -467,6 +566,7 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
     std::lock_guard<std::mutex> lock(mu_);
     active_[ctx->txn.id] = ctx;
   }
+  ctx->requested_timeout_ms = req.timeout_ms();
   const int64_t timeout = req.timeout_ms() > 0 ? req.timeout_ms() : options_.default_txn_timeout_ms;
   ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, timeout);
   std::weak_ptr<TxnContext> weak = ctx;
@@ -518,10 +618,10 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
     }
     auto [it, added] = ctx->branch_of.emplace(req.participant(), ctx->txn.branches.size());
     if (added) {
-      if (ctx->txn.branches.size() >= static_cast<size_t>(kMaxBranchesPerTxn)) {
+      absl::Status admitted = AdmitInteractiveBranch(*ctx, req.participant());
+      if (!admitted.ok()) {
         ctx->branch_of.erase(it);
-        return reply(absl::ResourceExhaustedError(
-            absl::StrCat("a transaction may touch at most ", kMaxBranchesPerTxn, " participants")));
+        return reply(admitted);
       }
       ctx->txn.branches.push_back(core::BranchStatus{.participant = req.participant()});
     }
@@ -635,7 +735,9 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
   }
   TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
   if (record) {
-    return record->decision() == v1::DECISION_COMMIT ? v1::DECISION_COMMIT : v1::DECISION_ABORT;
+    if (record->decision() == v1::DECISION_COMMIT) return v1::DECISION_COMMIT;
+    if (record->decision() == v1::DECISION_ABORT) return v1::DECISION_ABORT;
+    return v1::DECISION_UNKNOWN;  // committing_last: the last resource decides
   }
   if (auto ctx = FindActive(txn_id)) return v1::DECISION_UNKNOWN;  // failed write, still in doubt
   {

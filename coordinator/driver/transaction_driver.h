@@ -109,6 +109,19 @@ class TransactionDriver {
   // queues `reply`.
   void AttachOrReply(TxnContext& ctx, OutcomeReply reply, std::vector<Action>* actions);
   void Later(int attempt, Action fn);
+
+  struct LastResourcePlan {
+    std::optional<uint32_t> last_resource;
+    int64_t max_lifetime_ms = 0;
+  };
+  // Which branch of a Run cannot prepare (at most one), from the agents' descriptions.
+  // FAILED_PRECONDITION for two or more, or a timeout longer than the last resource's
+  // transaction lifetime. An agent not described yet counts as able to prepare.
+  absl::StatusOr<LastResourcePlan> PlanLastResource(const v1::RunRequest& req) const;
+  static absl::Status MultipleLastResources(bool allow_heuristic);
+  // Requires ctx.mu held. Checks a participant an interactive transaction is about to touch, and
+  // marks it the last resource if it cannot prepare.
+  absl::Status AdmitInteractiveBranch(TxnContext& ctx, const std::string& participant);
   // `fn` wrapped so that it does nothing once this driver is destroyed.
   Action Guard(Action fn) const { return lifetime_.Wrap(std::move(fn)); }
   template <typename Arg>

@@ -5,6 +5,7 @@
 
 #include <future>
 #include <map>
+#include <set>
 
 #include "coordinator/log/memory_decision_log.h"
 
@@ -19,6 +20,9 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   explicit ScriptedChannel(std::string name) : name_(std::move(name)) {}
   const std::string& name() const override { return name_; }
   const std::string& address() const override { return name_; }
+  void Describe(const v1::DescribeRequest&, int64_t, Reply<v1::DescribeResponse> done) override {
+    done(v1::DescribeResponse());
+  }
 
   void Execute(const v1::ExecuteBranchRequest& req, int64_t,
                Reply<v1::ExecuteBranchResponse> done) override {
@@ -68,9 +72,12 @@ class ScriptedChannel final : public transport::ParticipantChannel {
     {
       std::lock_guard<std::mutex> lock(mu);
       ++one_phase;
+      one_phase_requests.push_back(req);
     }
     v1::CommitOnePhaseResponse resp;
-    resp.set_result(vote == v1::VOTE_NO ? v1::BRANCH_RESULT_ABORTED : v1::BRANCH_RESULT_COMMITTED);
+    resp.set_result(one_phase_result != v1::BRANCH_RESULT_UNSPECIFIED ? one_phase_result
+                    : vote == v1::VOTE_NO                             ? v1::BRANCH_RESULT_ABORTED
+                                          : v1::BRANCH_RESULT_COMMITTED);
     done(resp);
   }
 
@@ -80,6 +87,8 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   bool silent = false;
   int commit_failures = 0;
   int prepares = 0, commits = 0, rollbacks = 0, one_phase = 0;
+  v1::BranchResult one_phase_result = v1::BRANCH_RESULT_UNSPECIFIED;
+  std::vector<v1::CommitOnePhaseRequest> one_phase_requests;
   std::vector<std::string> native_ids;
 
  private:
@@ -98,6 +107,12 @@ class ScriptedDirectory final : public transport::ParticipantDirectory {
     return it == channels_.end() ? nullptr : it->second.get();
   }
   std::vector<std::string> Names() const override { return {}; }
+  std::optional<transport::ParticipantCapabilities> CapabilitiesOf(
+      const std::string& name) const override {
+    if (cannot_prepare.count(name)) return transport::ParticipantCapabilities{false, 30'000};
+    return transport::ParticipantCapabilities{};
+  }
+  std::set<std::string> cannot_prepare;
 
  private:
   std::map<std::string, std::unique_ptr<ScriptedChannel>> channels_;
@@ -349,6 +364,73 @@ TEST_F(TransactionDriverTest, InteractiveDeadlineRollsBack) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->state(), v1::TXN_STATE_ABORTED);
   EXPECT_NE(t->reason().find("deadline"), std::string::npos);
+}
+
+TEST_F(TransactionDriverTest, LastResourceCommitsLastWithItsOperations) {
+  dir_.cannot_prepare = {"inventory"};
+  auto out = RunSync(Transfer());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(inventory_->prepares, 0) << "a last resource is never asked to prepare";
+  ASSERT_EQ(inventory_->one_phase_requests.size(), 1u);
+  EXPECT_TRUE(inventory_->one_phase_requests[0].begin());
+  EXPECT_EQ(inventory_->one_phase_requests[0].operations_size(), 1);
+  EXPECT_EQ(orders_->commits, 1);
+  WaitIdle();
+  auto record = log_.Get(out->txn_id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->decision(), v1::DECISION_COMMIT);
+  EXPECT_EQ((*record)->last_resource(), 1u);
+}
+
+TEST_F(TransactionDriverTest, LastResourceAbortRollsBackTheOthers) {
+  dir_.cannot_prepare = {"inventory"};
+  inventory_->one_phase_result = v1::BRANCH_RESULT_ABORTED;
+  auto out = RunSync(Transfer());
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_ABORTED);
+  WaitIdle();
+  EXPECT_EQ(orders_->rollbacks, 1);
+  EXPECT_EQ(orders_->commits, 0);
+  EXPECT_EQ(*driver_->GetDecision(out->txn_id()), v1::DECISION_ABORT);
+}
+
+TEST_F(TransactionDriverTest, TwoLastResourcesAreRefused) {
+  dir_.cannot_prepare = {"inventory", "orders"};
+  auto s = RunSync(Transfer()).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("allow_heuristic"), std::string::npos);
+  EXPECT_EQ(orders_->prepares + inventory_->one_phase, 0);
+}
+
+TEST_F(TransactionDriverTest, LastResourceTimeoutBeyondItsLifetimeIsRefused) {
+  dir_.cannot_prepare = {"inventory"};
+  v1::RunRequest req = Transfer();
+  req.set_timeout_ms(60'000);
+  auto s = RunSync(req).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("lifetime limit of 30000 ms"), std::string::npos) << s;
+}
+
+TEST_F(TransactionDriverTest, RecoveryAsksTheLastResourceThenFinishes) {
+  log::DecisionRecord r;
+  r.set_txn_id("n1-1-9");
+  r.set_committing_last(true);
+  r.set_last_resource(1);
+  r.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  auto* b0 = r.add_branches();
+  b0->set_participant("orders");
+  b0->set_state(static_cast<int>(core::BranchState::kPrepared));
+  auto* b1 = r.add_branches();
+  b1->set_participant("inventory");
+  b1->set_state(static_cast<int>(core::BranchState::kActive));
+  ASSERT_TRUE(log_.Write({r}, true).ok());
+  MakeDriver();
+  WaitIdle();
+  ASSERT_EQ(inventory_->one_phase_requests.size(), 1u);
+  EXPECT_TRUE(inventory_->one_phase_requests[0].retry()) << "a query, never a second commit";
+  EXPECT_EQ(orders_->commits, 1);
+  EXPECT_EQ((*log_.Get("n1-1-9"))->decision(), v1::DECISION_COMMIT);
 }
 
 TEST_F(TransactionDriverTest, UnknownTransactionIsNotFound) {

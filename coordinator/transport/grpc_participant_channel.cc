@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <future>
+
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 
@@ -9,10 +11,12 @@ namespace txn::transport {
 namespace {
 
 // Starts one unary call. `start` invokes the async stub method; call state lives until the
-// callback has run.
+// callback has run. With `wait_for_ready` a call made while the agent is unreachable waits (until
+// its deadline) for the connection instead of failing at once: after an agent restart the
+// channel may still be in reconnect backoff, and protocol messages should ride that out.
 template <typename Req, typename Resp, typename Start>
-void Call(const std::string& participant, const Req& req, int64_t timeout_ms, Reply<Resp> done,
-          Start start) {
+void Call(const std::string& participant, const Req& req, int64_t timeout_ms, bool wait_for_ready,
+          Reply<Resp> done, Start start) {
   struct State {
     grpc::ClientContext ctx;
     Req req;
@@ -23,6 +27,7 @@ void Call(const std::string& participant, const Req& req, int64_t timeout_ms, Re
   state->req = req;
   state->done = std::move(done);
   state->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  state->ctx.set_wait_for_ready(wait_for_ready);
   start(&state->ctx, &state->req, &state->resp, [state, participant](grpc::Status s) {
     if (s.ok()) {
       state->done(std::move(state->resp));
@@ -47,25 +52,27 @@ GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string add
       grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
 }
 
-#define TXN_DEFINE_CALL(Method, Req, Resp)                                                  \
+#define TXN_DEFINE_CALL(Method, Req, Resp, WaitForReady)                                    \
   void GrpcParticipantChannel::Method(const v1::Req& req, int64_t timeout_ms,               \
                                       Reply<v1::Resp> done) {                               \
-    Call<v1::Req, v1::Resp>(name_, req, timeout_ms, std::move(done),                        \
+    Call<v1::Req, v1::Resp>(name_, req, timeout_ms, WaitForReady, std::move(done),          \
                             [this](grpc::ClientContext* c, const v1::Req* rq, v1::Resp* rs, \
                                    std::function<void(grpc::Status)> cb) {                  \
                               stub_->async()->Method(c, rq, rs, std::move(cb));             \
                             });                                                             \
   }
 
-TXN_DEFINE_CALL(Execute, ExecuteBranchRequest, ExecuteBranchResponse)
-TXN_DEFINE_CALL(Prepare, PrepareBranchRequest, PrepareBranchResponse)
-TXN_DEFINE_CALL(Commit, CommitBranchRequest, CommitBranchResponse)
-TXN_DEFINE_CALL(Rollback, RollbackBranchRequest, RollbackBranchResponse)
-TXN_DEFINE_CALL(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse)
+// Describe is a probe: it fails fast.
+TXN_DEFINE_CALL(Describe, DescribeRequest, DescribeResponse, false)
+TXN_DEFINE_CALL(Execute, ExecuteBranchRequest, ExecuteBranchResponse, true)
+TXN_DEFINE_CALL(Prepare, PrepareBranchRequest, PrepareBranchResponse, true)
+TXN_DEFINE_CALL(Commit, CommitBranchRequest, CommitBranchResponse, true)
+TXN_DEFINE_CALL(Rollback, RollbackBranchRequest, RollbackBranchResponse, true)
+TXN_DEFINE_CALL(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse, true)
 #undef TXN_DEFINE_CALL
 
 absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> StaticParticipantDirectory::FromSpecs(
-    const std::vector<std::string>& specs) {
+    const std::vector<std::string>& specs, int64_t probe_interval_ms) {
   std::map<std::string, std::unique_ptr<ParticipantChannel>> channels;
   for (const auto& spec : specs) {
     auto eq = spec.find('=');
@@ -79,7 +86,52 @@ absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> StaticParticipantDir
     }
     channels[name] = std::make_unique<GrpcParticipantChannel>(name, address);
   }
-  return std::make_unique<StaticParticipantDirectory>(std::move(channels));
+  return std::make_unique<StaticParticipantDirectory>(std::move(channels), probe_interval_ms);
+}
+
+StaticParticipantDirectory::StaticParticipantDirectory(
+    std::map<std::string, std::unique_ptr<ParticipantChannel>> channels, int64_t probe_interval_ms)
+    : channels_(std::move(channels)), probe_interval_ms_(probe_interval_ms) {
+  prober_ = std::thread([this] { ProbeLoop(); });
+}
+
+StaticParticipantDirectory::~StaticParticipantDirectory() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  prober_.join();
+}
+
+void StaticParticipantDirectory::ProbeLoop() {
+  int round = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    for (const auto& [name, channel] : channels_) {
+      const bool known = capabilities_.count(name) != 0;
+      if (known && round % 40 != 0) continue;
+      lock.unlock();
+      std::promise<absl::StatusOr<v1::DescribeResponse>> answer;
+      channel->Describe(v1::DescribeRequest(), 2000,
+                        [&answer](absl::StatusOr<v1::DescribeResponse> r) { answer.set_value(r); });
+      absl::StatusOr<v1::DescribeResponse> r = answer.get_future().get();
+      lock.lock();
+      if (r.ok()) {
+        capabilities_[name] = {r->supports_prepare(), r->max_txn_lifetime_ms()};
+      }
+    }
+    ++round;
+    cv_.wait_for(lock, std::chrono::milliseconds(probe_interval_ms_), [this] { return stopping_; });
+  }
+}
+
+std::optional<ParticipantCapabilities> StaticParticipantDirectory::CapabilitiesOf(
+    const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = capabilities_.find(name);
+  if (it == capabilities_.end()) return std::nullopt;
+  return it->second;
 }
 
 ParticipantChannel* StaticParticipantDirectory::Find(const std::string& name) const {

@@ -2,7 +2,10 @@
 // callback API (no thread blocks on a call).
 #pragma once
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/participant.grpc.pb.h"
@@ -15,6 +18,8 @@ class GrpcParticipantChannel final : public ParticipantChannel {
 
   const std::string& name() const override { return name_; }
   const std::string& address() const override { return address_; }
+  void Describe(const v1::DescribeRequest& req, int64_t timeout_ms,
+                Reply<v1::DescribeResponse> done) override;
   void Execute(const v1::ExecuteBranchRequest& req, int64_t timeout_ms,
                Reply<v1::ExecuteBranchResponse> done) override;
   void Prepare(const v1::PrepareBranchRequest& req, int64_t timeout_ms,
@@ -33,19 +38,30 @@ class GrpcParticipantChannel final : public ParticipantChannel {
 };
 
 // Participants from `NAME=HOST:PORT` specs. INVALID_ARGUMENT naming a malformed or repeated one.
+// A background thread asks each agent to Describe itself: every `probe_interval_ms` until it
+// answers, then every 40 intervals (an agent may be replaced by one of another kind).
 class StaticParticipantDirectory final : public ParticipantDirectory {
  public:
   static absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> FromSpecs(
-      const std::vector<std::string>& specs);
-  explicit StaticParticipantDirectory(
-      std::map<std::string, std::unique_ptr<ParticipantChannel>> channels)
-      : channels_(std::move(channels)) {}
+      const std::vector<std::string>& specs, int64_t probe_interval_ms = 250);
+  StaticParticipantDirectory(std::map<std::string, std::unique_ptr<ParticipantChannel>> channels,
+                             int64_t probe_interval_ms);
+  ~StaticParticipantDirectory() override;
 
   ParticipantChannel* Find(const std::string& name) const override;
   std::vector<std::string> Names() const override;
+  std::optional<ParticipantCapabilities> CapabilitiesOf(const std::string& name) const override;
 
  private:
-  std::map<std::string, std::unique_ptr<ParticipantChannel>> channels_;
+  void ProbeLoop();
+
+  const std::map<std::string, std::unique_ptr<ParticipantChannel>> channels_;
+  const int64_t probe_interval_ms_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, ParticipantCapabilities> capabilities_;  // guarded by mu_
+  bool stopping_ = false;                                        // guarded by mu_
+  std::thread prober_;
 };
 
 }  // namespace txn::transport

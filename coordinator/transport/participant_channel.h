@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,11 +19,19 @@ namespace txn::transport {
 template <typename T>
 using Reply = std::function<void(absl::StatusOr<T>)>;
 
+// What an agent said of its resource (Participant.Describe).
+struct ParticipantCapabilities {
+  bool supports_prepare = true;
+  int64_t max_txn_lifetime_ms = 0;  // 0: no limit
+};
+
 class ParticipantChannel {
  public:
   virtual ~ParticipantChannel() = default;
   virtual const std::string& name() const = 0;
   virtual const std::string& address() const = 0;
+  virtual void Describe(const v1::DescribeRequest& req, int64_t timeout_ms,
+                        Reply<v1::DescribeResponse> done) = 0;
   virtual void Execute(const v1::ExecuteBranchRequest& req, int64_t timeout_ms,
                        Reply<v1::ExecuteBranchResponse> done) = 0;
   virtual void Prepare(const v1::PrepareBranchRequest& req, int64_t timeout_ms,
@@ -42,6 +51,8 @@ class ParticipantDirectory {
   // nullptr when `name` is not configured.
   virtual ParticipantChannel* Find(const std::string& name) const = 0;
   virtual std::vector<std::string> Names() const = 0;
+  // What the participant's agent last said of itself; nullopt until it has been reached.
+  virtual std::optional<ParticipantCapabilities> CapabilitiesOf(const std::string& name) const = 0;
 };
 
 }  // namespace txn::transport

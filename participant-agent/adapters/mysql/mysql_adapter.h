@@ -41,7 +41,8 @@ class MysqlAdapter final : public ResourceAdapter {
                int marker_retention_hours = 24 * 7);
   ~MysqlAdapter() override;
 
-  bool supports_prepare() const override { return true; }
+  bool supports_prepare() const override { return !last_resource_only_; }
+  void set_last_resource_only(bool on) { last_resource_only_ = on; }
   absl::Status CheckReady() override;
   absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
@@ -58,6 +59,7 @@ class MysqlAdapter final : public ResourceAdapter {
   absl::StatusOr<FinishResult> ProveByMarker(const std::string& gid);
   std::unique_ptr<MysqlPool> pool_;
   const int marker_retention_hours_;
+  bool last_resource_only_ = false;
 };
 
 // Parses "10.11.19-MariaDB-..." / "8.0.36" into (is_mariadb, major, minor, patch); false if not

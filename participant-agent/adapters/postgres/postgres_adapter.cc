@@ -158,7 +158,7 @@ absl::Status PostgresAdapter::CheckReady() {
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   TXN_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SHOW max_prepared_transactions"));
   int n = 0;
-  if (!absl::SimpleAtoi(PQgetvalue(r.get(), 0, 0), &n) || n <= 0) {
+  if (!last_resource_only_ && (!absl::SimpleAtoi(PQgetvalue(r.get(), 0, 0), &n) || n <= 0)) {
     return absl::FailedPreconditionError(
         "PostgreSQL has max_prepared_transactions = 0, so it cannot prepare transactions: set it "
         "above 0 (e.g. 100) in postgresql.conf and restart the server");

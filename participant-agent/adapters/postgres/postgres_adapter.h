@@ -32,7 +32,9 @@ class PostgresAdapter final : public ResourceAdapter {
                   int marker_retention_hours = 24 * 7);
   ~PostgresAdapter() override;
 
-  bool supports_prepare() const override { return true; }
+  bool supports_prepare() const override { return !last_resource_only_; }
+  // Run as a last resource only (no PREPARE TRANSACTION; works with max_prepared_transactions=0).
+  void set_last_resource_only(bool on) { last_resource_only_ = on; }
   absl::Status CheckReady() override;
   absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
@@ -48,6 +50,7 @@ class PostgresAdapter final : public ResourceAdapter {
   absl::StatusOr<FinishResult> ProveOutcome(const std::string& native_id);
   std::unique_ptr<PgPool> pool_;
   const int marker_retention_hours_;
+  bool last_resource_only_ = false;
 };
 
 }  // namespace txn::agent

@@ -1,6 +1,7 @@
 # Small helpers in the spirit of Abseil's AbseilHelpers.cmake: every target of ours gets the
 # same warnings, -Werror and include root; generated code does not.
-set(TXN_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers)
+set(TXN_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+    -Wno-ignored-attributes)  # libbson's aligned bson_t in std::unique_ptr
 
 function(txn_cc_library name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})

@@ -1,6 +1,7 @@
 #include "participant-agent/adapter_registry.h"
 
 #include "absl/strings/str_cat.h"
+#include "participant-agent/adapters/mongodb/mongodb_adapter.h"
 #include "participant-agent/adapters/mysql/mysql_adapter.h"
 #include "participant-agent/adapters/noop/noop_adapter.h"
 #include "participant-agent/adapters/postgres/postgres_adapter.h"
@@ -26,8 +27,14 @@ absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig
     return adapter;
   }
   if (config.backend == "mongodb") {
-    return absl::UnimplementedError(
-        absl::StrCat("--backend ", config.backend, " is not available in this build yet"));
+    if (config.dsn.empty()) return absl::InvalidArgumentError("--dsn is required for mongodb");
+    if (!config.password.empty()) {
+      return absl::InvalidArgumentError(
+          "--dsn-password-file is not supported for mongodb yet: put credentials in the URI");
+    }
+    auto adapter = MongoAdapter::Create(config.dsn);
+    if (!adapter.ok()) return adapter.status();
+    return std::unique_ptr<ResourceAdapter>(std::move(*adapter));
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "--backend must be postgres, mysql, mongodb or noop, got '", config.backend, "'"));

@@ -122,11 +122,7 @@ int Main(int argc, char** argv) {
 
   common::SystemClock clock;
   BranchRegistry registry(adapter->get(), &clock, BranchRegistryOptions{.idle_timeout_ms = *idle});
-  v1::DescribeResponse description;
-  description.set_name(flags->Get("name"));
-  description.set_backend(config.backend);
-  description.set_supports_prepare((*adapter)->supports_prepare());
-  ParticipantService service(&registry, description);
+  ParticipantService service(&registry, adapter->get(), flags->Get("name"), config.backend);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
   InDoubtReconciler reconciler(&registry, &decisions);
 

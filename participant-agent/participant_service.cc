@@ -19,7 +19,10 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, absl::StatusO
 grpc::ServerUnaryReactor* ParticipantService::Describe(grpc::CallbackServerContext* ctx,
                                                        const v1::DescribeRequest* req,
                                                        v1::DescribeResponse* resp) {
-  *resp = description_;
+  resp->set_name(name_);
+  resp->set_backend(backend_);
+  resp->set_supports_prepare(adapter_->supports_prepare());
+  resp->set_max_txn_lifetime_ms(adapter_->max_txn_lifetime_ms());
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -9,8 +9,14 @@ namespace txn::agent {
 
 class ParticipantService final : public v1::Participant::CallbackService {
  public:
-  ParticipantService(BranchRegistry* registry, v1::DescribeResponse description)
-      : registry_(registry), description_(std::move(description)) {}
+  // `adapter` answers Describe's capability fields (they may change once the database is
+  // reached); `name` and `backend` come from the agent's flags.
+  ParticipantService(BranchRegistry* registry, const ResourceAdapter* adapter, std::string name,
+                     std::string backend)
+      : registry_(registry),
+        adapter_(adapter),
+        name_(std::move(name)),
+        backend_(std::move(backend)) {}
 
   grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx,
                                      const v1::DescribeRequest* req,
@@ -39,7 +45,9 @@ class ParticipantService final : public v1::Participant::CallbackService {
 
  private:
   BranchRegistry* const registry_;
-  const v1::DescribeResponse description_;
+  const ResourceAdapter* const adapter_;
+  const std::string name_;
+  const std::string backend_;
 };
 
 }  // namespace txn::agent

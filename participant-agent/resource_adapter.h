@@ -57,6 +57,8 @@ class ResourceAdapter {
   virtual ~ResourceAdapter() = default;
   // Whether the database can hold a prepared transaction across disconnects.
   virtual bool supports_prepare() const = 0;
+  // The longest a transaction may stay open here (0: no limit), reported to the coordinator.
+  virtual int64_t max_txn_lifetime_ms() const { return 0; }
   // Checks the database is reachable and configured for prepared transactions. FAILED_PRECONDITION
   // with a one-line fix when it is reachable but misconfigured, UNAVAILABLE when unreachable.
   [[nodiscard]] virtual absl::Status CheckReady() = 0;

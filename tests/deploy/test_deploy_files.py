@@ -32,7 +32,7 @@ class ComposeFile(unittest.TestCase):
     def test_topology(self):
         services = self.compose["services"]
         for name in ("postgres-orders", "postgres-inventory", "mysql", "mongo", "coordinator",
-                     "agent-orders", "agent-inventory", "agent-ledger"):
+                     "agent-orders", "agent-inventory", "agent-ledger", "agent-catalog"):
             self.assertIn(name, services)
         for pg in ("postgres-orders", "postgres-inventory"):
             self.assertIn("max_prepared_transactions=100", " ".join(services[pg]["command"]))
@@ -59,7 +59,10 @@ class ComposeFile(unittest.TestCase):
             agent = load(f"deploy/config/agent-{name}.yaml")
             self.assertEqual(agent["name"], name)
             self.assertEqual(agent["coordinator"].split(":")[0], "coordinator")
-            self.assertIn(agent["dsn"].split("host=")[1].split()[0], self.compose["services"])
+            dsn = agent["dsn"]
+            db_host = (dsn.split("//")[1].split(":")[0].split("/")[0] if "://" in dsn
+                       else dsn.split("host=")[1].split()[0])
+            self.assertIn(db_host, self.compose["services"])
             if "dsn-password-file" in agent:
                 local = agent["dsn-password-file"].replace("/etc/txcoord", "deploy/config")
                 self.assertTrue(os.path.exists(os.path.join(ROOT, local)), local)
@@ -74,7 +77,7 @@ class ConfigsAndScripts(unittest.TestCase):
         r = self.run_bin("txcoord", "--config", os.path.join(ROOT, "deploy/config/txcoord.yaml"),
                          "--help")
         self.assertEqual(r.returncode, 0, r.stderr)
-        for name in ("orders", "inventory", "ledger"):
+        for name in ("orders", "inventory", "ledger", "catalog"):
             r = self.run_bin("txagent", "--config",
                              os.path.join(ROOT, f"deploy/config/agent-{name}.yaml"), "--help")
             self.assertEqual(r.returncode, 0, r.stderr)

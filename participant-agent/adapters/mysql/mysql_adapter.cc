@@ -194,7 +194,8 @@ absl::Status MysqlAdapter::CheckReady() {
   }
   return conn->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", kMarkerTable,
                                   " (gid VARCHAR(64) NOT NULL PRIMARY KEY, created_at TIMESTAMP "
-                                  "NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB"));
+                                  "NOT NULL DEFAULT CURRENT_TIMESTAMP, INDEX (created_at)) "
+                                  "ENGINE=InnoDB"));
 }
 
 absl::StatusOr<std::unique_ptr<BranchSession>> MysqlAdapter::Begin(const std::string& gid) {
@@ -217,13 +218,25 @@ absl::StatusOr<FinishResult> MysqlAdapter::ProveByMarker(const std::string& gid)
                       absl::StrCat(gid, " is not prepared and its commit marker is absent")};
 }
 
+absl::Status MysqlAdapter::CheckDetached(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(bool prepared, IsPrepared(gid));
+  if (prepared) {
+    return absl::UnavailableError(absl::StrCat(
+        gid, " is prepared but still attached to the connection that prepared it; retry"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<FinishResult> MysqlAdapter::CommitPrepared(const std::string& gid,
                                                           const std::string& native_id) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   absl::Status s = conn->Query(absl::StrCat("XA COMMIT ", XidLiteral(gid)));
   if (s.ok()) return FinishResult{FinishedAs::kCommitted, ""};
-  if (conn->last_errno() == kErXaerNota) return ProveByMarker(gid);
+  if (conn->last_errno() == kErXaerNota) {
+    TXN_RETURN_IF_ERROR(CheckDetached(gid));
+    return ProveByMarker(gid);
+  }
   return s;
 }
 
@@ -234,6 +247,7 @@ absl::StatusOr<FinishResult> MysqlAdapter::RollbackPrepared(const std::string& g
   absl::Status s = conn->Query(absl::StrCat("XA ROLLBACK ", XidLiteral(gid)));
   if (s.ok()) return FinishResult{FinishedAs::kAborted, ""};
   if (conn->last_errno() == kErXaerNota) {
+    TXN_RETURN_IF_ERROR(CheckDetached(gid));
     TXN_ASSIGN_OR_RETURN(FinishResult proven, ProveByMarker(gid));
     if (proven.as == FinishedAs::kCommitted) return proven;
     return FinishResult{FinishedAs::kAborted, ""};

@@ -9,7 +9,8 @@
 //   abort    XA ROLLBACK xid
 //   in doubt XA RECOVER, our format id and gid prefix
 //
-// The xid is (gtrid = the gid, bqual = '', formatID = 7868), written as hex literals. The commit
+// The xid is (gtrid = the gid, bqual = '', formatID = 7868), written as hex literals. XAER_NOTA
+// is trusted only once XA RECOVER no longer lists the xid (see CheckDetached). The commit
 // marker is a row (gid) in `txcoord_xa_markers`, written inside the branch's own XA transaction:
 // when XA COMMIT / XA ROLLBACK answer XAER_NOTA (the xid is gone), the marker proves whether the
 // branch committed (row present) or not (absent), so nothing is guessed. Markers are deleted after
@@ -57,6 +58,10 @@ class MysqlAdapter final : public ResourceAdapter {
  private:
   // After XAER_NOTA: what the marker says became of `gid`.
   absl::StatusOr<FinishResult> ProveByMarker(const std::string& gid);
+  // After XAER_NOTA: UNAVAILABLE (retry) if `gid` is still listed by XA RECOVER. The server
+  // detaches a prepared XA transaction from its connection only once it has processed that
+  // connection's close, and until then other connections get XAER_NOTA for it.
+  absl::Status CheckDetached(const std::string& gid);
   std::unique_ptr<MysqlPool> pool_;
   const int marker_retention_hours_;
   bool last_resource_only_ = false;

@@ -15,6 +15,7 @@
 #include "common/flags.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/termination_signals.h"
 #include "common/timer_queue.h"
 #include "coordinator/driver/transaction_driver.h"
 #include "coordinator/log/group_commit_log.h"
@@ -133,12 +134,7 @@ int Main(int argc, char** argv) {
     }
   });
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = common::WaitForTerminationSignal();
   common::LogInfo(absl::StrCat("signal ", sig, ": shutting down"));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   {
@@ -157,10 +153,6 @@ int Main(int argc, char** argv) {
 }  // namespace txn
 
 int main(int argc, char** argv) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  txn::common::BlockTerminationSignals();
   return txn::Main(argc, argv);
 }

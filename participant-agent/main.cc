@@ -18,6 +18,7 @@
 #include "common/flags.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/termination_signals.h"
 #include "participant-agent/adapter_registry.h"
 #include "participant-agent/in_doubt_reconciler.h"
 #include "participant-agent/participant_service.h"
@@ -178,12 +179,7 @@ int Main(int argc, char** argv) {
     }
   });
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = common::WaitForTerminationSignal();
   common::LogInfo(absl::StrCat("signal ", sig, ": shutting down"));
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -199,11 +195,6 @@ int Main(int argc, char** argv) {
 }  // namespace txn::agent
 
 int main(int argc, char** argv) {
-  // Block termination signals in every thread; main waits for them with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  txn::common::BlockTerminationSignals();
   return txn::agent::Main(argc, argv);
 }

@@ -1,5 +1,6 @@
 #include "coordinator/core/two_phase.h"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,11 @@ uint32_t OnePhaseBranch(const TwoPhaseTxn& txn) { return txn.last_resource.value
 
 bool IsLastResource(const TwoPhaseTxn& txn, uint32_t b) {
   return txn.last_resource.has_value() && *txn.last_resource == b;
+}
+
+bool IsHeuristicResource(const TwoPhaseTxn& txn, uint32_t b) {
+  return std::find(txn.heuristic_resources.begin(), txn.heuristic_resources.end(), b) !=
+         txn.heuristic_resources.end();
 }
 
 void Reply(TwoPhaseTxn& txn, Effects& out) {
@@ -51,7 +57,8 @@ void StartAbort(TwoPhaseTxn& txn, std::string reason, Effects& out) {
 void FinishCommitIfDone(TwoPhaseTxn& txn, Effects& out) {
   bool mixed = false;
   for (const auto& br : txn.branches) {
-    if (br.state == BranchState::kPrepared) return;
+    // PREPARED: commit not acknowledged yet; PREPARING: a one-phase commit still under way.
+    if (br.state == BranchState::kPrepared || br.state == BranchState::kPreparing) return;
     if (br.state == BranchState::kHeuristic) mixed = true;
   }
   txn.state = mixed ? TxnState::kHeuristicMixed : TxnState::kCommitted;
@@ -69,6 +76,8 @@ void FinishAbortIfDone(TwoPhaseTxn& txn, Effects& out) {
   txn.state = mixed ? TxnState::kHeuristicMixed : TxnState::kAborted;
   out.push_back(Forget{});
 }
+
+void DecideIfAllVoted(TwoPhaseTxn& txn, Effects& out);
 
 void StartOnePhase(TwoPhaseTxn& txn, Effects& out) {
   const uint32_t b = OnePhaseBranch(txn);
@@ -95,9 +104,13 @@ void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out)
   }
   txn.state = TxnState::kPreparing;
   for (uint32_t b = 0; b < txn.branches.size(); ++b) {
-    if (IsLastResource(txn, b)) continue;  // it commits last, in one phase
+    if (IsLastResource(txn, b) || IsHeuristicResource(txn, b)) continue;  // one phase, later
     txn.branches[b].state = BranchState::kPreparing;
     out.push_back(SendPrepare{b});
+  }
+  if (out.empty()) {  // every branch commits in one phase (allow_heuristic): nothing to vote
+    DecideIfAllVoted(txn, out);
+    return;
   }
   out.push_back(StartPrepareTimer{});
 }
@@ -105,6 +118,33 @@ void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out)
 void OnRollbackRequested(TwoPhaseTxn& txn, const RollbackRequested& e, Effects& out) {
   if (txn.state != TxnState::kActive && txn.state != TxnState::kPreparing) return;
   StartAbort(txn, e.reason.empty() ? "rolled back by the client" : e.reason, out);
+}
+
+// Once no branch is still voting: log and commit (or finish read-only transactions).
+void DecideIfAllVoted(TwoPhaseTxn& txn, Effects& out) {
+  bool any_yes = false;
+  for (const auto& other : txn.branches) {
+    if (other.state == BranchState::kPreparing) return;  // still waiting
+    if (other.state == BranchState::kPrepared) any_yes = true;
+  }
+  txn.state = TxnState::kCommitting;
+  if (txn.last_resource) {
+    if (!any_yes && txn.heuristic_resources.empty()) {
+      // Only the last resource changes anything: a plain one-phase commit.
+      StartOnePhase(txn, out);
+      return;
+    }
+    txn.committing_last = true;
+    out.push_back(LogDecision{Decision::kNone, /*committing_last=*/true});
+    return;
+  }
+  if (!any_yes) {  // everyone only read: nothing to commit, nothing to log
+    txn.state = TxnState::kCommitted;
+    Reply(txn, out);
+    out.push_back(Forget{});
+    return;
+  }
+  out.push_back(LogDecision{});
 }
 
 void OnVote(TwoPhaseTxn& txn, uint32_t b, Vote vote, const std::string& reason,
@@ -126,28 +166,7 @@ void OnVote(TwoPhaseTxn& txn, uint32_t b, Vote vote, const std::string& reason,
       br.native_id = native_id;
       break;
   }
-  bool any_yes = false;
-  for (const auto& other : txn.branches) {
-    if (other.state == BranchState::kPreparing) return;  // still waiting
-    if (other.state == BranchState::kPrepared) any_yes = true;
-  }
-  txn.state = TxnState::kCommitting;
-  if (txn.last_resource) {
-    if (!any_yes) {  // only the last resource changes anything: a plain one-phase commit
-      StartOnePhase(txn, out);
-      return;
-    }
-    txn.committing_last = true;
-    out.push_back(LogDecision{Decision::kNone, /*committing_last=*/true});
-    return;
-  }
-  if (!any_yes) {  // everyone only read: nothing to commit, nothing to log
-    txn.state = TxnState::kCommitted;
-    Reply(txn, out);
-    out.push_back(Forget{});
-    return;
-  }
-  out.push_back(LogDecision{});
+  DecideIfAllVoted(txn, out);
 }
 
 void OnDecisionLogged(TwoPhaseTxn& txn, const DecisionLogged& e, Effects& out) {
@@ -168,6 +187,34 @@ void OnDecisionLogged(TwoPhaseTxn& txn, const DecisionLogged& e, Effects& out) {
     if (txn.branches[b].state != BranchState::kPrepared) continue;
     txn.branches[b].attempts = 1;
     out.push_back(SendCommit{b, 0});
+  }
+  for (uint32_t b : txn.heuristic_resources) {
+    if (txn.branches[b].state != BranchState::kActive) continue;
+    txn.branches[b].state = BranchState::kPreparing;
+    txn.branches[b].attempts = 1;
+    out.push_back(SendCommitOnePhase{b, 0});
+  }
+  FinishCommitIfDone(txn, out);
+}
+
+// A heuristic resource answered after the decision to COMMIT.
+void OnHeuristicFinished(TwoPhaseTxn& txn, uint32_t b, const OnePhaseFinished& e, Effects& out) {
+  BranchStatus& br = txn.branches[b];
+  if (br.state != BranchState::kPreparing) return;  // duplicate
+  switch (e.result) {
+    case BranchResult::kCommitted:
+      br.state = BranchState::kCommitted;
+      br.reason.clear();
+      break;
+    case BranchResult::kAborted:
+      br.state = BranchState::kHeuristic;
+      br.reason =
+          absl::StrCat("aborted after the decision to COMMIT (allow_heuristic): ", e.reason);
+      break;
+    case BranchResult::kUnknown:
+      br.reason = e.reason;
+      out.push_back(SendCommitOnePhase{b, br.attempts++});
+      return;
   }
   FinishCommitIfDone(txn, out);
 }
@@ -261,6 +308,12 @@ void OnLastResourceFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects
 }
 
 void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& out) {
+  if (e.branch && IsHeuristicResource(txn, *e.branch)) {
+    if (txn.state == TxnState::kCommitting && txn.decision_logged) {
+      OnHeuristicFinished(txn, *e.branch, e, out);
+    }
+    return;
+  }
   if (txn.committing_last && txn.state == TxnState::kCommitting) {
     OnLastResourceFinished(txn, e, out);
     return;
@@ -290,6 +343,10 @@ void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& ou
 }
 
 void OnOnePhaseFailed(TwoPhaseTxn& txn, const OnePhaseFailed& e, Effects& out) {
+  if (e.branch && IsHeuristicResource(txn, *e.branch)) {
+    OnOnePhaseFinished(txn, OnePhaseFinished{BranchResult::kUnknown, e.reason, e.branch}, out);
+    return;
+  }
   if (txn.committing_last && txn.state == TxnState::kCommitting) {
     OnLastResourceFinished(txn, OnePhaseFinished{BranchResult::kUnknown, e.reason}, out);
     return;
@@ -373,6 +430,13 @@ std::vector<TwoPhaseEffect> ResumeCommit(TwoPhaseTxn& txn) {
     if (txn.branches[b].state != BranchState::kPrepared) continue;
     txn.branches[b].attempts = 1;
     out.push_back(SendCommit{b, 0});
+  }
+  for (uint32_t b : txn.heuristic_resources) {
+    BranchStatus& br = txn.branches[b];
+    if (br.state != BranchState::kActive && br.state != BranchState::kPreparing) continue;
+    br.state = BranchState::kPreparing;
+    br.attempts = 2;
+    out.push_back(SendCommitOnePhase{b, 1});  // a query: its first attempt may have run
   }
   FinishCommitIfDone(txn, out);
   return out;

@@ -35,6 +35,9 @@
 //
 // L's commit writes its commit marker in the same transaction, so a restarted coordinator that
 // finds only the committing_last record asks L again and L's agent answers from the marker.
+// Further branches that cannot prepare (heuristic_resources, only with allow_heuristic) are
+// committed in one phase once COMMIT is logged; one that aborts is HEURISTIC, and the
+// transaction HEURISTIC_MIXED.
 //
 // What must be durable when: the COMMIT decision, before any Commit is sent and before the
 // client hears COMMITTED (LogDecision -> DecisionLogged -> SendCommit). Nothing else: a
@@ -74,6 +77,9 @@ struct TwoPhaseTxn {
   std::optional<uint32_t> last_resource;
   // The committing_last record was requested: the last resource's commit decides.
   bool committing_last = false;
+  // Further branches that cannot prepare, accepted with allow_heuristic: committed in one phase
+  // after the decision; one that aborts then makes the outcome HEURISTIC_MIXED (never hidden).
+  std::vector<uint32_t> heuristic_resources;
 };
 
 // Events.
@@ -123,14 +129,17 @@ struct RollbackFailed {
   uint32_t branch = 0;
   std::string reason;
 };
-// Result of CommitOnePhase for the single branch (kUnknown when it cannot be learnt).
+// Result of CommitOnePhase (kUnknown when it cannot be learnt). `branch`: which branch answered
+// (unset: the single branch, or the last resource).
 struct OnePhaseFinished {
   BranchResult result = BranchResult::kUnknown;
   std::string reason;
+  std::optional<uint32_t> branch;
 };
 // The CommitOnePhase call failed in transport; the driver may query again.
 struct OnePhaseFailed {
   std::string reason;
+  std::optional<uint32_t> branch;
 };
 
 using TwoPhaseEvent =

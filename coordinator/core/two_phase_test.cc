@@ -485,5 +485,86 @@ TEST(LastResource, RestartWithCommittingLastRecordQueriesTheLastResource) {
   EXPECT_EQ(Count<ReplyToClient>(fx), 0) << "nobody is waiting after a restart";
 }
 
+// --- allow_heuristic: a second branch that cannot prepare ---
+
+TwoPhaseTxn HeuristicTxn() {
+  TwoPhaseTxn t = MakeTxn(3);
+  t.last_resource = 1;
+  t.heuristic_resources = {2};
+  return t;
+}
+
+TwoPhaseTxn HeuristicDecided() {
+  TwoPhaseTxn t = HeuristicTxn();
+  auto fx = Step(t, CommitRequested{});
+  EXPECT_EQ(Count<SendPrepare>(fx), 1) << "only branch 0 can prepare";
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  fx = Step(t, DecisionLogged{Decision::kNone, true});
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 1);
+  EXPECT_EQ(std::get<SendCommitOnePhase>(fx[0]).branch, 1u);
+  fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, "", 1});
+  EXPECT_EQ(Count<LogDecision>(fx), 1);
+  fx = Step(t, DecisionLogged{Decision::kCommit, false});
+  EXPECT_EQ(Count<SendCommit>(fx), 1);
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 1) << "the heuristic resource only after COMMIT";
+  return t;
+}
+
+TEST(Heuristic, NothingToPrepareGoesStraightToTheLastResource) {
+  TwoPhaseTxn t = MakeTxn(2);
+  t.last_resource = 0;
+  t.heuristic_resources = {1};
+  auto fx = Step(t, CommitRequested{});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_TRUE(std::get<LogDecision>(fx[0]).committing_last);
+}
+
+TEST(Heuristic, AllCommitIsCommitted) {
+  TwoPhaseTxn t = HeuristicDecided();
+  Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kCommitting) << "branch 2 has not answered";
+  auto fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, "", 2});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+}
+
+TEST(Heuristic, LateAbortIsHeuristicMixedNeverHidden) {
+  TwoPhaseTxn t = HeuristicDecided();
+  Step(t, OnePhaseFinished{BranchResult::kAborted, "write conflict", 2});
+  auto fx = Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kHeuristicMixed);
+  EXPECT_EQ(t.branches[2].state, BranchState::kHeuristic);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+}
+
+TEST(Heuristic, UnknownIsAskedAgain) {
+  TwoPhaseTxn t = HeuristicDecided();
+  auto fx = Step(t, OnePhaseFailed{"down", 2});
+  ASSERT_EQ(Count<SendCommitOnePhase>(fx), 1);
+  EXPECT_EQ(std::get<SendCommitOnePhase>(fx[0]).branch, 2u);
+  EXPECT_GT(std::get<SendCommitOnePhase>(fx[0]).attempt, 0);
+}
+
+TEST(Heuristic, LastResourceAbortRollsBackTheHeuristicOneToo) {
+  TwoPhaseTxn t = HeuristicTxn();
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});
+  Step(t, DecisionLogged{Decision::kNone, true});
+  auto fx = Step(t, OnePhaseFinished{BranchResult::kAborted, "no", 1});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 0);
+}
+
+TEST(Heuristic, ResumeCommitQueriesUnfinishedHeuristicResources) {
+  TwoPhaseTxn t = HeuristicTxn();
+  t.branches[0].state = BranchState::kPrepared;
+  t.branches[1].state = BranchState::kCommitted;
+  auto fx = ResumeCommit(t);
+  EXPECT_EQ(Count<SendCommit>(fx), 1);
+  ASSERT_EQ(Count<SendCommitOnePhase>(fx), 1);
+  EXPECT_GT(std::get<SendCommitOnePhase>(fx[IndexOf<SendCommitOnePhase>(fx)]).attempt, 0);
+}
+
 }  // namespace
 }  // namespace txn::core

@@ -95,6 +95,7 @@ log::DecisionRecord DecisionRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol 
   r.set_decision(decision);
   r.set_committing_last(txn.committing_last && decision == v1::DECISION_UNSPECIFIED);
   if (txn.last_resource) r.set_last_resource(*txn.last_resource);
+  for (uint32_t b : txn.heuristic_resources) r.add_heuristic_resources(b);
   r.set_state(static_cast<int>(txn.state));
   r.set_reason(txn.reason);
   r.set_created_unix_ms(times.created_unix_ms);
@@ -116,6 +117,8 @@ core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record) {
   txn.decision_logged = record.decision() == v1::DECISION_COMMIT;
   txn.committing_last = record.committing_last();
   if (record.has_last_resource()) txn.last_resource = record.last_resource();
+  txn.heuristic_resources.assign(record.heuristic_resources().begin(),
+                                 record.heuristic_resources().end());
   for (const auto& b : record.branches()) {
     core::BranchStatus bs;
     bs.participant = b.participant();

@@ -213,23 +213,24 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             }
             req.set_retry(e.attempt > 0);
             auto* ch = channel_of(e.branch);
+            const uint32_t b = e.branch;
             auto on_reply = GuardReply<absl::StatusOr<
-                v1::CommitOnePhaseResponse>>([this,
-                                              ctx](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
+                v1::CommitOnePhaseResponse>>([this, ctx,
+                                              b](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
               // A crash here after the last resource committed: recovery finds the
               // committing_last record and asks it again.
               if (r.ok()) (void)common::Failpoint("coord.after_last_resource_reply");
               if (r.ok()) {
-                return Dispatch(ctx, core::OnePhaseFinished{ResultOf(r->result()), r->reason()});
+                return Dispatch(ctx, core::OnePhaseFinished{ResultOf(r->result()), r->reason(), b});
               }
               const absl::StatusCode code = r.status().code();
               if (code == absl::StatusCode::kInvalidArgument ||
                   code == absl::StatusCode::kFailedPrecondition) {
                 // Refused before it touched the database.
-                return Dispatch(
-                    ctx, core::OnePhaseFinished{core::BranchResult::kAborted, Message(r.status())});
+                return Dispatch(ctx, core::OnePhaseFinished{core::BranchResult::kAborted,
+                                                            Message(r.status()), b});
               }
-              Dispatch(ctx, core::OnePhaseFailed{Message(r.status())});
+              Dispatch(ctx, core::OnePhaseFailed{Message(r.status()), b});
             });
             const int64_t t = std::max(rpc_timeout, ctx->prepare_timeout_ms);
             actions.push_back([this, ch, req = std::move(req), on_reply, t, attempt = e.attempt] {
@@ -437,8 +438,11 @@ absl::StatusOr<TransactionDriver::LastResourcePlan> TransactionDriver::PlanLastR
       plan.max_lifetime_ms = caps->max_txn_lifetime_ms;
     }
   }
-  if (cannot_prepare.size() > 1) return MultipleLastResources(req.allow_heuristic());
-  if (cannot_prepare.size() == 1) {
+  if (cannot_prepare.size() > 1 && !req.allow_heuristic()) return MultipleLastResources();
+  for (size_t i = 1; i < cannot_prepare.size(); ++i) {
+    plan.heuristic_resources.push_back(static_cast<uint32_t>(cannot_prepare[i]));
+  }
+  if (!cannot_prepare.empty()) {
     plan.last_resource = static_cast<uint32_t>(cannot_prepare[0]);
     if (plan.max_lifetime_ms > 0 && req.timeout_ms() > plan.max_lifetime_ms) {
       return absl::FailedPreconditionError(
@@ -450,12 +454,7 @@ absl::StatusOr<TransactionDriver::LastResourcePlan> TransactionDriver::PlanLastR
   return plan;
 }
 
-absl::Status TransactionDriver::MultipleLastResources(bool allow_heuristic) {
-  if (allow_heuristic) {
-    return absl::UnimplementedError(
-        "allow_heuristic (several branches that cannot prepare) is not available in this build "
-        "yet");
-  }
+absl::Status TransactionDriver::MultipleLastResources() {
   return absl::FailedPreconditionError(
       "two or more branches are on participants that cannot prepare (e.g. MongoDB); such a "
       "transaction cannot be made atomic (allow_heuristic accepts a possibly mixed outcome)");
@@ -471,7 +470,7 @@ absl::Status TransactionDriver::AdmitInteractiveBranch(TxnContext& ctx,
       deps_.participants->CapabilitiesOf(participant);
   // Not described yet: treated as able to prepare (see PlanLastResource).
   if (!caps || caps->supports_prepare) return absl::OkStatus();
-  if (ctx.txn.last_resource) return MultipleLastResources(false);
+  if (ctx.txn.last_resource) return MultipleLastResources();
   if (caps->max_txn_lifetime_ms > 0 && ctx.requested_timeout_ms > caps->max_txn_lifetime_ms) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the transaction's timeout_ms ", ctx.requested_timeout_ms, " is longer than participant ",
@@ -525,6 +524,7 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
     ctx->txn.last_resource = plan->last_resource;
+    ctx->txn.heuristic_resources = plan->heuristic_resources;
     for (const auto& b : req.branches()) {
       ctx->txn.branches.push_back(core::BranchStatus{.participant = b.participant()});
       ctx->run_branches.push_back(b);

@@ -112,13 +112,15 @@ class TransactionDriver {
 
   struct LastResourcePlan {
     std::optional<uint32_t> last_resource;
+    std::vector<uint32_t> heuristic_resources;  // allow_heuristic: further non-preparable ones
     int64_t max_lifetime_ms = 0;
   };
-  // Which branch of a Run cannot prepare (at most one), from the agents' descriptions.
-  // FAILED_PRECONDITION for two or more, or a timeout longer than the last resource's
+  // Which branches of a Run cannot prepare, from the agents' descriptions: the first is the last
+  // resource, any others need allow_heuristic. FAILED_PRECONDITION for two or more without
+  // allow_heuristic, or a timeout longer than the last resource's
   // transaction lifetime. An agent not described yet counts as able to prepare.
   absl::StatusOr<LastResourcePlan> PlanLastResource(const v1::RunRequest& req) const;
-  static absl::Status MultipleLastResources(bool allow_heuristic);
+  static absl::Status MultipleLastResources();
   // Requires ctx.mu held. Checks a participant an interactive transaction is about to touch, and
   // marks it the last resource if it cannot prepare.
   absl::Status AdmitInteractiveBranch(TxnContext& ctx, const std::string& participant);

@@ -403,6 +403,28 @@ TEST_F(TransactionDriverTest, TwoLastResourcesAreRefused) {
   EXPECT_EQ(orders_->prepares + inventory_->one_phase, 0);
 }
 
+TEST_F(TransactionDriverTest, AllowHeuristicCommitsTwoNonPreparableBranchesOnePhaseEach) {
+  dir_.cannot_prepare = {"inventory", "orders"};
+  v1::RunRequest req = Transfer();
+  req.set_allow_heuristic(true);
+  auto out = RunSync(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->prepares + inventory_->prepares, 0);
+  EXPECT_EQ(orders_->one_phase + inventory_->one_phase, 2);
+}
+
+TEST_F(TransactionDriverTest, AllowHeuristicReportsAMixedOutcome) {
+  dir_.cannot_prepare = {"inventory", "orders"};
+  inventory_->one_phase_result = v1::BRANCH_RESULT_ABORTED;  // the second one, after COMMIT
+  v1::RunRequest req = Transfer();
+  req.set_allow_heuristic(true);
+  auto out = RunSync(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->state(), v1::TXN_STATE_HEURISTIC_MIXED);
+  EXPECT_EQ(out->branches(1).state(), v1::BRANCH_STATE_HEURISTIC);
+}
+
 TEST_F(TransactionDriverTest, LastResourceTimeoutBeyondItsLifetimeIsRefused) {
   dir_.cannot_prepare = {"inventory"};
   v1::RunRequest req = Transfer();

@@ -13,16 +13,19 @@ from tests.integration import bank_fixture as shop
 pb = h.coordinator_pb2
 
 
-def start_shop_with_last_resource():
+def start_shop_with_last_resource(both=False):
+    """inventory (and with `both`, orders too) run as agents that cannot prepare."""
     c = h.Cluster(reconcile_ms=300)
+    last = {"inventory", "orders"} if both else {"inventory"}
     try:
         for name, schema in (("orders", shop.ORDERS_SCHEMA), ("inventory", shop.STOCK_SCHEMA)):
-            pg = c.add_postgres(name, max_prepared=0 if name == "inventory" else 20)
+            pg = c.add_postgres(name, max_prepared=0 if name in last else 20)
             pg.sql(f"CREATE DATABASE {name}")
             pg.sql(schema, db=name)
         c.make_coordinator(["orders", "inventory"]).start()
-        c.add_agent("orders", c.pgs["orders"].dsn("orders"))
-        c.add_agent("inventory", c.pgs["inventory"].dsn("inventory"), extra=("--last-resource",))
+        for name in ("orders", "inventory"):
+            c.add_agent(name, c.pgs[name].dsn(name),
+                        extra=("--last-resource",) if name in last else ())
     except Exception:
         c.stop()
         raise
@@ -123,6 +126,51 @@ class LastResource(unittest.TestCase):
         d = stub.Describe(h.participant_pb2.DescribeRequest(), timeout=5)
         self.assertFalse(d.supports_prepare)
         self.assertEqual(d.backend, "postgres")
+
+
+class AllowHeuristic(unittest.TestCase):
+    """Both participants cannot prepare: refused, unless the client opts into allow_heuristic; then
+    a mixed outcome is reported as HEURISTIC_MIXED, never hidden."""
+
+    def setUp(self):
+        self.c = start_shop_with_last_resource(both=True)
+        self.coord = self.c.coordinator_stub()
+        h.eventually(self.described, timeout=15, what="agents described")
+
+    def tearDown(self):
+        self.c.stop()
+
+    def described(self):
+        try:
+            self.coord.Run(shop.order_request("probe"), timeout=5)
+        except grpc.RpcError as e:
+            return e.code() == grpc.StatusCode.FAILED_PRECONDITION
+        return False
+
+    def test_refused_without_allow_heuristic(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.coord.Run(shop.order_request("ah-refused"), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertNotIn("ah-refused", shop.orders(self.c))
+
+    def test_commits_when_both_commit(self):
+        req = shop.order_request("ah-ok")
+        req.allow_heuristic = True
+        out = self.coord.Run(req, timeout=20)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
+        self.assertIn("ah-ok", shop.orders(self.c))
+
+    def test_mixed_outcome_is_reported(self):
+        stock = shop.stock(self.c, "pear")
+        req = shop.order_request("ah-mixed", sku="pear")  # inventory aborts after orders committed
+        req.allow_heuristic = True
+        out = self.coord.Run(req, timeout=20)
+        self.assertEqual(out.state, pb.TXN_STATE_HEURISTIC_MIXED, out)
+        self.assertEqual(out.branches[1].state, pb.BRANCH_STATE_HEURISTIC)
+        self.assertIn("ah-mixed", shop.orders(self.c))
+        self.assertEqual(shop.stock(self.c, "pear"), stock)
+        t = self.coord.GetTransaction(pb.GetTransactionRequest(txn_id=out.txn_id), timeout=5)
+        self.assertEqual(t.state, pb.TXN_STATE_HEURISTIC_MIXED)
 
 
 if __name__ == "__main__":

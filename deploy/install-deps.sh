@@ -10,8 +10,8 @@ PACKAGES=(
   libmariadb-dev libmongoc-dev
   # databases the agents and tests drive
   postgresql postgresql-client mariadb-server mariadb-client
-  # test harness and demo client
-  python3 python3-grpcio python3-protobuf python3-yaml python3-jsonschema
+  # test harness, model checking and demo client
+  spin python3 python3-grpcio python3-protobuf python3-yaml python3-jsonschema
 )
 
 missing=()

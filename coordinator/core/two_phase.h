@@ -50,7 +50,7 @@
 //
 // Duplicate and late events (a second vote, a vote after the abort, an ack for a finished
 // branch) change nothing and produce no effects. The SPIN model of this protocol is
-// tests/model/two_phase.pml (issue 5).
+// tests/model/two_phase.pml (checked by tests/model/check_models.sh): change both together.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -145,6 +146,27 @@ absl::StatusOr<ParsedFlags> FlagSet::Parse(int argc, char** argv) const {
   }
   for (auto& [name, values] : cli) out.values_[name] = std::move(values);
   return out;
+}
+
+std::optional<int> FlagSet::ParseOrExit(int argc, char** argv, ParsedFlags* out,
+                                        bool allow_positional) const {
+  absl::StatusOr<ParsedFlags> parsed = Parse(argc, argv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s: %s\n", program_.c_str(),
+                 std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  if (parsed->help_requested()) {
+    std::fputs(Usage().c_str(), stdout);
+    return 0;
+  }
+  if (!allow_positional && !parsed->positional().empty()) {
+    std::fprintf(stderr, "%s: unexpected argument '%s'\n", program_.c_str(),
+                 parsed->positional()[0].c_str());
+    return 2;
+  }
+  *out = std::move(*parsed);
+  return std::nullopt;
 }
 
 std::string FlagSet::Usage() const {

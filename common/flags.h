@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,11 @@ class FlagSet {
   void Add(FlagSpec spec);
   // Parses argv (and --config). Returns INVALID_ARGUMENT with one line naming the bad flag.
   absl::StatusOr<ParsedFlags> Parse(int argc, char** argv) const;
+  // For a binary's main: parses into *out and returns nullopt to go on; otherwise prints the
+  // usage (--help: returns 0) or one line "PROGRAM: what is wrong" (returns 2), including for
+  // words that are not flags unless `allow_positional`.
+  std::optional<int> ParseOrExit(int argc, char** argv, ParsedFlags* out,
+                                 bool allow_positional = false) const;
   std::string Usage() const;
 
  private:

@@ -50,16 +50,10 @@ int Fail(const std::string& line) {
 }
 
 int Main(int argc, char** argv) {
-  common::FlagSet flag_set = CoordinatorFlags();
-  auto flags = flag_set.Parse(argc, argv);
-  if (!flags.ok()) return Fail(std::string(flags.status().message()));
-  if (flags->help_requested()) {
-    std::fputs(flag_set.Usage().c_str(), stdout);
-    return 0;
-  }
-  if (!flags->positional().empty()) {
-    return Fail(absl::StrCat("unexpected argument '", flags->positional()[0], "'"));
-  }
+  common::ParsedFlags parsed;
+  if (std::optional<int> exit_code = CoordinatorFlags().ParseOrExit(argc, argv, &parsed))
+    return *exit_code;
+  const common::ParsedFlags* flags = &parsed;
   if (flags->Get("data-dir").empty()) return Fail("--data-dir is required");
   if (!common::IsValidNodeId(flags->Get("node-id"))) {
     return Fail("--node-id must be 1-16 lowercase letters or digits");

@@ -76,16 +76,10 @@ int Fail(const std::string& line) {
 }
 
 int Main(int argc, char** argv) {
-  common::FlagSet flag_set = AgentFlags();
-  auto flags = flag_set.Parse(argc, argv);
-  if (!flags.ok()) return Fail(std::string(flags.status().message()));
-  if (flags->help_requested()) {
-    std::fputs(flag_set.Usage().c_str(), stdout);
-    return 0;
-  }
-  if (!flags->positional().empty()) {
-    return Fail(absl::StrCat("unexpected argument '", flags->positional()[0], "'"));
-  }
+  common::ParsedFlags parsed;
+  if (std::optional<int> exit_code = AgentFlags().ParseOrExit(argc, argv, &parsed))
+    return *exit_code;
+  const common::ParsedFlags* flags = &parsed;
   if (flags->Get("name").empty()) return Fail("--name is required");
   if (flags->Get("coordinator").empty()) return Fail("--coordinator is required");
   auto pool_size = flags->GetInt("pool-size", 1, 1000);

@@ -52,12 +52,9 @@ int Main(int argc, char** argv) {
   f.Add({"duration-s", "S", "how long to run", "10"});
   f.Add({"wait", "", "wait_for_completion: answer after every branch acknowledged", ""});
   f.Add({"json", "", "print one JSON line instead of text", ""});
-  auto flags = f.Parse(argc, argv);
-  if (!flags.ok()) return Fail(std::string(flags.status().message()));
-  if (flags->help_requested()) {
-    std::fputs(f.Usage().c_str(), stdout);
-    return 0;
-  }
+  common::ParsedFlags parsed;
+  if (std::optional<int> exit_code = f.ParseOrExit(argc, argv, &parsed)) return *exit_code;
+  const common::ParsedFlags* flags = &parsed;
   if (flags->GetAll("participant").empty()) return Fail("give at least one --participant");
   auto keys = flags->GetInt("keys", 1, 1'000'000'000);
   auto clients = flags->GetInt("clients", 1, 4096);

@@ -117,13 +117,24 @@ int Main(int argc, char** argv) {
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
-  std::thread gc([&] {
+  // Background: every second, probe a failing decision log (health follows); every minute, drop
+  // expired records.
+  std::thread housekeeping([&] {
     std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, std::chrono::minutes(1), [&] { return stopping; })) {
+    for (int tick = 1; !cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+         ++tick) {
       lock.unlock();
-      absl::StatusOr<int> n = txns.CollectGarbage();
-      if (!n.ok())
-        common::LogWarning(absl::StrCat("log garbage collection: ", n.status().message()));
+      if (!txns.accepting()) {
+        if (absl::Status s = txns.ProbeLog(); !s.ok()) {
+          common::LogWarning(absl::StrCat("decision log still failing: ", s.message()));
+        }
+      }
+      server->GetHealthCheckService()->SetServingStatus(txns.accepting());
+      if (tick % 60 == 0) {
+        absl::StatusOr<int> n = txns.CollectGarbage();
+        if (!n.ok())
+          common::LogWarning(absl::StrCat("log garbage collection: ", n.status().message()));
+      }
       lock.lock();
     }
   });
@@ -136,7 +147,7 @@ int Main(int argc, char** argv) {
     stopping = true;
   }
   cv.notify_all();
-  gc.join();
+  housekeeping.join();
   // Decisions are already durable; transactions still committing are re-driven at the next
   // start. Exit without unwinding so no callback runs against a half-destroyed driver.
   std::fflush(stderr);

@@ -307,6 +307,12 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                   std::move(record), sync,
                   GuardReply<absl::Status>([this, ctx, logged, after](absl::Status s) {
                     if (!s.ok()) {
+                      if (!log_failing_.exchange(true)) {
+                        common::LogError(absl::StrCat(
+                            "decision log write failed; refusing new transactions until it "
+                            "works again: ",
+                            s.message()));
+                      }
                       common::LogError(absl::StrCat("txn=", ctx->txn.id,
                                                     " decision write failed: ", s.message()));
                       Dispatch(ctx, core::DecisionLogFailed{Message(s), logged.committing_last});
@@ -480,7 +486,27 @@ absl::Status TransactionDriver::AdmitInteractiveBranch(TxnContext& ctx,
   return absl::OkStatus();
 }
 
+absl::Status TransactionDriver::ProbeLog() {
+  if (!log_failing_.load()) return absl::OkStatus();
+  absl::StatusOr<uint64_t> probe = deps_.log->NextEpoch();
+  if (!probe.ok()) return probe.status();
+  log_failing_.store(false);
+  common::LogInfo("decision log writable again; accepting transactions");
+  return absl::OkStatus();
+}
+
+namespace {
+absl::Status FailedClosed() {
+  return absl::UnavailableError(
+      "the coordinator's decision log cannot be written; no new transactions until it can");
+}
+}  // namespace
+
 void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
+  if (!accepting()) {
+    reply(FailedClosed());
+    return;
+  }
   if (absl::Status s = ValidateRun(req, *deps_.participants); !s.ok()) {
     reply(s);
     return;
@@ -540,6 +566,7 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
 }
 
 absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginRequest& req) {
+  if (!accepting()) return FailedClosed();
   TXN_RETURN_IF_ERROR(ValidateBegin(req));
   std::string fingerprint;
   if (!req.idempotency_key().empty()) {

@@ -91,6 +91,13 @@ class TransactionDriver {
   // Deletes finished records older than the retention window. Returns how many.
   [[nodiscard]] absl::StatusOr<int> CollectGarbage();
 
+  // False after a decision write failed: the coordinator then fails closed (Run and Begin answer
+  // UNAVAILABLE) until ProbeLog succeeds.
+  bool accepting() const { return !log_failing_.load(); }
+  // When not accepting: tries a synced write (it bumps the start counter, the one key the log owns
+  // besides decisions) and accepts again if it succeeds. Returns the write's status.
+  absl::Status ProbeLog();
+
   size_t active_count() const;
 
  private:
@@ -151,6 +158,8 @@ class TransactionDriver {
   };
   std::unordered_map<std::string, IdempotencyEntry> idempotency_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> idempotency_order_ ABSL_GUARDED_BY(mu_);
+
+  std::atomic<bool> log_failing_{false};
 
   std::mutex random_mu_;
   std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);

@@ -455,6 +455,54 @@ TEST_F(TransactionDriverTest, RecoveryAsksTheLastResourceThenFinishes) {
   EXPECT_EQ((*log_.Get("n1-1-9"))->decision(), v1::DECISION_COMMIT);
 }
 
+// A log whose writes can be made to fail, like a full or broken disk.
+class FlakyLog final : public log::DecisionLog {
+ public:
+  absl::Status Write(const std::vector<log::DecisionRecord>& r, bool sync) override {
+    if (failing) return absl::UnavailableError("IO error: No space left on device");
+    return inner.Write(r, sync);
+  }
+  absl::StatusOr<std::optional<log::DecisionRecord>> Get(absl::string_view id) override {
+    return inner.Get(id);
+  }
+  absl::Status Delete(absl::string_view id) override { return inner.Delete(id); }
+  absl::Status ForEach(const std::function<bool(const log::DecisionRecord&)>& fn) override {
+    return inner.ForEach(fn);
+  }
+  absl::StatusOr<uint64_t> NextEpoch() override {
+    if (failing) return absl::UnavailableError("IO error: No space left on device");
+    return inner.NextEpoch();
+  }
+  std::atomic<bool> failing{false};
+  log::MemoryDecisionLog inner;
+};
+
+TEST_F(TransactionDriverTest, FailedDecisionWriteFailsClosedUntilTheLogWorks) {
+  FlakyLog flaky;
+  log::GroupCommitLog group(&flaky);
+  TransactionDriver driver(DriverDeps{&flaky, &group, &dir_, &clock_, &timers_}, DriverOptions{});
+  ASSERT_TRUE(driver.Recover().ok());
+  auto run = [&](const v1::RunRequest& req) {
+    std::promise<absl::StatusOr<v1::Outcome>> p;
+    driver.Run(req, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+    return p.get_future().get();
+  };
+  flaky.failing = true;
+  auto first = run(Transfer());
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->state(), v1::TXN_STATE_IN_DOUBT) << "never a guessed COMMITTED or ABORTED";
+  EXPECT_EQ(orders_->commits, 0) << "no Commit without a durable decision";
+  EXPECT_FALSE(driver.accepting());
+  EXPECT_EQ(run(Transfer()).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(driver.ProbeLog().ok());
+  flaky.failing = false;
+  EXPECT_TRUE(driver.ProbeLog().ok());
+  EXPECT_TRUE(driver.accepting());
+  auto later = run(Transfer());
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->state(), v1::TXN_STATE_COMMITTED);
+}
+
 TEST_F(TransactionDriverTest, UnknownTransactionIsNotFound) {
   EXPECT_EQ(driver_->GetTransaction("n1-1-12345").status().code(), absl::StatusCode::kNotFound);
   std::promise<absl::StatusOr<v1::Outcome>> p;

@@ -101,11 +101,33 @@ class Postgres:
                                        f"WHERE database = '{db}' ORDER BY gid")]
 
 
-class MariaDB:
+class ChildProcess:
+    """A server process this harness started (`self.proc`): kill() is kill -9, stop() is SIGTERM,
+    then kill -9 after `stop_timeout` seconds."""
+
+    proc = None
+    stop_timeout = 10
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class MariaDB(ChildProcess):
     """One MariaDB server in a temporary folder (Debian's mariadb-server), run as the mysql user.
     Agents connect over TCP as user `txc` with the password in `password_file`."""
 
     PASSWORD = "txc-secret"
+    stop_timeout = 30
 
     def __init__(self, root, name):
         self.name = name
@@ -140,20 +162,6 @@ class MariaDB:
         log.close()
         wait_for_port(self.port, timeout=60, proc=self.proc)
 
-    def kill(self):
-        """kill -9 mariadbd."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
     def dsn(self, db):
         return f"host=127.0.0.1 port={self.port} user=txc dbname={db}"
 
@@ -170,7 +178,7 @@ class MariaDB:
         return sorted(r[3] for r in self.sql("XA RECOVER") if r and r[0] == "7868")
 
 
-class Process:
+class Process(ChildProcess):
     """A daemon of ours, started from build/bin with its log in a file."""
 
     def __init__(self, root, name, argv, port, env=None):
@@ -193,19 +201,6 @@ class Process:
         if wait:
             wait_for_port(self.port, proc=self.proc)
         return self
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def wait_exit(self, timeout=20):
         return self.proc.wait(timeout=timeout)

@@ -20,8 +20,9 @@
 #include "coordinator/driver/transaction_driver.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/rocksdb_decision_log.h"
+#include "coordinator/service/admin_service.h"
 #include "coordinator/service/coordinator_service.h"
-#include "coordinator/transport/grpc_participant_channel.h"
+#include "coordinator/transport/static_participant_directory.h"
 
 namespace txn {
 namespace {
@@ -41,6 +42,14 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"retry-max-ms", "MS", "commit retry delay cap", "5000"});
   f.Add({"retention-ms", "MS", "keep finished COMMIT records this long", "86400000"});
   f.Add({"max-active", "N", "transactions in flight before RESOURCE_EXHAUSTED", "10000"});
+  f.Add({"probe-interval-ms", "MS", "how often each agent's health is probed", "250"});
+  f.Add({"circuit-failures", "N",
+         "consecutive failed calls to a participant that open its circuit (new transactions "
+         "touching it then fail fast with UNAVAILABLE)",
+         "5"});
+  f.Add({"circuit-open-ms", "MS", "how long an open circuit refuses before a trial", "1000"});
+  f.Add({"circuit-max-open-ms", "MS", "cap of the open period, which doubles per failed trial",
+         "30000"});
   return f;
 }
 
@@ -65,7 +74,8 @@ int Main(int argc, char** argv) {
     int64_t min, max;
     int64_t* out;
   };
-  int64_t retry_initial = 0, retry_max = 0, max_active = 0;
+  int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0;
+  transport::DirectoryOptions directory_options;
   for (const IntFlag& f :
        {IntFlag{"prepare-timeout-ms", 1, 3'600'000, &options.prepare_timeout_ms},
         IntFlag{"rpc-timeout-ms", 1, 3'600'000, &options.rpc_timeout_ms},
@@ -73,7 +83,11 @@ int Main(int argc, char** argv) {
         IntFlag{"retry-initial-ms", 1, 60'000, &retry_initial},
         IntFlag{"retry-max-ms", 1, 3'600'000, &retry_max},
         IntFlag{"retention-ms", 0, int64_t{1} << 40, &options.retention_ms},
-        IntFlag{"max-active", 1, 10'000'000, &max_active}}) {
+        IntFlag{"max-active", 1, 10'000'000, &max_active},
+        IntFlag{"probe-interval-ms", 10, 3'600'000, &directory_options.probe_interval_ms},
+        IntFlag{"circuit-failures", 1, 1'000'000, &circuit_failures},
+        IntFlag{"circuit-open-ms", 1, 3'600'000, &directory_options.circuit.open_ms},
+        IntFlag{"circuit-max-open-ms", 1, 86'400'000, &directory_options.circuit.max_open_ms}}) {
     auto v = flags->GetInt(f.name, f.min, f.max);
     if (!v.ok()) return Fail(std::string(v.status().message()));
     *f.out = *v;
@@ -81,17 +95,20 @@ int Main(int argc, char** argv) {
   options.retry_backoff = {.initial_ms = retry_initial,
                            .max_ms = std::max(retry_initial, retry_max)};
   options.max_active = static_cast<size_t>(max_active);
+  directory_options.circuit.failure_threshold = static_cast<int>(circuit_failures);
+  directory_options.circuit.max_open_ms =
+      std::max(directory_options.circuit.open_ms, directory_options.circuit.max_open_ms);
   if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
     return Fail(absl::StrCat("TXN_FAILPOINTS: ", fp.message()));
   }
 
-  auto participants =
-      transport::StaticParticipantDirectory::FromSpecs(flags->GetAll("participant"));
+  common::SystemClock clock;
+  auto participants = transport::StaticParticipantDirectory::FromSpecs(flags->GetAll("participant"),
+                                                                       &clock, directory_options);
   if (!participants.ok()) return Fail(std::string(participants.status().message()));
   auto log = log::RocksDbDecisionLog::Open(flags->Get("data-dir"));
   if (!log.ok()) return Fail(std::string(log.status().message()));
 
-  common::SystemClock clock;
   common::TimerQueue timers;
   log::GroupCommitLog group_log(log->get());
   driver::TransactionDriver txns(
@@ -100,6 +117,7 @@ int Main(int argc, char** argv) {
     return Fail(absl::StrCat("recovery failed: ", s.message()));
   }
   service::CoordinatorService service(&txns);
+  service::AdminService admin(&txns, participants->get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -107,6 +125,7 @@ int Main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(flags->Get("listen"), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&admin);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail(absl::StrCat("cannot listen on ", flags->Get("listen")));
   server->GetHealthCheckService()->SetServingStatus(true);

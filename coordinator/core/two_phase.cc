@@ -74,6 +74,7 @@ void FinishAbortIfDone(TwoPhaseTxn& txn, Effects& out) {
     if (br.state == BranchState::kHeuristic) mixed = true;
   }
   txn.state = mixed ? TxnState::kHeuristicMixed : TxnState::kAborted;
+  if (mixed) out.push_back(LogCompletion{});
   out.push_back(Forget{});
 }
 
@@ -179,7 +180,20 @@ void OnDecisionLogged(TwoPhaseTxn& txn, const DecisionLogged& e, Effects& out) {
     out.push_back(SendCommitOnePhase{*txn.last_resource, 0});
     return;
   }
-  if (e.decision == Decision::kAbort) return;  // the outcome was already acted on
+  if (e.decision == Decision::kAbort) {
+    // An operator's ABORT of an IN_DOUBT transaction is durable: now roll back. (The ABORT after
+    // a last resource aborted was already acted on.)
+    if (txn.resolution_pending &&
+        (txn.state == TxnState::kInDoubt || txn.state == TxnState::kCommitting)) {
+      txn.resolution_pending = false;
+      StartAbort(txn, txn.reason, out);
+    }
+    return;
+  }
+  if (txn.state == TxnState::kInDoubt && txn.resolution_pending) {
+    txn.resolution_pending = false;
+    txn.state = TxnState::kCommitting;  // an operator's COMMIT, now durable
+  }
   if (txn.state != TxnState::kCommitting || txn.one_phase || txn.decision_logged) return;
   txn.decision_logged = true;
   if (!txn.wait_for_completion) Reply(txn, out);
@@ -361,7 +375,103 @@ void OnOnePhaseFailed(TwoPhaseTxn& txn, const OnePhaseFailed& e, Effects& out) {
   out.push_back(SendCommitOnePhase{0, br.attempts++});
 }
 
+void OnOperatorResolved(TwoPhaseTxn& txn, const OperatorResolved& e, Effects& out) {
+  if (CheckResolve(txn, e.decision)) return;
+  const bool commit = e.decision == Decision::kCommit;
+  switch (txn.state) {
+    case TxnState::kActive:
+    case TxnState::kPreparing:
+      StartAbort(txn, "aborted by an operator", out);
+      return;
+    case TxnState::kInDoubt:
+      txn.reason = commit ? "COMMIT chosen by an operator after the decision write failed"
+                          : "ABORT chosen by an operator after the decision write failed";
+      txn.resolution_pending = true;
+      out.push_back(LogDecision{e.decision, false, /*sync_abort=*/true});
+      return;
+    case TxnState::kCommitting:
+      if (txn.committing_last && !txn.decision_logged) {
+        BranchStatus& last = txn.branches[*txn.last_resource];
+        if (last.state != BranchState::kPreparing) {  // not asked yet: ask now, do not guess
+          return;
+        }
+        if (commit) {
+          OnLastResourceFinished(
+              txn, OnePhaseFinished{BranchResult::kCommitted, "outcome given by an operator"}, out);
+          return;
+        }
+        // The ABORT must be durable before the others roll back: if it were lost, a restart
+        // would ask the last resource again, and it might say otherwise.
+        last.state = BranchState::kAborted;
+        last.reason = "outcome given by an operator: aborted";
+        txn.reason = absl::StrCat("the outcome of the last resource ", last.participant,
+                                  " was given as ABORT by an operator");
+        txn.resolution_pending = true;
+        out.push_back(LogDecision{Decision::kAbort, false, /*sync_abort=*/true});
+        return;
+      }
+      for (uint32_t b = 0; b < txn.branches.size(); ++b) {
+        BranchStatus& br = txn.branches[b];
+        if (br.state != BranchState::kPrepared) continue;
+        br.attempts = 1;
+        out.push_back(SendCommit{b, 0});
+      }
+      return;
+    case TxnState::kAborting:
+      for (uint32_t b = 0; b < txn.branches.size(); ++b) {
+        BranchStatus& br = txn.branches[b];
+        if (IsFinished(br.state)) continue;
+        br.attempts = 1;
+        out.push_back(SendRollback{b, 0});
+      }
+      return;
+    default:
+      return;
+  }
+}
+
 }  // namespace
+
+std::optional<std::string> CheckResolve(const TwoPhaseTxn& txn, Decision decision) {
+  if (decision != Decision::kCommit && decision != Decision::kAbort) {
+    return std::string("the decision must be COMMIT or ABORT");
+  }
+  const bool commit = decision == Decision::kCommit;
+  switch (txn.state) {
+    case TxnState::kActive:
+    case TxnState::kPreparing:
+      if (commit) {
+        return std::string(
+            "it is not decided and not every branch voted YES; only ABORT is possible");
+      }
+      return std::nullopt;
+    case TxnState::kInDoubt:
+      if (txn.resolution_pending) return std::string("an operator's decision is being written");
+      if (txn.one_phase) {
+        return std::string(
+            "its single branch committed in one phase with an unknown result; check the "
+            "participant's database (there is nothing the coordinator can send)");
+      }
+      return std::nullopt;
+    case TxnState::kCommitting:
+      if (txn.one_phase) return std::string("its one-phase commit is still under way");
+      if (txn.committing_last && !txn.decision_logged) {
+        if (txn.resolution_pending) return std::string("an operator's decision is being written");
+        if (txn.branches[*txn.last_resource].state != BranchState::kPreparing) {
+          return std::string("the last resource has not been asked to commit yet");
+        }
+        return std::nullopt;
+      }
+      if (!txn.decision_logged) return std::string("its COMMIT decision is being written");
+      if (!commit) return std::string("COMMIT is logged; a logged decision is never changed");
+      return std::nullopt;
+    case TxnState::kAborting:
+      if (commit) return std::string("it is aborting; a decision is never changed");
+      return std::nullopt;
+    default:
+      return absl::StrCat("it is already ", TxnStateName(txn.state));
+  }
+}
 
 std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event) {
   Effects out;
@@ -397,6 +507,13 @@ std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event) {
             }
             return;
           }
+          if (txn.resolution_pending) {  // an operator's decision could not be written
+            txn.resolution_pending = false;
+            if (txn.committing_last && txn.last_resource) {
+              txn.branches[*txn.last_resource].state = BranchState::kPreparing;
+            }
+            return;
+          }
           if (txn.state != TxnState::kCommitting || txn.one_phase || txn.decision_logged) return;
           // The record may or may not be on disk: only a restart reading the log can tell.
           txn.state = TxnState::kInDoubt;
@@ -414,6 +531,8 @@ std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event) {
           OnOnePhaseFinished(txn, e, out);
         } else if constexpr (std::is_same_v<E, OnePhaseFailed>) {
           OnOnePhaseFailed(txn, e, out);
+        } else if constexpr (std::is_same_v<E, OperatorResolved>) {
+          OnOperatorResolved(txn, e, out);
         }
       },
       event);

@@ -19,7 +19,19 @@
 //   COMMITTING --CommitFailed(b)----------> COMMITTING                   [SendCommit(b, n+1)]
 //   COMMITTING --last CommitAcked---------> COMMITTED | HEURISTIC_MIXED
 //                                           [LogCompletion, Reply if waiting, Forget]
-//   ABORTING  --last RollbackAcked--------> ABORTED                      [Forget]
+//   ABORTING  --last RollbackAcked--------> ABORTED, or HEURISTIC_MIXED when a branch had
+//                                           committed anyway                [LogCompletion]
+//                                           [Forget]
+//
+// Operator resolution (OperatorResolved; see CheckResolve for when it is allowed):
+//
+//   ACTIVE|PREPARING --abort---------------> ABORTING    (as RollbackRequested)
+//   IN_DOUBT --commit----------------------> COMMITTING  [LogDecision(COMMIT)], then as above
+//   IN_DOUBT --abort-----------------------> ABORTING    [LogDecision(ABORT)]; the rollbacks
+//                                            go out once DecisionLogged(ABORT) arrives
+//   COMMITTING (committing_last) --d-------> as if the last resource answered d
+//   COMMITTING (logged) --commit-----------> COMMITTING  [SendCommit(each unacknowledged), now]
+//   ABORTING --abort-----------------------> ABORTING    [SendRollback(each unfinished), now]
 //
 // With a last resource L (a branch that cannot prepare, e.g. MongoDB; DESIGN.md section 3):
 //
@@ -80,6 +92,8 @@ struct TwoPhaseTxn {
   // Further branches that cannot prepare, accepted with allow_heuristic: committed in one phase
   // after the decision; one that aborts then makes the outcome HEURISTIC_MIXED (never hidden).
   std::vector<uint32_t> heuristic_resources;
+  // An operator's decision for an IN_DOUBT transaction is being written.
+  bool resolution_pending = false;
 };
 
 // Events.
@@ -142,10 +156,15 @@ struct OnePhaseFailed {
   std::optional<uint32_t> branch;
 };
 
+// An operator's decision (Admin.ResolveTransaction), already checked by CheckResolve.
+struct OperatorResolved {
+  Decision decision = Decision::kAbort;
+};
+
 using TwoPhaseEvent =
     std::variant<CommitRequested, RollbackRequested, VoteReceived, PrepareFailed, PrepareTimedOut,
                  DecisionLogged, DecisionLogFailed, CommitAcked, CommitFailed, RollbackAcked,
-                 RollbackFailed, OnePhaseFinished, OnePhaseFailed>;
+                 RollbackFailed, OnePhaseFinished, OnePhaseFailed, OperatorResolved>;
 
 // Effects.
 struct SendPrepare {
@@ -173,8 +192,13 @@ struct StartPrepareTimer {};
 struct LogDecision {
   Decision decision = Decision::kCommit;
   bool committing_last = false;
+  // kAbort only: the write must be durable before the rollbacks go out (it replaces a COMMIT
+  // record that a failed write may have left).
+  bool sync_abort = false;
 };
 // Mark the record done: every branch finished (no sync needed; recovery re-drives otherwise).
+// After a HEURISTIC_MIXED abort it writes the transaction's first record (decision ABORT, synced):
+// a heuristic outcome is kept until an operator deals with it.
 struct LogCompletion {};
 // Answer the client with the transaction's current outcome (see OutcomeState).
 struct ReplyToClient {};
@@ -201,6 +225,17 @@ std::vector<TwoPhaseEffect> ResumeCommit(TwoPhaseTxn& txn);
 // A transaction rebuilt from a committing_last record after a restart (txn.last_resource set,
 // the other branches PREPARED): asks the last resource what became of its commit.
 std::vector<TwoPhaseEffect> ResumeCommittingLast(TwoPhaseTxn& txn);
+
+// Whether an operator may resolve `txn` with `decision` now; the reason when not. Allowed:
+//  - ABORT of an undecided transaction (ACTIVE, PREPARING): rolled back like a client Rollback;
+//  - COMMIT or ABORT of one whose COMMIT write failed (IN_DOUBT): the chosen decision is written
+//    (synced) before anything is sent, replacing whatever the failed write left on disk;
+//  - COMMIT or ABORT of one whose last resource's outcome is not known (committing_last): taken
+//    as the last resource's answer (the operator has checked it; if they are wrong, the outcome
+//    is mixed);
+//  - the logged decision again (COMMIT while committing, ABORT while aborting): re-sends it now.
+// Never a change of a logged decision, never a finished transaction.
+std::optional<std::string> CheckResolve(const TwoPhaseTxn& txn, Decision decision);
 
 // The state the client is told now: COMMITTING is reported as COMMITTED once the decision is
 // durable and IN_DOUBT before; ABORTING as ABORTED; ACTIVE and PREPARING as IN_DOUBT.

@@ -566,5 +566,143 @@ TEST(Heuristic, ResumeCommitQueriesUnfinishedHeuristicResources) {
   EXPECT_GT(std::get<SendCommitOnePhase>(fx[IndexOf<SendCommitOnePhase>(fx)]).attempt, 0);
 }
 
+// --- operator resolution (Admin.ResolveTransaction) ---
+
+// A transaction whose COMMIT write failed: IN_DOUBT, nothing sent.
+TwoPhaseTxn InDoubtTxn() {
+  TwoPhaseTxn t = PreparedTxn();
+  Step(t, DecisionLogFailed{"disk full"});
+  EXPECT_EQ(t.state, TxnState::kInDoubt);
+  return t;
+}
+
+TEST(Resolve, AbortOfAnUndecidedTransactionRollsBackLikeTheClient) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kYes, "", "1"});  // branch 1 never answers
+  EXPECT_EQ(CheckResolve(t, Decision::kAbort), std::nullopt);
+  auto fx = Step(t, OperatorResolved{Decision::kAbort});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+  EXPECT_EQ(Count<LogDecision>(fx), 0) << "presumed abort: nothing to write";
+  EXPECT_EQ(t.reason, "aborted by an operator");
+}
+
+TEST(Resolve, CommitOfAnUndecidedTransactionIsRefused) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, CommitRequested{});
+  std::optional<std::string> why = CheckResolve(t, Decision::kCommit);
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("only ABORT"), std::string::npos);
+  EXPECT_TRUE(Step(t, OperatorResolved{Decision::kCommit}).empty());
+  EXPECT_EQ(t.state, TxnState::kPreparing);
+}
+
+TEST(Resolve, InDoubtCommitIsWrittenBeforeAnyCommitGoesOut) {
+  TwoPhaseTxn t = InDoubtTxn();
+  auto fx = Step(t, OperatorResolved{Decision::kCommit});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_EQ(std::get<LogDecision>(fx[0]).decision, Decision::kCommit);
+  EXPECT_EQ(DecisionOf(t), Decision::kNone);
+  EXPECT_TRUE(CheckResolve(t, Decision::kAbort).has_value()) << "one resolution at a time";
+  fx = Step(t, DecisionLogged{Decision::kCommit, false});
+  EXPECT_EQ(t.state, TxnState::kCommitting);
+  EXPECT_EQ(Count<SendCommit>(fx), 2);
+  EXPECT_EQ(DecisionOf(t), Decision::kCommit);
+}
+
+TEST(Resolve, InDoubtAbortIsWrittenSyncedBeforeAnyRollbackGoesOut) {
+  TwoPhaseTxn t = InDoubtTxn();
+  auto fx = Step(t, OperatorResolved{Decision::kAbort});
+  ASSERT_EQ(fx.size(), 1u);
+  const auto& log = std::get<LogDecision>(fx[0]);
+  EXPECT_EQ(log.decision, Decision::kAbort);
+  EXPECT_TRUE(log.sync_abort) << "it must replace whatever the failed COMMIT write left";
+  fx = Step(t, DecisionLogged{Decision::kAbort, false});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+  EXPECT_EQ(DecisionOf(t), Decision::kAbort);
+}
+
+TEST(Resolve, AFailedResolutionWriteLeavesItInDoubtAndCanBeRetried) {
+  TwoPhaseTxn t = InDoubtTxn();
+  Step(t, OperatorResolved{Decision::kCommit});
+  EXPECT_TRUE(Step(t, DecisionLogFailed{"still full"}).empty());
+  EXPECT_EQ(t.state, TxnState::kInDoubt);
+  EXPECT_EQ(CheckResolve(t, Decision::kAbort), std::nullopt);
+}
+
+TEST(Resolve, ALoggedDecisionIsNeverChangedButCanBeRedriven) {
+  TwoPhaseTxn t = PreparedTxn();
+  Step(t, DecisionLogged{});
+  Step(t, CommitAcked{0, BranchResult::kCommitted, ""});
+  Step(t, CommitFailed{1, "down"});
+  ASSERT_TRUE(CheckResolve(t, Decision::kAbort).has_value());
+  EXPECT_NE(CheckResolve(t, Decision::kAbort)->find("never changed"), std::string::npos);
+  auto fx = Step(t, OperatorResolved{Decision::kCommit});
+  ASSERT_EQ(Count<SendCommit>(fx), 1);
+  EXPECT_EQ(std::get<SendCommit>(fx[0]).branch, 1u);
+  EXPECT_EQ(std::get<SendCommit>(fx[0]).attempt, 0) << "re-driven now, not after a backoff";
+}
+
+TEST(Resolve, AnAbortingTransactionCannotBeCommitted) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, RollbackRequested{});
+  EXPECT_TRUE(CheckResolve(t, Decision::kCommit).has_value());
+  EXPECT_EQ(Count<SendRollback>(Step(t, OperatorResolved{Decision::kAbort})), 2);
+}
+
+TEST(Resolve, FinishedTransactionsAreRefused) {
+  TwoPhaseTxn t = MakeTxn(1);
+  Step(t, RollbackRequested{});
+  Step(t, RollbackAcked{0, BranchResult::kAborted, ""});
+  ASSERT_EQ(t.state, TxnState::kAborted);
+  EXPECT_NE(CheckResolve(t, Decision::kAbort)->find("already ABORTED"), std::string::npos);
+}
+
+TEST(Resolve, UnknownLastResourceOutcomeTakesTheOperatorsAnswer) {
+  TwoPhaseTxn t = AskedLastResource();
+  Step(t, OnePhaseFailed{"unreachable"});
+  auto fx = Step(t, OperatorResolved{Decision::kAbort});
+  ASSERT_EQ(fx.size(), 1u) << "no rollback before the ABORT is durable";
+  EXPECT_EQ(std::get<LogDecision>(fx[0]).decision, Decision::kAbort);
+  EXPECT_TRUE(std::get<LogDecision>(fx[0]).sync_abort);
+  // The last resource's own answer arriving meanwhile changes nothing.
+  EXPECT_TRUE(Step(t, OnePhaseFinished{BranchResult::kCommitted, ""}).empty());
+  fx = Step(t, DecisionLogged{Decision::kAbort, false});
+  EXPECT_EQ(t.state, TxnState::kAborting);
+  EXPECT_EQ(Count<SendRollback>(fx), 2);
+}
+
+TEST(Resolve, UnknownLastResourceOutcomeResolvedAsCommit) {
+  TwoPhaseTxn t = AskedLastResource();
+  Step(t, OnePhaseFailed{"unreachable"});
+  auto fx = Step(t, OperatorResolved{Decision::kCommit});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_EQ(std::get<LogDecision>(fx[0]).decision, Decision::kCommit);
+  fx = Step(t, DecisionLogged{Decision::kCommit, false});
+  EXPECT_EQ(Count<SendCommit>(fx), 2);
+}
+
+TEST(Resolve, OnePhaseInDoubtCannotBeResolvedByTheCoordinator) {
+  TwoPhaseTxn t = MakeTxn(1);
+  Step(t, CommitRequested{});
+  for (int i = 0; i < kMaxOnePhaseQueries + 1 && t.state == TxnState::kCommitting; ++i) {
+    Step(t, OnePhaseFailed{"lost"});
+  }
+  ASSERT_EQ(t.state, TxnState::kInDoubt);
+  EXPECT_TRUE(CheckResolve(t, Decision::kCommit).has_value());
+}
+
+TEST(Resolve, HeuristicAbortIsRecordedSoItIsNeverForgotten) {
+  TwoPhaseTxn t = MakeTxn(2);
+  Step(t, RollbackRequested{});
+  Step(t, RollbackAcked{0, BranchResult::kAborted, ""});
+  auto fx = Step(t, RollbackAcked{1, BranchResult::kCommitted, "committed by hand"});
+  EXPECT_EQ(t.state, TxnState::kHeuristicMixed);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+  EXPECT_EQ(DecisionOf(t), Decision::kAbort);
+}
+
 }  // namespace
 }  // namespace txn::core

@@ -56,6 +56,13 @@ v1::Transaction TransactionOf(const core::TwoPhaseTxn& txn, v1::Protocol protoco
   core::TxnState state = txn.state;
   if (state == core::TxnState::kCommitting && !txn.decision_logged && !txn.one_phase) {
     state = core::TxnState::kPreparing;
+    // Committing the last resource, and its answer is not known yet (asked again, or after a
+    // restart): an operator may have to look.
+    if (txn.committing_last && txn.last_resource &&
+        txn.branches[*txn.last_resource].state == core::BranchState::kPreparing &&
+        txn.branches[*txn.last_resource].attempts >= 2) {
+      state = core::TxnState::kInDoubt;
+    }
   }
   out.set_state(ToProto(state));
   out.set_reason(txn.reason);

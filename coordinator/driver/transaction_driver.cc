@@ -1,7 +1,10 @@
 #include "coordinator/driver/transaction_driver.h"
 
+#include <set>
+#include <tuple>
 #include <type_traits>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/failpoint.h"
@@ -72,6 +75,7 @@ size_t TransactionDriver::active_count() const {
 }
 
 absl::Status TransactionDriver::Recover() {
+  started_unix_ms_ = deps_.clock->NowUnixMs();
   TXN_ASSIGN_OR_RETURN(epoch_, deps_.log->NextEpoch());
   std::vector<std::shared_ptr<TxnContext>> to_resume;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
@@ -286,8 +290,8 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             record.set_request_fingerprint(ctx->fingerprint);
             // An ABORT after the last resource aborted needs no sync: if it is lost, recovery
             // finds the committing_last record and asks the last resource, which says the same.
-            const bool sync = decision != v1::DECISION_ABORT;
-            if (!sync) {
+            const bool sync = decision != v1::DECISION_ABORT || e.sync_abort;
+            if (decision == v1::DECISION_ABORT) {
               record.set_state(v1::TXN_STATE_ABORTED);
               record.set_done(true);
               record.set_done_unix_ms(deps_.clock->NowUnixMs());
@@ -325,14 +329,24 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                   }));
             });
           } else if constexpr (std::is_same_v<E, core::LogCompletion>) {
-            log::DecisionRecord record =
-                DecisionRecordOf(txn, ctx->protocol, ctx->times, v1::DECISION_COMMIT);
+            const v1::Decision decision = core::DecisionOf(txn) == core::Decision::kCommit
+                                              ? v1::DECISION_COMMIT
+                                              : v1::DECISION_ABORT;
+            log::DecisionRecord record = DecisionRecordOf(txn, ctx->protocol, ctx->times, decision);
+            // A heuristic outcome must survive a crash: it is kept until an operator clears it.
+            const bool sync = txn.state == core::TxnState::kHeuristicMixed;
             record.set_idempotency_key(ctx->idempotency_key);
             record.set_request_fingerprint(ctx->fingerprint);
             record.set_done(true);
             record.set_done_unix_ms(deps_.clock->NowUnixMs());
-            actions.push_back([this, record = std::move(record)]() mutable {
-              deps_.group_log->Append(std::move(record), /*sync=*/false, [](absl::Status s) {
+            if (sync) {
+              common::LogError(absl::StrCat("txn=", txn.id,
+                                            " HEURISTIC_MIXED: a branch's outcome differs from the "
+                                            "decision; see txctl show ",
+                                            txn.id));
+            }
+            actions.push_back([this, record = std::move(record), sync]() mutable {
+              deps_.group_log->Append(std::move(record), sync, [](absl::Status s) {
                 if (!s.ok()) {
                   common::LogWarning(
                       absl::StrCat("marking a record done failed (recovery will "
@@ -367,6 +381,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
 void TransactionDriver::Remember(const v1::Transaction& finished) {
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(finished.txn_id());
+  ++finished_counts_[finished.state()];
   finished_[finished.txn_id()] = finished;
   finished_order_.push_back(finished.txn_id());
   while (finished_order_.size() > options_.finished_cache_size) {
@@ -522,6 +537,12 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
         absl::StrCat("too many transactions in flight (", options_.max_active, ")")));
     return;
   }
+  for (const auto& b : req.branches()) {
+    if (absl::Status s = deps_.participants->Admit(b.participant()); !s.ok()) {
+      reply(s);
+      return;
+    }
+  }
   absl::StatusOr<LastResourcePlan> plan = PlanLastResource(req);
   if (!plan.ok()) {
     reply(plan.status());
@@ -645,7 +666,8 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
     }
     auto [it, added] = ctx->branch_of.emplace(req.participant(), ctx->txn.branches.size());
     if (added) {
-      absl::Status admitted = AdmitInteractiveBranch(*ctx, req.participant());
+      absl::Status admitted = deps_.participants->Admit(req.participant());
+      if (admitted.ok()) admitted = AdmitInteractiveBranch(*ctx, req.participant());
       if (!admitted.ok()) {
         ctx->branch_of.erase(it);
         return reply(admitted);
@@ -782,11 +804,165 @@ absl::StatusOr<int> TransactionDriver::CollectGarbage() {
   const int64_t cutoff = deps_.clock->NowUnixMs() - options_.retention_ms;
   std::vector<std::string> expired;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
+    if (r.state() == v1::TXN_STATE_HEURISTIC_MIXED) return true;  // kept for an operator
     if (r.done() && r.done_unix_ms() < cutoff) expired.push_back(r.txn_id());
     return true;
   }));
   for (const auto& id : expired) TXN_RETURN_IF_ERROR(deps_.log->Delete(id));
   return static_cast<int>(expired.size());
+}
+
+namespace {
+
+// Transaction ids in the order they were made: node, then epoch and sequence as numbers.
+struct TxnIdOrder {
+  static std::tuple<std::string, uint64_t, uint64_t> Key(const std::string& id) {
+    std::vector<std::string> parts = absl::StrSplit(id, '-');
+    uint64_t epoch = 0, seq = 0;
+    if (parts.size() == 3) {
+      (void)absl::SimpleAtoi(parts[1], &epoch);
+      (void)absl::SimpleAtoi(parts[2], &seq);
+    }
+    return {parts.empty() ? id : parts[0], epoch, seq};
+  }
+  bool operator()(const std::string& a, const std::string& b) const { return Key(a) < Key(b); }
+};
+
+constexpr uint32_t kDefaultListLimit = 100;
+constexpr uint32_t kMaxListLimit = 1000;
+
+// IN_DOUBT in a filter also selects transactions with a branch left in doubt.
+bool MatchesFilter(const v1::Transaction& t, const std::set<int>& states) {
+  if (states.empty() || states.count(t.state())) return true;
+  if (!states.count(v1::TXN_STATE_IN_DOUBT)) return false;
+  for (const auto& b : t.branches()) {
+    if (b.state() == v1::BRANCH_STATE_IN_DOUBT) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions(
+    const v1::ListTransactionsRequest& req) {
+  std::set<int> states;
+  for (int st : req.states()) {
+    if (st <= v1::TXN_STATE_UNSPECIFIED || !v1::TxnState_IsValid(st)) {
+      return absl::InvalidArgumentError(absl::StrCat("states has an unknown state (", st, ")"));
+    }
+    states.insert(st);
+  }
+  if (req.limit() > kMaxListLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("limit must be at most ", kMaxListLimit));
+  }
+  const uint32_t limit = req.limit() == 0 ? kDefaultListLimit : req.limit();
+  if (!req.page_token().empty()) TXN_RETURN_IF_ERROR(ValidateTxnId(req.page_token()));
+
+  // Later sources are more current: the log, then finished ones in memory, then live ones.
+  std::map<std::string, v1::Transaction, TxnIdOrder> all;
+  TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
+    all[r.txn_id()] = TransactionOf(r);
+    return true;
+  }));
+  std::vector<std::shared_ptr<TxnContext>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, t] : finished_) all[id] = t;
+    for (const auto& [id, ctx] : active_) live.push_back(ctx);
+  }
+  for (const auto& ctx : live) {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    all[ctx->txn.id] = TransactionOf(ctx->txn, ctx->protocol, ctx->times);
+  }
+
+  v1::ListTransactionsResponse resp;
+  auto it = req.page_token().empty() ? all.begin() : all.upper_bound(req.page_token());
+  for (; it != all.end(); ++it) {
+    if (!MatchesFilter(it->second, states)) continue;
+    if (resp.transactions_size() == static_cast<int>(limit)) {
+      resp.set_next_page_token(resp.transactions(resp.transactions_size() - 1).txn_id());
+      break;
+    }
+    *resp.add_transactions() = it->second;
+  }
+  return resp;
+}
+
+void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& req,
+                                           OutcomeReply reply) {
+  if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
+  core::Decision decision;
+  switch (req.decision()) {
+    case v1::DECISION_COMMIT:
+      decision = core::Decision::kCommit;
+      break;
+    case v1::DECISION_ABORT:
+      decision = core::Decision::kAbort;
+      break;
+    default:
+      return reply(
+          absl::InvalidArgumentError("decision must be DECISION_COMMIT or DECISION_ABORT"));
+  }
+  const char* name = decision == core::Decision::kCommit ? "COMMIT" : "ABORT";
+  auto ctx = FindActive(req.txn_id());
+  if (ctx == nullptr) {
+    absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+    if (finished.ok()) {
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("cannot resolve transaction ", req.txn_id(), " as ", name, ": it is ",
+                       v1::TxnState_Name(finished->state()), " (finished)")));
+    }
+    if (finished.status().code() != absl::StatusCode::kNotFound) return reply(finished.status());
+    return reply(absl::NotFoundError(
+        absl::StrCat("transaction ", req.txn_id(),
+                     " is not known: it was never decided COMMIT, so it is aborted (presumed "
+                     "abort) and agents learn ABORT when they ask")));
+  }
+  std::vector<Action> actions;
+  v1::Outcome outcome;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    if (std::optional<std::string> why = core::CheckResolve(ctx->txn, decision)) {
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("cannot resolve transaction ", req.txn_id(), " as ", name, ": ", *why)));
+    }
+    common::LogWarning(absl::StrCat("txn=", req.txn_id(), " resolved as ", name,
+                                    " by an operator (state ", core::TxnStateName(ctx->txn.state),
+                                    ")"));
+    actions = Plan(ctx, core::Step(ctx->txn, core::OperatorResolved{decision}));
+    outcome = OutcomeOf(ctx->txn);
+  }
+  for (auto& a : actions) a();
+  reply(outcome);
+}
+
+absl::StatusOr<v1::Stats> TransactionDriver::GetStats() {
+  v1::Stats stats;
+  stats.set_node_id(options_.node_id);
+  stats.set_started_unix_ms(started_unix_ms_);
+  stats.set_accepting(accepting());
+  uint64_t records = 0, heuristic = 0;
+  TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
+    ++records;
+    if (r.state() == v1::TXN_STATE_HEURISTIC_MIXED) ++heuristic;
+    return true;
+  }));
+  stats.set_log_records(records);
+  stats.set_heuristic_records(heuristic);
+  std::vector<std::shared_ptr<TxnContext>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [state, n] : finished_counts_) {
+      (*stats.mutable_finished_by_state())[v1::TxnState_Name(state)] = n;
+    }
+    for (const auto& [id, ctx] : active_) live.push_back(ctx);
+  }
+  for (const auto& ctx : live) {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    const v1::TxnState state = TransactionOf(ctx->txn, ctx->protocol, ctx->times).state();
+    ++(*stats.mutable_active_by_state())[v1::TxnState_Name(state)];
+  }
+  return stats;
 }
 
 }  // namespace txn::driver

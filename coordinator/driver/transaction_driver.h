@@ -20,6 +20,7 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -88,7 +89,17 @@ class TransactionDriver {
   // in flight = ABORT.
   [[nodiscard]] absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id);
 
-  // Deletes finished records older than the retention window. Returns how many.
+  // Admin API.
+  // Transactions in memory and in the log, filtered by state, in id order (oldest first), paged.
+  [[nodiscard]] absl::StatusOr<v1::ListTransactionsResponse> ListTransactions(
+      const v1::ListTransactionsRequest& req);
+  // An operator's decision (see core::CheckResolve for what is allowed). Answers with the
+  // transaction's outcome as it stands once the resolution has started.
+  void ResolveTransaction(const v1::ResolveTransactionRequest& req, OutcomeReply reply);
+  [[nodiscard]] absl::StatusOr<v1::Stats> GetStats();
+
+  // Deletes finished records older than the retention window (never HEURISTIC_MIXED ones: an
+  // operator must see those). Returns how many.
   [[nodiscard]] absl::StatusOr<int> CollectGarbage();
 
   // False after a decision write failed: the coordinator then fails closed (Run and Begin answer
@@ -160,6 +171,9 @@ class TransactionDriver {
   std::deque<std::string> idempotency_order_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<bool> log_failing_{false};
+  int64_t started_unix_ms_ = 0;
+  // Finished transactions since start, by final TxnState.
+  std::map<v1::TxnState, uint64_t> finished_counts_ ABSL_GUARDED_BY(mu_);
 
   std::mutex random_mu_;
   std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);

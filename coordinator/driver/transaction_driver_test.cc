@@ -112,7 +112,19 @@ class ScriptedDirectory final : public transport::ParticipantDirectory {
     if (cannot_prepare.count(name)) return transport::ParticipantCapabilities{false, 30'000};
     return transport::ParticipantCapabilities{};
   }
+  absl::Status Admit(const std::string& name) override {
+    if (circuit_open.count(name)) {
+      return absl::UnavailableError("participant " + name + " is unavailable (circuit open)");
+    }
+    return absl::OkStatus();
+  }
+  std::vector<transport::ParticipantStatus> Statuses() const override {
+    std::vector<transport::ParticipantStatus> out;
+    for (const auto& [name, ch] : channels_) out.push_back({.name = name, .address = name});
+    return out;
+  }
   std::set<std::string> cannot_prepare;
+  std::set<std::string> circuit_open;
 
  private:
   std::map<std::string, std::unique_ptr<ScriptedChannel>> channels_;
@@ -510,6 +522,181 @@ TEST_F(TransactionDriverTest, UnknownTransactionIsNotFound) {
   c.set_txn_id("n1-1-12345");
   driver_->Commit(c, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
   EXPECT_EQ(p.get_future().get().status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(TransactionDriverTest, OpenCircuitFailsNewTransactionsFastAndSendsNothing) {
+  dir_.circuit_open.insert("inventory");
+  auto out = RunSync(Transfer());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(out.status().message().find("inventory"), std::string::npos);
+  EXPECT_EQ(orders_->prepares, 0);
+  EXPECT_EQ(driver_->active_count(), 0u);
+
+  v1::BeginRequest begin;
+  begin.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  auto txn = driver_->Begin(begin);
+  ASSERT_TRUE(txn.ok());
+  v1::ExecuteRequest exec;
+  exec.set_txn_id(txn->txn_id());
+  exec.set_participant("inventory");
+  exec.mutable_operation()->mutable_sql()->set_text("UPDATE t SET a = 1");
+  std::promise<absl::StatusOr<v1::ExecuteResult>> p;
+  driver_->Execute(exec, [&](absl::StatusOr<v1::ExecuteResult> r) { p.set_value(r); });
+  EXPECT_EQ(p.get_future().get().status().code(), absl::StatusCode::kUnavailable);
+
+  dir_.circuit_open.clear();
+  auto later = RunSync(Transfer());
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->state(), v1::TXN_STATE_COMMITTED);
+}
+
+TEST_F(TransactionDriverTest, ListTransactionsFiltersByStateInIdOrderAndPages) {
+  std::vector<std::string> committed;
+  for (int i = 0; i < 3; ++i) committed.push_back(RunSync(Transfer())->txn_id());
+  inventory_->vote = v1::VOTE_NO;
+  const std::string aborted = RunSync(Transfer())->txn_id();
+  WaitIdle();
+
+  v1::ListTransactionsRequest req;
+  req.add_states(v1::TXN_STATE_COMMITTED);
+  req.set_limit(2);
+  auto page = driver_->ListTransactions(req);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->transactions_size(), 2);
+  EXPECT_EQ(page->transactions(0).txn_id(), committed[0]);
+  EXPECT_EQ(page->transactions(1).txn_id(), committed[1]);
+  ASSERT_EQ(page->next_page_token(), committed[1]);
+  req.set_page_token(page->next_page_token());
+  page = driver_->ListTransactions(req);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->transactions_size(), 1);
+  EXPECT_EQ(page->transactions(0).txn_id(), committed[2]);
+  EXPECT_TRUE(page->next_page_token().empty());
+
+  v1::ListTransactionsRequest aborted_only;
+  aborted_only.add_states(v1::TXN_STATE_ABORTED);
+  page = driver_->ListTransactions(aborted_only);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->transactions_size(), 1);
+  EXPECT_EQ(page->transactions(0).txn_id(), aborted);
+
+  v1::ListTransactionsRequest bad;
+  bad.add_states(static_cast<v1::TxnState>(77));
+  EXPECT_EQ(driver_->ListTransactions(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  bad.Clear();
+  bad.set_limit(5000);
+  EXPECT_EQ(driver_->ListTransactions(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+absl::StatusOr<v1::Outcome> Resolve(TransactionDriver& driver, const std::string& txn_id,
+                                    v1::Decision d) {
+  v1::ResolveTransactionRequest req;
+  req.set_txn_id(txn_id);
+  req.set_decision(d);
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver.ResolveTransaction(req, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  return p.get_future().get();
+}
+
+TEST_F(TransactionDriverTest, ResolveAnInDoubtTransactionAfterTheLogWorksAgain) {
+  FlakyLog flaky;
+  log::GroupCommitLog group(&flaky);
+  TransactionDriver driver(DriverDeps{&flaky, &group, &dir_, &clock_, &timers_}, DriverOptions{});
+  ASSERT_TRUE(driver.Recover().ok());
+  flaky.failing = true;
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver.Run(Transfer(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  auto first = p.get_future().get();
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->state(), v1::TXN_STATE_IN_DOUBT);
+
+  v1::ListTransactionsRequest in_doubt;
+  in_doubt.add_states(v1::TXN_STATE_IN_DOUBT);
+  auto listed = driver.ListTransactions(in_doubt);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->transactions_size(), 1);
+  EXPECT_EQ(listed->transactions(0).txn_id(), first->txn_id());
+
+  // While the disk still fails, the resolution cannot be written: still in doubt, nothing sent.
+  ASSERT_TRUE(Resolve(driver, first->txn_id(), v1::DECISION_ABORT).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(driver.GetTransaction(first->txn_id())->state(), v1::TXN_STATE_IN_DOUBT);
+  EXPECT_EQ(orders_->rollbacks, 0);
+
+  flaky.failing = false;
+  absl::StatusOr<v1::Outcome> resolved;
+  for (int i = 0; i < 100; ++i) {  // until the failed write has been reported
+    resolved = Resolve(driver, first->txn_id(), v1::DECISION_ABORT);
+    if (resolved.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  for (int i = 0; i < 500 && driver.active_count() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(driver.GetTransaction(first->txn_id())->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_EQ(orders_->rollbacks, 1);
+  EXPECT_EQ(orders_->commits, 0);
+  auto record = flaky.inner.Get(first->txn_id());
+  ASSERT_TRUE(record.ok() && record->has_value()) << "the ABORT replaces any COMMIT on disk";
+  EXPECT_EQ((*record)->decision(), v1::DECISION_ABORT);
+  EXPECT_EQ(*driver.GetDecision(first->txn_id()), v1::DECISION_ABORT);
+
+  auto again = Resolve(driver, first->txn_id(), v1::DECISION_COMMIT);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(TransactionDriverTest, ResolveRefusesWhatItCannotDo) {
+  auto done = RunSync(Transfer());
+  ASSERT_TRUE(done.ok());
+  WaitIdle();
+  auto r = Resolve(*driver_, done->txn_id(), v1::DECISION_ABORT);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("COMMITTED"), std::string::npos) << r.status();
+  EXPECT_EQ(Resolve(*driver_, "n1-1-999999", v1::DECISION_ABORT).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Resolve(*driver_, done->txn_id(), v1::DECISION_UNKNOWN).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Resolve(*driver_, "nope", v1::DECISION_ABORT).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TransactionDriverTest, ResolveAbortsAnUndecidedTransaction) {
+  inventory_->silent = true;  // never votes
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver_->Run(Transfer(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  v1::ListTransactionsRequest preparing;
+  preparing.add_states(v1::TXN_STATE_PREPARING);
+  std::string id;
+  for (int i = 0; i < 100 && id.empty(); ++i) {
+    auto listed = driver_->ListTransactions(preparing);
+    if (listed.ok() && listed->transactions_size() == 1) id = listed->transactions(0).txn_id();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Resolve(*driver_, id, v1::DECISION_COMMIT).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto r = Resolve(*driver_, id, v1::DECISION_ABORT);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->state(), v1::TXN_STATE_ABORTED);
+  auto client = p.get_future().get();
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(client->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_EQ(client->reason(), "aborted by an operator");
+}
+
+TEST_F(TransactionDriverTest, StatsCountFinishedAndActiveTransactions) {
+  ASSERT_TRUE(RunSync(Transfer()).ok());
+  inventory_->vote = v1::VOTE_NO;
+  ASSERT_TRUE(RunSync(Transfer()).ok());
+  WaitIdle();
+  auto stats = driver_->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->finished_by_state().at("TXN_STATE_COMMITTED"), 1u);
+  EXPECT_EQ(stats->finished_by_state().at("TXN_STATE_ABORTED"), 1u);
+  EXPECT_EQ(stats->log_records(), 1u) << "only the COMMIT is logged";
+  EXPECT_TRUE(stats->accepting());
+  EXPECT_TRUE(stats->active_by_state().empty());
 }
 
 }  // namespace

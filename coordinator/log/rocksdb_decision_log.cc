@@ -108,6 +108,9 @@ absl::StatusOr<uint64_t> RocksDbDecisionLog::NextEpoch() {
     return FromRocks(s, "read epoch");
   }
   ++epoch;
+  // After a failed write (a full disk, say) RocksDB refuses every write until told to resume;
+  // this is the probe that tells it. No-op when there was no error.
+  if (rocksdb::Status resumed = db_->Resume(); !resumed.ok()) return FromRocks(resumed, "resume");
   rocksdb::WriteOptions wo;
   wo.sync = true;
   absl::Status put = FromRocks(db_->Put(wo, std::string(kEpochKey), absl::StrCat(epoch)), "epoch");

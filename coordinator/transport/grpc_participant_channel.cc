@@ -2,8 +2,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <future>
-
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 
@@ -70,79 +68,5 @@ TXN_DEFINE_CALL(Commit, CommitBranchRequest, CommitBranchResponse, true)
 TXN_DEFINE_CALL(Rollback, RollbackBranchRequest, RollbackBranchResponse, true)
 TXN_DEFINE_CALL(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse, true)
 #undef TXN_DEFINE_CALL
-
-absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> StaticParticipantDirectory::FromSpecs(
-    const std::vector<std::string>& specs, int64_t probe_interval_ms) {
-  std::map<std::string, std::unique_ptr<ParticipantChannel>> channels;
-  for (const auto& spec : specs) {
-    auto eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--participant '", spec, "': expected NAME=HOST:PORT"));
-    }
-    std::string name = spec.substr(0, eq), address = spec.substr(eq + 1);
-    if (channels.count(name) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("--participant ", name, " given twice"));
-    }
-    channels[name] = std::make_unique<GrpcParticipantChannel>(name, address);
-  }
-  return std::make_unique<StaticParticipantDirectory>(std::move(channels), probe_interval_ms);
-}
-
-StaticParticipantDirectory::StaticParticipantDirectory(
-    std::map<std::string, std::unique_ptr<ParticipantChannel>> channels, int64_t probe_interval_ms)
-    : channels_(std::move(channels)), probe_interval_ms_(probe_interval_ms) {
-  prober_ = std::thread([this] { ProbeLoop(); });
-}
-
-StaticParticipantDirectory::~StaticParticipantDirectory() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  prober_.join();
-}
-
-void StaticParticipantDirectory::ProbeLoop() {
-  int round = 0;
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    for (const auto& [name, channel] : channels_) {
-      const bool known = capabilities_.count(name) != 0;
-      if (known && round % 40 != 0) continue;
-      lock.unlock();
-      std::promise<absl::StatusOr<v1::DescribeResponse>> answer;
-      channel->Describe(v1::DescribeRequest(), 2000,
-                        [&answer](absl::StatusOr<v1::DescribeResponse> r) { answer.set_value(r); });
-      absl::StatusOr<v1::DescribeResponse> r = answer.get_future().get();
-      lock.lock();
-      if (r.ok()) {
-        capabilities_[name] = {r->supports_prepare(), r->max_txn_lifetime_ms()};
-      }
-    }
-    ++round;
-    cv_.wait_for(lock, std::chrono::milliseconds(probe_interval_ms_), [this] { return stopping_; });
-  }
-}
-
-std::optional<ParticipantCapabilities> StaticParticipantDirectory::CapabilitiesOf(
-    const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = capabilities_.find(name);
-  if (it == capabilities_.end()) return std::nullopt;
-  return it->second;
-}
-
-ParticipantChannel* StaticParticipantDirectory::Find(const std::string& name) const {
-  auto it = channels_.find(name);
-  return it == channels_.end() ? nullptr : it->second.get();
-}
-
-std::vector<std::string> StaticParticipantDirectory::Names() const {
-  std::vector<std::string> names;
-  for (const auto& [n, c] : channels_) names.push_back(n);
-  return names;
-}
 
 }  // namespace txn::transport

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/transport/circuit_breaker.h"
 #include "txn/v1/participant.pb.h"
 
 namespace txn::transport {
@@ -44,7 +45,24 @@ class ParticipantChannel {
                               Reply<v1::CommitOnePhaseResponse> done) = 0;
 };
 
-// The configured participants, by name. Immutable after construction; thread-safe.
+enum class ParticipantHealth { kUnknown, kServing, kNotServing };
+
+// What the coordinator knows of one participant, for operators (Admin.ListParticipants).
+struct ParticipantStatus {
+  std::string name;
+  std::string address;
+  ParticipantHealth health = ParticipantHealth::kUnknown;
+  CircuitState circuit = CircuitState::kClosed;
+  std::string backend;
+  bool supports_prepare = true;
+  int consecutive_failures = 0;
+  std::string last_error;
+  int64_t retry_at_unix_ms = 0;
+  uint64_t calls = 0;
+  uint64_t failed_calls = 0;
+};
+
+// The configured participants, by name. The set is fixed after construction; thread-safe.
 class ParticipantDirectory {
  public:
   virtual ~ParticipantDirectory() = default;
@@ -53,6 +71,10 @@ class ParticipantDirectory {
   virtual std::vector<std::string> Names() const = 0;
   // What the participant's agent last said of itself; nullopt until it has been reached.
   virtual std::optional<ParticipantCapabilities> CapabilitiesOf(const std::string& name) const = 0;
+  // May a new transaction use `name` now? UNAVAILABLE naming it while its circuit is open.
+  virtual absl::Status Admit(const std::string& name) = 0;
+  // Every participant, in name order.
+  virtual std::vector<ParticipantStatus> Statuses() const = 0;
 };
 
 }  // namespace txn::transport

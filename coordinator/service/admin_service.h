@@ -1,0 +1,33 @@
+// The gRPC edge of the operators' API, txn.v1.Admin (used by txctl): transactions from the
+// driver, participants from the directory. Thread-safe.
+#pragma once
+
+#include "coordinator/driver/transaction_driver.h"
+#include "coordinator/transport/participant_channel.h"
+#include "txn/v1/coordinator.grpc.pb.h"
+
+namespace txn::service {
+
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  AdminService(driver::TransactionDriver* driver, transport::ParticipantDirectory* participants)
+      : driver_(driver), participants_(participants) {}
+
+  grpc::ServerUnaryReactor* ListTransactions(grpc::CallbackServerContext* ctx,
+                                             const v1::ListTransactionsRequest* req,
+                                             v1::ListTransactionsResponse* resp) override;
+  grpc::ServerUnaryReactor* ResolveTransaction(grpc::CallbackServerContext* ctx,
+                                               const v1::ResolveTransactionRequest* req,
+                                               v1::Outcome* resp) override;
+  grpc::ServerUnaryReactor* ListParticipants(grpc::CallbackServerContext* ctx,
+                                             const v1::ListParticipantsRequest* req,
+                                             v1::ListParticipantsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx,
+                                     const v1::GetStatsRequest* req, v1::Stats* resp) override;
+
+ private:
+  driver::TransactionDriver* const driver_;
+  transport::ParticipantDirectory* const participants_;
+};
+
+}  // namespace txn::service

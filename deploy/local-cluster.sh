@@ -144,6 +144,11 @@ status() {
   if running mariadb-ledger; then
     say "mariadb ledger on $MARIADB_PORT; prepared XA transactions: $(mariadb_client -N -e 'XA RECOVER' | wc -l)"
   fi
+  if running txcoord; then
+    "$ROOT/build/bin/txctl" --coordinator "127.0.0.1:$COORD_PORT" participants || true
+    say "in doubt or heuristic (txctl list --state in-doubt,heuristic-mixed):"
+    "$ROOT/build/bin/txctl" --coordinator "127.0.0.1:$COORD_PORT" list --state in-doubt,heuristic-mixed || true
+  fi
 }
 
 down() {

@@ -121,6 +121,7 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
       line += r[i];
       if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
     }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
     std::cout << line << "\n";
   }
 }
@@ -176,8 +177,11 @@ class Ctl {
                       Short(v1::TxnState_Name(t.state()), "TXN_STATE_"), Time(t.created_unix_ms()),
                       absl::StrJoin(branches, ","), t.reason().substr(0, 120)});
     }
-    PrintTable(rows);
-    if (resp.transactions().empty()) std::cout << "(none)\n";
+    if (resp.transactions().empty()) {
+      std::cout << "(none)\n";
+    } else {
+      PrintTable(rows);
+    }
     if (!resp.next_page_token().empty()) {
       std::cout << "more: txctl list --page-token " << resp.next_page_token() << " ...\n";
     }

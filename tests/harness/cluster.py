@@ -21,6 +21,7 @@ BIN = os.path.join(BUILD, "bin")
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
 import txn_stubs  # noqa: E402,F401  (compiles proto/ to Python on first use)
+from tests.harness import fault_proxy  # noqa: E402
 import grpc  # noqa: E402
 from txn.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc  # noqa: E402,F401
 from txn.v1 import participant_pb2, participant_pb2_grpc  # noqa: E402,F401
@@ -103,7 +104,7 @@ class Postgres:
 
 class ChildProcess:
     """A server process this harness started (`self.proc`): kill() is kill -9, stop() is SIGTERM,
-    then kill -9 after `stop_timeout` seconds."""
+    then kill -9 after `stop_timeout` seconds; pause()/resume() are SIGSTOP/SIGCONT."""
 
     proc = None
     stop_timeout = 10
@@ -113,8 +114,16 @@ class ChildProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def pause(self):
+        """SIGSTOP: the process is there but does nothing (a long GC pause, a frozen VM)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=self.stop_timeout)
@@ -229,10 +238,20 @@ class Cluster:
         self.mariadbs[name] = MariaDB(self.root, name)
         return self.mariadbs[name]
 
-    def make_coordinator(self, participants, extra=()):
-        """`participants`: names; their agent ports are reserved now."""
+    def make_coordinator(self, participants, extra=(), partitionable=()):
+        """`participants`: names; their agent ports are reserved now. Each agent named in
+        `partitionable` talks to the coordinator, both ways, through FaultProxies (see
+        partition() and heal())."""
         port = free_port()
         self.agent_ports = {n: free_port() for n in participants}
+        self.proxies = {}
+        for n in partitionable:
+            real = free_port()
+            # coordinator -> agent: the coordinator is told the proxy's port
+            to_agent = fault_proxy.FaultProxy(self.agent_ports[n], real)
+            # agent -> coordinator (GetDecision)
+            to_coord = fault_proxy.FaultProxy(free_port(), port)
+            self.proxies[n] = (to_agent, to_coord)
         argv = [os.path.join(BIN, "txcoord"), "--listen", f"127.0.0.1:{port}", "--data-dir",
                 os.path.join(self.root, "coord-data"), "--prepare-timeout-ms", "3000",
                 "--rpc-timeout-ms", "2000", "--retry-initial-ms", "20", "--retry-max-ms", "300",
@@ -244,15 +263,28 @@ class Cluster:
 
     def add_agent(self, name, dsn, backend="postgres", start=True, failpoints=None, extra=()):
         """Starts the agent on the port the coordinator was told about."""
-        port = self.agent_ports[name]
+        port, coord_port = self.agent_ports[name], self.coordinator.port
+        if name in self.proxies:
+            to_agent, to_coord = self.proxies[name]
+            port, coord_port = to_agent.target[1], to_coord._listener.getsockname()[1]
         argv = [os.path.join(BIN, "txagent"), "--listen", f"127.0.0.1:{port}", "--name", name,
                 "--backend", backend, "--dsn", dsn, "--coordinator",
-                f"127.0.0.1:{self.coordinator.port}", "--reconcile-interval-ms",
+                f"127.0.0.1:{coord_port}", "--reconcile-interval-ms",
                 str(self.reconcile_ms), "--lock-timeout-ms", "1000", *extra]
         self.agents[name] = Process(self.root, f"agent-{name}", argv, port)
         if start:
             self.agents[name].start(failpoints=failpoints)
         return self.agents[name]
+
+    def partition(self, name, mode="blackhole"):
+        """Cuts the links between the coordinator and agent `name` (made partitionable):
+        "blackhole" (packets dropped) or "reset" (connections refused with RST)."""
+        for p in self.proxies[name]:
+            getattr(p, mode)()
+
+    def heal(self, name):
+        for p in self.proxies[name]:
+            p.heal()
 
     @staticmethod
     def _channel(port):
@@ -281,6 +313,9 @@ class Cluster:
             pg.stop("immediate")
         for my in self.mariadbs.values():
             my.kill()
+        for pair in getattr(self, "proxies", {}).values():
+            for p in pair:
+                p.close()
         if os.environ.get("TXCOORD_KEEP_TEST_DIRS"):
             print(f"kept {self.root}", file=sys.stderr)
         else:

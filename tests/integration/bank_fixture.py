@@ -7,16 +7,17 @@ STOCK_SCHEMA = ("CREATE TABLE stock (sku text PRIMARY KEY, qty int NOT NULL CHEC
                 "INSERT INTO stock VALUES ('apple', 10), ('pear', 0)")
 
 
-def start_shop(reconcile_ms=300, coordinator_extra=()):
+def start_shop(reconcile_ms=300, coordinator_extra=(), partitionable=(), agent_extra=()):
     c = h.Cluster(reconcile_ms=reconcile_ms)
     try:
         for name, schema in (("orders", ORDERS_SCHEMA), ("inventory", STOCK_SCHEMA)):
             pg = c.add_postgres(name)
             pg.sql(f"CREATE DATABASE {name}")
             pg.sql(schema, db=name)
-        c.make_coordinator(["orders", "inventory"], extra=coordinator_extra).start()
+        c.make_coordinator(["orders", "inventory"], extra=coordinator_extra,
+                           partitionable=partitionable).start()
         for name in ("orders", "inventory"):
-            c.add_agent(name, c.pgs[name].dsn(name))
+            c.add_agent(name, c.pgs[name].dsn(name), extra=agent_extra)
     except Exception:
         c.stop()
         raise

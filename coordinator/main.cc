@@ -42,6 +42,8 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"retry-max-ms", "MS", "commit retry delay cap", "5000"});
   f.Add({"retention-ms", "MS", "keep finished COMMIT records this long", "86400000"});
   f.Add({"max-active", "N", "transactions in flight before RESOURCE_EXHAUSTED", "10000"});
+  f.Add({"log-min-free-mb", "MB",
+         "refuse decision writes (fail closed) while the data dir has less free space", "64"});
   f.Add({"probe-interval-ms", "MS", "how often each agent's health is probed", "250"});
   f.Add({"circuit-failures", "N",
          "consecutive failed calls to a participant that open its circuit (new transactions "
@@ -74,7 +76,7 @@ int Main(int argc, char** argv) {
     int64_t min, max;
     int64_t* out;
   };
-  int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0;
+  int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0, min_free_mb = 0;
   transport::DirectoryOptions directory_options;
   for (const IntFlag& f :
        {IntFlag{"prepare-timeout-ms", 1, 3'600'000, &options.prepare_timeout_ms},
@@ -84,6 +86,7 @@ int Main(int argc, char** argv) {
         IntFlag{"retry-max-ms", 1, 3'600'000, &retry_max},
         IntFlag{"retention-ms", 0, int64_t{1} << 40, &options.retention_ms},
         IntFlag{"max-active", 1, 10'000'000, &max_active},
+        IntFlag{"log-min-free-mb", 0, 1 << 20, &min_free_mb},
         IntFlag{"probe-interval-ms", 10, 3'600'000, &directory_options.probe_interval_ms},
         IntFlag{"circuit-failures", 1, 1'000'000, &circuit_failures},
         IntFlag{"circuit-open-ms", 1, 3'600'000, &directory_options.circuit.open_ms},
@@ -106,7 +109,8 @@ int Main(int argc, char** argv) {
   auto participants = transport::StaticParticipantDirectory::FromSpecs(flags->GetAll("participant"),
                                                                        &clock, directory_options);
   if (!participants.ok()) return Fail(std::string(participants.status().message()));
-  auto log = log::RocksDbDecisionLog::Open(flags->Get("data-dir"));
+  auto log = log::RocksDbDecisionLog::Open(flags->Get("data-dir"),
+                                           static_cast<uint64_t>(min_free_mb) << 20);
   if (!log.ok()) return Fail(std::string(log.status().message()));
 
   common::TimerQueue timers;

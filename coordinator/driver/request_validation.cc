@@ -59,8 +59,17 @@ absl::Status ValidateOperation(const v1::Operation& op, const std::string& field
   return absl::InvalidArgumentError(absl::StrCat(field, " has neither sql nor mongo"));
 }
 
+absl::Status ValidateIdempotencyKey(const std::string& key) {
+  if (key.size() > kMaxIdempotencyKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("idempotency_key has ", key.size(),
+                                                   " bytes; at most ", kMaxIdempotencyKeyBytes));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRun(const v1::RunRequest& req, const transport::ParticipantDirectory& dir) {
   TXN_RETURN_IF_ERROR(ValidateProtocol(req.protocol(), "protocol"));
+  TXN_RETURN_IF_ERROR(ValidateIdempotencyKey(req.idempotency_key()));
   if (req.branches().empty()) return absl::InvalidArgumentError("branches is empty");
   if (req.branches_size() > kMaxBranchesPerTxn) {
     return absl::InvalidArgumentError(absl::StrCat("branches has ", req.branches_size(),
@@ -98,6 +107,7 @@ absl::Status ValidateRun(const v1::RunRequest& req, const transport::Participant
 
 absl::Status ValidateBegin(const v1::BeginRequest& req) {
   TXN_RETURN_IF_ERROR(ValidateProtocol(req.protocol(), "protocol"));
+  TXN_RETURN_IF_ERROR(ValidateIdempotencyKey(req.idempotency_key()));
   if (req.timeout_ms() > kMaxTimeoutMs) {
     return absl::InvalidArgumentError(absl::StrCat("timeout_ms must be at most ", kMaxTimeoutMs));
   }

@@ -13,11 +13,14 @@ namespace txn::driver {
 
 inline constexpr int kMaxBranchesPerTxn = 64;
 inline constexpr int kMaxOperationsPerBranch = 1000;
+// Idempotency keys are kept in memory and in the log: a UUID or a request id, not a payload.
+inline constexpr size_t kMaxIdempotencyKeyBytes = 256;
 inline constexpr uint32_t kMaxTimeoutMs = 3'600'000;
 
 absl::Status ValidateProtocol(v1::Protocol protocol, const std::string& field);
 absl::Status ValidateOperation(const v1::Operation& op, const std::string& field);
 absl::Status ValidateRun(const v1::RunRequest& req, const transport::ParticipantDirectory& dir);
+absl::Status ValidateIdempotencyKey(const std::string& key);
 absl::Status ValidateBegin(const v1::BeginRequest& req);
 absl::Status ValidateTxnId(const std::string& txn_id);
 

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <future>
 
+#include <unistd.h>
+
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/memory_decision_log.h"
 #include "coordinator/log/rocksdb_decision_log.h"
@@ -194,6 +196,39 @@ TEST(GroupCommit, WriteErrorReachesEveryCallback) {
     }
   }
   EXPECT_EQ(failed.load(), 5);
+}
+
+}  // namespace
+}  // namespace txn::log
+
+namespace txn::log {
+namespace {
+
+TEST(RocksDbHeadroom, WritesAreRefusedBelowTheFreeSpaceFloorWithoutReachingRocksDb) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("txn-headroom-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    // A floor no disk can meet.
+    auto log = RocksDbDecisionLog::Open(dir.string(), uint64_t{1} << 62);
+    ASSERT_TRUE(log.ok()) << log.status();
+    DecisionRecord r;
+    r.set_txn_id("n1-1-1");
+    absl::Status s = (*log)->Write({r}, /*sync=*/true);
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_NE(s.message().find("KiB free in " + dir.string()), std::string::npos) << s;
+    EXPECT_EQ((*log)->NextEpoch().status().code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_FALSE((*log)->Get("n1-1-1")->has_value());
+  }
+  {
+    auto log = RocksDbDecisionLog::Open(dir.string(), 1);  // one byte free is enough
+    ASSERT_TRUE(log.ok());
+    DecisionRecord r;
+    r.set_txn_id("n1-1-1");
+    EXPECT_TRUE((*log)->Write({r}, true).ok());
+    EXPECT_TRUE((*log)->NextEpoch().ok());
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

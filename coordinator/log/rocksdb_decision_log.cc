@@ -1,6 +1,7 @@
 #include "coordinator/log/rocksdb_decision_log.h"
 
 #include <rocksdb/db.h>
+#include <sys/statvfs.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
@@ -27,11 +28,24 @@ std::string RecordKey(absl::string_view txn_id) { return absl::StrCat(kRecordPre
 
 }  // namespace
 
-RocksDbDecisionLog::RocksDbDecisionLog(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+RocksDbDecisionLog::RocksDbDecisionLog(std::unique_ptr<rocksdb::DB> db, std::string dir,
+                                       uint64_t min_free_bytes)
+    : db_(std::move(db)), dir_(std::move(dir)), min_free_bytes_(min_free_bytes) {}
+
+absl::Status RocksDbDecisionLog::CheckHeadroom() const {
+  if (min_free_bytes_ == 0) return absl::OkStatus();
+  struct statvfs st;
+  if (statvfs(dir_.c_str(), &st) != 0) return absl::OkStatus();  // cannot tell: let RocksDB try
+  const uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  if (free_bytes >= min_free_bytes_) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("decision log: only ", free_bytes / 1024, " KiB free in ", dir_, " (at least ",
+                   min_free_bytes_ / 1024, " KiB are kept free; see --log-min-free-mb)"));
+}
 RocksDbDecisionLog::~RocksDbDecisionLog() = default;
 
 absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> RocksDbDecisionLog::Open(
-    const std::string& dir) {
+    const std::string& dir, uint64_t min_free_bytes) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -50,7 +64,7 @@ absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> RocksDbDecisionLog::Open(
         absl::StrCat("cannot open decision log in ", dir, ": ", s.ToString()));
   }
   return std::unique_ptr<RocksDbDecisionLog>(
-      new RocksDbDecisionLog(std::unique_ptr<rocksdb::DB>(raw)));
+      new RocksDbDecisionLog(std::unique_ptr<rocksdb::DB>(raw), dir, min_free_bytes));
 }
 
 absl::Status RocksDbDecisionLog::Write(const std::vector<DecisionRecord>& records, bool sync) {
@@ -59,6 +73,7 @@ absl::Status RocksDbDecisionLog::Write(const std::vector<DecisionRecord>& record
     rocksdb::Status s = batch.Put(RecordKey(r.txn_id()), r.SerializeAsString());
     if (!s.ok()) return FromRocks(s, "batch");
   }
+  if (absl::Status room = CheckHeadroom(); !room.ok()) return room;
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   return FromRocks(db_->Write(wo, &batch), "write");
@@ -108,6 +123,7 @@ absl::StatusOr<uint64_t> RocksDbDecisionLog::NextEpoch() {
     return FromRocks(s, "read epoch");
   }
   ++epoch;
+  if (absl::Status room = CheckHeadroom(); !room.ok()) return room;
   // After a failed write (a full disk, say) RocksDB refuses every write until told to resume;
   // this is the probe that tells it. No-op when there was no error.
   if (rocksdb::Status resumed = db_->Resume(); !resumed.ok()) return FromRocks(resumed, "resume");

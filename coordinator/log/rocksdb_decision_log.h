@@ -6,6 +6,14 @@
 // Writes are one WriteBatch each; `sync` sets WriteOptions::sync, so the WAL is fsynced before
 // Write returns. RocksDB's write thread already makes concurrent synced writers share one fsync;
 // GroupCommitLog additionally batches callers that must not block. Thread-safe.
+//
+// Disk headroom: before each write the free space of `dir` is checked, and below
+// `min_free_bytes` the write is refused (RESOURCE_EXHAUSTED) without reaching RocksDB, so the
+// coordinator fails closed cleanly and resumes once space is freed. Why not let RocksDB hit
+// ENOSPC: Debian's librocksdb 7.8 is built with assertions, and a second write after a failed WAL
+// append aborts the process (WritableFileWriter::AssertFalseAndGetStatusForPrevError). That
+// crash is safe (nothing was acknowledged; recovery reads what is durable) but it is a restart,
+// not a clean refusal; the headroom check makes the common case clean.
 #pragma once
 
 #include <memory>
@@ -23,7 +31,8 @@ namespace txn::log {
 class RocksDbDecisionLog final : public DecisionLog {
  public:
   // Opens (creating if missing) the database in `dir`. Returns the storage's error naming `dir`.
-  static absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> Open(const std::string& dir);
+  static absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> Open(const std::string& dir,
+                                                                   uint64_t min_free_bytes = 0);
   ~RocksDbDecisionLog() override;
 
   absl::Status Write(const std::vector<DecisionRecord>& records, bool sync) override;
@@ -33,8 +42,12 @@ class RocksDbDecisionLog final : public DecisionLog {
   absl::StatusOr<uint64_t> NextEpoch() override;
 
  private:
-  explicit RocksDbDecisionLog(std::unique_ptr<rocksdb::DB> db);
+  RocksDbDecisionLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint64_t min_free_bytes);
+  // RESOURCE_EXHAUSTED when `dir_` has less than min_free_bytes_ free.
+  absl::Status CheckHeadroom() const;
   std::unique_ptr<rocksdb::DB> db_;
+  const std::string dir_;
+  const uint64_t min_free_bytes_;
 };
 
 }  // namespace txn::log

@@ -132,6 +132,11 @@ class TwoPhaseOverPostgres(unittest.TestCase):
         req = shop.order_request("o-bad")
         req.branches[0].operations.append(h.common_pb2.Operation())
         self.assertCode(IA, self.coord.Run, req, contains="neither sql nor mongo")
+        req = shop.order_request("o-bad")
+        req.idempotency_key = "k" * 257
+        self.assertCode(IA, self.coord.Run, req, contains="idempotency_key has 257 bytes")
+        self.assertCode(IA, self.coord.Begin, pb.BeginRequest(
+            protocol=pb.PROTOCOL_TWO_PHASE, idempotency_key="k" * 1000), contains="idempotency_key")
         self.assertCode(IA, self.coord.GetTransaction, pb.GetTransactionRequest(txn_id="x'; --"))
         self.assertCode(NF, self.coord.GetTransaction, pb.GetTransactionRequest(txn_id="n1-999-1"))
         self.assertCode(IA, self.coord.Commit, pb.CommitRequest(txn_id=""))

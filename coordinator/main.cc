@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/metrics_server.h"
 #include "common/termination_signals.h"
 #include "common/timer_queue.h"
 #include "coordinator/driver/transaction_driver.h"
@@ -44,6 +46,8 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"max-active", "N", "transactions in flight before RESOURCE_EXHAUSTED", "10000"});
   f.Add({"log-min-free-mb", "MB",
          "refuse decision writes (fail closed) while the data dir has less free space", "64"});
+  f.Add(
+      {"metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics", ""});
   f.Add({"probe-interval-ms", "MS", "how often each agent's health is probed", "250"});
   f.Add({"circuit-failures", "N",
          "consecutive failed calls to a participant that open its circuit (new transactions "
@@ -119,6 +123,33 @@ int Main(int argc, char** argv) {
       driver::DriverDeps{log->get(), &group_log, participants->get(), &clock, &timers}, options);
   if (absl::Status s = txns.Recover(); !s.ok()) {
     return Fail(absl::StrCat("recovery failed: ", s.message()));
+  }
+  std::unique_ptr<common::MetricsServer> metrics_server;
+  if (!flags->Get("metrics-listen").empty()) {
+    common::MetricsRegistry& metrics = common::DefaultMetrics();
+    txns.RegisterMetrics(&metrics);
+    transport::ParticipantDirectory* dir = participants->get();
+    metrics.AddRefresher([dir, &metrics] {
+      for (const transport::ParticipantStatus& p : dir->Statuses()) {
+        metrics
+            .GetGauge("txcoord_participant_up", "1 if the agent answered its last health probe.",
+                      {{"participant", p.name}})
+            ->Set(p.health == transport::ParticipantHealth::kServing ? 1 : 0);
+        for (transport::CircuitState st :
+             {transport::CircuitState::kClosed, transport::CircuitState::kOpen,
+              transport::CircuitState::kHalfOpen}) {
+          metrics
+              .GetGauge("txcoord_participant_circuit_state",
+                        "Circuit breaker state per participant (1 for the current state).",
+                        {{"participant", p.name},
+                         {"state", absl::AsciiStrToLower(transport::CircuitStateName(st))}})
+              ->Set(p.circuit == st ? 1 : 0);
+        }
+      }
+    });
+    auto started = common::MetricsServer::Start(flags->Get("metrics-listen"), &metrics);
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    metrics_server = std::move(*started);
   }
   service::CoordinatorService service(&txns);
   service::AdminService admin(&txns, participants->get());

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 
 namespace txn::agent {
@@ -48,6 +49,16 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
       ++pass.undecided;
     }
   }
+  auto& metrics = common::DefaultMetrics();
+  const std::string help = "In-doubt branches this agent finished by asking the coordinator.";
+  metrics.GetCounter("txagent_reconciled_branches_total", help, {{"decision", "commit"}})
+      ->Inc(pass.committed);
+  metrics.GetCounter("txagent_reconciled_branches_total", help, {{"decision", "abort"}})
+      ->Inc(pass.aborted);
+  metrics
+      .GetGauge("txagent_in_doubt_branches",
+                "Prepared branches still waiting for a decision after the last reconcile pass.")
+      ->Set(static_cast<double>(pass.undecided));
   return pass;
 }
 

@@ -18,6 +18,7 @@
 #include "common/flags.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/metrics_server.h"
 #include "common/termination_signals.h"
 #include "participant-agent/adapter_registry.h"
 #include "participant-agent/in_doubt_reconciler.h"
@@ -63,6 +64,8 @@ common::FlagSet AgentFlags() {
   f.Add({"last-resource", "",
          "never prepare: take part as the transaction's last resource, committed in one phase",
          ""});
+  f.Add(
+      {"metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics", ""});
   f.Add({"lock-timeout-ms", "MS",
          "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
          "database's own setting",
@@ -120,6 +123,19 @@ int Main(int argc, char** argv) {
   ParticipantService service(&registry, adapter->get(), flags->Get("name"), config.backend);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
   InDoubtReconciler reconciler(&registry, &decisions);
+
+  std::unique_ptr<common::MetricsServer> metrics_server;
+  if (!flags->Get("metrics-listen").empty()) {
+    common::MetricsRegistry& metrics = common::DefaultMetrics();
+    metrics.AddRefresher([&registry, &metrics] {
+      metrics
+          .GetGauge("txagent_branches", "Branches this agent is tracking now (live and recent).")
+          ->Set(static_cast<double>(registry.size()));
+    });
+    auto started = common::MetricsServer::Start(flags->Get("metrics-listen"), &metrics);
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    metrics_server = std::move(*started);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

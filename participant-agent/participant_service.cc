@@ -1,13 +1,25 @@
 #include "participant-agent/participant_service.h"
 
 #include "common/grpc_status.h"
+#include "common/metrics.h"
 
 namespace txn::agent {
 namespace {
 
+// Answers the call and records its latency and gRPC code.
 template <typename Resp>
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, absl::StatusOr<Resp> result,
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const char* method,
+                                 const common::Stopwatch& watch, absl::StatusOr<Resp> result,
                                  Resp* resp) {
+  auto& metrics = common::DefaultMetrics();
+  metrics
+      .GetHistogram("txagent_rpc_seconds", "Participant calls served, by method.",
+                    {{"method", method}})
+      ->Observe(watch.Seconds());
+  metrics
+      .GetCounter("txagent_rpcs_total", "Participant calls served, by method and gRPC code.",
+                  {{"method", method}, {"code", absl::StatusCodeToString(result.status().code())}})
+      ->Inc();
   auto* reactor = ctx->DefaultReactor();
   if (result.ok()) *resp = std::move(*result);
   reactor->Finish(common::ToGrpcStatus(result.status()));
@@ -40,37 +52,43 @@ grpc::ServerUnaryReactor* ParticipantService::Begin(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* ParticipantService::Execute(grpc::CallbackServerContext* ctx,
                                                       const v1::ExecuteBranchRequest* req,
                                                       v1::ExecuteBranchResponse* resp) {
-  return Finish(ctx, registry_->Execute(*req), resp);
+  common::Stopwatch watch;
+  return Finish(ctx, "Execute", watch, registry_->Execute(*req), resp);
 }
 
 grpc::ServerUnaryReactor* ParticipantService::Prepare(grpc::CallbackServerContext* ctx,
                                                       const v1::PrepareBranchRequest* req,
                                                       v1::PrepareBranchResponse* resp) {
-  return Finish(ctx, registry_->Prepare(*req), resp);
+  common::Stopwatch watch;
+  return Finish(ctx, "Prepare", watch, registry_->Prepare(*req), resp);
 }
 
 grpc::ServerUnaryReactor* ParticipantService::Commit(grpc::CallbackServerContext* ctx,
                                                      const v1::CommitBranchRequest* req,
                                                      v1::CommitBranchResponse* resp) {
-  return Finish(ctx, registry_->Commit(*req), resp);
+  common::Stopwatch watch;
+  return Finish(ctx, "Commit", watch, registry_->Commit(*req), resp);
 }
 
 grpc::ServerUnaryReactor* ParticipantService::Rollback(grpc::CallbackServerContext* ctx,
                                                        const v1::RollbackBranchRequest* req,
                                                        v1::RollbackBranchResponse* resp) {
-  return Finish(ctx, registry_->Rollback(*req), resp);
+  common::Stopwatch watch;
+  return Finish(ctx, "Rollback", watch, registry_->Rollback(*req), resp);
 }
 
 grpc::ServerUnaryReactor* ParticipantService::CommitOnePhase(grpc::CallbackServerContext* ctx,
                                                              const v1::CommitOnePhaseRequest* req,
                                                              v1::CommitOnePhaseResponse* resp) {
-  return Finish(ctx, registry_->CommitOnePhase(*req), resp);
+  common::Stopwatch watch;
+  return Finish(ctx, "CommitOnePhase", watch, registry_->CommitOnePhase(*req), resp);
 }
 
 grpc::ServerUnaryReactor* ParticipantService::ListInDoubt(grpc::CallbackServerContext* ctx,
                                                           const v1::ListInDoubtRequest* req,
                                                           v1::ListInDoubtResponse* resp) {
-  return Finish(ctx, registry_->ListInDoubt(), resp);
+  common::Stopwatch watch;
+  return Finish(ctx, "ListInDoubt", watch, registry_->ListInDoubt(), resp);
 }
 
 }  // namespace txn::agent

@@ -4,12 +4,15 @@
 #include <tuple>
 #include <type_traits>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/failpoint.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 #include "coordinator/driver/proto_mapping.h"
 #include "coordinator/driver/request_validation.h"
@@ -34,6 +37,9 @@ struct TransactionDriver::TxnContext {
   std::string fingerprint;
   // Begin's timeout_ms as the client asked (0: the default).
   int64_t requested_timeout_ms = 0;
+  // For the phase latency metrics: since the commit was asked for, since the decision.
+  std::optional<common::Stopwatch> since_commit_requested ABSL_GUARDED_BY(mu);
+  std::optional<common::Stopwatch> since_decided ABSL_GUARDED_BY(mu);
 };
 
 namespace {
@@ -61,6 +67,25 @@ core::BranchResult ResultOf(v1::BranchResult r) {
 }
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
+
+void ObservePhase(const char* phase, double seconds) {
+  common::DefaultMetrics()
+      .GetHistogram("txcoord_phase_seconds",
+                    "Phases of committed transactions: prepare (commit asked -> every vote in), "
+                    "decision_log (the synced COMMIT write), commit (decision -> every ack).",
+                    {{"phase", phase}})
+      ->Observe(seconds);
+}
+
+std::string ProtocolLabel(v1::Protocol p) {
+  std::string name = v1::Protocol_Name(p);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "PROTOCOL_"));
+}
+
+std::string StateLabel(v1::TxnState s) {
+  std::string name = v1::TxnState_Name(s);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "TXN_STATE_"));
+}
 
 }  // namespace
 
@@ -100,6 +125,10 @@ absl::Status TransactionDriver::Recover() {
   }
   common::LogInfo(absl::StrCat("recovery: epoch ", epoch_, ", re-driving ", to_resume.size(),
                                " committed transaction(s)"));
+  common::DefaultMetrics()
+      .GetCounter("txcoord_recovered_transactions_total",
+                  "Transactions re-driven from the decision log at start.")
+      ->Inc(to_resume.size());
   for (const auto& ctx : to_resume) {
     std::vector<Action> actions;
     {
@@ -144,6 +173,9 @@ void TransactionDriver::Dispatch(const std::shared_ptr<TxnContext>& ctx,
   std::vector<Action> actions;
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
+    if (std::holds_alternative<core::CommitRequested>(event) && !ctx->since_commit_requested) {
+      ctx->since_commit_requested.emplace();
+    }
     actions = Plan(ctx, core::Step(ctx->txn, event));
   }
   for (auto& a : actions) a();
@@ -281,6 +313,10 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             });
           } else if constexpr (std::is_same_v<E, core::LogDecision>) {
             if (!e.committing_last) ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            if (e.decision == core::Decision::kCommit && !e.committing_last &&
+                ctx->since_commit_requested) {
+              ObservePhase("prepare", ctx->since_commit_requested->Seconds());
+            }
             const v1::Decision decision = e.committing_last ? v1::DECISION_UNSPECIFIED
                                           : e.decision == core::Decision::kAbort
                                               ? v1::DECISION_ABORT
@@ -309,7 +345,8 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
               }
               deps_.group_log->Append(
                   std::move(record), sync,
-                  GuardReply<absl::Status>([this, ctx, logged, after](absl::Status s) {
+                  GuardReply<absl::Status>([this, ctx, logged, after,
+                                            watch = common::Stopwatch()](absl::Status s) {
                     if (!s.ok()) {
                       if (!log_failing_.exchange(true)) {
                         common::LogError(absl::StrCat(
@@ -321,6 +358,11 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                                                     " decision write failed: ", s.message()));
                       Dispatch(ctx, core::DecisionLogFailed{Message(s), logged.committing_last});
                       return;
+                    }
+                    if (logged.decision == core::Decision::kCommit && !logged.committing_last) {
+                      ObservePhase("decision_log", watch.Seconds());
+                      std::lock_guard<std::mutex> lock(ctx->mu);
+                      ctx->since_decided.emplace();
                     }
                     // A crash here: the record is durable and nothing acted on it yet; recovery
                     // re-sends the commits (or asks the last resource).
@@ -335,6 +377,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             log::DecisionRecord record = DecisionRecordOf(txn, ctx->protocol, ctx->times, decision);
             // A heuristic outcome must survive a crash: it is kept until an operator clears it.
             const bool sync = txn.state == core::TxnState::kHeuristicMixed;
+            if (ctx->since_decided) ObservePhase("commit", ctx->since_decided->Seconds());
             record.set_idempotency_key(ctx->idempotency_key);
             record.set_request_fingerprint(ctx->fingerprint);
             record.set_done(true);
@@ -369,6 +412,21 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
           } else if constexpr (std::is_same_v<E, core::Forget>) {
             if (ctx->times.decided_unix_ms == 0)
               ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            const v1::TxnState final_state = static_cast<v1::TxnState>(txn.state);
+            common::DefaultMetrics()
+                .GetCounter("txcoord_transactions_total",
+                            "Finished transactions by protocol and outcome.",
+                            {{"protocol", ProtocolLabel(ctx->protocol)},
+                             {"outcome", StateLabel(final_state)}})
+                ->Inc();
+            common::DefaultMetrics()
+                .GetHistogram("txcoord_transaction_seconds",
+                              "Whole transactions, from Begin/Run until every branch finished.",
+                              {{"protocol", ProtocolLabel(ctx->protocol)},
+                               {"outcome", StateLabel(final_state)}})
+                ->Observe(
+                    static_cast<double>(deps_.clock->NowUnixMs() - ctx->times.created_unix_ms) /
+                    1000.0);
             v1::Transaction snapshot = TransactionOf(txn, ctx->protocol, ctx->times);
             actions.push_back([this, snapshot = std::move(snapshot)] { Remember(snapshot); });
           }
@@ -936,6 +994,41 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
   reply(outcome);
 }
 
+std::map<v1::TxnState, uint64_t> TransactionDriver::ActiveByState() const {
+  std::vector<std::shared_ptr<TxnContext>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, ctx] : active_) live.push_back(ctx);
+  }
+  std::map<v1::TxnState, uint64_t> counts;
+  for (const auto& ctx : live) {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    ++counts[TransactionOf(ctx->txn, ctx->protocol, ctx->times).state()];
+  }
+  return counts;
+}
+
+void TransactionDriver::RegisterMetrics(common::MetricsRegistry* registry) {
+  registry->AddRefresher(Guard([this, registry] {
+    std::map<v1::TxnState, uint64_t> counts = ActiveByState();
+    for (v1::TxnState st : {v1::TXN_STATE_ACTIVE, v1::TXN_STATE_PREPARING, v1::TXN_STATE_COMMITTING,
+                            v1::TXN_STATE_ABORTING, v1::TXN_STATE_IN_DOUBT}) {
+      registry
+          ->GetGauge("txcoord_active_transactions", "Transactions in memory now, by state.",
+                     {{"state", StateLabel(st)}})
+          ->Set(static_cast<double>(counts[st]));
+    }
+    registry
+        ->GetGauge("txcoord_in_doubt_transactions",
+                   "Transactions whose outcome is not known yet (see txctl list --state in-doubt).")
+        ->Set(static_cast<double>(counts[v1::TXN_STATE_IN_DOUBT]));
+    registry
+        ->GetGauge("txcoord_accepting",
+                   "1 while new transactions are accepted; 0 while the decision log fails.")
+        ->Set(accepting() ? 1 : 0);
+  }));
+}
+
 absl::StatusOr<v1::Stats> TransactionDriver::GetStats() {
   v1::Stats stats;
   stats.set_node_id(options_.node_id);
@@ -949,18 +1042,14 @@ absl::StatusOr<v1::Stats> TransactionDriver::GetStats() {
   }));
   stats.set_log_records(records);
   stats.set_heuristic_records(heuristic);
-  std::vector<std::shared_ptr<TxnContext>> live;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [state, n] : finished_counts_) {
       (*stats.mutable_finished_by_state())[v1::TxnState_Name(state)] = n;
     }
-    for (const auto& [id, ctx] : active_) live.push_back(ctx);
   }
-  for (const auto& ctx : live) {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    const v1::TxnState state = TransactionOf(ctx->txn, ctx->protocol, ctx->times).state();
-    ++(*stats.mutable_active_by_state())[v1::TxnState_Name(state)];
+  for (const auto& [state, n] : ActiveByState()) {
+    (*stats.mutable_active_by_state())[v1::TxnState_Name(state)] = n;
   }
   return stats;
 }

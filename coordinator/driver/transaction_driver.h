@@ -33,6 +33,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/lifetime_guard.h"
+#include "common/metrics.h"
 #include "common/timer_queue.h"
 #include "coordinator/core/two_phase.h"
 #include "coordinator/log/decision_log.h"
@@ -97,6 +98,10 @@ class TransactionDriver {
   // transaction's outcome as it stands once the resolution has started.
   void ResolveTransaction(const v1::ResolveTransactionRequest& req, OutcomeReply reply);
   [[nodiscard]] absl::StatusOr<v1::Stats> GetStats();
+  // Transactions in memory now, by the state GetTransaction shows.
+  std::map<v1::TxnState, uint64_t> ActiveByState() const;
+  // Gauges refreshed at each scrape: transactions by state, in doubt, accepting.
+  void RegisterMetrics(common::MetricsRegistry* registry);
 
   // Deletes finished records older than the retention window (never HEURISTIC_MIXED ones: an
   // operator must see those). Returns how many.

@@ -1,11 +1,10 @@
 // Conformance suite run against every DecisionLog, plus group commit.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <future>
-
-#include <unistd.h>
 
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/memory_decision_log.h"

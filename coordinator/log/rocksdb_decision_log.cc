@@ -1,9 +1,9 @@
 #include "coordinator/log/rocksdb_decision_log.h"
 
 #include <rocksdb/db.h>
-#include <sys/statvfs.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
 
 #include <filesystem>
 #include <mutex>

@@ -32,7 +32,7 @@ class RocksDbDecisionLog final : public DecisionLog {
  public:
   // Opens (creating if missing) the database in `dir`. Returns the storage's error naming `dir`.
   static absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> Open(const std::string& dir,
-                                                                   uint64_t min_free_bytes = 0);
+                                                                  uint64_t min_free_bytes = 0);
   ~RocksDbDecisionLog() override;
 
   absl::Status Write(const std::vector<DecisionRecord>& records, bool sync) override;

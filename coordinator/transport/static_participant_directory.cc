@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "coordinator/transport/grpc_participant_channel.h"
 
 namespace txn::transport {
@@ -14,20 +15,31 @@ bool AgentDidNotAnswer(const absl::Status& s) {
          s.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
-// Passes every call through to `inner` and reports its outcome to the directory.
+// Passes every call through to `inner`, reports its outcome to the directory, and records its
+// latency and errors in the metrics.
 class MonitoredChannel final : public ParticipantChannel {
  public:
   MonitoredChannel(std::unique_ptr<ParticipantChannel> inner, StaticParticipantDirectory* dir)
-      : inner_(std::move(inner)), dir_(dir) {}
+      : inner_(std::move(inner)), dir_(dir) {
+    for (const char* method : {"Execute", "Prepare", "Commit", "Rollback", "CommitOnePhase"}) {
+      latency_[method] = common::DefaultMetrics().GetHistogram(
+          "txcoord_participant_rpc_seconds",
+          "Latency of calls from the coordinator to participant agents.",
+          {{"participant", inner_->name()}, {"method", method}});
+    }
+  }
   const std::string& name() const override { return inner_->name(); }
   const std::string& address() const override { return inner_->address(); }
 
-#define TXN_MONITORED(Method, Req, Resp, IsProbe)                                                \
-  void Method(const v1::Req& req, int64_t timeout_ms, Reply<v1::Resp> done) override {           \
-    inner_->Method(req, timeout_ms, [this, done = std::move(done)](absl::StatusOr<v1::Resp> r) { \
-      dir_->RecordCall(inner_->name(), r.status(), IsProbe);                                     \
-      done(std::move(r));                                                                        \
-    });                                                                                          \
+#define TXN_MONITORED(Method, Req, Resp, IsProbe)                                      \
+  void Method(const v1::Req& req, int64_t timeout_ms, Reply<v1::Resp> done) override { \
+    common::Stopwatch watch;                                                           \
+    inner_->Method(req, timeout_ms,                                                    \
+                   [this, watch, done = std::move(done)](absl::StatusOr<v1::Resp> r) { \
+                     dir_->RecordCall(inner_->name(), r.status(), IsProbe);            \
+                     if (!(IsProbe)) Observe(#Method, watch.Seconds(), r.status());    \
+                     done(std::move(r));                                               \
+                   });                                                                 \
   }
   TXN_MONITORED(Describe, DescribeRequest, DescribeResponse, true)
   TXN_MONITORED(Execute, ExecuteBranchRequest, ExecuteBranchResponse, false)
@@ -38,8 +50,22 @@ class MonitoredChannel final : public ParticipantChannel {
 #undef TXN_MONITORED
 
  private:
+  void Observe(const char* method, double seconds, const absl::Status& status) {
+    auto it = latency_.find(method);
+    if (it != latency_.end()) it->second->Observe(seconds);
+    if (status.ok()) return;
+    common::DefaultMetrics()
+        .GetCounter("txcoord_participant_rpc_errors_total",
+                    "Failed calls from the coordinator to participant agents, by gRPC code.",
+                    {{"participant", inner_->name()},
+                     {"method", method},
+                     {"code", absl::StatusCodeToString(status.code())}})
+        ->Inc();
+  }
+
   const std::unique_ptr<ParticipantChannel> inner_;
   StaticParticipantDirectory* const dir_;
+  std::map<std::string, common::Histogram*> latency_;  // filled in the constructor only
 };
 
 }  // namespace
@@ -108,6 +134,7 @@ void StaticParticipantDirectory::RecordCall(const std::string& name, const absl:
       common::LogInfo(absl::StrCat("participant=", name, " answering again; circuit closed"));
     }
     e.breaker.RecordSuccess();
+    e.health = ParticipantHealth::kServing;  // any answer shows the agent is there
     return;
   }
   if (!probe) ++e.failed_calls;

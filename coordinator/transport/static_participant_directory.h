@@ -7,7 +7,8 @@
 // closes soon after the agent is back even when no client tries.
 //
 // A call counts as failed when the agent did not answer (UNAVAILABLE, DEADLINE_EXCEEDED); an
-// answer, even an error, shows the agent is there.
+// answer, even an error, shows the agent is there (and makes its health SERVING until the next
+// probe says otherwise).
 #pragma once
 
 #include <condition_variable>

@@ -78,6 +78,36 @@ class CrashRecovery(unittest.TestCase):
         self.start_coordinator()
         self.assert_settled("c-mid-commit", committed=True)
 
+    def test_crash_during_recovery_then_a_second_restart_finishes_the_commit(self):
+        self.crash_coordinator_at("coord.after_decision_log", "c-in-recovery")
+        # The restart dies again while re-driving the logged COMMIT ...
+        self.c.coordinator.start(failpoints="coord.recovery=crash", wait=False)
+        self.assertEqual(self.c.coordinator.wait_exit(), -9)
+        self.assertEqual(len(shop.prepared(self.c)), 2)
+        # ... and the next one finishes it: recovery is itself restartable.
+        self.start_coordinator()
+        self.assert_settled("c-in-recovery", committed=True)
+
+    def test_agent_crash_before_prepare_aborts_everywhere(self):
+        agent = self.c.agents["inventory"]
+        agent.kill()
+        agent.start(failpoints="agent.before_prepare=crash")
+        out = self.coord.Run(shop.order_request("c-agent-before-prep"), timeout=20)
+        self.assertEqual(out.state, pb.TXN_STATE_ABORTED, out)
+        self.assertEqual(agent.wait_exit(), -9)
+        agent.start()
+        self.assert_settled("c-agent-before-prep", committed=False)
+
+    def test_crash_mid_commit_fan_out_after_the_second_commit_sent(self):
+        # The second Commit is sent, then the coordinator dies: one, both or neither may have
+        # arrived; recovery re-sends and Commit is idempotent.
+        self.restart_coordinator(failpoints="coord.after_commit_sent=crash@2")
+        with self.assertRaises(grpc.RpcError):
+            self.coord.Run(shop.order_request("c-fan-out", wait=True), timeout=20)
+        self.assertEqual(self.c.coordinator.wait_exit(), -9)
+        self.start_coordinator()
+        self.assert_settled("c-fan-out", committed=True)
+
     def test_agent_crash_after_prepare_aborts_and_is_cleaned_up(self):
         agent = self.c.agents["inventory"]
         agent.kill()

@@ -4,10 +4,12 @@ breaking when an agent dies, a manual ROLLBACK PREPARED behind the coordinator's
 resolve by hand)."""
 import json
 import os
+import re
 import subprocess
 import threading
 import time
 import unittest
+import urllib.request
 
 import grpc
 
@@ -111,6 +113,54 @@ class Operations(unittest.TestCase):
         # A finished transaction cannot be "resolved".
         err = txctl(self.c, "resolve", out.txn_id, "abort", expect_rc=1).stderr
         self.assertIn("FAILED_PRECONDITION", err)
+
+    def test_metrics_endpoint_counts_what_happened(self):
+        port = h.free_port()
+        self.c = shop.start_shop(coordinator_extra=["--metrics-listen", f"127.0.0.1:{port}"])
+        agent_port = h.free_port()
+        agent = self.c.agents["orders"]
+        agent.kill()
+        agent.argv += ["--metrics-listen", f"127.0.0.1:{agent_port}"]
+        agent.start()
+        coord = self.c.coordinator_stub()
+        self.assertEqual(coord.Run(shop.order_request("m-1"), timeout=10).state,
+                         pb.TXN_STATE_COMMITTED)
+        self.assertEqual(coord.Run(shop.order_request("m-2", sku="pear"), timeout=10).state,
+                         pb.TXN_STATE_ABORTED)
+
+        def scrape(at=port):
+            with urllib.request.urlopen(f"http://127.0.0.1:{at}/metrics", timeout=5) as r:
+                self.assertEqual(r.headers["Content-Type"],
+                                 "text/plain; version=0.0.4; charset=utf-8")
+                return r.read().decode()
+
+        def value(text, series):
+            m = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+            return float(m.group(1)) if m else None
+
+        text = h.eventually(lambda: (lambda t: t if value(
+            t, 'txcoord_transactions_total{outcome="aborted",protocol="two_phase"}') == 1
+            else None)(scrape()), what="both transactions counted")
+        self.assertEqual(
+            value(text, 'txcoord_transactions_total{outcome="committed",protocol="two_phase"}'), 1)
+        for phase in ("prepare", "decision_log", "commit"):
+            self.assertEqual(value(text, f'txcoord_phase_seconds_count{{phase="{phase}"}}'), 1,
+                             phase)
+        self.assertGreaterEqual(value(text, 'txcoord_log_write_seconds_count{sync="true"}'), 1)
+        self.assertGreaterEqual(value(
+            text, 'txcoord_participant_rpc_seconds_count{method="Prepare",participant="orders"}'),
+            2)
+        self.assertEqual(value(text, 'txcoord_participant_up{participant="inventory"}'), 1)
+        self.assertEqual(value(text, 'txcoord_participant_circuit_state{participant="inventory",'
+                                     'state="closed"}'), 1)
+        self.assertEqual(value(text, "txcoord_in_doubt_transactions"), 0)
+        self.assertEqual(value(text, "txcoord_accepting"), 1)
+        agent_text = scrape(agent_port)
+        self.assertEqual(value(agent_text, 'txagent_rpcs_total{code="OK",method="Prepare"}'), 2)
+        self.assertGreaterEqual(value(agent_text, 'txagent_rpc_seconds_count{method="Commit"}'), 1)
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+        self.assertEqual(cm.exception.code, 404)
 
     def test_txctl_lists_shows_and_refuses_bad_input(self):
         self.c = shop.start_shop()

@@ -9,7 +9,6 @@
 #include "common/status_macros.h"
 
 namespace txn::agent {
-namespace {
 
 absl::StatusOr<std::string> GidOf(const v1::BranchRef& ref) {
   if (!common::IsValidTxnId(ref.txn_id())) {
@@ -22,6 +21,8 @@ absl::StatusOr<std::string> GidOf(const v1::BranchRef& ref) {
   }
   return common::BranchGid(ref.txn_id(), ref.branch());
 }
+
+namespace {
 
 v1::BranchResult ToProto(FinishedAs as) {
   switch (as) {

@@ -97,6 +97,9 @@ class BranchRegistry {
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
 };
 
+// The gid of a branch (txc_<txn id>_<branch>); INVALID_ARGUMENT naming a malformed ref.
+absl::StatusOr<std::string> GidOf(const v1::BranchRef& ref);
+
 // The reason an operation's result breaks its expect_* field, or "" when it does not.
 std::string ExpectationFailure(const v1::Operation& op, const v1::ExecuteResult& result);
 

@@ -120,7 +120,9 @@ int Main(int argc, char** argv) {
 
   common::SystemClock clock;
   BranchRegistry registry(adapter->get(), &clock, BranchRegistryOptions{.idle_timeout_ms = *idle});
-  ParticipantService service(&registry, adapter->get(), flags->Get("name"), config.backend);
+  SagaSteps saga_steps(adapter->get());
+  ParticipantService service(&registry, &saga_steps, adapter->get(), flags->Get("name"),
+                             config.backend);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
   InDoubtReconciler reconciler(&registry, &decisions);
 

@@ -91,4 +91,18 @@ grpc::ServerUnaryReactor* ParticipantService::ListInDoubt(grpc::CallbackServerCo
   return Finish(ctx, "ListInDoubt", watch, registry_->ListInDoubt(), resp);
 }
 
+grpc::ServerUnaryReactor* ParticipantService::ExecuteLocal(grpc::CallbackServerContext* ctx,
+                                                           const v1::ExecuteLocalRequest* req,
+                                                           v1::ExecuteLocalResponse* resp) {
+  common::Stopwatch watch;
+  return Finish(ctx, "ExecuteLocal", watch, saga_steps_->ExecuteLocal(*req), resp);
+}
+
+grpc::ServerUnaryReactor* ParticipantService::Compensate(grpc::CallbackServerContext* ctx,
+                                                         const v1::CompensateRequest* req,
+                                                         v1::CompensateResponse* resp) {
+  common::Stopwatch watch;
+  return Finish(ctx, "Compensate", watch, saga_steps_->Compensate(*req), resp);
+}
+
 }  // namespace txn::agent

@@ -1,8 +1,10 @@
-// The gRPC edge of txagent: txn.v1.Participant, translating to BranchRegistry and status codes.
+// The gRPC edge of txagent: txn.v1.Participant, translating to BranchRegistry (2PC branches),
+// SagaSteps (saga steps and compensations) and status codes.
 // Callback service; handlers run the database work on gRPC's callback threads. Thread-safe.
 #pragma once
 
 #include "participant-agent/branch_registry.h"
+#include "participant-agent/saga_steps.h"
 #include "txn/v1/participant.grpc.pb.h"
 
 namespace txn::agent {
@@ -11,9 +13,10 @@ class ParticipantService final : public v1::Participant::CallbackService {
  public:
   // `adapter` answers Describe's capability fields (they may change once the database is
   // reached); `name` and `backend` come from the agent's flags.
-  ParticipantService(BranchRegistry* registry, const ResourceAdapter* adapter, std::string name,
-                     std::string backend)
+  ParticipantService(BranchRegistry* registry, SagaSteps* saga_steps,
+                     const ResourceAdapter* adapter, std::string name, std::string backend)
       : registry_(registry),
+        saga_steps_(saga_steps),
         adapter_(adapter),
         name_(std::move(name)),
         backend_(std::move(backend)) {}
@@ -42,9 +45,16 @@ class ParticipantService final : public v1::Participant::CallbackService {
   grpc::ServerUnaryReactor* ListInDoubt(grpc::CallbackServerContext* ctx,
                                         const v1::ListInDoubtRequest* req,
                                         v1::ListInDoubtResponse* resp) override;
+  grpc::ServerUnaryReactor* ExecuteLocal(grpc::CallbackServerContext* ctx,
+                                         const v1::ExecuteLocalRequest* req,
+                                         v1::ExecuteLocalResponse* resp) override;
+  grpc::ServerUnaryReactor* Compensate(grpc::CallbackServerContext* ctx,
+                                       const v1::CompensateRequest* req,
+                                       v1::CompensateResponse* resp) override;
 
  private:
   BranchRegistry* const registry_;
+  SagaSteps* const saga_steps_;
   const ResourceAdapter* const adapter_;
   const std::string name_;
   const std::string backend_;

@@ -50,6 +50,25 @@ class BranchSession {
   // committed; ABORTED when it rolled back; another error when the answer was lost.
   [[nodiscard]] virtual absl::Status CommitLocal(const std::string& gid) = 0;
   [[nodiscard]] virtual absl::Status RollbackLocal() = 0;
+
+  // --- Sagas (participant-agent/saga_steps.h) ---
+  // In the open transaction: inserts the barrier row (gid, op, origin) unless (gid, op) exists
+  // (waiting for a concurrent inserter to finish). Returns whether it inserted.
+  [[nodiscard]] virtual absl::StatusOr<bool> InsertBarrier(const std::string& gid,
+                                                           const std::string& op,
+                                                           const std::string& origin) {
+    return absl::UnimplementedError("this participant does not run saga steps");
+  }
+  // The origin of the barrier row (gid, op), or "" when there is none.
+  [[nodiscard]] virtual absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
+                                                                  const std::string& op) {
+    return absl::UnimplementedError("this participant does not run saga steps");
+  }
+  // Commits the open local transaction (no commit marker). OK only when the database committed;
+  // UNAVAILABLE when the answer was lost; another error when it rolled back.
+  [[nodiscard]] virtual absl::Status Commit() {
+    return absl::UnimplementedError("this participant does not run saga steps");
+  }
 };
 
 class ResourceAdapter {
@@ -77,6 +96,11 @@ class ResourceAdapter {
   // Whether the one-phase commit of `gid` happened: kCommitted when its marker exists, kAborted
   // when not. Requires that no transaction for `gid` can still be running here.
   [[nodiscard]] virtual absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) = 0;
+  // Creates the saga barrier table if it is missing (called before the first saga call).
+  // UNIMPLEMENTED for databases that do not run saga steps.
+  [[nodiscard]] virtual absl::Status EnsureSagaBarrier() {
+    return absl::UnimplementedError("this participant does not run saga steps");
+  }
   // Periodic housekeeping (e.g. old commit markers). Called from the agent's background loop.
   [[nodiscard]] virtual absl::Status CollectGarbage() { return absl::OkStatus(); }
 };

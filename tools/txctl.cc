@@ -36,7 +36,8 @@ common::FlagSet CtlFlags() {
                     "  list [--state S[,S...]] [--limit N] [--page-token T]\n"
                     "                              transactions (states: active, preparing,\n"
                     "                              committing, committed, aborting, aborted,\n"
-                    "                              heuristic-mixed, in-doubt)\n"
+                    "                              heuristic-mixed, failed-compensation,\n"
+                    "                              in-doubt)\n"
                     "  show TXN                    one transaction with its branches and errors\n"
                     "  resolve TXN commit|abort    decide a transaction that has no logged\n"
                     "                              decision, or re-drive a logged one\n"
@@ -272,7 +273,9 @@ class Ctl {
               << (st.accepting() ? "yes" : "NO (the decision log cannot be written)") << "\n";
     std::cout << "log records:        " << st.log_records() << "\n";
     std::cout << "heuristic records:  " << st.heuristic_records()
-              << (st.heuristic_records() > 0 ? "  <- see txctl list --state heuristic-mixed" : "")
+              << (st.heuristic_records() > 0
+                      ? "  <- see txctl list --state heuristic-mixed,failed-compensation"
+                      : "")
               << "\n";
     auto print_map = [](const char* title, const auto& m) {
       std::cout << title;

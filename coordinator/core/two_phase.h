@@ -200,10 +200,7 @@ struct LogDecision {
 // After a HEURISTIC_MIXED abort it writes the transaction's first record (decision ABORT, synced):
 // a heuristic outcome is kept until an operator deals with it.
 struct LogCompletion {};
-// Answer the client with the transaction's current outcome (see OutcomeState).
-struct ReplyToClient {};
-// Nothing more will happen: the driver may drop the transaction from memory.
-struct Forget {};
+// ReplyToClient and Forget: see types.h.
 
 using TwoPhaseEffect =
     std::variant<SendPrepare, SendCommitOnePhase, SendCommit, SendRollback, StartPrepareTimer,

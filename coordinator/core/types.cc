@@ -22,6 +22,8 @@ absl::string_view TxnStateName(TxnState s) {
       return "HEURISTIC_MIXED";
     case TxnState::kInDoubt:
       return "IN_DOUBT";
+    case TxnState::kFailedCompensation:
+      return "FAILED_COMPENSATION";
   }
   return "UNKNOWN";
 }
@@ -44,6 +46,8 @@ absl::string_view BranchStateName(BranchState s) {
       return "HEURISTIC";
     case BranchState::kInDoubt:
       return "IN_DOUBT";
+    case BranchState::kCompensated:
+      return "COMPENSATED";
   }
   return "UNKNOWN";
 }

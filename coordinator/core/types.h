@@ -24,6 +24,8 @@ enum class TxnState {
   kAborted = 7,
   kHeuristicMixed = 8,
   kInDoubt = 9,
+  // A saga whose compensation kept failing: left for an operator, never reported as aborted.
+  kFailedCompensation = 10,
 };
 
 enum class BranchState {
@@ -35,6 +37,8 @@ enum class BranchState {
   kAborted = 6,
   kHeuristic = 7,
   kInDoubt = 8,
+  // A saga step whose compensation ran (or was found unnecessary: it never ran).
+  kCompensated = 9,
 };
 
 enum class Vote { kYes, kNo, kReadOnly };
@@ -54,5 +58,11 @@ struct BranchStatus {
   std::string native_id;  // the database's id of the prepared transaction, when known
   int attempts = 0;       // sends of the current phase's message so far (for backoff)
 };
+
+// Effects shared by the protocol machines.
+// Answer the client with the transaction's current outcome (see OutcomeState).
+struct ReplyToClient {};
+// Nothing more will happen: the driver may drop the transaction from memory.
+struct Forget {};
 
 }  // namespace txn::core

@@ -137,4 +137,77 @@ core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record) {
   return txn;
 }
 
+v1::Outcome OutcomeOf(const core::SagaTxn& saga) {
+  v1::Outcome out;
+  out.set_txn_id(saga.id);
+  // Still running (forward or compensating): not known yet.
+  const bool running =
+      saga.state == core::TxnState::kActive || saga.state == core::TxnState::kAborting;
+  out.set_state(ToProto(running ? core::TxnState::kInDoubt : saga.state));
+  out.set_reason(saga.reason);
+  for (const auto& st : saga.steps) {
+    auto* ob = out.add_branches();
+    ob->set_participant(st.participant);
+    ob->set_state(ToProto(st.state));
+    ob->set_reason(st.reason);
+  }
+  return out;
+}
+
+v1::Transaction TransactionOf(const core::SagaTxn& saga, TxnTimes times) {
+  v1::Transaction out;
+  out.set_txn_id(saga.id);
+  out.set_protocol(v1::PROTOCOL_SAGA);
+  out.set_state(ToProto(saga.state));
+  out.set_reason(saga.reason);
+  out.set_created_unix_ms(times.created_unix_ms);
+  out.set_decided_unix_ms(times.decided_unix_ms);
+  for (const auto& st : saga.steps) {
+    auto* ob = out.add_branches();
+    ob->set_participant(st.participant);
+    ob->set_state(ToProto(st.state));
+    ob->set_last_error(st.reason);
+  }
+  return out;
+}
+
+log::DecisionRecord SagaRecordOf(const core::SagaTxn& saga, const std::vector<v1::Branch>& steps,
+                                 TxnTimes times) {
+  log::DecisionRecord r;
+  r.set_txn_id(saga.id);
+  r.set_protocol(v1::PROTOCOL_SAGA);
+  r.set_decision(v1::DECISION_UNSPECIFIED);
+  r.set_state(static_cast<int>(saga.state));
+  r.set_reason(saga.reason);
+  r.set_created_unix_ms(times.created_unix_ms);
+  r.set_decided_unix_ms(times.decided_unix_ms);
+  for (const auto& st : saga.steps) {
+    auto* rb = r.add_branches();
+    rb->set_participant(st.participant);
+    rb->set_state(static_cast<int>(st.state));
+    rb->set_reason(st.reason);
+  }
+  for (const auto& b : steps) *r.add_saga_steps() = b;
+  if (saga.failed_step) r.set_saga_failed_step(*saga.failed_step);
+  return r;
+}
+
+core::SagaTxn SagaFromRecord(const log::DecisionRecord& record) {
+  core::SagaTxn saga;
+  saga.id = record.txn_id();
+  saga.state = static_cast<core::TxnState>(record.state());
+  saga.reason = record.reason();
+  saga.started = true;
+  saga.compensating_logged = saga.state == core::TxnState::kAborting;
+  if (record.has_saga_failed_step()) saga.failed_step = record.saga_failed_step();
+  for (const auto& b : record.branches()) {
+    core::BranchStatus st;
+    st.participant = b.participant();
+    st.state = static_cast<core::BranchState>(b.state());
+    st.reason = b.reason();
+    saga.steps.push_back(std::move(st));
+  }
+  return saga;
+}
+
 }  // namespace txn::driver

@@ -2,6 +2,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include "coordinator/core/saga.h"
 #include "coordinator/core/two_phase.h"
 #include "coordinator/log/decision_log.h"
 #include "txn/v1/coordinator.pb.h"
@@ -24,5 +25,15 @@ log::DecisionRecord DecisionRecordOf(const core::TwoPhaseTxn& txn, v1::Protocol 
                                      TxnTimes times, v1::Decision decision);
 // A transaction in COMMITTING rebuilt from its COMMIT or committing_last record.
 core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record);
+
+// Sagas. The outcome shows each step's state (COMMITTED: done; ABORTED: failed; COMPENSATED;
+// HEURISTIC: its compensation was given up).
+v1::Outcome OutcomeOf(const core::SagaTxn& saga);
+v1::Transaction TransactionOf(const core::SagaTxn& saga, TxnTimes times);
+// The saga's log record, carrying the steps and compensations (`steps`) so a restart can go on.
+log::DecisionRecord SagaRecordOf(const core::SagaTxn& saga, const std::vector<v1::Branch>& steps,
+                                 TxnTimes times);
+// A saga rebuilt from its record (ABORTING in the record: the decision to compensate is durable).
+core::SagaTxn SagaFromRecord(const log::DecisionRecord& record);
 
 }  // namespace txn::driver

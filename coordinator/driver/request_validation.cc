@@ -16,8 +16,9 @@ absl::Status ValidateProtocol(v1::Protocol protocol, const std::string& field) {
   switch (protocol) {
     case v1::PROTOCOL_TWO_PHASE:
       return absl::OkStatus();
-    case v1::PROTOCOL_THREE_PHASE:
     case v1::PROTOCOL_SAGA:
+      return absl::OkStatus();
+    case v1::PROTOCOL_THREE_PHASE:
       return absl::UnimplementedError(absl::StrCat(field, ": ", v1::Protocol_Name(protocol),
                                                    " is not available in this build yet"));
     default:
@@ -101,12 +102,25 @@ absl::Status ValidateRun(const v1::RunRequest& req, const transport::Participant
       TXN_RETURN_IF_ERROR(
           ValidateOperation(br.operations(i), absl::StrCat(field, ".operations[", i, "]")));
     }
+    if (br.compensations_size() > kMaxOperationsPerBranch) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".compensations has more than ",
+                                                     kMaxOperationsPerBranch, " entries"));
+    }
+    for (int i = 0; i < br.compensations_size(); ++i) {
+      TXN_RETURN_IF_ERROR(
+          ValidateOperation(br.compensations(i), absl::StrCat(field, ".compensations[", i, "]")));
+    }
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateBegin(const v1::BeginRequest& req) {
   TXN_RETURN_IF_ERROR(ValidateProtocol(req.protocol(), "protocol"));
+  if (req.protocol() == v1::PROTOCOL_SAGA) {
+    return absl::FailedPreconditionError(
+        "protocol: PROTOCOL_SAGA runs through Run only (its steps and compensations are given up "
+        "front); Begin is for PROTOCOL_TWO_PHASE");
+  }
   TXN_RETURN_IF_ERROR(ValidateIdempotencyKey(req.idempotency_key()));
   if (req.timeout_ms() > kMaxTimeoutMs) {
     return absl::InvalidArgumentError(absl::StrCat("timeout_ms must be at most ", kMaxTimeoutMs));

@@ -90,24 +90,51 @@ std::string StateLabel(v1::TxnState s) {
 }  // namespace
 
 TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
-    : deps_(deps), options_(std::move(options)), random_(std::random_device{}()) {}
+    : deps_(deps), options_(std::move(options)), random_(std::random_device{}()) {
+  sagas_ = std::make_unique<SagaDriver>(SagaDriverDeps{
+      .group_log = deps_.group_log,
+      .participants = deps_.participants,
+      .clock = deps_.clock,
+      .timers = deps_.timers,
+      .rpc_timeout_ms = options_.rpc_timeout_ms,
+      .retry_backoff = options_.retry_backoff,
+      .on_finished = [this](const v1::Transaction& t) { Remember(t); },
+      .on_log_failure = [this](const absl::Status& s) { NoteLogFailure(s); },
+  });
+}
 
-TransactionDriver::~TransactionDriver() { lifetime_.Close(); }
+TransactionDriver::~TransactionDriver() {
+  sagas_.reset();  // its callbacks reach into this driver
+  lifetime_.Close();
+}
+
+void TransactionDriver::NoteLogFailure(const absl::Status& s) {
+  if (!log_failing_.exchange(true)) {
+    common::LogError(
+        absl::StrCat("decision log write failed; refusing new transactions until it works again: ",
+                     s.message()));
+  }
+}
 
 size_t TransactionDriver::active_count() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return active_.size();
+  return active_.size() + sagas_->active_count();
 }
 
 absl::Status TransactionDriver::Recover() {
   started_unix_ms_ = deps_.clock->NowUnixMs();
   TXN_ASSIGN_OR_RETURN(epoch_, deps_.log->NextEpoch());
   std::vector<std::shared_ptr<TxnContext>> to_resume;
+  std::vector<log::DecisionRecord> sagas_to_resume;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
     if (!r.idempotency_key().empty()) {
       std::lock_guard<std::mutex> lock(mu_);
       idempotency_[r.idempotency_key()] = {r.request_fingerprint(), r.txn_id()};
       idempotency_order_.push_back(r.idempotency_key());
+    }
+    if (r.protocol() == v1::PROTOCOL_SAGA) {
+      if (!r.done()) sagas_to_resume.push_back(r);
+      return true;
     }
     const bool committing_last = r.committing_last() && r.decision() == v1::DECISION_UNSPECIFIED;
     if (r.done() || (r.decision() != v1::DECISION_COMMIT && !committing_last)) return true;
@@ -128,7 +155,12 @@ absl::Status TransactionDriver::Recover() {
   common::DefaultMetrics()
       .GetCounter("txcoord_recovered_transactions_total",
                   "Transactions re-driven from the decision log at start.")
-      ->Inc(to_resume.size());
+      ->Inc(to_resume.size() + sagas_to_resume.size());
+  if (!sagas_to_resume.empty()) {
+    common::LogInfo(
+        absl::StrCat("recovery: taking up ", sagas_to_resume.size(), " unfinished saga(s)"));
+  }
+  for (const auto& r : sagas_to_resume) sagas_->Resume(r);
   for (const auto& ctx : to_resume) {
     std::vector<Action> actions;
     {
@@ -440,6 +472,13 @@ void TransactionDriver::Remember(const v1::Transaction& finished) {
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(finished.txn_id());
   ++finished_counts_[finished.state()];
+  if (finished.protocol() == v1::PROTOCOL_SAGA) {
+    common::DefaultMetrics()
+        .GetCounter("txcoord_transactions_total", "Finished transactions by protocol and outcome.",
+                    {{"protocol", ProtocolLabel(finished.protocol())},
+                     {"outcome", StateLabel(finished.state())}})
+        ->Inc();
+  }
   finished_[finished.txn_id()] = finished;
   finished_order_.push_back(finished.txn_id());
   while (finished_order_.size() > options_.finished_cache_size) {
@@ -493,6 +532,7 @@ void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply re
     for (auto& a : actions) a();
     return;
   }
+  if (sagas_->Attach(txn_id, reply)) return;
   absl::StatusOr<v1::Transaction> finished = LookupFinished(txn_id);
   if (!finished.ok()) {
     reply(absl::FailedPreconditionError(absl::StrCat("the idempotency key names transaction ",
@@ -601,6 +641,10 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
       return;
     }
   }
+  if (req.protocol() == v1::PROTOCOL_SAGA) {
+    RunSaga(req, std::move(fingerprint), std::move(reply));
+    return;
+  }
   absl::StatusOr<LastResourcePlan> plan = PlanLastResource(req);
   if (!plan.ok()) {
     reply(plan.status());
@@ -642,6 +686,26 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
     active_[ctx->txn.id] = ctx;
   }
   Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
+}
+
+void TransactionDriver::RunSaga(const v1::RunRequest& req, std::string fingerprint,
+                                OutcomeReply reply) {
+  const std::string txn_id = common::MakeTxnId(options_.node_id, epoch_, next_seq_.fetch_add(1));
+  if (!req.idempotency_key().empty()) {
+    std::string existing;
+    absl::StatusOr<bool> fresh =
+        ReserveIdempotencyKey(req.idempotency_key(), fingerprint, txn_id, &existing);
+    if (!fresh.ok()) return reply(fresh.status());
+    if (!*fresh) return ReplyExisting(existing, std::move(reply));
+  }
+  sagas_->Start(txn_id, req, req.idempotency_key(), std::move(fingerprint), std::move(reply));
+}
+
+absl::Status TransactionDriver::RefuseSaga(const std::string& txn_id, const char* what) const {
+  if (!sagas_->Find(txn_id)) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("transaction ", txn_id, " is a saga (started by Run); ", what,
+                   " does not apply to it: it finishes by itself, forward or by compensating"));
 }
 
 absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginRequest& req) {
@@ -692,6 +756,7 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
   if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
   if (req.participant().empty()) return reply(absl::InvalidArgumentError("participant is empty"));
   if (absl::Status s = ValidateOperation(req.operation(), "operation"); !s.ok()) return reply(s);
+  if (absl::Status s = RefuseSaga(req.txn_id(), "Execute"); !s.ok()) return reply(s);
   transport::ParticipantChannel* ch = deps_.participants->Find(req.participant());
   if (ch == nullptr) {
     return reply(absl::NotFoundError(absl::StrCat("participant '", req.participant().substr(0, 100),
@@ -754,6 +819,7 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
 
 void TransactionDriver::Commit(const v1::CommitRequest& req, OutcomeReply reply) {
   if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
+  if (absl::Status s = RefuseSaga(req.txn_id(), "Commit"); !s.ok()) return reply(s);
   auto ctx = FindActive(req.txn_id());
   if (ctx == nullptr) {
     absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
@@ -781,6 +847,7 @@ void TransactionDriver::Commit(const v1::CommitRequest& req, OutcomeReply reply)
 
 void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply reply) {
   if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
+  if (absl::Status s = RefuseSaga(req.txn_id(), "Rollback"); !s.ok()) return reply(s);
   auto ctx = FindActive(req.txn_id());
   if (ctx == nullptr) {
     absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
@@ -815,6 +882,7 @@ absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::str
     std::lock_guard<std::mutex> lock(ctx->mu);
     return TransactionOf(ctx->txn, ctx->protocol, ctx->times);
   }
+  if (std::optional<v1::Transaction> saga = sagas_->Find(txn_id)) return *saga;
   return LookupFinished(txn_id);
 }
 
@@ -840,6 +908,15 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
     // IN_DOUBT after a failed decision write: only the log can tell, and it is
     // read below.
   }
+  {
+    // Finished here: what this process did is the answer, even if the log write saying so (an
+    // unsynced ABORT after a last resource aborted) has not landed yet.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = finished_.find(txn_id);
+    if (it != finished_.end() && it->second.state() == v1::TXN_STATE_ABORTED) {
+      return v1::DECISION_ABORT;
+    }
+  }
   TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
   if (record) {
     if (record->decision() == v1::DECISION_COMMIT) return v1::DECISION_COMMIT;
@@ -862,7 +939,10 @@ absl::StatusOr<int> TransactionDriver::CollectGarbage() {
   const int64_t cutoff = deps_.clock->NowUnixMs() - options_.retention_ms;
   std::vector<std::string> expired;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
-    if (r.state() == v1::TXN_STATE_HEURISTIC_MIXED) return true;  // kept for an operator
+    if (r.state() == v1::TXN_STATE_HEURISTIC_MIXED ||
+        r.state() == v1::TXN_STATE_FAILED_COMPENSATION) {
+      return true;  // kept for an operator
+    }
     if (r.done() && r.done_unix_ms() < cutoff) expired.push_back(r.txn_id());
     return true;
   }));
@@ -932,6 +1012,7 @@ absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions
     std::lock_guard<std::mutex> lock(ctx->mu);
     all[ctx->txn.id] = TransactionOf(ctx->txn, ctx->protocol, ctx->times);
   }
+  for (v1::Transaction& t : sagas_->Snapshot()) all[t.txn_id()] = std::move(t);
 
   v1::ListTransactionsResponse resp;
   auto it = req.page_token().empty() ? all.begin() : all.upper_bound(req.page_token());
@@ -962,6 +1043,7 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
           absl::InvalidArgumentError("decision must be DECISION_COMMIT or DECISION_ABORT"));
   }
   const char* name = decision == core::Decision::kCommit ? "COMMIT" : "ABORT";
+  if (absl::Status s = RefuseSaga(req.txn_id(), "ResolveTransaction"); !s.ok()) return reply(s);
   auto ctx = FindActive(req.txn_id());
   if (ctx == nullptr) {
     absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
@@ -1005,6 +1087,7 @@ std::map<v1::TxnState, uint64_t> TransactionDriver::ActiveByState() const {
     std::lock_guard<std::mutex> lock(ctx->mu);
     ++counts[TransactionOf(ctx->txn, ctx->protocol, ctx->times).state()];
   }
+  for (const v1::Transaction& t : sagas_->Snapshot()) ++counts[t.state()];
   return counts;
 }
 
@@ -1037,7 +1120,10 @@ absl::StatusOr<v1::Stats> TransactionDriver::GetStats() {
   uint64_t records = 0, heuristic = 0;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
     ++records;
-    if (r.state() == v1::TXN_STATE_HEURISTIC_MIXED) ++heuristic;
+    if (r.state() == v1::TXN_STATE_HEURISTIC_MIXED ||
+        r.state() == v1::TXN_STATE_FAILED_COMPENSATION) {
+      ++heuristic;
+    }
     return true;
   }));
   stats.set_log_records(records);

@@ -12,7 +12,10 @@
 //
 // Recover() must run once before serving: it takes a new epoch for transaction
 // ids and re-drives every logged COMMIT whose branches have not all
-// acknowledged.
+// acknowledged, and takes up every unfinished saga (forward or compensating).
+//
+// Sagas (PROTOCOL_SAGA, Run only) are run by a SagaDriver this driver owns; the Admin and
+// GetTransaction calls see both kinds.
 //
 // Thread-safe.
 #pragma once
@@ -36,6 +39,7 @@
 #include "common/metrics.h"
 #include "common/timer_queue.h"
 #include "coordinator/core/two_phase.h"
+#include "coordinator/driver/saga_driver.h"
 #include "coordinator/log/decision_log.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/transport/participant_channel.h"
@@ -159,8 +163,15 @@ class TransactionDriver {
                                              const std::string& txn_id, std::string* existing);
   void ReplyExisting(const std::string& txn_id, OutcomeReply reply);
 
+  // PROTOCOL_SAGA: Run with a saga protocol goes to the saga driver.
+  void RunSaga(const v1::RunRequest& req, std::string fingerprint, OutcomeReply reply);
+  // FAILED_PRECONDITION when `txn_id` is a running saga (only Run and GetTransaction apply).
+  absl::Status RefuseSaga(const std::string& txn_id, const char* what) const;
+  void NoteLogFailure(const absl::Status& s);
+
   const DriverDeps deps_;
   const DriverOptions options_;
+  std::unique_ptr<SagaDriver> sagas_;
   uint64_t epoch_ = 0;
   std::atomic<uint64_t> next_seq_{1};
 

@@ -67,6 +67,8 @@ TXN_DEFINE_CALL(Prepare, PrepareBranchRequest, PrepareBranchResponse, true)
 TXN_DEFINE_CALL(Commit, CommitBranchRequest, CommitBranchResponse, true)
 TXN_DEFINE_CALL(Rollback, RollbackBranchRequest, RollbackBranchResponse, true)
 TXN_DEFINE_CALL(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse, true)
+TXN_DEFINE_CALL(ExecuteLocal, ExecuteLocalRequest, ExecuteLocalResponse, true)
+TXN_DEFINE_CALL(Compensate, CompensateRequest, CompensateResponse, true)
 #undef TXN_DEFINE_CALL
 
 }  // namespace txn::transport

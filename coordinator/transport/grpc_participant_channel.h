@@ -25,6 +25,10 @@ class GrpcParticipantChannel final : public ParticipantChannel {
                 Reply<v1::RollbackBranchResponse> done) override;
   void CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t timeout_ms,
                       Reply<v1::CommitOnePhaseResponse> done) override;
+  void ExecuteLocal(const v1::ExecuteLocalRequest& req, int64_t timeout_ms,
+                    Reply<v1::ExecuteLocalResponse> done) override;
+  void Compensate(const v1::CompensateRequest& req, int64_t timeout_ms,
+                  Reply<v1::CompensateResponse> done) override;
 
  private:
   const std::string name_;

@@ -43,6 +43,11 @@ class ParticipantChannel {
                         Reply<v1::RollbackBranchResponse> done) = 0;
   virtual void CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t timeout_ms,
                               Reply<v1::CommitOnePhaseResponse> done) = 0;
+  // Sagas.
+  virtual void ExecuteLocal(const v1::ExecuteLocalRequest& req, int64_t timeout_ms,
+                            Reply<v1::ExecuteLocalResponse> done) = 0;
+  virtual void Compensate(const v1::CompensateRequest& req, int64_t timeout_ms,
+                          Reply<v1::CompensateResponse> done) = 0;
 };
 
 enum class ParticipantHealth { kUnknown, kServing, kNotServing };

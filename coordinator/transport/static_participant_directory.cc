@@ -21,7 +21,8 @@ class MonitoredChannel final : public ParticipantChannel {
  public:
   MonitoredChannel(std::unique_ptr<ParticipantChannel> inner, StaticParticipantDirectory* dir)
       : inner_(std::move(inner)), dir_(dir) {
-    for (const char* method : {"Execute", "Prepare", "Commit", "Rollback", "CommitOnePhase"}) {
+    for (const char* method : {"Execute", "Prepare", "Commit", "Rollback", "CommitOnePhase",
+                               "ExecuteLocal", "Compensate"}) {
       latency_[method] = common::DefaultMetrics().GetHistogram(
           "txcoord_participant_rpc_seconds",
           "Latency of calls from the coordinator to participant agents.",
@@ -47,6 +48,8 @@ class MonitoredChannel final : public ParticipantChannel {
   TXN_MONITORED(Commit, CommitBranchRequest, CommitBranchResponse, false)
   TXN_MONITORED(Rollback, RollbackBranchRequest, RollbackBranchResponse, false)
   TXN_MONITORED(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse, false)
+  TXN_MONITORED(ExecuteLocal, ExecuteLocalRequest, ExecuteLocalResponse, false)
+  TXN_MONITORED(Compensate, CompensateRequest, CompensateResponse, false)
 #undef TXN_MONITORED
 
  private:

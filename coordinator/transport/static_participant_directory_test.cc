@@ -44,6 +44,14 @@ class FakeChannel final : public ParticipantChannel {
                       Reply<v1::CommitOnePhaseResponse> done) override {
     done(v1::CommitOnePhaseResponse());
   }
+  void ExecuteLocal(const v1::ExecuteLocalRequest&, int64_t,
+                    Reply<v1::ExecuteLocalResponse> done) override {
+    done(v1::ExecuteLocalResponse());
+  }
+  void Compensate(const v1::CompensateRequest&, int64_t,
+                  Reply<v1::CompensateResponse> done) override {
+    done(v1::CompensateResponse());
+  }
   std::atomic<bool> up{true};
   std::atomic<int> describes{0};
 

@@ -17,6 +17,7 @@ namespace txn::agent {
 namespace {
 
 constexpr char kMarkerTable[] = "txcoord_xa_markers";
+constexpr char kBarrierTable[] = "txcoord_saga_barrier";
 
 absl::Status CheckGid(const std::string& gid) {
   if (!common::ParseBranchGid(gid)) {
@@ -100,6 +101,45 @@ class MysqlSession final : public BranchSession {
       return absl::AbortedError(absl::StrCat("commit marker: ", s.message()));
     }
     if (s.ok()) s = conn_->Query(absl::StrCat("XA END ", xid_));
+    if (s.ok()) s = conn_->Query(absl::StrCat("XA COMMIT ", xid_, " ONE PHASE"));
+    if (!s.ok()) {
+      if (s.code() != absl::StatusCode::kUnavailable) (void)RollbackLocal();
+      conn_->Discard();
+      open_ = false;
+      return s;
+    }
+    open_ = false;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> InsertBarrier(const std::string& gid, const std::string& op,
+                                     const std::string& origin) override {
+    v1::Sql insert;
+    insert.set_text(
+        absl::StrCat("INSERT IGNORE INTO ", kBarrierTable, " (gid, op, origin) VALUES (?, ?, ?)"));
+    insert.add_params(gid);
+    insert.add_params(op);
+    insert.add_params(origin);
+    bool wrote = false;
+    TXN_ASSIGN_OR_RETURN(v1::ExecuteResult r, conn_->Execute(insert, &wrote));
+    return r.rows_affected() == 1;
+  }
+
+  absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
+                                            const std::string& op) override {
+    v1::Sql select;
+    select.set_text(
+        absl::StrCat("SELECT origin FROM ", kBarrierTable, " WHERE gid = ? AND op = ?"));
+    select.add_params(gid);
+    select.add_params(op);
+    bool wrote = false;
+    TXN_ASSIGN_OR_RETURN(v1::ExecuteResult r, conn_->Execute(select, &wrote));
+    if (r.rows_size() == 0 || r.rows(0).values_size() == 0) return std::string();
+    return r.rows(0).values(0);
+  }
+
+  absl::Status Commit() override {
+    absl::Status s = conn_->Query(absl::StrCat("XA END ", xid_));
     if (s.ok()) s = conn_->Query(absl::StrCat("XA COMMIT ", xid_, " ONE PHASE"));
     if (!s.ok()) {
       if (s.code() != absl::StatusCode::kUnavailable) (void)RollbackLocal();
@@ -195,6 +235,15 @@ absl::Status MysqlAdapter::CheckReady() {
   return conn->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", kMarkerTable,
                                   " (gid VARCHAR(64) NOT NULL PRIMARY KEY, created_at TIMESTAMP "
                                   "NOT NULL DEFAULT CURRENT_TIMESTAMP, INDEX (created_at)) "
+                                  "ENGINE=InnoDB"));
+}
+
+absl::Status MysqlAdapter::EnsureSagaBarrier() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  return conn->Query(absl::StrCat("CREATE TABLE IF NOT EXISTS ", kBarrierTable,
+                                  " (gid VARCHAR(64) NOT NULL, op VARCHAR(16) NOT NULL, "
+                                  "origin VARCHAR(16) NOT NULL, created_at TIMESTAMP NOT NULL "
+                                  "DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (gid, op)) "
                                   "ENGINE=InnoDB"));
 }
 

@@ -45,6 +45,7 @@ class MysqlAdapter final : public ResourceAdapter {
   bool supports_prepare() const override { return !last_resource_only_; }
   void set_last_resource_only(bool on) { last_resource_only_ = on; }
   absl::Status CheckReady() override;
+  absl::Status EnsureSagaBarrier() override;
   absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
                                               const std::string& native_id) override;

@@ -21,17 +21,50 @@ class NoopSession final : public BranchSession {
     return PrepareResult{LocalVote::kYes, "", "0"};
   }
   absl::Status CommitLocal(const std::string& gid) override { return absl::OkStatus(); }
-  absl::Status RollbackLocal() override { return absl::OkStatus(); }
+  absl::Status RollbackLocal() override {
+    pending_.clear();
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> InsertBarrier(const std::string& gid, const std::string& op,
+                                     const std::string& origin) override {
+    if (pending_.count({gid, op}) || !adapter_->BarrierOrigin(gid, op).empty()) return false;
+    pending_[{gid, op}] = origin;
+    return true;
+  }
+  absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
+                                            const std::string& op) override {
+    auto it = pending_.find({gid, op});
+    return it != pending_.end() ? it->second : adapter_->BarrierOrigin(gid, op);
+  }
+  absl::Status Commit() override {
+    adapter_->AddBarrierRows(pending_);
+    pending_.clear();
+    return absl::OkStatus();
+  }
 
  private:
   NoopAdapter* const adapter_;
   int operations_ = 0;
+  std::map<std::pair<std::string, std::string>, std::string> pending_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BranchSession>> NoopAdapter::Begin(const std::string& gid) {
   return std::make_unique<NoopSession>(this);
+}
+
+std::string NoopAdapter::BarrierOrigin(const std::string& gid, const std::string& op) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = barrier_.find({gid, op});
+  return it == barrier_.end() ? std::string() : it->second;
+}
+
+void NoopAdapter::AddBarrierRows(
+    const std::map<std::pair<std::string, std::string>, std::string>& rows) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, origin] : rows) barrier_.emplace(key, origin);
 }
 
 void NoopAdapter::MarkPrepared(const std::string& gid) {

@@ -1,9 +1,10 @@
 // NoopAdapter: a participant with no database, for tests and benchmarks of the coordinator.
 // Every statement "affects" 0 rows (so `expect_rows_affected: 1` votes NO); a branch that ran at
 // least one operation votes YES, one that ran none votes READ_ONLY. Prepared branches live in
-// memory only. Thread-safe.
+// memory only, and so are saga barrier rows. Thread-safe.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -28,10 +29,15 @@ class NoopAdapter final : public ResourceAdapter {
   }
 
   void MarkPrepared(const std::string& gid);
+  // Saga barrier rows, in memory: (gid, op) -> origin. A session's rows land at its Commit.
+  absl::Status EnsureSagaBarrier() override { return absl::OkStatus(); }
+  std::string BarrierOrigin(const std::string& gid, const std::string& op);
+  void AddBarrierRows(const std::map<std::pair<std::string, std::string>, std::string>& rows);
 
  private:
   std::mutex mu_;
-  std::set<std::string> prepared_;  // guarded by mu_
+  std::set<std::string> prepared_;                                      // guarded by mu_
+  std::map<std::pair<std::string, std::string>, std::string> barrier_;  // guarded by mu_
 };
 
 }  // namespace txn::agent

@@ -16,6 +16,7 @@ namespace {
 constexpr char kUndefinedObject[] = "42704";  // "prepared transaction ... does not exist"
 // One row per one-phase commit, written in the committed transaction itself (see CommitLocal).
 constexpr char kMarkerTable[] = "txcoord_markers";
+constexpr char kBarrierTable[] = "txcoord_saga_barrier";
 
 // Gids are written into SQL as literals (PREPARE TRANSACTION takes no parameter), so only a gid
 // of our own strict form is accepted.
@@ -138,6 +139,32 @@ class PostgresSession final : public BranchSession {
     return conn_->Exec("ROLLBACK").status();
   }
 
+  absl::StatusOr<bool> InsertBarrier(const std::string& gid, const std::string& op,
+                                     const std::string& origin) override {
+    TXN_ASSIGN_OR_RETURN(PgResult r,
+                         conn_->Exec(absl::StrCat("INSERT INTO ", kBarrierTable,
+                                                  " (gid, op, origin) VALUES ($1, $2, $3) "
+                                                  "ON CONFLICT DO NOTHING"),
+                                     {gid.c_str(), op.c_str(), origin.c_str()}));
+    return std::string(PQcmdTuples(r.get())) == "1";
+  }
+
+  absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
+                                            const std::string& op) override {
+    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec(absl::StrCat("SELECT origin FROM ", kBarrierTable,
+                                                              " WHERE gid = $1 AND op = $2"),
+                                                 {gid.c_str(), op.c_str()}));
+    return PQntuples(r.get()) > 0 ? std::string(PQgetvalue(r.get(), 0, 0)) : std::string();
+  }
+
+  absl::Status Commit() override {
+    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec("COMMIT"));
+    if (std::string(PQcmdStatus(r.get())) != "COMMIT") {
+      return absl::AbortedError("the transaction failed earlier and was rolled back");
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Open() { return conn_->Exec("BEGIN").status(); }
 
  private:
@@ -172,6 +199,22 @@ absl::Status PostgresAdapter::CheckReady() {
                                                       " (the agent's user needs CREATE "
                                                       "on the database's default schema): ",
                                                       created.status().message()));
+  }
+  return created.status();
+}
+
+absl::Status PostgresAdapter::EnsureSagaBarrier() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  absl::StatusOr<PgResult> created =
+      conn->Exec(absl::StrCat("CREATE TABLE IF NOT EXISTS ", kBarrierTable,
+                              " (gid text NOT NULL, op text NOT NULL, origin text NOT NULL, "
+                              "created_at timestamptz NOT NULL DEFAULT now(), "
+                              "PRIMARY KEY (gid, op))"));
+  if (!created.ok() && created.status().code() != absl::StatusCode::kUnavailable) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the saga barrier table ", kBarrierTable,
+                     " (the agent's user needs CREATE on the database's default schema): ",
+                     created.status().message()));
   }
   return created.status();
 }

@@ -36,6 +36,7 @@ class PostgresAdapter final : public ResourceAdapter {
   // Run as a last resource only (no PREPARE TRANSACTION; works with max_prepared_transactions=0).
   void set_last_resource_only(bool on) { last_resource_only_ = on; }
   absl::Status CheckReady() override;
+  absl::Status EnsureSagaBarrier() override;
   absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
                                               const std::string& native_id) override;

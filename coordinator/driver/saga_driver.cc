@@ -1,0 +1,293 @@
+#include "coordinator/driver/saga_driver.h"
+
+#include <type_traits>
+
+#include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "coordinator/driver/proto_mapping.h"
+
+namespace txn::driver {
+
+struct SagaDriver::SagaContext {
+  std::mutex mu;
+  core::SagaTxn saga ABSL_GUARDED_BY(mu);
+  std::vector<v1::Branch> steps;  // the request's, fixed
+  std::vector<OutcomeReply> waiters ABSL_GUARDED_BY(mu);
+  TxnTimes times ABSL_GUARDED_BY(mu);
+  std::string idempotency_key;
+  std::string fingerprint;
+};
+
+namespace {
+
+// A call refused before anything ran (bad request, a participant that cannot run saga steps).
+bool RefusedBeforeRunning(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kInvalidArgument ||
+         s.code() == absl::StatusCode::kFailedPrecondition ||
+         s.code() == absl::StatusCode::kUnimplemented;
+}
+
+}  // namespace
+
+SagaDriver::SagaDriver(SagaDriverDeps deps)
+    : deps_(std::move(deps)), random_(std::random_device{}()) {}
+
+SagaDriver::~SagaDriver() { lifetime_.Close(); }
+
+void SagaDriver::Start(const std::string& txn_id, const v1::RunRequest& req,
+                       std::string idempotency_key, std::string fingerprint, OutcomeReply reply) {
+  auto ctx = std::make_shared<SagaContext>();
+  ctx->steps.assign(req.branches().begin(), req.branches().end());
+  ctx->idempotency_key = std::move(idempotency_key);
+  ctx->fingerprint = std::move(fingerprint);
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    ctx->saga.id = txn_id;
+    for (const auto& b : req.branches()) {
+      ctx->saga.steps.push_back(core::BranchStatus{.participant = b.participant()});
+    }
+    ctx->times.created_unix_ms = deps_.clock->NowUnixMs();
+    ctx->waiters.push_back(std::move(reply));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_[txn_id] = ctx;
+  }
+  Dispatch(ctx, core::SagaStart{});
+}
+
+void SagaDriver::Resume(const log::DecisionRecord& record) {
+  auto ctx = std::make_shared<SagaContext>();
+  ctx->steps.assign(record.saga_steps().begin(), record.saga_steps().end());
+  ctx->idempotency_key = record.idempotency_key();
+  ctx->fingerprint = record.request_fingerprint();
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    ctx->saga = SagaFromRecord(record);
+    ctx->times = {record.created_unix_ms(), record.decided_unix_ms()};
+    {
+      std::lock_guard<std::mutex> lock2(mu_);
+      active_[ctx->saga.id] = ctx;
+    }
+    common::LogInfo(
+        absl::StrCat("txn=", ctx->saga.id, " recovery: saga ",
+                     ctx->saga.state == core::TxnState::kAborting ? "compensating" : "forward",
+                     ", taking it up"));
+    actions = Plan(ctx, core::ResumeSaga(ctx->saga));
+  }
+  for (auto& a : actions) a();
+}
+
+std::optional<v1::Transaction> SagaDriver::Find(const std::string& txn_id) const {
+  std::shared_ptr<SagaContext> ctx;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(txn_id);
+    if (it == active_.end()) return std::nullopt;
+    ctx = it->second;
+  }
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  return TransactionOf(ctx->saga, ctx->times);
+}
+
+std::vector<v1::Transaction> SagaDriver::Snapshot() const {
+  std::vector<std::shared_ptr<SagaContext>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, ctx] : active_) live.push_back(ctx);
+  }
+  std::vector<v1::Transaction> out;
+  for (const auto& ctx : live) {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    out.push_back(TransactionOf(ctx->saga, ctx->times));
+  }
+  return out;
+}
+
+bool SagaDriver::Attach(const std::string& txn_id, OutcomeReply reply) {
+  std::shared_ptr<SagaContext> ctx;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(txn_id);
+    if (it == active_.end()) return false;
+    ctx = it->second;
+  }
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  if (ctx->saga.client_answered) {
+    reply(OutcomeOf(ctx->saga));
+  } else {
+    ctx->waiters.push_back(std::move(reply));
+  }
+  return true;
+}
+
+size_t SagaDriver::active_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return active_.size();
+}
+
+void SagaDriver::Dispatch(const std::shared_ptr<SagaContext>& ctx, const core::SagaEvent& event) {
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    actions = Plan(ctx, core::Step(ctx->saga, event));
+  }
+  for (auto& a : actions) a();
+}
+
+void SagaDriver::Later(int attempt, Action fn) {
+  if (attempt <= 0) {
+    fn();
+    return;
+  }
+  double unit;
+  {
+    std::lock_guard<std::mutex> lock(random_mu_);
+    unit = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+  }
+  deps_.timers->After(common::BackoffDelayMs(deps_.retry_backoff, attempt, unit),
+                      Guard(std::move(fn)));
+}
+
+std::vector<SagaDriver::Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
+                                                 const std::vector<core::SagaEffect>& effects) {
+  std::vector<Action> actions;
+  core::SagaTxn& saga = ctx->saga;
+  for (const auto& effect : effects) {
+    std::visit(
+        [&](const auto& e) {
+          using E = std::decay_t<decltype(e)>;
+          if constexpr (std::is_same_v<E, core::LogSaga>) {
+            if (e.point == core::SagaLogPoint::kFinal) {
+              ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            }
+            log::DecisionRecord record = SagaRecordOf(saga, ctx->steps, ctx->times);
+            record.set_idempotency_key(ctx->idempotency_key);
+            record.set_request_fingerprint(ctx->fingerprint);
+            if (e.point == core::SagaLogPoint::kFinal) {
+              record.set_done(true);
+              record.set_done_unix_ms(deps_.clock->NowUnixMs());
+            }
+            const core::SagaLogPoint point = e.point;
+            actions.push_back([this, ctx, record = std::move(record), sync = e.sync,
+                               point]() mutable {
+              deps_.group_log->Append(
+                  std::move(record), sync,
+                  lifetime_.Wrap(std::function<void(absl::Status)>([this, ctx,
+                                                                    point](absl::Status s) {
+                    if (!s.ok()) {
+                      if (deps_.on_log_failure) deps_.on_log_failure(s);
+                      return Dispatch(ctx, core::SagaLogFailed{point, std::string(s.message())});
+                    }
+                    Dispatch(ctx, core::SagaLogged{point});
+                  })));
+            });
+          } else if constexpr (std::is_same_v<E, core::SendStep>) {
+            v1::ExecuteLocalRequest req;
+            req.mutable_ref()->set_txn_id(saga.id);
+            req.mutable_ref()->set_branch(e.step);
+            *req.mutable_operations() = ctx->steps[e.step].operations();
+            transport::ParticipantChannel* ch =
+                deps_.participants->Find(saga.steps[e.step].participant);
+            const uint32_t k = e.step;
+            auto on_reply =
+                lifetime_.Wrap(std::function<void(absl::StatusOr<v1::ExecuteLocalResponse>)>(
+                    [this, ctx, k](absl::StatusOr<v1::ExecuteLocalResponse> r) {
+                      if (!r.ok()) {
+                        const auto result = RefusedBeforeRunning(r.status())
+                                                ? core::StepResult::kFailed
+                                                : core::StepResult::kUnknown;
+                        return Dispatch(
+                            ctx, core::StepFinished{k, result, std::string(r.status().message())});
+                      }
+                      switch (r->result()) {
+                        case v1::LOCAL_RESULT_DONE:
+                          return Dispatch(ctx, core::StepFinished{k, core::StepResult::kDone, ""});
+                        case v1::LOCAL_RESULT_REFUSED:
+                          return Dispatch(
+                              ctx, core::StepFinished{k, core::StepResult::kFailed,
+                                                      absl::StrCat("refused: ", r->reason())});
+                        default:
+                          return Dispatch(
+                              ctx, core::StepFinished{k, core::StepResult::kFailed, r->reason()});
+                      }
+                    }));
+            const int64_t timeout = deps_.rpc_timeout_ms;
+            actions.push_back(
+                [this, ch, req = std::move(req), on_reply, timeout, attempt = e.attempt] {
+                  Later(attempt, [ch, req, on_reply, timeout] {
+                    // A crash here: the step may or may not have been sent; recovery re-sends it
+                    // and the barrier runs it at most once.
+                    (void)common::Failpoint("coord.saga_before_step");
+                    ch->ExecuteLocal(req, timeout, on_reply);
+                  });
+                });
+          } else if constexpr (std::is_same_v<E, core::SendCompensation>) {
+            v1::CompensateRequest req;
+            req.mutable_ref()->set_txn_id(saga.id);
+            req.mutable_ref()->set_branch(e.step);
+            *req.mutable_operations() = ctx->steps[e.step].compensations();
+            transport::ParticipantChannel* ch =
+                deps_.participants->Find(saga.steps[e.step].participant);
+            const uint32_t j = e.step;
+            auto on_reply =
+                lifetime_.Wrap(std::function<void(absl::StatusOr<v1::CompensateResponse>)>(
+                    [this, ctx, j](absl::StatusOr<v1::CompensateResponse> r) {
+                      if (!r.ok()) {
+                        const auto result = RefusedBeforeRunning(r.status())
+                                                ? core::StepResult::kFailed
+                                                : core::StepResult::kUnknown;
+                        return Dispatch(ctx, core::CompensationFinished{
+                                                 j, result, std::string(r.status().message())});
+                      }
+                      if (r->result() == v1::LOCAL_RESULT_DONE) {
+                        return Dispatch(ctx, core::CompensationFinished{
+                                                 j, core::StepResult::kDone,
+                                                 r->null_compensation()
+                                                     ? "the step never ran here: nothing to undo"
+                                                     : ""});
+                      }
+                      Dispatch(ctx, core::CompensationFinished{j, core::StepResult::kFailed,
+                                                               r->reason()});
+                    }));
+            const int64_t timeout = deps_.rpc_timeout_ms;
+            actions.push_back(
+                [this, ch, req = std::move(req), on_reply, timeout, attempt = e.attempt] {
+                  Later(attempt, [ch, req, on_reply, timeout] {
+                    // A crash here: the decision to compensate is durable; recovery goes on
+                    // backward.
+                    (void)common::Failpoint("coord.saga_before_compensation");
+                    ch->Compensate(req, timeout, on_reply);
+                  });
+                });
+          } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
+            v1::Outcome outcome = OutcomeOf(saga);
+            std::vector<OutcomeReply> waiters = std::exchange(ctx->waiters, {});
+            actions.push_back([waiters = std::move(waiters), outcome = std::move(outcome)] {
+              for (const auto& w : waiters) w(outcome);
+            });
+          } else if constexpr (std::is_same_v<E, core::Forget>) {
+            if (saga.state == core::TxnState::kFailedCompensation) {
+              common::LogError(
+                  absl::StrCat("txn=", saga.id,
+                               " FAILED_COMPENSATION: an operator must finish it: ", saga.reason));
+            }
+            v1::Transaction finished = TransactionOf(saga, ctx->times);
+            actions.push_back([this, finished = std::move(finished)] {
+              {
+                std::lock_guard<std::mutex> lock(mu_);
+                active_.erase(finished.txn_id());
+              }
+              if (deps_.on_finished) deps_.on_finished(finished);
+            });
+          }
+        },
+        effect);
+  }
+  return actions;
+}
+
+}  // namespace txn::driver

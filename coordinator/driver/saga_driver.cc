@@ -236,6 +236,13 @@ std::vector<SagaDriver::Action> SagaDriver::Plan(const std::shared_ptr<SagaConte
             auto on_reply =
                 lifetime_.Wrap(std::function<void(absl::StatusOr<v1::CompensateResponse>)>(
                     [this, ctx, j](absl::StatusOr<v1::CompensateResponse> r) {
+                      if (r.status().code() == absl::StatusCode::kUnimplemented) {
+                        // The participant runs no saga steps (MongoDB): its step never ran.
+                        return Dispatch(ctx,
+                                        core::CompensationFinished{
+                                            j, core::StepResult::kDone,
+                                            "the participant runs no saga steps: nothing to undo"});
+                      }
                       if (!r.ok()) {
                         const auto result = RefusedBeforeRunning(r.status())
                                                 ? core::StepResult::kFailed

@@ -85,6 +85,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   void ExecuteLocal(const v1::ExecuteLocalRequest& req, int64_t,
                     Reply<v1::ExecuteLocalResponse> done) override {
     Journal(absl::StrCat("step ", req.ref().branch(), "@", name_));
+    if (no_sagas) return done(absl::UnimplementedError("this participant does not run saga steps"));
     {
       std::lock_guard<std::mutex> lock(mu);
       if (++local_calls <= local_transport_failures) return done(absl::UnavailableError("down"));
@@ -97,6 +98,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   void Compensate(const v1::CompensateRequest& req, int64_t,
                   Reply<v1::CompensateResponse> done) override {
     Journal(absl::StrCat("compensate ", req.ref().branch(), "@", name_));
+    if (no_sagas) return done(absl::UnimplementedError("this participant does not run saga steps"));
     {
       std::lock_guard<std::mutex> lock(mu);
       if (++compensate_calls <= compensate_failures) {
@@ -125,6 +127,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   v1::LocalResult local_result = v1::LOCAL_RESULT_DONE;
   int local_transport_failures = 0, local_calls = 0;
   int compensate_failures = 0, compensate_calls = 0;
+  bool no_sagas = false;  // answers UNIMPLEMENTED, like a MongoDB agent
   v1::Vote vote = v1::VOTE_YES;
   bool prepare_error = false;
   bool silent = false;
@@ -793,6 +796,16 @@ TEST_F(TransactionDriverTest, SagaFailureCompensatesTheDoneStepsInReverse) {
                                       "compensate 0@orders"}));
   EXPECT_EQ(out->branches(0).state(), v1::BRANCH_STATE_COMPENSATED);
   EXPECT_EQ(out->branches(2).state(), v1::BRANCH_STATE_ACTIVE) << "never ran";
+}
+
+TEST_F(TransactionDriverTest, SagaStepOnAParticipantWithoutSagasFailsAndCompensatesCleanly) {
+  inventory_->no_sagas = true;
+  auto out = RunSync(Saga(2));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_ABORTED) << out->reason();
+  EXPECT_NE(out->reason().find("does not run saga steps"), std::string::npos);
+  EXPECT_EQ(out->branches(1).state(), v1::BRANCH_STATE_COMPENSATED);
+  EXPECT_EQ(orders_->compensate_calls, 1);
 }
 
 TEST_F(TransactionDriverTest, SagaStepWithLostAnswersIsRetried) {

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/failpoint.h"
 
 namespace txn::log {
 namespace {
@@ -74,6 +75,11 @@ absl::Status RocksDbDecisionLog::Write(const std::vector<DecisionRecord>& record
     if (!s.ok()) return FromRocks(s, "batch");
   }
   if (absl::Status room = CheckHeadroom(); !room.ok()) return room;
+  // An injected RocksDB write error (tests/fault/test_disk_full.py): the caller sees exactly what a
+  // failed WAL append would give it.
+  if (absl::Status fp = common::Failpoint("log.write"); !fp.ok()) {
+    return absl::UnavailableError(absl::StrCat("decision log write: IO error: ", fp.message()));
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   return FromRocks(db_->Write(wo, &batch), "write");

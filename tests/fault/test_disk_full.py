@@ -1,6 +1,7 @@
-"""A full disk under the coordinator's decision log: a small tmpfs mounted in a private mount
-namespace (a holder process keeps it alive across coordinator restarts; txcoord runs inside it
-with nsenter), filled from outside through /proc/PID/root.
+"""A full disk (and an injected RocksDB write error) under the coordinator's decision log. The full
+disk is a small tmpfs mounted in a private mount namespace (a holder process keeps it alive across
+coordinator restarts; txcoord runs inside it with nsenter), filled from outside through
+/proc/PID/root.
 
 Checked: the decision that cannot be written is never acted on (both branches stay prepared, the
 client hears IN_DOUBT, not COMMITTED); the coordinator fails closed (UNAVAILABLE, health
@@ -113,6 +114,47 @@ class DiskFull(unittest.TestCase):
         self.coord = self.c.coordinator_stub()
         self.assertEqual(self.coord.GetDecision(pb.GetDecisionRequest(txn_id=out.txn_id),
                                                 timeout=5).decision, pb.DECISION_COMMIT)
+
+
+class InjectedWriteError(unittest.TestCase):
+    """A RocksDB write that fails (the `log.write` failpoint returns the error a failed WAL append
+    would): the decision is not acted on, the coordinator refuses work until its probe writes
+    again, and an operator finishes the transaction."""
+
+    def setUp(self):
+        self.c = shop.start_shop()
+        self.coord = self.c.coordinator_stub()
+        self.stock0 = shop.stock(self.c)
+
+    def tearDown(self):
+        if any(e for _, e in getattr(self._outcome, "errors", []) if e):
+            print(self.c.logs())
+        self.c.stop()
+
+    def test_failed_decision_write_sends_no_commit(self):
+        self.c.coordinator.kill()
+        self.c.coordinator.start(failpoints="log.write=error@1")
+        out = self.coord.Run(shop.order_request("w-1", wait=False), timeout=10)
+        self.assertEqual(out.state, pb.TXN_STATE_IN_DOUBT, out)
+        self.assertIn("IO error", out.reason)
+        self.assertEqual(len(shop.prepared(self.c)), 2)
+        self.assertEqual(shop.orders(self.c), [])
+        h.eventually(lambda: "refusing new transactions" in self.c.coordinator.log(),
+                     what="fail-closed log line")
+        # The probe writes again (the injected error fired once): the operator's resolution is
+        # accepted without a restart, and new transactions run.
+        h.eventually(lambda: txctl(self.c, "resolve", out.txn_id, "abort").returncode == 0,
+                     what="resolution accepted")
+        h.eventually(lambda: shop.prepared(self.c) == [], what="nothing left prepared")
+        h.eventually(lambda: "decision log writable again" in self.c.coordinator.log(),
+                     what="the probe's write succeeded")
+        h.eventually(lambda: DiskFull.serving(self) == "SERVING", what="health SERVING")
+        self.assertEqual(self.coord.Run(shop.order_request("w-2"), timeout=10).state,
+                         pb.TXN_STATE_COMMITTED)
+        self.assertEqual(shop.orders(self.c), ["w-2"])
+        self.assertEqual(shop.stock(self.c), self.stock0 - 1)
+        self.assertEqual(self.coord.GetDecision(pb.GetDecisionRequest(txn_id=out.txn_id),
+                                                timeout=5).decision, pb.DECISION_ABORT)
 
 
 if __name__ == "__main__":

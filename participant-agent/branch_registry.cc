@@ -7,6 +7,7 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "participant-agent/three_phase_records.h"
 
 namespace txn::agent {
 
@@ -176,6 +177,40 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
 absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
     const v1::PrepareBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  const bool three_phase = req.three_phase_members_size() > 0;
+  if (three_phase) {
+    if (tpc_ == nullptr) {
+      return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
+    }
+    if (req.ref().branch() >= static_cast<uint32_t>(req.three_phase_members_size())) {
+      return absl::InvalidArgumentError("ref.branch is not among three_phase_members");
+    }
+  }
+  TXN_ASSIGN_OR_RETURN(v1::PrepareBranchResponse resp, PrepareLocal(req, gid));
+  if (!three_phase || resp.vote() == v1::VOTE_NO) return resp;
+  // 3PC: the record before the YES (a read-only branch stays a member of the quorum too).
+  std::vector<std::string> members(req.three_phase_members().begin(),
+                                   req.three_phase_members().end());
+  TXN_ASSIGN_OR_RETURN(bool recorded, tpc_->RecordYes(gid, members));
+  if (!recorded) {
+    // A termination round reached this branch before its vote and aborted it.
+    if (resp.vote() == v1::VOTE_YES) {
+      TXN_ASSIGN_OR_RETURN(FinishResult r, adapter_->RollbackPrepared(gid, resp.native_id()));
+      (void)r;
+    }
+    auto e = GetOrCreate(gid);
+    std::lock_guard<std::mutex> lock(e->mu);
+    e->initialized = true;
+    e->state = State::kAborted;
+    e->reason = "aborted by a termination round before it voted";
+    resp.set_vote(v1::VOTE_NO);
+    resp.set_reason(e->reason);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
+    const v1::PrepareBranchRequest& req, const std::string& gid) {
   if (!adapter_->supports_prepare()) {
     return absl::FailedPreconditionError(
         "this participant cannot prepare; it can only be committed last, in one phase");
@@ -283,6 +318,12 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
 absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
     const v1::CommitBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  if (req.three_phase()) {
+    if (tpc_ == nullptr) {
+      return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
+    }
+    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, core::Decision::kCommit));
+  }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
   e->last_used_ms = clock_->NowMonotonicMs();
@@ -323,6 +364,12 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
 absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
     const v1::RollbackBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  if (req.three_phase()) {
+    if (tpc_ == nullptr) {
+      return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
+    }
+    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, core::Decision::kAbort));
+  }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
   e->last_used_ms = clock_->NowMonotonicMs();

@@ -9,6 +9,11 @@
 //                               |--Rollback / DB error / expect_* mismatch / idle--> ABORTED
 //   (none) --Rollback--> ABORTED (a tombstone: a Prepare arriving later votes NO)
 //
+// A three-phase-commit branch (Prepare with three_phase_members) also has a record in the agent's
+// 3PC table (ThreePhaseRecords): written W after the database PREPARE and before the YES vote,
+// C / A before COMMIT PREPARED / ROLLBACK. A branch a termination round aborted before it voted
+// rolls its prepared transaction back and votes NO.
+//
 // Finished entries are kept as tombstones for `tombstone_ttl_ms`, so duplicates and reordered
 // calls get the same answer. After an agent restart the registry is empty: the database is the
 // memory then (IsPrepared, native ids), and the reconciler resolves what is left prepared.
@@ -32,6 +37,8 @@
 
 namespace txn::agent {
 
+class ThreePhaseRecords;
+
 struct BranchRegistryOptions {
   // An ACTIVE branch untouched this long is rolled back (its coordinator is gone).
   int64_t idle_timeout_ms = 60'000;
@@ -49,6 +56,9 @@ class BranchRegistry {
       const v1::ExecuteBranchRequest& req);
   [[nodiscard]] absl::StatusOr<v1::PrepareBranchResponse> Prepare(
       const v1::PrepareBranchRequest& req);
+  // Three-phase commit (three_phase_members on Prepare, three_phase on Commit / Rollback) needs
+  // the record keeper; without one such calls are FAILED_PRECONDITION. Set before serving.
+  void set_three_phase(ThreePhaseRecords* records) { tpc_ = records; }
   [[nodiscard]] absl::StatusOr<v1::CommitBranchResponse> Commit(const v1::CommitBranchRequest& req);
   [[nodiscard]] absl::StatusOr<v1::RollbackBranchResponse> Rollback(
       const v1::RollbackBranchRequest& req);
@@ -75,6 +85,8 @@ class BranchRegistry {
     int64_t last_used_ms = 0;
   };
 
+  absl::StatusOr<v1::PrepareBranchResponse> PrepareLocal(const v1::PrepareBranchRequest& req,
+                                                         const std::string& gid);
   std::shared_ptr<Entry> GetOrCreate(const std::string& gid);
   std::shared_ptr<Entry> Find(const std::string& gid);
   // Requires e.mu held and e in ACTIVE. Rolls back and records `reason`.
@@ -91,6 +103,7 @@ class BranchRegistry {
                              v1::ExecuteBranchResponse* results, std::string* failure);
 
   ResourceAdapter* const adapter_;
+  ThreePhaseRecords* tpc_ = nullptr;
   common::Clock* const clock_;
   const BranchRegistryOptions options_;
   mutable std::mutex mu_;

@@ -12,7 +12,24 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
   ReconcilePass pass;
   for (const auto& b : in_doubt.branches()) {
     const std::string& gid = b.native_name();
-    absl::StatusOr<v1::Decision> d = decisions_->GetDecision(b.ref().txn_id());
+    bool three_phase = false;
+    std::optional<v1::Decision> recorded;
+    if (three_phase_ != nullptr) {
+      absl::StatusOr<std::optional<core::TpcRecord>> rec = three_phase_->Load(gid);
+      if (!rec.ok()) {
+        ++pass.undecided;
+        common::LogWarning(absl::StrCat(
+            "branch=", gid, " in doubt; cannot read its 3PC record: ", rec.status().message()));
+        continue;
+      }
+      if (*rec) {
+        three_phase = true;
+        if ((*rec)->state == core::TpcState::kCommitted) recorded = v1::DECISION_COMMIT;
+        if ((*rec)->state == core::TpcState::kAborted) recorded = v1::DECISION_ABORT;
+      }
+    }
+    absl::StatusOr<v1::Decision> d = recorded ? absl::StatusOr<v1::Decision>(*recorded)
+                                              : decisions_->GetDecision(b.ref().txn_id());
     if (!d.ok()) {
       ++pass.undecided;
       common::LogWarning(absl::StrCat(
@@ -22,6 +39,7 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
     if (*d == v1::DECISION_COMMIT) {
       v1::CommitBranchRequest req;
       *req.mutable_ref() = b.ref();
+      req.set_three_phase(three_phase);
       auto r = registry_->Commit(req);
       if (r.ok() && r->result() == v1::BRANCH_RESULT_COMMITTED) {
         ++pass.committed;
@@ -35,6 +53,7 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
     } else if (*d == v1::DECISION_ABORT) {
       v1::RollbackBranchRequest req;
       *req.mutable_ref() = b.ref();
+      req.set_three_phase(three_phase);
       auto r = registry_->Rollback(req);
       if (r.ok()) {
         ++pass.aborted;

@@ -2,13 +2,18 @@
 // or database restart, or a Prepare that arrived after its transaction was aborted) and asks the
 // coordinator for each decision: COMMIT -> commit, ABORT (including "never heard of it": presumed
 // abort) -> roll back, UNKNOWN or no answer -> leave it and ask again next pass. It never decides
-// by itself. Thread-safe: RunOnce may be called from one thread at a time.
+// by itself. A three-phase-commit branch (one with a record in ThreePhaseRecords) is finished from
+// its record when the record holds C or A, and otherwise by the coordinator's answer, which for
+// 3PC is never a presumption: the coordinator logs START before any PREPARE. The decision is
+// written to the record before it is applied. Thread-safe: RunOnce may be called from one thread
+// at a time.
 #pragma once
 
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "participant-agent/branch_registry.h"
+#include "participant-agent/three_phase_records.h"
 #include "txn/v1/coordinator.pb.h"
 
 namespace txn::agent {
@@ -29,8 +34,9 @@ struct ReconcilePass {
 
 class InDoubtReconciler {
  public:
-  InDoubtReconciler(BranchRegistry* registry, DecisionSource* decisions)
-      : registry_(registry), decisions_(decisions) {}
+  InDoubtReconciler(BranchRegistry* registry, DecisionSource* decisions,
+                    ThreePhaseRecords* three_phase = nullptr)
+      : registry_(registry), decisions_(decisions), three_phase_(three_phase) {}
 
   // One pass over the prepared branches. Errors: the database could not be listed.
   [[nodiscard]] absl::StatusOr<ReconcilePass> RunOnce();
@@ -38,6 +44,7 @@ class InDoubtReconciler {
  private:
   BranchRegistry* const registry_;
   DecisionSource* const decisions_;
+  ThreePhaseRecords* const three_phase_;
 };
 
 }  // namespace txn::agent

@@ -121,10 +121,12 @@ int Main(int argc, char** argv) {
   common::SystemClock clock;
   BranchRegistry registry(adapter->get(), &clock, BranchRegistryOptions{.idle_timeout_ms = *idle});
   SagaSteps saga_steps(adapter->get());
-  ParticipantService service(&registry, &saga_steps, adapter->get(), flags->Get("name"),
-                             config.backend);
+  ThreePhaseRecords three_phase(adapter->get());
+  registry.set_three_phase(&three_phase);
+  ParticipantService service(&registry, &saga_steps, &three_phase, adapter->get(),
+                             flags->Get("name"), config.backend);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
-  InDoubtReconciler reconciler(&registry, &decisions);
+  InDoubtReconciler reconciler(&registry, &decisions, &three_phase);
 
   std::unique_ptr<common::MetricsServer> metrics_server;
   if (!flags->Get("metrics-listen").empty()) {

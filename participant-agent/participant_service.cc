@@ -105,4 +105,18 @@ grpc::ServerUnaryReactor* ParticipantService::Compensate(grpc::CallbackServerCon
   return Finish(ctx, "Compensate", watch, saga_steps_->Compensate(*req), resp);
 }
 
+grpc::ServerUnaryReactor* ParticipantService::Elect(grpc::CallbackServerContext* ctx,
+                                                    const v1::ElectRequest* req,
+                                                    v1::TerminationReply* resp) {
+  common::Stopwatch watch;
+  return Finish(ctx, "Elect", watch, three_phase_->Elect(*req), resp);
+}
+
+grpc::ServerUnaryReactor* ParticipantService::PreDecide(grpc::CallbackServerContext* ctx,
+                                                        const v1::PreDecideRequest* req,
+                                                        v1::TerminationReply* resp) {
+  common::Stopwatch watch;
+  return Finish(ctx, "PreDecide", watch, three_phase_->PreDecide(*req), resp);
+}
+
 }  // namespace txn::agent

@@ -1,10 +1,12 @@
 // The gRPC edge of txagent: txn.v1.Participant, translating to BranchRegistry (2PC branches),
-// SagaSteps (saga steps and compensations) and status codes.
+// SagaSteps (saga steps and compensations), ThreePhaseRecords (3PC ELECT / PRE_x) and status
+// codes.
 // Callback service; handlers run the database work on gRPC's callback threads. Thread-safe.
 #pragma once
 
 #include "participant-agent/branch_registry.h"
 #include "participant-agent/saga_steps.h"
+#include "participant-agent/three_phase_records.h"
 #include "txn/v1/participant.grpc.pb.h"
 
 namespace txn::agent {
@@ -14,9 +16,11 @@ class ParticipantService final : public v1::Participant::CallbackService {
   // `adapter` answers Describe's capability fields (they may change once the database is
   // reached); `name` and `backend` come from the agent's flags.
   ParticipantService(BranchRegistry* registry, SagaSteps* saga_steps,
-                     const ResourceAdapter* adapter, std::string name, std::string backend)
+                     ThreePhaseRecords* three_phase, const ResourceAdapter* adapter,
+                     std::string name, std::string backend)
       : registry_(registry),
         saga_steps_(saga_steps),
+        three_phase_(three_phase),
         adapter_(adapter),
         name_(std::move(name)),
         backend_(std::move(backend)) {}
@@ -51,10 +55,16 @@ class ParticipantService final : public v1::Participant::CallbackService {
   grpc::ServerUnaryReactor* Compensate(grpc::CallbackServerContext* ctx,
                                        const v1::CompensateRequest* req,
                                        v1::CompensateResponse* resp) override;
+  grpc::ServerUnaryReactor* Elect(grpc::CallbackServerContext* ctx, const v1::ElectRequest* req,
+                                  v1::TerminationReply* resp) override;
+  grpc::ServerUnaryReactor* PreDecide(grpc::CallbackServerContext* ctx,
+                                      const v1::PreDecideRequest* req,
+                                      v1::TerminationReply* resp) override;
 
  private:
   BranchRegistry* const registry_;
   SagaSteps* const saga_steps_;
+  ThreePhaseRecords* const three_phase_;
   const ResourceAdapter* const adapter_;
   const std::string name_;
   const std::string backend_;

@@ -6,7 +6,9 @@
 // calls on a session, so sessions need not be thread-safe; adapters must be.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,18 @@ enum class FinishedAs { kCommitted, kAborted, kUnknown };
 struct FinishResult {
   FinishedAs as = FinishedAs::kUnknown;
   std::string reason;
+};
+
+// A participant's three-phase-commit record for one branch (../shared/THREE_PHASE.md section 8),
+// as stored in the agent's table in its own database, so that an agent keeps no state on its own
+// disk and a replacement picks up where it stopped. States: W, PC, PA, C, A.
+struct TpcRow {
+  std::string state;
+  uint64_t promised_round = 0;
+  std::string promised_owner;
+  uint64_t attempted_round = 0;
+  std::string attempted_owner;
+  std::vector<std::string> members;
 };
 
 class BranchSession {
@@ -101,6 +115,26 @@ class ResourceAdapter {
   [[nodiscard]] virtual absl::Status EnsureSagaBarrier() {
     return absl::UnimplementedError("this participant does not run saga steps");
   }
+  // --- Three-phase commit records (see TpcRow) ---
+  // Creates the record table if it is missing. UNIMPLEMENTED where 3PC is not supported.
+  [[nodiscard]] virtual absl::Status EnsureTpcTable() {
+    return absl::UnimplementedError("this participant does not take part in three-phase commit");
+  }
+  // The record of branch `gid`, or nullopt when there is none.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<TpcRow>> LoadTpcRecord(
+      const std::string& gid) {
+    return absl::UnimplementedError("this participant does not take part in three-phase commit");
+  }
+  // Inserts or replaces the record in one committed statement of its own; it is durable when
+  // this returns OK (the agent replies only after that).
+  [[nodiscard]] virtual absl::Status StoreTpcRecord(const std::string& gid, const TpcRow& row) {
+    return absl::UnimplementedError("this participant does not take part in three-phase commit");
+  }
+  // The gids whose record is not decided (W, PC, PA): what the agent's termination timer watches.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListUndecidedTpc() {
+    return absl::UnimplementedError("this participant does not take part in three-phase commit");
+  }
+
   // Periodic housekeeping (e.g. old commit markers). Called from the agent's background loop.
   [[nodiscard]] virtual absl::Status CollectGarbage() { return absl::OkStatus(); }
 };

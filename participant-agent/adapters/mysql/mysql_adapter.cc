@@ -6,7 +6,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/statement_guard.h"
@@ -18,6 +21,7 @@ namespace {
 
 constexpr char kMarkerTable[] = "txcoord_xa_markers";
 constexpr char kBarrierTable[] = "txcoord_saga_barrier";
+constexpr char kTpcTable[] = "txcoord_3pc";
 
 absl::Status CheckGid(const std::string& gid) {
   if (!common::ParseBranchGid(gid)) {
@@ -245,6 +249,78 @@ absl::Status MysqlAdapter::EnsureSagaBarrier() {
                                   "origin VARCHAR(16) NOT NULL, created_at TIMESTAMP NOT NULL "
                                   "DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (gid, op)) "
                                   "ENGINE=InnoDB"));
+}
+
+absl::Status MysqlAdapter::EnsureTpcTable() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  return conn->Query(absl::StrCat(
+      "CREATE TABLE IF NOT EXISTS ", kTpcTable,
+      " (gid VARCHAR(64) NOT NULL PRIMARY KEY, state VARCHAR(2) NOT NULL, "
+      "promised_round BIGINT UNSIGNED NOT NULL, promised_owner VARCHAR(255) NOT NULL, "
+      "attempted_round BIGINT UNSIGNED NOT NULL, attempted_owner VARCHAR(255) NOT NULL, "
+      "members TEXT NOT NULL, updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP "
+      "ON UPDATE CURRENT_TIMESTAMP) ENGINE=InnoDB"));
+}
+
+absl::StatusOr<std::optional<TpcRow>> MysqlAdapter::LoadTpcRecord(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  v1::Sql q;
+  q.set_text(
+      absl::StrCat("SELECT state, promised_round, promised_owner, attempted_round, "
+                   "attempted_owner, members FROM ",
+                   kTpcTable, " WHERE gid = ?"));
+  q.add_params(gid);
+  bool wrote = false;
+  TXN_ASSIGN_OR_RETURN(v1::ExecuteResult r, conn->Execute(q, &wrote));
+  if (r.rows_size() == 0) return std::optional<TpcRow>();
+  const auto& v = r.rows(0).values();
+  if (v.size() < 6) return absl::DataLossError(absl::StrCat("corrupt ", kTpcTable, " row"));
+  TpcRow row;
+  row.state = v[0];
+  if (!absl::SimpleAtoi(v[1], &row.promised_round) ||
+      !absl::SimpleAtoi(v[3], &row.attempted_round)) {
+    return absl::DataLossError(absl::StrCat("corrupt ", kTpcTable, " row for ", gid));
+  }
+  row.promised_owner = v[2];
+  row.attempted_owner = v[4];
+  if (!v[5].empty()) row.members = absl::StrSplit(v[5], ',');
+  return std::optional<TpcRow>(std::move(row));
+}
+
+absl::Status MysqlAdapter::StoreTpcRecord(const std::string& gid, const TpcRow& row) {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  v1::Sql q;
+  // One autocommit statement on a pool connection (never inside an XA branch): committed, and
+  // with innodb_flush_log_at_trx_commit=1 (the default) flushed, on return.
+  q.set_text(absl::StrCat("INSERT INTO ", kTpcTable,
+                          " (gid, state, promised_round, promised_owner, attempted_round, "
+                          "attempted_owner, members) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                          "ON DUPLICATE KEY UPDATE state = VALUES(state), "
+                          "promised_round = VALUES(promised_round), "
+                          "promised_owner = VALUES(promised_owner), "
+                          "attempted_round = VALUES(attempted_round), "
+                          "attempted_owner = VALUES(attempted_owner), members = VALUES(members)"));
+  q.add_params(gid);
+  q.add_params(row.state);
+  q.add_params(absl::StrCat(row.promised_round));
+  q.add_params(row.promised_owner);
+  q.add_params(absl::StrCat(row.attempted_round));
+  q.add_params(row.attempted_owner);
+  q.add_params(absl::StrJoin(row.members, ","));
+  bool wrote = false;
+  return conn->Execute(q, &wrote).status();
+}
+
+absl::StatusOr<std::vector<std::string>> MysqlAdapter::ListUndecidedTpc() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(
+      auto rows, conn->QueryRows(absl::StrCat("SELECT gid FROM ", kTpcTable,
+                                              " WHERE state IN ('W', 'PC', 'PA') ORDER BY gid")));
+  std::vector<std::string> gids;
+  for (const auto& row : rows) {
+    if (!row.empty()) gids.push_back(row[0]);
+  }
+  return gids;
 }
 
 absl::StatusOr<std::unique_ptr<BranchSession>> MysqlAdapter::Begin(const std::string& gid) {

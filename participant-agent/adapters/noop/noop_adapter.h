@@ -1,7 +1,7 @@
 // NoopAdapter: a participant with no database, for tests and benchmarks of the coordinator.
 // Every statement "affects" 0 rows (so `expect_rows_affected: 1` votes NO); a branch that ran at
 // least one operation votes YES, one that ran none votes READ_ONLY. Prepared branches live in
-// memory only, and so are saga barrier rows. Thread-safe.
+// memory only, and so are saga barrier rows and three-phase-commit records. Thread-safe.
 #pragma once
 
 #include <map>
@@ -34,10 +34,32 @@ class NoopAdapter final : public ResourceAdapter {
   std::string BarrierOrigin(const std::string& gid, const std::string& op);
   void AddBarrierRows(const std::map<std::pair<std::string, std::string>, std::string>& rows);
 
+  absl::Status EnsureTpcTable() override { return absl::OkStatus(); }
+  absl::StatusOr<std::optional<TpcRow>> LoadTpcRecord(const std::string& gid) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tpc_.find(gid);
+    if (it == tpc_.end()) return std::optional<TpcRow>();
+    return std::optional<TpcRow>(it->second);
+  }
+  absl::Status StoreTpcRecord(const std::string& gid, const TpcRow& row) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    tpc_[gid] = row;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<std::string>> ListUndecidedTpc() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> gids;
+    for (const auto& [gid, row] : tpc_) {
+      if (row.state == "W" || row.state == "PC" || row.state == "PA") gids.push_back(gid);
+    }
+    return gids;
+  }
+
  private:
   std::mutex mu_;
   std::set<std::string> prepared_;                                      // guarded by mu_
   std::map<std::pair<std::string, std::string>, std::string> barrier_;  // guarded by mu_
+  std::map<std::string, TpcRow> tpc_;                                   // guarded by mu_
 };
 
 }  // namespace txn::agent

@@ -5,6 +5,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/ids.h"
 #include "common/statement_guard.h"
 #include "common/status_macros.h"
@@ -17,6 +19,7 @@ constexpr char kUndefinedObject[] = "42704";  // "prepared transaction ... does 
 // One row per one-phase commit, written in the committed transaction itself (see CommitLocal).
 constexpr char kMarkerTable[] = "txcoord_markers";
 constexpr char kBarrierTable[] = "txcoord_saga_barrier";
+constexpr char kTpcTable[] = "txcoord_3pc";
 
 // Gids are written into SQL as literals (PREPARE TRANSACTION takes no parameter), so only a gid
 // of our own strict form is accepted.
@@ -217,6 +220,75 @@ absl::Status PostgresAdapter::EnsureSagaBarrier() {
                      created.status().message()));
   }
   return created.status();
+}
+
+absl::Status PostgresAdapter::EnsureTpcTable() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  absl::StatusOr<PgResult> created = conn->Exec(
+      absl::StrCat("CREATE TABLE IF NOT EXISTS ", kTpcTable,
+                   " (gid text PRIMARY KEY, state text NOT NULL, promised_round bigint NOT NULL, "
+                   "promised_owner text NOT NULL, attempted_round bigint NOT NULL, "
+                   "attempted_owner text NOT NULL, members text NOT NULL, "
+                   "updated_at timestamptz NOT NULL DEFAULT now())"));
+  if (!created.ok() && created.status().code() != absl::StatusCode::kUnavailable) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the three-phase-commit table ", kTpcTable,
+                     " (the agent's user needs CREATE on the database's default schema): ",
+                     created.status().message()));
+  }
+  return created.status();
+}
+
+absl::StatusOr<std::optional<TpcRow>> PostgresAdapter::LoadTpcRecord(const std::string& gid) {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(PgResult r,
+                       conn->Exec(absl::StrCat("SELECT state, promised_round, promised_owner, "
+                                               "attempted_round, attempted_owner, members FROM ",
+                                               kTpcTable, " WHERE gid = $1"),
+                                  {gid.c_str()}));
+  if (PQntuples(r.get()) == 0) return std::optional<TpcRow>();
+  TpcRow row;
+  row.state = PQgetvalue(r.get(), 0, 0);
+  if (!absl::SimpleAtoi(PQgetvalue(r.get(), 0, 1), &row.promised_round) ||
+      !absl::SimpleAtoi(PQgetvalue(r.get(), 0, 3), &row.attempted_round)) {
+    return absl::DataLossError(absl::StrCat("corrupt ", kTpcTable, " row for ", gid));
+  }
+  row.promised_owner = PQgetvalue(r.get(), 0, 2);
+  row.attempted_owner = PQgetvalue(r.get(), 0, 4);
+  std::string members = PQgetvalue(r.get(), 0, 5);
+  if (!members.empty()) row.members = absl::StrSplit(members, ',');
+  return std::optional<TpcRow>(std::move(row));
+}
+
+absl::Status PostgresAdapter::StoreTpcRecord(const std::string& gid, const TpcRow& row) {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  const std::string promised = absl::StrCat(row.promised_round);
+  const std::string attempted = absl::StrCat(row.attempted_round);
+  const std::string members = absl::StrJoin(row.members, ",");
+  // One autocommit statement: committed (and, with synchronous_commit on, flushed) on return.
+  return conn
+      ->Exec(absl::StrCat("INSERT INTO ", kTpcTable,
+                          " (gid, state, promised_round, promised_owner, attempted_round, "
+                          "attempted_owner, members) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                          "ON CONFLICT (gid) DO UPDATE SET state = EXCLUDED.state, "
+                          "promised_round = EXCLUDED.promised_round, "
+                          "promised_owner = EXCLUDED.promised_owner, "
+                          "attempted_round = EXCLUDED.attempted_round, "
+                          "attempted_owner = EXCLUDED.attempted_owner, "
+                          "members = EXCLUDED.members, updated_at = now()"),
+             {gid.c_str(), row.state.c_str(), promised.c_str(), row.promised_owner.c_str(),
+              attempted.c_str(), row.attempted_owner.c_str(), members.c_str()})
+      .status();
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresAdapter::ListUndecidedTpc() {
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(PgResult r,
+                       conn->Exec(absl::StrCat("SELECT gid FROM ", kTpcTable,
+                                               " WHERE state IN ('W', 'PC', 'PA') ORDER BY gid")));
+  std::vector<std::string> gids;
+  for (int i = 0; i < PQntuples(r.get()); ++i) gids.push_back(PQgetvalue(r.get(), i, 0));
+  return gids;
 }
 
 absl::StatusOr<FinishedAs> PostgresAdapter::ProveOnePhase(const std::string& gid) {

@@ -37,6 +37,10 @@ class PostgresAdapter final : public ResourceAdapter {
   void set_last_resource_only(bool on) { last_resource_only_ = on; }
   absl::Status CheckReady() override;
   absl::Status EnsureSagaBarrier() override;
+  absl::Status EnsureTpcTable() override;
+  absl::StatusOr<std::optional<TpcRow>> LoadTpcRecord(const std::string& gid) override;
+  absl::Status StoreTpcRecord(const std::string& gid, const TpcRow& row) override;
+  absl::StatusOr<std::vector<std::string>> ListUndecidedTpc() override;
   absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
                                               const std::string& native_id) override;

@@ -39,6 +39,8 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"node-id", "ID", "this coordinator's id in transaction ids ([a-z0-9]{1,16})", "n1"});
   f.Add({"prepare-timeout-ms", "MS", "abort when a vote takes longer", "10000"});
   f.Add({"rpc-timeout-ms", "MS", "deadline of each commit/rollback call to an agent", "5000"});
+  f.Add({"termination-timeout-ms", "MS",
+         "3PC: wait this long for pre-commit ACKs before running a termination round", "2000"});
   f.Add({"txn-timeout-ms", "MS", "default deadline of an interactive transaction", "60000"});
   f.Add({"retry-initial-ms", "MS", "first commit retry delay", "50"});
   f.Add({"retry-max-ms", "MS", "commit retry delay cap", "5000"});
@@ -85,6 +87,7 @@ int Main(int argc, char** argv) {
   for (const IntFlag& f :
        {IntFlag{"prepare-timeout-ms", 1, 3'600'000, &options.prepare_timeout_ms},
         IntFlag{"rpc-timeout-ms", 1, 3'600'000, &options.rpc_timeout_ms},
+        IntFlag{"termination-timeout-ms", 1, 3'600'000, &options.termination_timeout_ms},
         IntFlag{"txn-timeout-ms", 1, 86'400'000, &options.default_txn_timeout_ms},
         IntFlag{"retry-initial-ms", 1, 60'000, &retry_initial},
         IntFlag{"retry-max-ms", 1, 3'600'000, &retry_max},

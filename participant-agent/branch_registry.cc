@@ -1,5 +1,7 @@
 #include "participant-agent/branch_registry.h"
 
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -193,10 +195,15 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
                                    req.three_phase_members().end());
   TXN_ASSIGN_OR_RETURN(bool recorded, tpc_->RecordYes(gid, members));
   if (!recorded) {
-    // A termination round reached this branch before its vote and aborted it.
+    // A termination round reached this branch before its vote and aborted it: roll the prepared
+    // transaction back. MySQL keeps a just-prepared XA transaction attached to its connection for
+    // a moment (UNAVAILABLE); after a few tries the reconciler finishes it from the A record.
     if (resp.vote() == v1::VOTE_YES) {
-      TXN_ASSIGN_OR_RETURN(FinishResult r, adapter_->RollbackPrepared(gid, resp.native_id()));
-      (void)r;
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        absl::StatusOr<FinishResult> r = adapter_->RollbackPrepared(gid, resp.native_id());
+        if (r.ok() || r.status().code() != absl::StatusCode::kUnavailable) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
     }
     auto e = GetOrCreate(gid);
     std::lock_guard<std::mutex> lock(e->mu);

@@ -57,11 +57,7 @@ class ThreePhaseRecords {
   std::unordered_map<std::string, std::weak_ptr<std::mutex>> locks_;  // guarded by mu_
 };
 
-// Conversions between the wire, the stored row and the pure core's record.
-core::Ballot BallotFromProto(const v1::Ballot& b);
-v1::Ballot BallotToProto(const core::Ballot& b);
-v1::TerminationReply ReplyToProto(const core::TpcReply& r);
-core::TpcReply ReplyFromProto(const v1::TerminationReply& r);
+// Conversions between the stored row and the pure core's record.
 absl::StatusOr<core::TpcRecord> RecordFromRow(const TpcRow& row);
 TpcRow RowFromRecord(const core::TpcRecord& rec);
 

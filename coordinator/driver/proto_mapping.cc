@@ -1,5 +1,7 @@
 #include "coordinator/driver/proto_mapping.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace txn::driver {
 namespace {
 
@@ -208,6 +210,81 @@ core::SagaTxn SagaFromRecord(const log::DecisionRecord& record) {
     saga.steps.push_back(std::move(st));
   }
   return saga;
+}
+
+// ---- Three-phase commit ----
+
+v1::Outcome OutcomeOf(const core::ThreePhaseTxn& txn) {
+  v1::Outcome out;
+  out.set_txn_id(txn.id);
+  const core::TxnState state = core::OutcomeState(txn);
+  out.set_state(ToProto(state));
+  out.set_reason(txn.reason);
+  for (const auto& b : txn.branches) {
+    auto* ob = out.add_branches();
+    ob->set_participant(b.participant);
+    const bool unfinished = b.state == core::BranchState::kActive ||
+                            b.state == core::BranchState::kPreparing ||
+                            b.state == core::BranchState::kPrepared;
+    // Decided: a branch still being told is reported as what it will be.
+    if (unfinished && state == core::TxnState::kAborted) {
+      ob->set_state(v1::BRANCH_STATE_ABORTED);
+    } else if (unfinished && state == core::TxnState::kCommitted) {
+      ob->set_state(v1::BRANCH_STATE_COMMITTED);
+    } else {
+      ob->set_state(ToProto(b.state));
+    }
+    ob->set_reason(b.reason);
+  }
+  return out;
+}
+
+v1::Transaction TransactionOf(const core::ThreePhaseTxn& txn, int64_t created, int64_t decided) {
+  v1::Transaction out;
+  out.set_txn_id(txn.id);
+  out.set_protocol(v1::PROTOCOL_THREE_PHASE);
+  core::TxnState state = txn.state;
+  // The decision is being written: still deciding.
+  if ((state == core::TxnState::kCommitting || state == core::TxnState::kAborting) &&
+      !txn.decision_logged) {
+    state = core::TxnState::kPreCommitted;
+  }
+  out.set_state(ToProto(state));
+  std::string reason = txn.reason;
+  if (!txn.conflict.empty())
+    reason = absl::StrCat(reason, reason.empty() ? "" : "; ", txn.conflict);
+  out.set_reason(reason);
+  out.set_created_unix_ms(created);
+  out.set_decided_unix_ms(decided);
+  for (const auto& b : txn.branches) {
+    auto* ob = out.add_branches();
+    ob->set_participant(b.participant);
+    ob->set_state(ToProto(b.state));
+    ob->set_last_error(b.reason);
+  }
+  return out;
+}
+
+core::Vote VoteOf(v1::Vote v) {
+  switch (v) {
+    case v1::VOTE_YES:
+      return core::Vote::kYes;
+    case v1::VOTE_READ_ONLY:
+      return core::Vote::kReadOnly;
+    default:
+      return core::Vote::kNo;
+  }
+}
+
+core::BranchResult ResultOf(v1::BranchResult r) {
+  switch (r) {
+    case v1::BRANCH_RESULT_COMMITTED:
+      return core::BranchResult::kCommitted;
+    case v1::BRANCH_RESULT_ABORTED:
+      return core::BranchResult::kAborted;
+    default:
+      return core::BranchResult::kUnknown;
+  }
 }
 
 }  // namespace txn::driver

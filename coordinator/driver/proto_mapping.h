@@ -3,9 +3,11 @@
 #pragma once
 
 #include "coordinator/core/saga.h"
+#include "coordinator/core/three_phase.h"
 #include "coordinator/core/two_phase.h"
 #include "coordinator/log/decision_log.h"
 #include "txn/v1/coordinator.pb.h"
+#include "txn/v1/participant.pb.h"
 
 namespace txn::driver {
 
@@ -35,5 +37,15 @@ log::DecisionRecord SagaRecordOf(const core::SagaTxn& saga, const std::vector<v1
                                  TxnTimes times);
 // A saga rebuilt from its record (ABORTING in the record: the decision to compensate is durable).
 core::SagaTxn SagaFromRecord(const log::DecisionRecord& record);
+
+// Three-phase commit. The outcome reports a decided transaction's unfinished branches as what
+// they will be; GetTransaction shows them live (a decision being written shows PRECOMMITTED).
+v1::Outcome OutcomeOf(const core::ThreePhaseTxn& txn);
+v1::Transaction TransactionOf(const core::ThreePhaseTxn& txn, int64_t created_unix_ms,
+                              int64_t decided_unix_ms);
+
+// Participant answers in the core's terms.
+core::Vote VoteOf(v1::Vote v);
+core::BranchResult ResultOf(v1::BranchResult r);
 
 }  // namespace txn::driver

@@ -19,8 +19,7 @@ absl::Status ValidateProtocol(v1::Protocol protocol, const std::string& field) {
     case v1::PROTOCOL_SAGA:
       return absl::OkStatus();
     case v1::PROTOCOL_THREE_PHASE:
-      return absl::UnimplementedError(absl::StrCat(field, ": ", v1::Protocol_Name(protocol),
-                                                   " is not available in this build yet"));
+      return absl::OkStatus();
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           field, " must be PROTOCOL_TWO_PHASE, PROTOCOL_THREE_PHASE or PROTOCOL_SAGA"));
@@ -120,6 +119,11 @@ absl::Status ValidateBegin(const v1::BeginRequest& req) {
     return absl::FailedPreconditionError(
         "protocol: PROTOCOL_SAGA runs through Run only (its steps and compensations are given up "
         "front); Begin is for PROTOCOL_TWO_PHASE");
+  }
+  if (req.protocol() == v1::PROTOCOL_THREE_PHASE) {
+    return absl::UnimplementedError(
+        "protocol: PROTOCOL_THREE_PHASE runs through Run only in this build; Begin is for "
+        "PROTOCOL_TWO_PHASE");
   }
   TXN_RETURN_IF_ERROR(ValidateIdempotencyKey(req.idempotency_key()));
   if (req.timeout_ms() > kMaxTimeoutMs) {

@@ -44,28 +44,6 @@ struct TransactionDriver::TxnContext {
 
 namespace {
 
-core::Vote VoteOf(v1::Vote v) {
-  switch (v) {
-    case v1::VOTE_YES:
-      return core::Vote::kYes;
-    case v1::VOTE_READ_ONLY:
-      return core::Vote::kReadOnly;
-    default:
-      return core::Vote::kNo;
-  }
-}
-
-core::BranchResult ResultOf(v1::BranchResult r) {
-  switch (r) {
-    case v1::BRANCH_RESULT_COMMITTED:
-      return core::BranchResult::kCommitted;
-    case v1::BRANCH_RESULT_ABORTED:
-      return core::BranchResult::kAborted;
-    default:
-      return core::BranchResult::kUnknown;
-  }
-}
-
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
 void ObservePhase(const char* phase, double seconds) {
@@ -101,10 +79,23 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       .on_finished = [this](const v1::Transaction& t) { Remember(t); },
       .on_log_failure = [this](const absl::Status& s) { NoteLogFailure(s); },
   });
+  three_phase_ = std::make_unique<ThreePhaseDriver>(ThreePhaseDriverDeps{
+      .group_log = deps_.group_log,
+      .participants = deps_.participants,
+      .clock = deps_.clock,
+      .timers = deps_.timers,
+      .rpc_timeout_ms = options_.rpc_timeout_ms,
+      .prepare_timeout_ms = options_.prepare_timeout_ms,
+      .termination_timeout_ms = options_.termination_timeout_ms,
+      .retry_backoff = options_.retry_backoff,
+      .on_finished = [this](const v1::Transaction& t) { Remember(t); },
+      .on_log_failure = [this](const absl::Status& s) { NoteLogFailure(s); },
+  });
 }
 
 TransactionDriver::~TransactionDriver() {
   sagas_.reset();  // its callbacks reach into this driver
+  three_phase_.reset();
   lifetime_.Close();
 }
 
@@ -118,7 +109,7 @@ void TransactionDriver::NoteLogFailure(const absl::Status& s) {
 
 size_t TransactionDriver::active_count() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return active_.size() + sagas_->active_count();
+  return active_.size() + sagas_->active_count() + three_phase_->active_count();
 }
 
 absl::Status TransactionDriver::Recover() {
@@ -126,6 +117,7 @@ absl::Status TransactionDriver::Recover() {
   TXN_ASSIGN_OR_RETURN(epoch_, deps_.log->NextEpoch());
   std::vector<std::shared_ptr<TxnContext>> to_resume;
   std::vector<log::DecisionRecord> sagas_to_resume;
+  std::vector<log::DecisionRecord> three_phase_to_resume;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
     if (!r.idempotency_key().empty()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -134,6 +126,11 @@ absl::Status TransactionDriver::Recover() {
     }
     if (r.protocol() == v1::PROTOCOL_SAGA) {
       if (!r.done()) sagas_to_resume.push_back(r);
+      return true;
+    }
+    if (r.protocol() == v1::PROTOCOL_THREE_PHASE) {
+      const bool finished = r.done() || r.state() == v1::TXN_STATE_HEURISTIC_MIXED;
+      if (!finished) three_phase_to_resume.push_back(r);
       return true;
     }
     const bool committing_last = r.committing_last() && r.decision() == v1::DECISION_UNSPECIFIED;
@@ -155,12 +152,17 @@ absl::Status TransactionDriver::Recover() {
   common::DefaultMetrics()
       .GetCounter("txcoord_recovered_transactions_total",
                   "Transactions re-driven from the decision log at start.")
-      ->Inc(to_resume.size() + sagas_to_resume.size());
+      ->Inc(to_resume.size() + sagas_to_resume.size() + three_phase_to_resume.size());
   if (!sagas_to_resume.empty()) {
     common::LogInfo(
         absl::StrCat("recovery: taking up ", sagas_to_resume.size(), " unfinished saga(s)"));
   }
   for (const auto& r : sagas_to_resume) sagas_->Resume(r);
+  if (!three_phase_to_resume.empty()) {
+    common::LogInfo(absl::StrCat("recovery: taking up ", three_phase_to_resume.size(),
+                                 " unfinished three-phase transaction(s)"));
+  }
+  for (const auto& r : three_phase_to_resume) three_phase_->Resume(r);
   for (const auto& ctx : to_resume) {
     std::vector<Action> actions;
     {
@@ -472,7 +474,7 @@ void TransactionDriver::Remember(const v1::Transaction& finished) {
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(finished.txn_id());
   ++finished_counts_[finished.state()];
-  if (finished.protocol() == v1::PROTOCOL_SAGA) {
+  if (finished.protocol() == v1::PROTOCOL_SAGA || finished.protocol() == v1::PROTOCOL_THREE_PHASE) {
     common::DefaultMetrics()
         .GetCounter("txcoord_transactions_total", "Finished transactions by protocol and outcome.",
                     {{"protocol", ProtocolLabel(finished.protocol())},
@@ -533,6 +535,7 @@ void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply re
     return;
   }
   if (sagas_->Attach(txn_id, reply)) return;
+  if (three_phase_->Attach(txn_id, reply)) return;
   absl::StatusOr<v1::Transaction> finished = LookupFinished(txn_id);
   if (!finished.ok()) {
     reply(absl::FailedPreconditionError(absl::StrCat("the idempotency key names transaction ",
@@ -645,6 +648,10 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
     RunSaga(req, std::move(fingerprint), std::move(reply));
     return;
   }
+  if (req.protocol() == v1::PROTOCOL_THREE_PHASE) {
+    RunThreePhase(req, std::move(fingerprint), std::move(reply));
+    return;
+  }
   absl::StatusOr<LastResourcePlan> plan = PlanLastResource(req);
   if (!plan.ok()) {
     reply(plan.status());
@@ -701,7 +708,39 @@ void TransactionDriver::RunSaga(const v1::RunRequest& req, std::string fingerpri
   sagas_->Start(txn_id, req, req.idempotency_key(), std::move(fingerprint), std::move(reply));
 }
 
+absl::Status TransactionDriver::CheckThreePhaseParticipants(const v1::RunRequest& req) const {
+  for (int i = 0; i < req.branches_size(); ++i) {
+    const std::string& p = req.branches(i).participant();
+    std::optional<transport::ParticipantCapabilities> caps = deps_.participants->CapabilitiesOf(p);
+    if (caps && !caps->supports_prepare) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "branches[", i, "]: participant ", p,
+          " cannot hold a prepared transaction, so it cannot take part in three-phase commit"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void TransactionDriver::RunThreePhase(const v1::RunRequest& req, std::string fingerprint,
+                                      OutcomeReply reply) {
+  if (absl::Status s = CheckThreePhaseParticipants(req); !s.ok()) return reply(s);
+  const std::string txn_id = common::MakeTxnId(options_.node_id, epoch_, next_seq_.fetch_add(1));
+  if (!req.idempotency_key().empty()) {
+    std::string existing;
+    absl::StatusOr<bool> fresh =
+        ReserveIdempotencyKey(req.idempotency_key(), fingerprint, txn_id, &existing);
+    if (!fresh.ok()) return reply(fresh.status());
+    if (!*fresh) return ReplyExisting(existing, std::move(reply));
+  }
+  three_phase_->Start(txn_id, req, req.idempotency_key(), std::move(fingerprint), std::move(reply));
+}
+
 absl::Status TransactionDriver::RefuseSaga(const std::string& txn_id, const char* what) const {
+  if (three_phase_->Find(txn_id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("transaction ", txn_id, " is a three-phase commit (started by Run); ", what,
+                     " does not apply to it: it finishes by itself"));
+  }
   if (!sagas_->Find(txn_id)) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat("transaction ", txn_id, " is a saga (started by Run); ", what,
@@ -883,6 +922,7 @@ absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::str
     return TransactionOf(ctx->txn, ctx->protocol, ctx->times);
   }
   if (std::optional<v1::Transaction> saga = sagas_->Find(txn_id)) return *saga;
+  if (std::optional<v1::Transaction> t = three_phase_->Find(txn_id)) return *t;
   return LookupFinished(txn_id);
 }
 
@@ -1013,6 +1053,7 @@ absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions
     all[ctx->txn.id] = TransactionOf(ctx->txn, ctx->protocol, ctx->times);
   }
   for (v1::Transaction& t : sagas_->Snapshot()) all[t.txn_id()] = std::move(t);
+  for (v1::Transaction& t : three_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
 
   v1::ListTransactionsResponse resp;
   auto it = req.page_token().empty() ? all.begin() : all.upper_bound(req.page_token());
@@ -1088,6 +1129,7 @@ std::map<v1::TxnState, uint64_t> TransactionDriver::ActiveByState() const {
     ++counts[TransactionOf(ctx->txn, ctx->protocol, ctx->times).state()];
   }
   for (const v1::Transaction& t : sagas_->Snapshot()) ++counts[t.state()];
+  for (const v1::Transaction& t : three_phase_->Snapshot()) ++counts[t.state()];
   return counts;
 }
 

@@ -14,8 +14,9 @@
 // ids and re-drives every logged COMMIT whose branches have not all
 // acknowledged, and takes up every unfinished saga (forward or compensating).
 //
-// Sagas (PROTOCOL_SAGA, Run only) are run by a SagaDriver this driver owns; the Admin and
-// GetTransaction calls see both kinds.
+// Sagas (PROTOCOL_SAGA, Run only) are run by a SagaDriver and three-phase commits
+// (PROTOCOL_THREE_PHASE, Run only) by a ThreePhaseDriver, both owned by this driver; the Admin
+// and GetTransaction calls see every kind.
 //
 // Thread-safe.
 #pragma once
@@ -40,6 +41,7 @@
 #include "common/timer_queue.h"
 #include "coordinator/core/two_phase.h"
 #include "coordinator/driver/saga_driver.h"
+#include "coordinator/driver/three_phase_driver.h"
 #include "coordinator/log/decision_log.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/transport/participant_channel.h"
@@ -51,6 +53,8 @@ struct DriverOptions {
   std::string node_id = "n1";
   int64_t prepare_timeout_ms = 10'000;
   int64_t rpc_timeout_ms = 5'000;
+  // 3PC: how long pre-commit ACKs may take before the coordinator runs a termination round.
+  int64_t termination_timeout_ms = 2'000;
   // Deadline of an interactive transaction when Begin gives no timeout_ms.
   int64_t default_txn_timeout_ms = 60'000;
   common::BackoffPolicy retry_backoff;
@@ -165,6 +169,9 @@ class TransactionDriver {
 
   // PROTOCOL_SAGA: Run with a saga protocol goes to the saga driver.
   void RunSaga(const v1::RunRequest& req, std::string fingerprint, OutcomeReply reply);
+  void RunThreePhase(const v1::RunRequest& req, std::string fingerprint, OutcomeReply reply);
+  // FAILED_PRECONDITION naming the participant that cannot hold a prepared transaction.
+  absl::Status CheckThreePhaseParticipants(const v1::RunRequest& req) const;
   // FAILED_PRECONDITION when `txn_id` is a running saga (only Run and GetTransaction apply).
   absl::Status RefuseSaga(const std::string& txn_id, const char* what) const;
   void NoteLogFailure(const absl::Status& s);
@@ -172,6 +179,7 @@ class TransactionDriver {
   const DriverDeps deps_;
   const DriverOptions options_;
   std::unique_ptr<SagaDriver> sagas_;
+  std::unique_ptr<ThreePhaseDriver> three_phase_;
   uint64_t epoch_ = 0;
   std::atomic<uint64_t> next_seq_{1};
 

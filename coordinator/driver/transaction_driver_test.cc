@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/three_phase_wire.h"
+#include "coordinator/core/three_phase_quorum.h"
 #include "coordinator/log/memory_decision_log.h"
 
 namespace txn::driver {
@@ -40,6 +42,13 @@ class ScriptedChannel final : public transport::ParticipantChannel {
       if (silent) return;  // never answers: the prepare timer must fire
     }
     if (prepare_error) return done(absl::UnavailableError("down"));
+    if (req.three_phase_members_size() > 0 && vote != v1::VOTE_NO) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!record) {
+        record = core::WaitingRecord(
+            {req.three_phase_members().begin(), req.three_phase_members().end()});
+      }
+    }
     v1::PrepareBranchResponse resp;
     resp.set_vote(vote);
     resp.set_native_id("42");
@@ -53,17 +62,22 @@ class ScriptedChannel final : public transport::ParticipantChannel {
       std::lock_guard<std::mutex> lock(mu);
       n = ++commits;
       native_ids.push_back(req.native_id());
+      if (req.three_phase()) {
+        three_phase_calls.push_back("commit");
+        record = core::OnDecision(record, core::Decision::kCommit).persist.value_or(*record);
+      }
     }
     if (n <= commit_failures) return done(absl::UnavailableError("down"));
     v1::CommitBranchResponse resp;
     resp.set_result(v1::BRANCH_RESULT_COMMITTED);
     done(resp);
   }
-  void Rollback(const v1::RollbackBranchRequest&, int64_t,
+  void Rollback(const v1::RollbackBranchRequest& req, int64_t,
                 Reply<v1::RollbackBranchResponse> done) override {
     {
       std::lock_guard<std::mutex> lock(mu);
       ++rollbacks;
+      if (req.three_phase()) three_phase_calls.push_back("rollback");
     }
     v1::RollbackBranchResponse resp;
     resp.set_result(v1::BRANCH_RESULT_ABORTED);
@@ -112,6 +126,38 @@ class ScriptedChannel final : public transport::ParticipantChannel {
     resp.set_result(v1::LOCAL_RESULT_DONE);
     done(resp);
   }
+  // 3PC: a participant following the pure rules, its record in memory.
+  void PreDecide(const v1::PreDecideRequest& req, int64_t,
+                 Reply<v1::TerminationReply> done) override {
+    v1::TerminationReply reply;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      const core::Ballot b = common::BallotFromProto(req.ballot());
+      three_phase_calls.push_back(absl::StrCat(
+          req.direction() == v1::PRE_DECISION_PRE_COMMIT ? "pre_commit " : "pre_abort ",
+          core::BallotString(b)));
+      if (silent_at_b0 && b == core::InitialBallot()) return;  // lost: the ACK timer must fire
+      core::Handled h = core::OnPreDecide(record, b,
+                                          req.direction() == v1::PRE_DECISION_PRE_COMMIT
+                                              ? core::Direction::kPreCommit
+                                              : core::Direction::kPreAbort);
+      if (h.persist) record = *h.persist;
+      reply = common::ReplyToProto(h.reply);
+    }
+    done(reply);
+  }
+  void Elect(const v1::ElectRequest& req, int64_t, Reply<v1::TerminationReply> done) override {
+    v1::TerminationReply reply;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      const core::Ballot b = common::BallotFromProto(req.ballot());
+      three_phase_calls.push_back(absl::StrCat("elect ", core::BallotString(b)));
+      core::Handled h = core::OnElect(record, b);
+      if (h.persist) record = *h.persist;
+      reply = common::ReplyToProto(h.reply);
+    }
+    done(reply);
+  }
   static void Journal(std::string entry) {
     std::lock_guard<std::mutex> lock(journal_mu);
     journal.push_back(std::move(entry));
@@ -127,7 +173,10 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   v1::LocalResult local_result = v1::LOCAL_RESULT_DONE;
   int local_transport_failures = 0, local_calls = 0;
   int compensate_failures = 0, compensate_calls = 0;
-  bool no_sagas = false;  // answers UNIMPLEMENTED, like a MongoDB agent
+  bool no_sagas = false;                  // answers UNIMPLEMENTED, like a MongoDB agent
+  std::optional<core::TpcRecord> record;  // 3PC
+  bool silent_at_b0 = false;              // 3PC: PRE_COMMIT(B0) is never answered
+  std::vector<std::string> three_phase_calls;
   v1::Vote vote = v1::VOTE_YES;
   bool prepare_error = false;
   bool silent = false;
@@ -302,7 +351,8 @@ TEST_F(TransactionDriverTest, BadRequestsAreRejectedBeforeAnythingStarts) {
   EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kInvalidArgument);
   req = Transfer();
   req.set_protocol(v1::PROTOCOL_THREE_PHASE);
-  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kUnimplemented);
+  req.mutable_branches(0)->mutable_operations(0)->mutable_sql()->set_text("COMMIT");
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kInvalidArgument);
   req = Transfer();
   req.set_protocol(v1::PROTOCOL_SAGA);
   req.mutable_branches(1)->add_compensations()->mutable_sql()->set_text("COMMIT");
@@ -892,6 +942,144 @@ TEST_F(TransactionDriverTest, SagaIsNotDrivenByCommitOrResolve) {
   orders_->local_transport_failures = 0;
   auto out = p.get_future().get();
   ASSERT_TRUE(out.ok());
+}
+
+// ---- Three-phase commit ----
+
+class ThreePhaseDriverTest : public TransactionDriverTest {
+ protected:
+  void SetUp() override {
+    TransactionDriverTest::SetUp();
+    ledger_ = dir_.Add("ledger");
+  }
+  static v1::RunRequest ThreePhase(bool wait = true) {
+    v1::RunRequest req;
+    req.set_protocol(v1::PROTOCOL_THREE_PHASE);
+    req.set_wait_for_completion(wait);
+    for (const char* p : {"orders", "inventory", "ledger"}) {
+      auto* b = req.add_branches();
+      b->set_participant(p);
+      b->add_operations()->mutable_sql()->set_text("UPDATE t SET a = 1");
+    }
+    return req;
+  }
+  std::vector<ScriptedChannel*> all() { return {orders_, inventory_, ledger_}; }
+  ScriptedChannel* ledger_;
+};
+
+TEST_F(ThreePhaseDriverTest, CommitsAfterPreCommitAndLogsStartFirst) {
+  auto out = RunSync(ThreePhase());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED) << out->reason();
+  WaitIdle();
+  for (ScriptedChannel* ch : all()) {
+    EXPECT_EQ(ch->three_phase_calls,
+              (std::vector<std::string>{"pre_commit 1/coordinator", "commit"}))
+        << ch->name();
+    ASSERT_TRUE(ch->record.has_value());
+    EXPECT_EQ(ch->record->state, core::TpcState::kCommitted);
+    EXPECT_EQ(ch->record->members, (std::vector<std::string>{"orders", "inventory", "ledger"}));
+  }
+  auto record = log_.Get(out->txn_id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->protocol(), v1::PROTOCOL_THREE_PHASE);
+  EXPECT_EQ((*record)->decision(), v1::DECISION_COMMIT);
+  EXPECT_EQ((*record)->three_phase_max_round(), 1u);
+  EXPECT_EQ(*driver_->GetDecision(out->txn_id()), v1::DECISION_COMMIT);
+  auto t = driver_->GetTransaction(out->txn_id());
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->protocol(), v1::PROTOCOL_THREE_PHASE);
+}
+
+TEST_F(ThreePhaseDriverTest, NoVoteAbortsWithoutAnyPreCommit) {
+  inventory_->vote = v1::VOTE_NO;
+  auto out = RunSync(ThreePhase());
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_NE(out->reason().find("inventory"), std::string::npos) << out->reason();
+  WaitIdle();
+  EXPECT_EQ(orders_->three_phase_calls, std::vector<std::string>{"rollback"});
+  EXPECT_EQ(orders_->commits, 0);
+  EXPECT_EQ((*log_.Get(out->txn_id()))->decision(), v1::DECISION_ABORT);
+  EXPECT_EQ(*driver_->GetDecision(out->txn_id()), v1::DECISION_ABORT);
+}
+
+TEST_F(ThreePhaseDriverTest, AQuorumOfAcksIsEnough) {
+  ledger_->silent_at_b0 = true;
+  auto out = RunSync(ThreePhase());
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  WaitIdle();
+  EXPECT_EQ(ledger_->record->state, core::TpcState::kCommitted) << "told the decision";
+}
+
+TEST_F(ThreePhaseDriverTest, StalledAcksAreFinishedByATerminationRound) {
+  inventory_->silent_at_b0 = true;
+  ledger_->silent_at_b0 = true;
+  auto out = RunSync(ThreePhase());
+  ASSERT_TRUE(out.ok());
+  // orders pre-committed at B0; the round sees it as the latest attempt and pre-commits.
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED) << out->reason();
+  WaitIdle();
+  EXPECT_EQ(inventory_->three_phase_calls,
+            (std::vector<std::string>{"pre_commit 1/coordinator", "elect 2/coordinator",
+                                      "pre_commit 2/coordinator", "commit"}));
+  EXPECT_EQ((*log_.Get(out->txn_id()))->three_phase_max_round(), 2u);
+}
+
+TEST_F(ThreePhaseDriverTest, RestartWithStartOnlyTerminatesInsteadOfPresumingAbort) {
+  // The log holds START (decision unspecified); every participant pre-committed at B0 before the
+  // coordinator died.
+  log::DecisionRecord r;
+  r.set_txn_id("n1-1-7");
+  r.set_protocol(v1::PROTOCOL_THREE_PHASE);
+  r.set_state(static_cast<int>(core::TxnState::kPreparing));
+  r.set_three_phase_max_round(1);
+  for (ScriptedChannel* ch : all()) {
+    r.add_branches()->set_participant(ch->name());
+    ch->record = core::TpcRecord{.state = core::TpcState::kPreCommitted,
+                                 .promised = core::InitialBallot(),
+                                 .attempted = core::InitialBallot(),
+                                 .members = {"orders", "inventory", "ledger"}};
+  }
+  ASSERT_TRUE(log_.Write({r}, true).ok());
+  EXPECT_EQ(*driver_->GetDecision("n1-1-7"), v1::DECISION_UNKNOWN) << "never presumed aborted";
+  MakeDriver();  // the restart: Recover takes it up
+  WaitIdle();
+  EXPECT_EQ(*driver_->GetDecision("n1-1-7"), v1::DECISION_COMMIT);
+  for (ScriptedChannel* ch : all()) {
+    EXPECT_EQ(ch->record->state, core::TpcState::kCommitted) << ch->name();
+    EXPECT_EQ(ch->rollbacks, 0);
+  }
+}
+
+TEST_F(ThreePhaseDriverTest, RestartAfterAParticipantRoundAbortedFollowsIt) {
+  log::DecisionRecord r;
+  r.set_txn_id("n1-1-8");
+  r.set_protocol(v1::PROTOCOL_THREE_PHASE);
+  r.set_state(static_cast<int>(core::TxnState::kPreparing));
+  r.set_three_phase_max_round(1);
+  for (ScriptedChannel* ch : all()) r.add_branches()->set_participant(ch->name());
+  orders_->record = core::TpcRecord{.state = core::TpcState::kAborted};
+  inventory_->record = core::TpcRecord{.state = core::TpcState::kAborted};
+  ledger_->record = core::WaitingRecord({"orders", "inventory", "ledger"});
+  ASSERT_TRUE(log_.Write({r}, true).ok());
+  MakeDriver();
+  WaitIdle();
+  EXPECT_EQ(*driver_->GetDecision("n1-1-8"), v1::DECISION_ABORT);
+  EXPECT_EQ(ledger_->record->state, core::TpcState::kWaiting) << "the scripted agent only counts";
+  EXPECT_EQ(ledger_->rollbacks, 1);
+}
+
+TEST_F(ThreePhaseDriverTest, BeginAndCannotPrepareParticipantsAreRefused) {
+  v1::BeginRequest begin;
+  begin.set_protocol(v1::PROTOCOL_THREE_PHASE);
+  EXPECT_EQ(driver_->Begin(begin).status().code(), absl::StatusCode::kUnimplemented);
+  dir_.cannot_prepare.insert("ledger");
+  auto out = RunSync(ThreePhase());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(out.status().message().find("ledger"), std::string::npos);
+  EXPECT_EQ(orders_->prepares, 0);
 }
 
 }  // namespace

@@ -69,6 +69,8 @@ TXN_DEFINE_CALL(Rollback, RollbackBranchRequest, RollbackBranchResponse, true)
 TXN_DEFINE_CALL(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse, true)
 TXN_DEFINE_CALL(ExecuteLocal, ExecuteLocalRequest, ExecuteLocalResponse, true)
 TXN_DEFINE_CALL(Compensate, CompensateRequest, CompensateResponse, true)
+TXN_DEFINE_CALL(PreDecide, PreDecideRequest, TerminationReply, true)
+TXN_DEFINE_CALL(Elect, ElectRequest, TerminationReply, true)
 #undef TXN_DEFINE_CALL
 
 }  // namespace txn::transport

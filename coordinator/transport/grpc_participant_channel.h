@@ -29,6 +29,10 @@ class GrpcParticipantChannel final : public ParticipantChannel {
                     Reply<v1::ExecuteLocalResponse> done) override;
   void Compensate(const v1::CompensateRequest& req, int64_t timeout_ms,
                   Reply<v1::CompensateResponse> done) override;
+  void PreDecide(const v1::PreDecideRequest& req, int64_t timeout_ms,
+                 Reply<v1::TerminationReply> done) override;
+  void Elect(const v1::ElectRequest& req, int64_t timeout_ms,
+             Reply<v1::TerminationReply> done) override;
 
  private:
   const std::string name_;

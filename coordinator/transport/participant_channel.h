@@ -48,6 +48,11 @@ class ParticipantChannel {
                             Reply<v1::ExecuteLocalResponse> done) = 0;
   virtual void Compensate(const v1::CompensateRequest& req, int64_t timeout_ms,
                           Reply<v1::CompensateResponse> done) = 0;
+  // Three-phase commit: PRE_COMMIT / PRE_ABORT, and a termination round's ELECT.
+  virtual void PreDecide(const v1::PreDecideRequest& req, int64_t timeout_ms,
+                         Reply<v1::TerminationReply> done) = 0;
+  virtual void Elect(const v1::ElectRequest& req, int64_t timeout_ms,
+                     Reply<v1::TerminationReply> done) = 0;
 };
 
 enum class ParticipantHealth { kUnknown, kServing, kNotServing };

@@ -22,7 +22,7 @@ class MonitoredChannel final : public ParticipantChannel {
   MonitoredChannel(std::unique_ptr<ParticipantChannel> inner, StaticParticipantDirectory* dir)
       : inner_(std::move(inner)), dir_(dir) {
     for (const char* method : {"Execute", "Prepare", "Commit", "Rollback", "CommitOnePhase",
-                               "ExecuteLocal", "Compensate"}) {
+                               "ExecuteLocal", "Compensate", "PreDecide", "Elect"}) {
       latency_[method] = common::DefaultMetrics().GetHistogram(
           "txcoord_participant_rpc_seconds",
           "Latency of calls from the coordinator to participant agents.",
@@ -50,6 +50,8 @@ class MonitoredChannel final : public ParticipantChannel {
   TXN_MONITORED(CommitOnePhase, CommitOnePhaseRequest, CommitOnePhaseResponse, false)
   TXN_MONITORED(ExecuteLocal, ExecuteLocalRequest, ExecuteLocalResponse, false)
   TXN_MONITORED(Compensate, CompensateRequest, CompensateResponse, false)
+  TXN_MONITORED(PreDecide, PreDecideRequest, TerminationReply, false)
+  TXN_MONITORED(Elect, ElectRequest, TerminationReply, false)
 #undef TXN_MONITORED
 
  private:

@@ -52,6 +52,12 @@ class FakeChannel final : public ParticipantChannel {
                   Reply<v1::CompensateResponse> done) override {
     done(v1::CompensateResponse());
   }
+  void PreDecide(const v1::PreDecideRequest&, int64_t, Reply<v1::TerminationReply> done) override {
+    done(v1::TerminationReply());
+  }
+  void Elect(const v1::ElectRequest&, int64_t, Reply<v1::TerminationReply> done) override {
+    done(v1::TerminationReply());
+  }
   std::atomic<bool> up{true};
   std::atomic<int> describes{0};
 

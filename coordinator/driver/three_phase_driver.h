@@ -1,0 +1,92 @@
+// ThreePhaseDriver: runs the pure 3PC machine (coordinator/core/three_phase.h) against the real
+// world, the way SagaDriver runs sagas: effects planned under the transaction's lock and carried
+// out after it; START, ballots and decisions written synced through the group-commit log before
+// anything that depends on them is sent; PREPARE / PRE_COMMIT / ELECT / COMMIT / ABORT through
+// the transport; timers for the vote phase and for stalled pre-commits (which start a
+// termination round). TransactionDriver owns one and hands it Run requests with
+// PROTOCOL_THREE_PHASE and, at start, the unfinished 3PC records (START only: a termination
+// round; a decision: re-sent). Thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/lifetime_guard.h"
+#include "common/timer_queue.h"
+#include "coordinator/core/three_phase.h"
+#include "coordinator/log/decision_log.h"
+#include "coordinator/log/group_commit_log.h"
+#include "coordinator/transport/participant_channel.h"
+#include "txn/v1/coordinator.pb.h"
+
+namespace txn::driver {
+
+struct ThreePhaseDriverDeps {
+  log::GroupCommitLog* group_log = nullptr;
+  transport::ParticipantDirectory* participants = nullptr;
+  common::Clock* clock = nullptr;
+  common::TimerQueue* timers = nullptr;
+  int64_t rpc_timeout_ms = 5'000;
+  int64_t prepare_timeout_ms = 10'000;
+  // How long pre-commit ACKs (or a termination round) may take before the coordinator starts a
+  // (new) termination round; doubled, with jitter, on each retry up to retry_backoff's cap.
+  int64_t termination_timeout_ms = 2'000;
+  common::BackoffPolicy retry_backoff;
+  std::function<void(const v1::Transaction&)> on_finished;
+  std::function<void(const absl::Status&)> on_log_failure;
+};
+
+class ThreePhaseDriver {
+ public:
+  using OutcomeReply = std::function<void(absl::StatusOr<v1::Outcome>)>;
+
+  explicit ThreePhaseDriver(ThreePhaseDriverDeps deps);
+  ~ThreePhaseDriver();
+
+  // Starts transaction `txn_id` for a validated Run request. `reply` runs once: when the outcome
+  // is known (COMMITTED once the decision is durable, unless wait_for_completion; ABORTED), or
+  // IN_DOUBT when a decision could not be written.
+  void Start(const std::string& txn_id, const v1::RunRequest& req, std::string idempotency_key,
+             std::string fingerprint, OutcomeReply reply);
+  // Takes up an unfinished 3PC record after a restart.
+  void Resume(const log::DecisionRecord& record);
+
+  std::optional<v1::Transaction> Find(const std::string& txn_id) const;
+  std::vector<v1::Transaction> Snapshot() const;
+  bool Attach(const std::string& txn_id, OutcomeReply reply);
+  size_t active_count() const;
+
+ private:
+  struct Context;
+  using Action = std::function<void()>;
+
+  void Dispatch(const std::shared_ptr<Context>& ctx, const core::ThreePhaseEvent& event);
+  std::vector<Action> Plan(const std::shared_ptr<Context>& ctx,
+                           const std::vector<core::ThreePhaseEffect>& effects);
+  // Requires ctx->mu held. The record of the transaction as it stands, with `decision`.
+  log::DecisionRecord RecordOf(const Context& ctx, v1::Decision decision) const;
+  void Write(const std::shared_ptr<Context>& ctx, log::DecisionRecord record,
+             std::function<void(absl::Status)> done);
+  void Later(int64_t base_ms, int attempt, Action fn);
+  Action Guard(Action fn) const { return lifetime_.Wrap(std::move(fn)); }
+
+  const ThreePhaseDriverDeps deps_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Context>> active_ ABSL_GUARDED_BY(mu_);
+  std::mutex random_mu_;
+  std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);
+  // Declared last: closed first, so no callback runs against a half-destroyed driver.
+  common::LifetimeGuard lifetime_;
+};
+
+}  // namespace txn::driver

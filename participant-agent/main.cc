@@ -23,7 +23,9 @@
 #include "participant-agent/adapter_registry.h"
 #include "participant-agent/in_doubt_reconciler.h"
 #include "participant-agent/participant_service.h"
+#include "participant-agent/three_phase_terminator.h"
 #include "txn/v1/coordinator.grpc.pb.h"
+#include "txn/v1/participant.grpc.pb.h"
 
 namespace txn::agent {
 namespace {
@@ -49,6 +51,62 @@ class GrpcDecisionSource final : public DecisionSource {
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };
 
+// The other members' agents, for 3PC termination rounds (addresses only from --peer).
+class GrpcPeerSet final : public PeerSet {
+ public:
+  static absl::StatusOr<std::unique_ptr<GrpcPeerSet>> FromSpecs(
+      const std::vector<std::string>& specs) {
+    auto peers = std::make_unique<GrpcPeerSet>();
+    for (const std::string& spec : specs) {
+      const size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--peer '", spec, "' must be NAME=HOST:PORT"));
+      }
+      peers->stubs_[spec.substr(0, eq)] = v1::Participant::NewStub(
+          grpc::CreateChannel(spec.substr(eq + 1), grpc::InsecureChannelCredentials()));
+    }
+    return peers;
+  }
+  absl::StatusOr<v1::TerminationReply> Elect(const std::string& peer,
+                                             const v1::ElectRequest& req) override {
+    return Call<v1::ElectRequest, v1::TerminationReply>(peer, req, &v1::Participant::Stub::Elect);
+  }
+  absl::StatusOr<v1::TerminationReply> PreDecide(const std::string& peer,
+                                                 const v1::PreDecideRequest& req) override {
+    return Call<v1::PreDecideRequest, v1::TerminationReply>(peer, req,
+                                                            &v1::Participant::Stub::PreDecide);
+  }
+  absl::Status Commit(const std::string& peer, const v1::CommitBranchRequest& req) override {
+    return Call<v1::CommitBranchRequest, v1::CommitBranchResponse>(peer, req,
+                                                                   &v1::Participant::Stub::Commit)
+        .status();
+  }
+  absl::Status Rollback(const std::string& peer, const v1::RollbackBranchRequest& req) override {
+    return Call<v1::RollbackBranchRequest, v1::RollbackBranchResponse>(
+               peer, req, &v1::Participant::Stub::Rollback)
+        .status();
+  }
+
+ private:
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Call(const std::string& peer, const Req& req,
+                            grpc::Status (v1::Participant::Stub::*method)(grpc::ClientContext*,
+                                                                          const Req&, Resp*)) {
+    auto it = stubs_.find(peer);
+    if (it == stubs_.end()) {
+      return absl::NotFoundError(absl::StrCat("no --peer for ", peer));
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    Resp resp;
+    grpc::Status s = (it->second.get()->*method)(&ctx, req, &resp);
+    if (!s.ok()) return common::ToAbslStatus(s);
+    return resp;
+  }
+  std::map<std::string, std::unique_ptr<v1::Participant::Stub>> stubs_;
+};
+
 common::FlagSet AgentFlags() {
   common::FlagSet f("txagent",
                     "Participant agent: maps txcoord's prepare/commit/abort onto one database.");
@@ -58,6 +116,12 @@ common::FlagSet AgentFlags() {
   f.Add({"dsn", "DSN", "database connection string (libpq key=value or URI)", ""});
   f.Add({"dsn-password-file", "FILE", "file holding the database password", ""});
   f.Add({"coordinator", "HOST:PORT", "txcoord address, asked for in-doubt decisions", ""});
+  f.Add({"peer", "NAME=HOST:PORT",
+         "another participant's agent, for 3PC termination rounds without the coordinator", "",
+         /*repeated=*/true});
+  f.Add({"termination-timeout-ms", "MS",
+         "3PC: a branch the coordinator leaves in doubt this long is terminated with the peers",
+         "3000"});
   f.Add({"pool-size", "N", "idle database connections kept", "8"});
   f.Add({"reconcile-interval-ms", "MS", "how often to look for in-doubt branches", "5000"});
   f.Add({"idle-timeout-ms", "MS", "roll back an unprepared branch idle this long", "60000"});
@@ -89,7 +153,8 @@ int Main(int argc, char** argv) {
   auto interval = flags->GetInt("reconcile-interval-ms", 50, 3'600'000);
   auto idle = flags->GetInt("idle-timeout-ms", 100, 86'400'000);
   auto lock_timeout = flags->GetInt("lock-timeout-ms", 0, 86'400'000);
-  for (const auto* s : {&pool_size, &interval, &idle, &lock_timeout}) {
+  auto termination_timeout = flags->GetInt("termination-timeout-ms", 10, 86'400'000);
+  for (const auto* s : {&pool_size, &interval, &idle, &lock_timeout, &termination_timeout}) {
     if (!s->ok()) return Fail(std::string(s->status().message()));
   }
   if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
@@ -127,6 +192,11 @@ int Main(int argc, char** argv) {
                              flags->Get("name"), config.backend);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
   InDoubtReconciler reconciler(&registry, &decisions, &three_phase);
+  auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"));
+  if (!peers.ok()) return Fail(std::string(peers.status().message()));
+  ThreePhaseTerminator terminator(flags->Get("name"), adapter->get(), &three_phase, &registry,
+                                  &decisions, peers->get(), &clock,
+                                  TerminatorOptions{.timeout_ms = *termination_timeout});
 
   std::unique_ptr<common::MetricsServer> metrics_server;
   if (!flags->Get("metrics-listen").empty()) {
@@ -180,6 +250,11 @@ int Main(int argc, char** argv) {
             db_ready = false;
             server->GetHealthCheckService()->SetServingStatus(false);
           }
+        }
+        absl::StatusOr<TerminationPass> terminated = terminator.RunOnce();
+        if (!terminated.ok() && terminated.status().code() != absl::StatusCode::kUnimplemented) {
+          common::LogWarning(
+              absl::StrCat("3PC termination scan failed: ", terminated.status().message()));
         }
       }
       registry.Sweep();

@@ -316,6 +316,8 @@ class Cluster:
         for pair in getattr(self, "proxies", {}).values():
             for p in pair:
                 p.close()
+        for p in getattr(self, "peer_proxies", {}).values():
+            p.close()
         if os.environ.get("TXCOORD_KEEP_TEST_DIRS"):
             print(f"kept {self.root}", file=sys.stderr)
         else:

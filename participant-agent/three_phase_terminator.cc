@@ -1,0 +1,192 @@
+#include "participant-agent/three_phase_terminator.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/three_phase_wire.h"
+
+namespace txn::agent {
+
+using Kind = core::TerminationRound::Next::Kind;
+
+namespace {
+
+std::string Fingerprint(const core::TpcRecord& rec) {
+  return absl::StrCat(core::TpcStateName(rec.state), "|", core::BallotString(rec.promised), "|",
+                      core::BallotString(rec.attempted));
+}
+
+v1::BranchRef RefOf(const std::string& txn_id, size_t index) {
+  v1::BranchRef ref;
+  ref.set_txn_id(txn_id);
+  ref.set_branch(static_cast<uint32_t>(index));
+  return ref;
+}
+
+const char* Name(core::Decision d) { return d == core::Decision::kCommit ? "COMMIT" : "ABORT"; }
+
+}  // namespace
+
+absl::StatusOr<TerminationPass> ThreePhaseTerminator::RunOnce() {
+  TerminationPass pass;
+  TXN_ASSIGN_OR_RETURN(std::vector<std::string> gids, adapter_->ListUndecidedTpc());
+  std::map<std::string, Watch> still;
+  const int64_t now = clock_->NowMonotonicMs();
+  for (const std::string& gid : gids) {
+    absl::StatusOr<std::optional<core::TpcRecord>> rec = records_->Load(gid);
+    if (!rec.ok() || !*rec || core::IsFinal((*rec)->state)) continue;
+    Watch w = watch_.count(gid) ? watch_[gid] : Watch{};
+    const std::string fp = Fingerprint(**rec);
+    if (w.fingerprint != fp) {
+      w.fingerprint = fp;
+      w.since_ms = now;
+    }
+    const auto& members = (*rec)->members;
+    const size_t turn = std::find(members.begin(), members.end(), self_) - members.begin();
+    int64_t wait = options_.timeout_ms * static_cast<int64_t>(std::min(turn, members.size()) + 1);
+    if ((*rec)->state == core::TpcState::kWaiting) wait *= 2;
+    if (now - w.since_ms >= wait) {
+      absl::StatusOr<bool> decided = Terminate(gid, **rec, w);
+      if (!decided.ok()) {
+        common::LogWarning(
+            absl::StrCat("branch=", gid, " 3PC termination failed: ", decided.status().message()));
+      }
+      if (decided.ok() && *decided) {
+        ++pass.decided;
+        continue;
+      }
+      ++pass.blocked;
+      w.since_ms = now;  // wait a full turn again before the next round
+    }
+    still[gid] = w;
+  }
+  watch_ = std::move(still);
+  return pass;
+}
+
+absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
+                                                     const core::TpcRecord& rec, Watch& w) {
+  std::optional<common::BranchName> name = common::ParseBranchGid(gid);
+  if (!name) return absl::InvalidArgumentError(absl::StrCat("not a branch gid: ", gid));
+  const auto self_it = std::find(rec.members.begin(), rec.members.end(), self_);
+  if (self_it == rec.members.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this agent (", self_, ") is not among the members of ", gid));
+  }
+  // E4: ask the coordinator first. Its COMMIT or ABORT for a 3PC transaction is final.
+  absl::StatusOr<v1::Decision> asked = coordinator_->GetDecision(name->txn_id);
+  if (asked.ok() && (*asked == v1::DECISION_COMMIT || *asked == v1::DECISION_ABORT)) {
+    TXN_RETURN_IF_ERROR(
+        Finish(gid, rec,
+               *asked == v1::DECISION_COMMIT ? core::Decision::kCommit : core::Decision::kAbort));
+    return true;
+  }
+
+  // T1: a ballot above everything promised or seen, promised to ourselves first.
+  const core::Ballot ballot =
+      core::NextBallot(std::max(rec.promised.round, w.highest_round), self_);
+  core::TerminationRound round(ballot, rec.members);
+  common::LogInfo(absl::StrCat("branch=", gid, " coordinator silent (",
+                               asked.ok() ? "UNKNOWN" : std::string(asked.status().message()),
+                               "): termination round at ballot ", core::BallotString(ballot)));
+  const v1::Ballot wire_ballot = common::BallotToProto(ballot);
+  // The first answer that ends a phase (have == false: none yet).
+  core::TerminationRound::Next next;
+  bool have = false;
+  auto see = [&](const core::TerminationRound::Next& n) {
+    if (n.kind != Kind::kWait) {
+      next = n;
+      have = true;
+    }
+    w.highest_round = std::max(w.highest_round, round.highest_round_seen());
+  };
+
+  // T2/T3: ELECT, ourselves first.
+  for (size_t i = 0; i < rec.members.size() && !have; ++i) {
+    v1::ElectRequest req;
+    *req.mutable_ref() = RefOf(name->txn_id, i);
+    *req.mutable_ballot() = wire_ballot;
+    absl::StatusOr<v1::TerminationReply> r =
+        rec.members[i] == self_ ? records_->Elect(req) : peers_->Elect(rec.members[i], req);
+    if (!r.ok()) continue;  // unreachable: not part of this round
+    see(round.OnElectReply(rec.members[i], common::ReplyFromProto(*r)));
+  }
+  if (!have || next.kind == Kind::kAbandon) return false;  // no majority, or a later round
+  if (next.kind == Kind::kDecided) {
+    TXN_RETURN_IF_ERROR(Finish(gid, rec, next.decision));
+    return true;
+  }
+
+  // T5/T6: PRE_x, ourselves first; a majority of ACKs decides.
+  const v1::PreDecision direction = next.direction == core::Direction::kPreCommit
+                                        ? v1::PRE_DECISION_PRE_COMMIT
+                                        : v1::PRE_DECISION_PRE_ABORT;
+  have = false;
+  // Our own first, then the others in order.
+  std::vector<size_t> order = {static_cast<size_t>(self_it - rec.members.begin())};
+  for (size_t i = 0; i < rec.members.size(); ++i) {
+    if (rec.members[i] != self_) order.push_back(i);
+  }
+  for (size_t i : order) {
+    if (have) break;
+    v1::PreDecideRequest req;
+    *req.mutable_ref() = RefOf(name->txn_id, i);
+    *req.mutable_ballot() = wire_ballot;
+    req.set_direction(direction);
+    absl::StatusOr<v1::TerminationReply> r =
+        rec.members[i] == self_ ? records_->PreDecide(req) : peers_->PreDecide(rec.members[i], req);
+    if (!r.ok()) continue;
+    see(round.OnPreDecideReply(rec.members[i], common::ReplyFromProto(*r)));
+  }
+  if (!have || next.kind != Kind::kDecided) return false;
+  // T7.
+  TXN_RETURN_IF_ERROR(Finish(gid, rec, next.decision));
+  return true;
+}
+
+absl::Status ThreePhaseTerminator::Finish(const std::string& gid, const core::TpcRecord& rec,
+                                          core::Decision d) {
+  std::optional<common::BranchName> name = common::ParseBranchGid(gid);
+  common::LogInfo(absl::StrCat("branch=", gid, " 3PC decided ", Name(d),
+                               " without the coordinator; telling the other members"));
+  // Our own branch: the record, then the database.
+  if (d == core::Decision::kCommit) {
+    v1::CommitBranchRequest req;
+    *req.mutable_ref() = RefOf(name->txn_id, name->branch);
+    req.set_three_phase(true);
+    TXN_ASSIGN_OR_RETURN(v1::CommitBranchResponse r, registry_->Commit(req));
+    (void)r;
+  } else {
+    v1::RollbackBranchRequest req;
+    *req.mutable_ref() = RefOf(name->txn_id, name->branch);
+    req.set_three_phase(true);
+    TXN_ASSIGN_OR_RETURN(v1::RollbackBranchResponse r, registry_->Rollback(req));
+    (void)r;
+  }
+  // The others, best effort: each also finds it by its own round or from the coordinator.
+  for (size_t i = 0; i < rec.members.size(); ++i) {
+    if (rec.members[i] == self_) continue;
+    absl::Status s;
+    if (d == core::Decision::kCommit) {
+      v1::CommitBranchRequest req;
+      *req.mutable_ref() = RefOf(name->txn_id, i);
+      req.set_three_phase(true);
+      s = peers_->Commit(rec.members[i], req);
+    } else {
+      v1::RollbackBranchRequest req;
+      *req.mutable_ref() = RefOf(name->txn_id, i);
+      req.set_three_phase(true);
+      s = peers_->Rollback(rec.members[i], req);
+    }
+    if (!s.ok()) {
+      common::LogWarning(absl::StrCat("branch=", gid, " could not tell ", rec.members[i], " ",
+                                      Name(d), ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace txn::agent

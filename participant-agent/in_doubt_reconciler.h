@@ -24,6 +24,12 @@ class DecisionSource {
   virtual ~DecisionSource() = default;
   // UNAVAILABLE/DEADLINE_EXCEEDED when the coordinator cannot be asked.
   [[nodiscard]] virtual absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) = 0;
+  // 3PC: tells the coordinator what a termination round among the agents decided.
+  [[nodiscard]] virtual absl::Status ReportDecision(const std::string& txn_id,
+                                                    const std::string& participant,
+                                                    v1::Decision decision) {
+    return absl::UnimplementedError("this decision source takes no reports");
+  }
 };
 
 struct ReconcilePass {

@@ -47,6 +47,18 @@ class GrpcDecisionSource final : public DecisionSource {
     return resp.decision();
   }
 
+  absl::Status ReportDecision(const std::string& txn_id, const std::string& participant,
+                              v1::Decision decision) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::ReportDecisionRequest req;
+    req.set_txn_id(txn_id);
+    req.set_participant(participant);
+    req.set_decision(decision);
+    v1::ReportDecisionResponse resp;
+    return common::ToAbslStatus(stub_->ReportDecision(&ctx, req, &resp));
+  }
+
  private:
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };

@@ -79,9 +79,9 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
   // E4: ask the coordinator first. Its COMMIT or ABORT for a 3PC transaction is final.
   absl::StatusOr<v1::Decision> asked = coordinator_->GetDecision(name->txn_id);
   if (asked.ok() && (*asked == v1::DECISION_COMMIT || *asked == v1::DECISION_ABORT)) {
-    TXN_RETURN_IF_ERROR(
-        Finish(gid, rec,
-               *asked == v1::DECISION_COMMIT ? core::Decision::kCommit : core::Decision::kAbort));
+    TXN_RETURN_IF_ERROR(Finish(
+        gid, rec, *asked == v1::DECISION_COMMIT ? core::Decision::kCommit : core::Decision::kAbort,
+        /*tell_coordinator=*/false));
     return true;
   }
 
@@ -116,7 +116,7 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
   }
   if (!have || next.kind == Kind::kAbandon) return false;  // no majority, or a later round
   if (next.kind == Kind::kDecided) {
-    TXN_RETURN_IF_ERROR(Finish(gid, rec, next.decision));
+    TXN_RETURN_IF_ERROR(Finish(gid, rec, next.decision, /*tell_coordinator=*/true));
     return true;
   }
 
@@ -143,12 +143,12 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
   }
   if (!have || next.kind != Kind::kDecided) return false;
   // T7.
-  TXN_RETURN_IF_ERROR(Finish(gid, rec, next.decision));
+  TXN_RETURN_IF_ERROR(Finish(gid, rec, next.decision, /*tell_coordinator=*/true));
   return true;
 }
 
 absl::Status ThreePhaseTerminator::Finish(const std::string& gid, const core::TpcRecord& rec,
-                                          core::Decision d) {
+                                          core::Decision d, bool tell_coordinator) {
   std::optional<common::BranchName> name = common::ParseBranchGid(gid);
   common::LogInfo(absl::StrCat("branch=", gid, " 3PC decided ", Name(d),
                                " without the coordinator; telling the other members"));
@@ -165,6 +165,16 @@ absl::Status ThreePhaseTerminator::Finish(const std::string& gid, const core::Tp
     req.set_three_phase(true);
     TXN_ASSIGN_OR_RETURN(v1::RollbackBranchResponse r, registry_->Rollback(req));
     (void)r;
+  }
+  // The coordinator, which logs and adopts it (best effort: its own round would find it too).
+  if (tell_coordinator) {
+    absl::Status told = coordinator_->ReportDecision(
+        name->txn_id, self_,
+        d == core::Decision::kCommit ? v1::DECISION_COMMIT : v1::DECISION_ABORT);
+    if (!told.ok()) {
+      common::LogWarning(absl::StrCat("branch=", gid, " could not report ", Name(d),
+                                      " to the coordinator: ", told.message()));
+    }
   }
   // The others, best effort: each also finds it by its own round or from the coordinator.
   for (size_t i = 0; i < rec.members.size(); ++i) {

@@ -77,8 +77,10 @@ class ThreePhaseTerminator {
   };
   // Returns true when the branch was decided.
   absl::StatusOr<bool> Terminate(const std::string& gid, const core::TpcRecord& rec, Watch& w);
-  // Applies `d` to this agent's own branch (record first), then tells the peers.
-  absl::Status Finish(const std::string& gid, const core::TpcRecord& rec, core::Decision d);
+  // Applies `d` to this agent's own branch (record first), then tells the coordinator (when a
+  // round of ours decided) and the peers.
+  absl::Status Finish(const std::string& gid, const core::TpcRecord& rec, core::Decision d,
+                      bool tell_coordinator);
 
   const std::string self_;
   ResourceAdapter* const adapter_;

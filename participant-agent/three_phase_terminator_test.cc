@@ -23,7 +23,13 @@ class SilentCoordinator final : public DecisionSource {
     if (answer) return *answer;
     return absl::UnavailableError("coordinator down");
   }
+  absl::Status ReportDecision(const std::string& txn_id, const std::string& participant,
+                              v1::Decision d) override {
+    reports.push_back(absl::StrCat(txn_id, " ", participant, " ", v1::Decision_Name(d)));
+    return absl::OkStatus();
+  }
   std::optional<v1::Decision> answer;
+  std::vector<std::string> reports;
 };
 
 struct Agent {
@@ -168,6 +174,8 @@ TEST_F(TerminatorTest, OnePreCommittedMemberMakesTheMajorityCommit) {
     EXPECT_EQ(State(i), core::TpcState::kCommitted) << i;
     EXPECT_FALSE(IsPrepared(i)) << "committed in the database";
   }
+  // The round's candidate (p0, first in turn) told the coordinator.
+  EXPECT_EQ(coordinator_.reports, std::vector<std::string>{"n1-1-5 p0 DECISION_COMMIT"});
 }
 
 TEST_F(TerminatorTest, TheCoordinatorsAnswerIsTakenWithoutARound) {
@@ -177,6 +185,7 @@ TEST_F(TerminatorTest, TheCoordinatorsAnswerIsTakenWithoutARound) {
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), core::TpcState::kCommitted) << i;
   auto rec = agents_[1]->records.Load(Gid(1));
   EXPECT_EQ((*rec)->promised, core::InitialBallot()) << "no round ran";
+  EXPECT_TRUE(coordinator_.reports.empty()) << "nothing to tell the coordinator it decided";
 }
 
 TEST_F(TerminatorTest, AnIsolatedMinorityDecidesNothingAndFollowsAfterHealing) {

@@ -146,6 +146,19 @@ bool ThreePhaseDriver::Attach(const std::string& txn_id, OutcomeReply reply) {
   return true;
 }
 
+bool ThreePhaseDriver::Report(const std::string& txn_id, const std::string& participant,
+                              core::Decision d) {
+  std::shared_ptr<Context> ctx;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(txn_id);
+    if (it == active_.end()) return false;
+    ctx = it->second;
+  }
+  Dispatch(ctx, core::DecisionReported{d, participant});
+  return true;
+}
+
 size_t ThreePhaseDriver::active_count() const {
   std::lock_guard<std::mutex> lock(mu_);
   return active_.size();

@@ -64,6 +64,8 @@ class ThreePhaseDriver {
   std::optional<v1::Transaction> Find(const std::string& txn_id) const;
   std::vector<v1::Transaction> Snapshot() const;
   bool Attach(const std::string& txn_id, OutcomeReply reply);
+  // A decision the participants reached by themselves; false when `txn_id` is not running here.
+  bool Report(const std::string& txn_id, const std::string& participant, core::Decision d);
   size_t active_count() const;
 
  private:

@@ -926,6 +926,23 @@ absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::str
   return LookupFinished(txn_id);
 }
 
+absl::Status TransactionDriver::ReportDecision(const v1::ReportDecisionRequest& req) {
+  TXN_RETURN_IF_ERROR(ValidateTxnId(req.txn_id()));
+  if (req.decision() != v1::DECISION_COMMIT && req.decision() != v1::DECISION_ABORT) {
+    return absl::InvalidArgumentError("decision must be DECISION_COMMIT or DECISION_ABORT");
+  }
+  if (three_phase_->Report(req.txn_id(), req.participant(),
+                           req.decision() == v1::DECISION_COMMIT ? core::Decision::kCommit
+                                                                 : core::Decision::kAbort)) {
+    return absl::OkStatus();
+  }
+  // Not running here: finished already (its decision stands), or not a 3PC transaction.
+  absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+  if (finished.ok() && finished->protocol() == v1::PROTOCOL_THREE_PHASE) return absl::OkStatus();
+  return absl::NotFoundError(
+      absl::StrCat("transaction ", req.txn_id(), " is not a three-phase commit known here"));
+}
+
 absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& txn_id) {
   TXN_RETURN_IF_ERROR(ValidateTxnId(txn_id));
   std::vector<std::string> parts = absl::StrSplit(txn_id, '-');

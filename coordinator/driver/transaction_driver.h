@@ -97,6 +97,9 @@ class TransactionDriver {
   // COMMIT / ABORT / UNKNOWN (still deciding). Presumed abort: no record, not
   // in flight = ABORT.
   [[nodiscard]] absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id);
+  // 3PC: a decision agents reached by themselves. NOT_FOUND for a transaction that is not a
+  // running three-phase commit here; FAILED_PRECONDITION for a decision other than COMMIT/ABORT.
+  [[nodiscard]] absl::Status ReportDecision(const v1::ReportDecisionRequest& req);
 
   // Admin API.
   // Transactions in memory and in the log, filtered by state, in id order (oldest first), paged.

@@ -1071,6 +1071,40 @@ TEST_F(ThreePhaseDriverTest, RestartAfterAParticipantRoundAbortedFollowsIt) {
   EXPECT_EQ(ledger_->rollbacks, 1);
 }
 
+TEST_F(ThreePhaseDriverTest, ADecisionReportedByTheAgentsIsLoggedAndAnswered) {
+  for (ScriptedChannel* ch : all()) ch->silent_at_b0 = true;  // no ACK ever: only a report ends it
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver_->Run(ThreePhase(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  std::string txn_id;
+  for (int i = 0; i < 200 && txn_id.empty(); ++i) {
+    absl::StatusOr<v1::ListTransactionsResponse> listed =
+        driver_->ListTransactions(v1::ListTransactionsRequest());
+    ASSERT_TRUE(listed.ok());
+    for (const auto& t : listed->transactions()) {
+      if (t.state() == v1::TXN_STATE_PRECOMMITTED) txn_id = t.txn_id();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(txn_id.empty());
+  v1::ReportDecisionRequest report;
+  report.set_txn_id(txn_id);
+  report.set_participant("ledger");
+  report.set_decision(v1::DECISION_COMMIT);
+  ASSERT_TRUE(driver_->ReportDecision(report).ok());
+  auto out = p.get_future().get();
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  WaitIdle();
+  EXPECT_EQ((*log_.Get(txn_id))->decision(), v1::DECISION_COMMIT);
+  // Reporting again after it finished is accepted and changes nothing; nonsense is refused.
+  EXPECT_TRUE(driver_->ReportDecision(report).ok());
+  report.set_decision(v1::DECISION_UNKNOWN);
+  EXPECT_EQ(driver_->ReportDecision(report).code(), absl::StatusCode::kInvalidArgument);
+  report.set_decision(v1::DECISION_ABORT);
+  report.set_txn_id("n1-9-9");
+  EXPECT_EQ(driver_->ReportDecision(report).code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(ThreePhaseDriverTest, BeginAndCannotPrepareParticipantsAreRefused) {
   v1::BeginRequest begin;
   begin.set_protocol(v1::PROTOCOL_THREE_PHASE);

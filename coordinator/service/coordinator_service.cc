@@ -73,4 +73,12 @@ grpc::ServerUnaryReactor* CoordinatorService::GetDecision(grpc::CallbackServerCo
   return reactor;
 }
 
+grpc::ServerUnaryReactor* CoordinatorService::ReportDecision(grpc::CallbackServerContext* ctx,
+                                                             const v1::ReportDecisionRequest* req,
+                                                             v1::ReportDecisionResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(common::ToGrpcStatus(driver_->ReportDecision(*req)));
+  return reactor;
+}
+
 }  // namespace txn::service

@@ -27,6 +27,9 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* GetDecision(grpc::CallbackServerContext* ctx,
                                         const v1::GetDecisionRequest* req,
                                         v1::GetDecisionResponse* resp) override;
+  grpc::ServerUnaryReactor* ReportDecision(grpc::CallbackServerContext* ctx,
+                                           const v1::ReportDecisionRequest* req,
+                                           v1::ReportDecisionResponse* resp) override;
 
  private:
   driver::TransactionDriver* const driver_;

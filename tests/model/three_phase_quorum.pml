@@ -1,9 +1,13 @@
 /*
  * Three-phase commit with quorum (E3PC-style) termination and ballots, for 3 participants and a
  * separate coordinator C that is not a quorum member (../shared/THREE_PHASE.md sections 2-8). The
- * C++ core that follows this model is to live in coordinator/core/three_phase.{h,cc} and the agent
- * library beside it; they name the same states (W, PC, PA, C, A), ballots (LE promised, LA last
- * attempt) and steps (ELECT, STATE, PRE_COMMIT/PRE_ABORT, ACK, DECIDED).
+ * C++ that follows this model: coordinator/core/three_phase.{h,cc} (C) and
+ * coordinator/core/three_phase_quorum.{h,cc} (the participant rules E1-E3, the decision rule, the
+ * termination round), driven by coordinator/driver/three_phase_driver.cc and by the agents'
+ * participant-agent/three_phase_records.cc and three_phase_terminator.cc. They name the same
+ * states (W, PC, PA, C, A), ballots (LE promised, LA last attempt) and steps (ELECT, STATE,
+ * PRE_COMMIT/PRE_ABORT, ACK, DECIDED); the crash after C's PRE_COMMIT(B0) is the failpoint
+ * coord.after_precommit_sent. Change the model and the C++ together.
  *
  * Ballot b = n*4 + owner (owner 0..2 a participant, 3 the coordinator); B0 = 1*4+3 is the normal
  * case's PRE_COMMIT. Durable per participant: st (no record = Q), LE, LA. Durable at C: its log

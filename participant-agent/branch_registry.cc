@@ -198,20 +198,25 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
     // A termination round reached this branch before its vote and aborted it: roll the prepared
     // transaction back. MySQL keeps a just-prepared XA transaction attached to its connection for
     // a moment (UNAVAILABLE); after a few tries the reconciler finishes it from the A record.
-    if (resp.vote() == v1::VOTE_YES) {
-      for (int attempt = 0; attempt < 20; ++attempt) {
-        absl::StatusOr<FinishResult> r = adapter_->RollbackPrepared(gid, resp.native_id());
-        if (r.ok() || r.status().code() != absl::StatusCode::kUnavailable) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
+    bool rolled_back = resp.vote() != v1::VOTE_YES;  // READ_ONLY: nothing is prepared
+    for (int attempt = 0; attempt < 20 && !rolled_back; ++attempt) {
+      absl::StatusOr<FinishResult> r = adapter_->RollbackPrepared(gid, resp.native_id());
+      rolled_back = r.ok();
+      if (!r.ok() && r.status().code() != absl::StatusCode::kUnavailable) break;
+      if (!rolled_back) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    auto e = GetOrCreate(gid);
-    std::lock_guard<std::mutex> lock(e->mu);
-    e->initialized = true;
-    e->state = State::kAborted;
-    e->reason = "aborted by a termination round before it voted";
+    const std::string reason = "aborted by a termination round before it voted";
+    if (rolled_back) {
+      auto e = GetOrCreate(gid);
+      std::lock_guard<std::mutex> lock(e->mu);
+      e->initialized = true;
+      e->state = State::kAborted;
+      e->reason = reason;
+    }
+    // Otherwise the entry stays PREPARED: the reconciler rolls it back from the A record (a
+    // Commit is refused by that record).
     resp.set_vote(v1::VOTE_NO);
-    resp.set_reason(e->reason);
+    resp.set_reason(reason);
   }
   return resp;
 }

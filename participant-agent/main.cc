@@ -198,7 +198,7 @@ int Main(int argc, char** argv) {
   common::SystemClock clock;
   BranchRegistry registry(adapter->get(), &clock, BranchRegistryOptions{.idle_timeout_ms = *idle});
   SagaSteps saga_steps(adapter->get());
-  ThreePhaseRecords three_phase(adapter->get());
+  ThreePhaseRecords three_phase(adapter->get(), flags->Get("name"));
   registry.set_three_phase(&three_phase);
   ParticipantService service(&registry, &saga_steps, &three_phase, adapter->get(),
                              flags->Get("name"), config.backend);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/three_phase_wire.h"
@@ -89,8 +90,21 @@ absl::Status ThreePhaseRecords::Store(const std::string& gid, const core::TpcRec
   return adapter_->StoreTpcRecord(gid, RowFromRecord(rec));
 }
 
+absl::Status ThreePhaseRecords::CheckAddressedToMe(const std::string& participant) const {
+  if (participant.empty() || participant == self_) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("this agent is participant '", self_,
+                                                    "', not '", participant, "' (check --peer)"));
+}
+
 absl::StatusOr<bool> ThreePhaseRecords::RecordYes(const std::string& gid,
                                                   const std::vector<std::string>& members) {
+  std::optional<common::BranchName> name = common::ParseBranchGid(gid);
+  if (!name || name->branch >= members.size() || members[name->branch] != self_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "three_phase_members place branch ", name ? name->branch : 0, " at '",
+        name && name->branch < members.size() ? members[name->branch] : std::string("?"),
+        "', but this agent is '", self_, "'"));
+  }
   for (const std::string& m : members) {
     if (m.empty() || m.size() > 255 || absl::StrContains(m, ',')) {
       return absl::InvalidArgumentError(
@@ -107,6 +121,7 @@ absl::StatusOr<bool> ThreePhaseRecords::RecordYes(const std::string& gid,
 
 absl::StatusOr<v1::TerminationReply> ThreePhaseRecords::Elect(const v1::ElectRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  TXN_RETURN_IF_ERROR(CheckAddressedToMe(req.participant()));
   TXN_RETURN_IF_ERROR(CheckBallot(req.ballot()));
   auto m = LockFor(gid);
   std::lock_guard<std::mutex> lock(*m);
@@ -125,6 +140,7 @@ absl::StatusOr<v1::TerminationReply> ThreePhaseRecords::Elect(const v1::ElectReq
 
 absl::StatusOr<v1::TerminationReply> ThreePhaseRecords::PreDecide(const v1::PreDecideRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  TXN_RETURN_IF_ERROR(CheckAddressedToMe(req.participant()));
   TXN_RETURN_IF_ERROR(CheckBallot(req.ballot()));
   core::Direction d;
   switch (req.direction()) {

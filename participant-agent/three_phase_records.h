@@ -26,7 +26,10 @@ namespace txn::agent {
 
 class ThreePhaseRecords {
  public:
-  explicit ThreePhaseRecords(ResourceAdapter* adapter) : adapter_(adapter) {}
+  // `self`: this agent's participant name (--name). Requests meant for another member, and
+  // Prepares that place this agent elsewhere in the members, are refused.
+  ThreePhaseRecords(ResourceAdapter* adapter, std::string self)
+      : adapter_(adapter), self_(std::move(self)) {}
 
   // After the database PREPARE of `gid`, before voting YES: writes {W, promised B0, members}.
   // Returns false when the branch was aborted by a termination round first (the caller rolls
@@ -51,7 +54,10 @@ class ThreePhaseRecords {
   absl::Status Ensure();
   absl::Status Store(const std::string& gid, const core::TpcRecord& rec);
 
+  absl::Status CheckAddressedToMe(const std::string& participant) const;
+
   ResourceAdapter* const adapter_;
+  const std::string self_;
   std::mutex mu_;
   bool table_ready_ = false;                                          // guarded by mu_
   std::unordered_map<std::string, std::weak_ptr<std::mutex>> locks_;  // guarded by mu_

@@ -47,7 +47,9 @@ absl::StatusOr<TerminationPass> ThreePhaseTerminator::RunOnce() {
     const auto& members = (*rec)->members;
     const size_t turn = std::find(members.begin(), members.end(), self_) - members.begin();
     int64_t wait = options_.timeout_ms * static_cast<int64_t>(std::min(turn, members.size()) + 1);
-    if ((*rec)->state == core::TpcState::kWaiting) wait *= 2;
+    // In W the coordinator may still be collecting votes (its prepare timeout is 10 s by
+    // default): wait four times as long.
+    if ((*rec)->state == core::TpcState::kWaiting) wait *= 4;
     if (now - w.since_ms >= wait) {
       absl::StatusOr<bool> decided = Terminate(gid, **rec, w);
       if (!decided.ok()) {
@@ -71,10 +73,12 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
                                                      const core::TpcRecord& rec, Watch& w) {
   std::optional<common::BranchName> name = common::ParseBranchGid(gid);
   if (!name) return absl::InvalidArgumentError(absl::StrCat("not a branch gid: ", gid));
-  const auto self_it = std::find(rec.members.begin(), rec.members.end(), self_);
-  if (self_it == rec.members.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("this agent (", self_, ") is not among the members of ", gid));
+  // Which member we are comes from our own gid, and must agree with our name.
+  const size_t me = name->branch;
+  if (me >= rec.members.size() || rec.members[me] != self_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "branch ", gid, " is member '", me < rec.members.size() ? rec.members[me] : "?",
+        "' of its transaction, but this agent is '", self_, "'"));
   }
   // E4: ask the coordinator first. Its COMMIT or ABORT for a 3PC transaction is final.
   absl::StatusOr<v1::Decision> asked = coordinator_->GetDecision(name->txn_id);
@@ -85,7 +89,7 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
     return true;
   }
 
-  // T1: a ballot above everything promised or seen, promised to ourselves first.
+  // T1: a ballot above everything promised or seen.
   const core::Ballot ballot =
       core::NextBallot(std::max(rec.promised.round, w.highest_round), self_);
   core::TerminationRound round(ballot, rec.members);
@@ -93,6 +97,11 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
                                asked.ok() ? "UNKNOWN" : std::string(asked.status().message()),
                                "): termination round at ballot ", core::BallotString(ballot)));
   const v1::Ballot wire_ballot = common::BallotToProto(ballot);
+  // Our own member first, then the others in order.
+  std::vector<size_t> order = {me};
+  for (size_t i = 0; i < rec.members.size(); ++i) {
+    if (i != me) order.push_back(i);
+  }
   // The first answer that ends a phase (have == false: none yet).
   core::TerminationRound::Next next;
   bool have = false;
@@ -104,13 +113,25 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
     w.highest_round = std::max(w.highest_round, round.highest_round_seen());
   };
 
-  // T2/T3: ELECT, ourselves first.
-  for (size_t i = 0; i < rec.members.size() && !have; ++i) {
+  // T1/T2/T3: ELECT. Our own promise must be durable before anyone else hears the ballot: if it
+  // cannot be written (or was refused), the round does not start, so a ballot is never used
+  // without being remembered.
+  for (size_t i : order) {
+    if (have) break;
     v1::ElectRequest req;
     *req.mutable_ref() = RefOf(name->txn_id, i);
     *req.mutable_ballot() = wire_ballot;
+    req.set_participant(rec.members[i]);
     absl::StatusOr<v1::TerminationReply> r =
-        rec.members[i] == self_ ? records_->Elect(req) : peers_->Elect(rec.members[i], req);
+        i == me ? records_->Elect(req) : peers_->Elect(rec.members[i], req);
+    if (i == me) {
+      if (!r.ok()) return r.status();
+      if (r->kind() != v1::TerminationReply::KIND_STATE &&
+          r->kind() != v1::TerminationReply::KIND_DECIDED) {
+        see(round.OnElectReply(rec.members[i], common::ReplyFromProto(*r)));
+        return false;
+      }
+    }
     if (!r.ok()) continue;  // unreachable: not part of this round
     see(round.OnElectReply(rec.members[i], common::ReplyFromProto(*r)));
   }
@@ -120,24 +141,29 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
     return true;
   }
 
-  // T5/T6: PRE_x, ourselves first; a majority of ACKs decides.
+  // T5/T6: PRE_x, our own first (persisted: if it is refused or fails, the round stops before
+  // anyone else hears it); a majority of ACKs decides.
   const v1::PreDecision direction = next.direction == core::Direction::kPreCommit
                                         ? v1::PRE_DECISION_PRE_COMMIT
                                         : v1::PRE_DECISION_PRE_ABORT;
   have = false;
-  // Our own first, then the others in order.
-  std::vector<size_t> order = {static_cast<size_t>(self_it - rec.members.begin())};
-  for (size_t i = 0; i < rec.members.size(); ++i) {
-    if (rec.members[i] != self_) order.push_back(i);
-  }
   for (size_t i : order) {
     if (have) break;
     v1::PreDecideRequest req;
     *req.mutable_ref() = RefOf(name->txn_id, i);
     *req.mutable_ballot() = wire_ballot;
     req.set_direction(direction);
+    req.set_participant(rec.members[i]);
     absl::StatusOr<v1::TerminationReply> r =
-        rec.members[i] == self_ ? records_->PreDecide(req) : peers_->PreDecide(rec.members[i], req);
+        i == me ? records_->PreDecide(req) : peers_->PreDecide(rec.members[i], req);
+    if (i == me) {
+      if (!r.ok()) return r.status();
+      if (r->kind() != v1::TerminationReply::KIND_ACK &&
+          r->kind() != v1::TerminationReply::KIND_DECIDED) {
+        see(round.OnPreDecideReply(rec.members[i], common::ReplyFromProto(*r)));
+        return false;
+      }
+    }
     if (!r.ok()) continue;
     see(round.OnPreDecideReply(rec.members[i], common::ReplyFromProto(*r)));
   }

@@ -12,8 +12,8 @@
 //     peers (Commit / Rollback with three_phase). Anything short of a majority decides nothing:
 //     the branch waits, and the next pass tries again with a higher ballot.
 //
-// Members wait in turn (the member at index i waits (i + 1) timeouts, twice that in W, where the
-// coordinator may still be collecting votes), so that usually one candidate runs; safety never
+// Members wait in turn (the member at index i waits (i + 1) timeouts, four times that in W, where
+// the coordinator may still be collecting votes), so that usually one candidate runs; safety never
 // depends on it. Calls are synchronous; RunOnce runs on the agent's background thread.
 #pragma once
 

@@ -33,8 +33,8 @@ class SilentCoordinator final : public DecisionSource {
 };
 
 struct Agent {
-  explicit Agent(common::Clock* clock)
-      : records(&adapter), registry(&adapter, clock, BranchRegistryOptions{}) {
+  Agent(common::Clock* clock, const std::string& name)
+      : records(&adapter, name), registry(&adapter, clock, BranchRegistryOptions{}) {
     registry.set_three_phase(&records);
   }
   NoopAdapter adapter;
@@ -107,7 +107,7 @@ class TerminatorTest : public testing::Test {
  protected:
   void SetUp() override {
     for (size_t i = 0; i < kMembers.size(); ++i) {
-      agents_.push_back(std::make_unique<Agent>(&clock_));
+      agents_.push_back(std::make_unique<Agent>(&clock_, kMembers[i]));
       net_.agents[kMembers[i]] = agents_.back().get();
       views_.push_back(std::make_unique<View>(&net_, kMembers[i]));
       terminators_.push_back(std::make_unique<ThreePhaseTerminator>(
@@ -137,7 +137,7 @@ class TerminatorTest : public testing::Test {
   }
   bool IsPrepared(size_t i) { return *agents_[i]->adapter.IsPrepared(Gid(i)); }
   // Runs every agent's pass `rounds` times, the clock moving a timeout each time.
-  void Run(int rounds) {
+  void Run(int rounds = 20) {
     for (int r = 0; r < rounds; ++r) {
       clock_.Advance(100);
       for (auto& t : terminators_) ASSERT_TRUE(t->RunOnce().ok());
@@ -160,7 +160,7 @@ TEST_F(TerminatorTest, NothingHappensBeforeTheTimeout) {
 
 TEST_F(TerminatorTest, AllWaitingWithTheCoordinatorGoneAborts) {
   AllPrepared();
-  Run(10);
+  Run();
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(State(i), core::TpcState::kAborted) << i;
     EXPECT_FALSE(IsPrepared(i)) << "rolled back";
@@ -169,7 +169,7 @@ TEST_F(TerminatorTest, AllWaitingWithTheCoordinatorGoneAborts) {
 
 TEST_F(TerminatorTest, OnePreCommittedMemberMakesTheMajorityCommit) {
   AllPrepared({0});
-  Run(10);
+  Run();
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(State(i), core::TpcState::kCommitted) << i;
     EXPECT_FALSE(IsPrepared(i)) << "committed in the database";
@@ -181,7 +181,7 @@ TEST_F(TerminatorTest, OnePreCommittedMemberMakesTheMajorityCommit) {
 TEST_F(TerminatorTest, TheCoordinatorsAnswerIsTakenWithoutARound) {
   AllPrepared();
   coordinator_.answer = v1::DECISION_COMMIT;
-  Run(3);
+  Run(6);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), core::TpcState::kCommitted) << i;
   auto rec = agents_[1]->records.Load(Gid(1));
   EXPECT_EQ((*rec)->promised, core::InitialBallot()) << "no round ran";
@@ -191,28 +191,42 @@ TEST_F(TerminatorTest, TheCoordinatorsAnswerIsTakenWithoutARound) {
 TEST_F(TerminatorTest, AnIsolatedMinorityDecidesNothingAndFollowsAfterHealing) {
   AllPrepared({0});  // p0 pre-committed, then cut off with the coordinator gone
   net_.cut = {"p0"};
-  Run(10);
+  Run();
   // The majority {p1, p2} sees only W: it pre-aborts and aborts; p0 alone waits.
   EXPECT_EQ(State(1), core::TpcState::kAborted);
   EXPECT_EQ(State(2), core::TpcState::kAborted);
   EXPECT_EQ(State(0), core::TpcState::kPreCommitted) << "a minority never decides";
   EXPECT_TRUE(IsPrepared(0));
   net_.cut.clear();
-  Run(10);
+  Run();
   EXPECT_EQ(State(0), core::TpcState::kAborted) << "follows the majority after healing";
   EXPECT_FALSE(IsPrepared(0));
+}
+
+TEST_F(TerminatorTest, AMisroutedElectIsRefusedNotAnsweredWithAnAbort) {
+  AllPrepared();
+  v1::ElectRequest req;
+  req.mutable_ref()->set_txn_id(kTxn);
+  req.mutable_ref()->set_branch(1);
+  req.mutable_ballot()->set_round(2);
+  req.mutable_ballot()->set_owner("p0");
+  req.set_participant("p1");
+  // p1's request delivered to p2 (a wrong --peer address): refused, nothing recorded there.
+  EXPECT_EQ(agents_[2]->records.Elect(req).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(agents_[2]->records.Load(common::BranchGid(kTxn, 1))->has_value());
+  EXPECT_EQ(agents_[1]->records.Elect(req)->kind(), v1::TerminationReply::KIND_STATE);
 }
 
 TEST_F(TerminatorTest, TwoMembersCutOffBlockEveryoneUntilHealing) {
   AllPrepared({0});
   net_.cut = {"p1", "p2"};  // nobody has a majority
-  Run(10);
+  Run();
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_FALSE(core::IsFinal(State(i))) << i;
     EXPECT_TRUE(IsPrepared(i)) << i;
   }
   net_.cut.clear();
-  Run(10);
+  Run();
   const core::TpcState s = State(0);
   EXPECT_TRUE(core::IsFinal(s));
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), s) << "the same outcome everywhere";

@@ -158,6 +158,7 @@ void OnPreDecideAnswered(ThreePhaseTxn& txn, const PreDecideAnswered& e, Effects
     case TpcReply::Kind::kAck:
       return;  // counted above
     case TpcReply::Kind::kDecided:
+      if (!IsFinal(e.reply.state)) return;  // malformed: not a decision
       // A participants' round got there first.
       Decide(txn, e.reply.state == TpcState::kCommitted ? Decision::kCommit : Decision::kAbort,
              absl::StrCat("decided by a termination round (", member, ")"), out);
@@ -174,6 +175,11 @@ void OnPreDecideAnswered(ThreePhaseTxn& txn, const PreDecideAnswered& e, Effects
 }
 
 void OnAckTimedOut(ThreePhaseTxn& txn, Effects& out) {
+  if (txn.state == TxnState::kInDoubt && txn.unwritten != Decision::kNone) {
+    const Decision d = std::exchange(txn.unwritten, Decision::kNone);
+    Decide(txn, d, "", out);  // write it again: a majority accepted it, it cannot change
+    return;
+  }
   if (txn.state != TxnState::kPreCommitted) return;
   if (txn.round) txn.max_round = std::max(txn.max_round, txn.round->highest_round_seen());
   StartTermination(txn, out);
@@ -223,6 +229,12 @@ void OnElectAnswered(ThreePhaseTxn& txn, const ElectAnswered& e, Effects& out) {
 
 void OnDecisionReported(ThreePhaseTxn& txn, const DecisionReported& e, Effects& out) {
   if (e.decision == Decision::kNone) return;
+  if (e.decision == Decision::kCommit && txn.state == TxnState::kPreparing) {
+    // No PRE_COMMIT has gone out, so no round can have committed.
+    txn.conflict = absl::StrCat("participant ", e.participant,
+                                " reported COMMIT before any PRE_COMMIT was sent");
+    return;
+  }
   if (Undecided(txn) && txn.state != TxnState::kActive &&
       !(txn.state == TxnState::kPreparing && !txn.start_logged)) {
     Decide(txn, e.decision, absl::StrCat("decided by a termination round (", e.participant, ")"),
@@ -263,9 +275,11 @@ void OnDecisionLogFailed(ThreePhaseTxn& txn, const DecisionLogFailed& e, Effects
       (txn.state != TxnState::kCommitting && txn.state != TxnState::kAborting)) {
     return;
   }
+  txn.unwritten = txn.state == TxnState::kCommitting ? Decision::kCommit : Decision::kAbort;
   txn.state = TxnState::kInDoubt;
   txn.reason = absl::StrCat("the decision could not be written: ", e.reason);
   Reply(txn, out);
+  out.push_back(StartAckTimer{});
 }
 
 void FinishCommitIfDone(ThreePhaseTxn& txn, Effects& out) {

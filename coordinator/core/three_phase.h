@@ -27,8 +27,9 @@
 //                                          (a participants' termination round decided d)
 //   COMMITTING --DecisionLogged----------> [Reply COMMITTED unless waiting, SendCommit(each)]
 //   ABORTING --DecisionLogged------------> [Reply ABORTED, SendRollback(each)]
-//   COMMITTING|ABORTING --DecisionLogFailed-> IN_DOUBT   [Reply IN_DOUBT] (nothing sent; a
-//                                          restart resumes from START with a termination round)
+//   COMMITTING|ABORTING --DecisionLogFailed-> IN_DOUBT   [Reply IN_DOUBT, StartAckTimer]
+//                                          (nothing sent; the decision is final in the protocol)
+//   IN_DOUBT --AckTimedOut---------------> COMMITTING | ABORTING  [LogDecision(it)] again
 //   COMMITTING --last CommitAcked--------> COMMITTED     [LogCompletion, Reply if waiting, Forget]
 //   ABORTING --last RollbackAcked--------> ABORTED       [Forget]
 //
@@ -76,7 +77,11 @@ struct ThreePhaseTxn {
   std::optional<TerminationRound> round;
   // COMMITTING / ABORTING before this is set means the decision is being written.
   bool decision_logged = false;
-  // A participant reported a decision opposite to the logged one: a protocol bug, kept visible.
+  // IN_DOUBT after a failed decision write: the decision (final in the protocol: a majority
+  // accepted it) that is written again on the next AckTimedOut.
+  Decision unwritten = Decision::kNone;
+  // A participant reported a decision opposite to the logged one (or a COMMIT in the vote
+  // phase): a protocol bug, kept visible, never applied.
   std::string conflict;
 };
 

@@ -135,6 +135,7 @@ bool TerminationRound::IsMember(const std::string& m) const {
 TerminationRound::Next TerminationRound::See(const TpcReply& reply) {
   highest_round_ = std::max(highest_round_, reply.ballot.round);
   if (reply.kind == TpcReply::Kind::kDecided) {
+    if (!IsFinal(reply.state)) return Next{};  // malformed: not a decision
     finished_ = true;
     return Next{
         .kind = Next::Kind::kDecided,

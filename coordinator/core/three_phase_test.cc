@@ -293,9 +293,40 @@ TEST(ThreePhase, DecisionWriteFailureIsInDoubtAndSendsNothing) {
   EXPECT_EQ(Count<SendCommit>(fx), 0);
   EXPECT_EQ(Count<ReplyToClient>(fx), 1);
   EXPECT_EQ(OutcomeState(t), TxnState::kInDoubt);
-  // The participants' own termination then reports; the coordinator logs it again.
-  fx = Step(t, DecisionReported{Decision::kCommit, "p0"});
+  EXPECT_EQ(Count<StartAckTimer>(fx), 1);
+  // The decision is final (a majority accepted B0): the next timeout writes it again.
+  fx = Step(t, AckTimedOut{});
+  ASSERT_EQ(Count<LogDecision>(fx), 1);
+  EXPECT_EQ(All<LogDecision>(fx)[0].decision, Decision::kCommit);
+  fx = Step(t, DecisionLogged{Decision::kCommit});
+  EXPECT_EQ(Count<SendCommit>(fx), 3);
+}
+
+TEST(ThreePhase, AReportWhileInDoubtIsLoggedToo) {
+  ThreePhaseTxn t = PreCommitted();
+  Step(t, PreDecideAnswered{0, InitialBallot(), Ack(InitialBallot())});
+  Step(t, PreDecideAnswered{1, InitialBallot(), Ack(InitialBallot())});
+  Step(t, DecisionLogFailed{"disk full"});
+  Effects fx = Step(t, DecisionReported{Decision::kCommit, "p0"});
   EXPECT_EQ(Count<LogDecision>(fx), 1);
+}
+
+TEST(ThreePhase, ACommitReportedInTheVotePhaseIsRefusedAndKeptVisible) {
+  ThreePhaseTxn t = Preparing();
+  EXPECT_TRUE(Step(t, DecisionReported{Decision::kCommit, "p2"}).empty());
+  EXPECT_EQ(t.state, TxnState::kPreparing);
+  EXPECT_NE(t.conflict.find("before any PRE_COMMIT"), std::string::npos);
+  // An abort reported then is legitimate (a round may abort members that are all W).
+  Effects fx = Step(t, DecisionReported{Decision::kAbort, "p2"});
+  EXPECT_EQ(All<LogDecision>(fx)[0].decision, Decision::kAbort);
+}
+
+TEST(ThreePhase, MalformedDecidedReplyIsIgnored) {
+  ThreePhaseTxn t = PreCommitted();
+  EXPECT_TRUE(Step(t, PreDecideAnswered{2, InitialBallot(),
+                                        TpcReply{.kind = TpcReply::Kind::kDecided,
+                                                 .state = TpcState::kWaiting}})
+                  .empty());
 }
 
 TEST(ThreePhase, RestartWithStartOnlyRunsTerminationNeverPresumesAbort) {

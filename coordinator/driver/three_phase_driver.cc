@@ -1,5 +1,6 @@
 #include "coordinator/driver/three_phase_driver.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <utility>
 
@@ -146,17 +147,28 @@ bool ThreePhaseDriver::Attach(const std::string& txn_id, OutcomeReply reply) {
   return true;
 }
 
-bool ThreePhaseDriver::Report(const std::string& txn_id, const std::string& participant,
-                              core::Decision d) {
+absl::Status ThreePhaseDriver::Report(const std::string& txn_id, const std::string& participant,
+                                      core::Decision d) {
   std::shared_ptr<Context> ctx;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = active_.find(txn_id);
-    if (it == active_.end()) return false;
+    if (it == active_.end()) {
+      return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not running here"));
+    }
     ctx = it->second;
   }
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    const auto& branches = ctx->txn.branches;
+    if (std::none_of(branches.begin(), branches.end(),
+                     [&](const core::BranchStatus& b) { return b.participant == participant; })) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("participant '", participant, "' is not a member of transaction ", txn_id));
+    }
+  }
   Dispatch(ctx, core::DecisionReported{d, participant});
-  return true;
+  return absl::OkStatus();
 }
 
 size_t ThreePhaseDriver::active_count() const {
@@ -244,12 +256,11 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
         [&](const auto& e) {
           using E = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<E, core::LogStart>) {
-            log::DecisionRecord record = RecordOf(*ctx, v1::DECISION_UNSPECIFIED);
-            actions.push_back([this, ctx, record = std::move(record)]() mutable {
-              Write(ctx, std::move(record), [this, ctx](absl::Status s) {
-                if (!s.ok()) return Dispatch(ctx, core::StartLogFailed{std::string(s.message())});
-                Dispatch(ctx, core::StartLogged{});
-              });
+            // Records are queued while the lock is held, so they reach the log in the order the
+            // machine asked for them (a ballot record must never land after the decision).
+            Write(ctx, RecordOf(*ctx, v1::DECISION_UNSPECIFIED), [this, ctx](absl::Status s) {
+              if (!s.ok()) return Dispatch(ctx, core::StartLogFailed{std::string(s.message())});
+              Dispatch(ctx, core::StartLogged{});
             });
           } else if constexpr (std::is_same_v<E, core::SendPrepare>) {
             v1::PrepareBranchRequest req;
@@ -285,6 +296,7 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
           } else if constexpr (std::is_same_v<E, core::SendPreDecide>) {
             v1::PreDecideRequest req;
             *req.mutable_ref() = ref(e.branch);
+            req.set_participant(txn.branches[e.branch].participant);
             *req.mutable_ballot() = common::BallotToProto(e.ballot);
             req.set_direction(e.direction == core::Direction::kPreCommit
                                   ? v1::PRE_DECISION_PRE_COMMIT
@@ -317,15 +329,14 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
             const uint64_t round = e.round;
             common::LogInfo(absl::StrCat("txn=", txn.id, " termination round at ballot ", round,
                                          "/coordinator"));
-            actions.push_back([this, ctx, record = std::move(record), round]() mutable {
-              Write(ctx, std::move(record), [this, ctx, round](absl::Status s) {
-                if (!s.ok()) return Dispatch(ctx, core::BallotLogFailed{std::string(s.message())});
-                Dispatch(ctx, core::BallotLogged{round});
-              });
+            Write(ctx, std::move(record), [this, ctx, round](absl::Status s) {
+              if (!s.ok()) return Dispatch(ctx, core::BallotLogFailed{std::string(s.message())});
+              Dispatch(ctx, core::BallotLogged{round});
             });
           } else if constexpr (std::is_same_v<E, core::SendElect>) {
             v1::ElectRequest req;
             *req.mutable_ref() = ref(e.branch);
+            req.set_participant(txn.branches[e.branch].participant);
             *req.mutable_ballot() = common::BallotToProto(e.ballot);
             transport::ParticipantChannel* ch = channel(e.branch);
             const uint32_t b = e.branch;
@@ -343,10 +354,11 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
             const v1::Decision decision = DecisionProto(e.decision);
             log::DecisionRecord record = RecordOf(*ctx, decision);
             const core::Decision d = e.decision;
-            actions.push_back([this, ctx, record = std::move(record), d]() mutable {
-              if (absl::Status fp = common::Failpoint("coord.before_decision_log"); !fp.ok()) {
-                return Dispatch(ctx, core::DecisionLogFailed{std::string(fp.message())});
-              }
+            if (absl::Status fp = common::Failpoint("coord.before_decision_log"); !fp.ok()) {
+              actions.push_back([this, ctx, msg = std::string(fp.message())] {
+                Dispatch(ctx, core::DecisionLogFailed{msg});
+              });
+            } else {
               Write(ctx, std::move(record), [this, ctx, d](absl::Status s) {
                 if (!s.ok()) {
                   return Dispatch(ctx, core::DecisionLogFailed{std::string(s.message())});
@@ -354,7 +366,7 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
                 (void)common::Failpoint("coord.after_decision_log");
                 Dispatch(ctx, core::DecisionLogged{d, false});
               });
-            });
+            }
           } else if constexpr (std::is_same_v<E, core::SendCommit>) {
             v1::CommitBranchRequest req;
             *req.mutable_ref() = ref(e.branch);
@@ -407,11 +419,9 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
               record.set_done(true);
               record.set_done_unix_ms(deps_.clock->NowUnixMs());
             }
-            actions.push_back([this, record = std::move(record)]() mutable {
-              deps_.group_log->Append(
-                  std::move(record), /*sync=*/false,
-                  lifetime_.Wrap(std::function<void(absl::Status)>([](absl::Status) {})));
-            });
+            deps_.group_log->Append(
+                std::move(record), /*sync=*/false,
+                lifetime_.Wrap(std::function<void(absl::Status)>([](absl::Status) {})));
           } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
             v1::Outcome outcome = OutcomeOf(txn);
             std::vector<OutcomeReply> waiters = std::exchange(ctx->waiters, {});

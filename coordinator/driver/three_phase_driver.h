@@ -64,8 +64,9 @@ class ThreePhaseDriver {
   std::optional<v1::Transaction> Find(const std::string& txn_id) const;
   std::vector<v1::Transaction> Snapshot() const;
   bool Attach(const std::string& txn_id, OutcomeReply reply);
-  // A decision the participants reached by themselves; false when `txn_id` is not running here.
-  bool Report(const std::string& txn_id, const std::string& participant, core::Decision d);
+  // A decision the participants reached by themselves. NOT_FOUND when `txn_id` is not running
+  // here, INVALID_ARGUMENT when `participant` is not one of its members.
+  absl::Status Report(const std::string& txn_id, const std::string& participant, core::Decision d);
   size_t active_count() const;
 
  private:

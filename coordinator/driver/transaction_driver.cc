@@ -709,8 +709,15 @@ void TransactionDriver::RunSaga(const v1::RunRequest& req, std::string fingerpri
 }
 
 absl::Status TransactionDriver::CheckThreePhaseParticipants(const v1::RunRequest& req) const {
+  std::set<std::string> seen;
   for (int i = 0; i < req.branches_size(); ++i) {
     const std::string& p = req.branches(i).participant();
+    // Quorums are counted over members by name: one branch per participant.
+    if (!seen.insert(p).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("branches[", i, "].participant ", p,
+                       " appears twice; a three-phase commit takes one branch per participant"));
+    }
     std::optional<transport::ParticipantCapabilities> caps = deps_.participants->CapabilitiesOf(p);
     if (caps && !caps->supports_prepare) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -931,11 +938,10 @@ absl::Status TransactionDriver::ReportDecision(const v1::ReportDecisionRequest& 
   if (req.decision() != v1::DECISION_COMMIT && req.decision() != v1::DECISION_ABORT) {
     return absl::InvalidArgumentError("decision must be DECISION_COMMIT or DECISION_ABORT");
   }
-  if (three_phase_->Report(req.txn_id(), req.participant(),
-                           req.decision() == v1::DECISION_COMMIT ? core::Decision::kCommit
-                                                                 : core::Decision::kAbort)) {
-    return absl::OkStatus();
-  }
+  absl::Status reported = three_phase_->Report(
+      req.txn_id(), req.participant(),
+      req.decision() == v1::DECISION_COMMIT ? core::Decision::kCommit : core::Decision::kAbort);
+  if (reported.code() != absl::StatusCode::kNotFound) return reported;
   // Not running here: finished already (its decision stands), or not a 3PC transaction.
   absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
   if (finished.ok() && finished->protocol() == v1::PROTOCOL_THREE_PHASE) return absl::OkStatus();

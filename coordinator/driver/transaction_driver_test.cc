@@ -1088,6 +1088,9 @@ TEST_F(ThreePhaseDriverTest, ADecisionReportedByTheAgentsIsLoggedAndAnswered) {
   ASSERT_FALSE(txn_id.empty());
   v1::ReportDecisionRequest report;
   report.set_txn_id(txn_id);
+  report.set_participant("stranger");
+  report.set_decision(v1::DECISION_COMMIT);
+  EXPECT_EQ(driver_->ReportDecision(report).code(), absl::StatusCode::kInvalidArgument);
   report.set_participant("ledger");
   report.set_decision(v1::DECISION_COMMIT);
   ASSERT_TRUE(driver_->ReportDecision(report).ok());
@@ -1109,6 +1112,11 @@ TEST_F(ThreePhaseDriverTest, BeginAndCannotPrepareParticipantsAreRefused) {
   v1::BeginRequest begin;
   begin.set_protocol(v1::PROTOCOL_THREE_PHASE);
   EXPECT_EQ(driver_->Begin(begin).status().code(), absl::StatusCode::kUnimplemented);
+  v1::RunRequest twice = ThreePhase();
+  twice.mutable_branches(2)->set_participant("orders");
+  auto dup = RunSync(twice);
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(dup.status().message().find("appears twice"), std::string::npos);
   dir_.cannot_prepare.insert("ledger");
   auto out = RunSync(ThreePhase());
   EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);

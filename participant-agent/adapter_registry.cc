@@ -28,11 +28,7 @@ absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig
   }
   if (config.backend == "mongodb") {
     if (config.dsn.empty()) return absl::InvalidArgumentError("--dsn is required for mongodb");
-    if (!config.password.empty()) {
-      return absl::InvalidArgumentError(
-          "--dsn-password-file is not supported for mongodb yet: put credentials in the URI");
-    }
-    auto adapter = MongoAdapter::Create(config.dsn);
+    auto adapter = MongoAdapter::Create(config.dsn, config.password);
     if (!adapter.ok()) return adapter.status();
     return std::unique_ptr<ResourceAdapter>(std::move(*adapter));
   }

@@ -188,6 +188,7 @@ class MongoSession final : public BranchSession {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MongoAdapter>> MongoAdapter::Create(const std::string& uri_text,
+                                                                   const std::string& password,
                                                                    int marker_retention_hours) {
   static std::once_flag init;
   std::call_once(init, [] { mongoc_init(); });
@@ -201,6 +202,14 @@ absl::StatusOr<std::unique_ptr<MongoAdapter>> MongoAdapter::Create(const std::st
     mongoc_uri_destroy(uri);
     return absl::InvalidArgumentError(
         "--dsn names no database (mongodb://host:port/DATABASE?replicaSet=...)");
+  }
+  if (!password.empty()) {
+    const char* user = mongoc_uri_get_username(uri);
+    if (user == nullptr || *user == '\0' || !mongoc_uri_set_password(uri, password.c_str())) {
+      mongoc_uri_destroy(uri);
+      return absl::InvalidArgumentError(
+          "--dsn-password-file needs a user in the URI (mongodb://USER@host:port/DATABASE?...)");
+    }
   }
   mongoc_client_pool_t* pool = mongoc_client_pool_new(uri);
   mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);

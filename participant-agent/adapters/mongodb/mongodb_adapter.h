@@ -28,8 +28,10 @@ namespace txn::agent {
 
 class MongoAdapter final : public ResourceAdapter {
  public:
-  // INVALID_ARGUMENT for a URI that does not parse or names no database.
+  // INVALID_ARGUMENT for a URI that does not parse or names no database, or a `password` (from
+  // --dsn-password-file; it replaces any password in the URI) with no user in the URI.
   static absl::StatusOr<std::unique_ptr<MongoAdapter>> Create(const std::string& uri,
+                                                              const std::string& password = "",
                                                               int marker_retention_hours = 24 * 7);
   ~MongoAdapter() override;
 

@@ -10,6 +10,17 @@
 namespace txn::agent {
 namespace {
 
+// Without a server: what Create accepts (no connection is made until the adapter is used).
+TEST(MongoAdapterConfig, PasswordFileNeedsAUserInTheUri) {
+  EXPECT_EQ(
+      MongoAdapter::Create("mongodb://127.0.0.1:1/db?replicaSet=rs0", "secret").status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(MongoAdapter::Create("mongodb://app@127.0.0.1:1/db?replicaSet=rs0", "secret").ok());
+  EXPECT_EQ(MongoAdapter::Create("mongodb://127.0.0.1:1/?replicaSet=rs0").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MongoAdapter::Create("not a uri").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 class MongoAdapterTest : public testing::Test {
  protected:
   void SetUp() override {

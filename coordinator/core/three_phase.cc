@@ -282,12 +282,19 @@ void OnDecisionLogFailed(ThreePhaseTxn& txn, const DecisionLogFailed& e, Effects
   out.push_back(StartAckTimer{});
 }
 
-void FinishCommitIfDone(ThreePhaseTxn& txn, Effects& out) {
-  bool mixed = false;
+// Whether every branch finished; `*mixed`: some ended against the decision.
+bool AllFinished(const ThreePhaseTxn& txn, bool* mixed) {
+  *mixed = false;
   for (const auto& br : txn.branches) {
-    if (!IsFinished(br.state)) return;
-    mixed = mixed || br.state == BranchState::kHeuristic;
+    if (!IsFinished(br.state)) return false;
+    *mixed = *mixed || br.state == BranchState::kHeuristic;
   }
+  return true;
+}
+
+void FinishCommitIfDone(ThreePhaseTxn& txn, Effects& out) {
+  bool mixed;
+  if (!AllFinished(txn, &mixed)) return;
   txn.state = mixed ? TxnState::kHeuristicMixed : TxnState::kCommitted;
   out.push_back(LogCompletion{});
   Reply(txn, out);
@@ -295,11 +302,8 @@ void FinishCommitIfDone(ThreePhaseTxn& txn, Effects& out) {
 }
 
 void FinishAbortIfDone(ThreePhaseTxn& txn, Effects& out) {
-  bool mixed = false;
-  for (const auto& br : txn.branches) {
-    if (!IsFinished(br.state)) return;
-    mixed = mixed || br.state == BranchState::kHeuristic;
-  }
+  bool mixed;
+  if (!AllFinished(txn, &mixed)) return;
   txn.state = mixed ? TxnState::kHeuristicMixed : TxnState::kAborted;
   out.push_back(LogCompletion{});
   out.push_back(Forget{});
@@ -435,18 +439,7 @@ std::vector<ThreePhaseEffect> Resume(ThreePhaseTxn& txn, Decision decision, uint
 }
 
 TxnState OutcomeState(const ThreePhaseTxn& txn) {
-  switch (txn.state) {
-    case TxnState::kCommitting:
-      return txn.decision_logged ? TxnState::kCommitted : TxnState::kInDoubt;
-    case TxnState::kAborting:
-      return TxnState::kAborted;
-    case TxnState::kActive:
-    case TxnState::kPreparing:
-    case TxnState::kPreCommitted:
-      return TxnState::kInDoubt;
-    default:
-      return txn.state;
-  }
+  return ReportedState(txn.state, txn.decision_logged);
 }
 
 Decision DecisionOf(const ThreePhaseTxn& txn) {

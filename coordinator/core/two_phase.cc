@@ -575,18 +575,7 @@ std::vector<TwoPhaseEffect> ResumeCommittingLast(TwoPhaseTxn& txn) {
 }
 
 TxnState OutcomeState(const TwoPhaseTxn& txn) {
-  switch (txn.state) {
-    case TxnState::kCommitting:
-      return txn.decision_logged ? TxnState::kCommitted : TxnState::kInDoubt;
-    case TxnState::kAborting:
-      return TxnState::kAborted;
-    case TxnState::kActive:
-    case TxnState::kPreparing:
-    case TxnState::kPreCommitted:
-      return TxnState::kInDoubt;
-    default:
-      return txn.state;
-  }
+  return ReportedState(txn.state, txn.decision_logged);
 }
 
 Decision DecisionOf(const TwoPhaseTxn& txn) {

@@ -52,4 +52,19 @@ absl::string_view BranchStateName(BranchState s) {
   return "UNKNOWN";
 }
 
+TxnState ReportedState(TxnState state, bool decision_logged) {
+  switch (state) {
+    case TxnState::kCommitting:
+      return decision_logged ? TxnState::kCommitted : TxnState::kInDoubt;
+    case TxnState::kAborting:
+      return TxnState::kAborted;
+    case TxnState::kActive:
+    case TxnState::kPreparing:
+    case TxnState::kPreCommitted:
+      return TxnState::kInDoubt;
+    default:
+      return state;
+  }
+}
+
 }  // namespace txn::core

@@ -49,6 +49,11 @@ enum class BranchResult { kCommitted, kAborted, kUnknown };
 enum class Decision { kNone, kCommit, kAbort };
 
 absl::string_view TxnStateName(TxnState s);
+
+// What a client is told of a transaction in `state` (2PC and 3PC alike): COMMITTING counts as
+// COMMITTED once the decision is durable and IN_DOUBT before; ABORTING as ABORTED; ACTIVE,
+// PREPARING and PRECOMMITTED as IN_DOUBT; anything else as itself.
+TxnState ReportedState(TxnState state, bool decision_logged);
 absl::string_view BranchStateName(BranchState s);
 
 struct BranchStatus {

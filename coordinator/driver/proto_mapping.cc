@@ -10,27 +10,41 @@ v1::BranchState ToProto(core::BranchState s) {
   return static_cast<v1::BranchState>(static_cast<int>(s));
 }
 
-}  // namespace
-
-v1::Outcome OutcomeOf(const core::TwoPhaseTxn& txn) {
+// An outcome in state `state`, its unfinished branches reported as ABORTED once it is ABORTED
+// (and as COMMITTED once it is COMMITTED, with `report_committed_as_final`).
+v1::Outcome OutcomeWithBranches(const std::string& txn_id, core::TxnState state,
+                                const std::string& reason,
+                                const std::vector<core::BranchStatus>& branches,
+                                bool report_committed_as_final) {
   v1::Outcome out;
-  out.set_txn_id(txn.id);
-  const core::TxnState state = core::OutcomeState(txn);
+  out.set_txn_id(txn_id);
   out.set_state(ToProto(state));
-  out.set_reason(txn.reason);
-  for (const auto& b : txn.branches) {
+  out.set_reason(reason);
+  for (const auto& b : branches) {
     auto* ob = out.add_branches();
     ob->set_participant(b.participant);
-    // Once the decision is ABORT, a branch still being rolled back is reported as what it will
-    // be: aborted (presumed abort guarantees it). GetTransaction shows the live state.
     const bool unfinished = b.state == core::BranchState::kActive ||
                             b.state == core::BranchState::kPreparing ||
                             b.state == core::BranchState::kPrepared;
-    ob->set_state(state == core::TxnState::kAborted && unfinished ? v1::BRANCH_STATE_ABORTED
-                                                                  : ToProto(b.state));
+    if (unfinished && state == core::TxnState::kAborted) {
+      ob->set_state(v1::BRANCH_STATE_ABORTED);
+    } else if (unfinished && report_committed_as_final && state == core::TxnState::kCommitted) {
+      ob->set_state(v1::BRANCH_STATE_COMMITTED);
+    } else {
+      ob->set_state(ToProto(b.state));
+    }
     ob->set_reason(b.reason);
   }
   return out;
+}
+
+}  // namespace
+
+v1::Outcome OutcomeOf(const core::TwoPhaseTxn& txn) {
+  // Once the decision is ABORT, a branch still being rolled back is reported as what it will
+  // be: aborted (presumed abort guarantees it). GetTransaction shows the live state.
+  return OutcomeWithBranches(txn.id, core::OutcomeState(txn), txn.reason, txn.branches,
+                             /*report_committed_as_final=*/false);
 }
 
 v1::Outcome OutcomeOf(const v1::Transaction& txn) {
@@ -215,28 +229,10 @@ core::SagaTxn SagaFromRecord(const log::DecisionRecord& record) {
 // ---- Three-phase commit ----
 
 v1::Outcome OutcomeOf(const core::ThreePhaseTxn& txn) {
-  v1::Outcome out;
-  out.set_txn_id(txn.id);
-  const core::TxnState state = core::OutcomeState(txn);
-  out.set_state(ToProto(state));
-  out.set_reason(txn.reason);
-  for (const auto& b : txn.branches) {
-    auto* ob = out.add_branches();
-    ob->set_participant(b.participant);
-    const bool unfinished = b.state == core::BranchState::kActive ||
-                            b.state == core::BranchState::kPreparing ||
-                            b.state == core::BranchState::kPrepared;
-    // Decided: a branch still being told is reported as what it will be.
-    if (unfinished && state == core::TxnState::kAborted) {
-      ob->set_state(v1::BRANCH_STATE_ABORTED);
-    } else if (unfinished && state == core::TxnState::kCommitted) {
-      ob->set_state(v1::BRANCH_STATE_COMMITTED);
-    } else {
-      ob->set_state(ToProto(b.state));
-    }
-    ob->set_reason(b.reason);
-  }
-  return out;
+  // Decided either way: a branch still being told is reported as what it will be (the decision
+  // was accepted by a majority and cannot change).
+  return OutcomeWithBranches(txn.id, core::OutcomeState(txn), txn.reason, txn.branches,
+                             /*report_committed_as_final=*/true);
 }
 
 v1::Transaction TransactionOf(const core::ThreePhaseTxn& txn, int64_t created, int64_t decided) {

@@ -102,7 +102,7 @@ start_mariadb() {
 up() {
   bash deploy/install-deps.sh
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build -j2 --target txcoord txagent
+  cmake --build build -j2 --target txcoord txagent txctl txbench
   mkdir -p "$STATE/logs" "$STATE/pids"
   chmod 755 "$STATE"
   for db in "${DBS[@]}"; do start_postgres "$db"; done

@@ -82,6 +82,24 @@ std::shared_ptr<BranchRegistry::Entry> BranchRegistry::Find(const std::string& g
   return it == entries_.end() ? nullptr : it->second;
 }
 
+BranchRegistry::RunningCall::RunningCall(BranchRegistry* registry, Entry* e)
+    : registry_(registry), entry_(e) {
+  std::lock_guard<std::mutex> lock(registry_->mu_);
+  entry_->running = CallCancellation::Current();
+}
+
+BranchRegistry::RunningCall::~RunningCall() {
+  std::lock_guard<std::mutex> lock(registry_->mu_);
+  entry_->running = nullptr;
+}
+
+void BranchRegistry::InterruptRunning(Entry& e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Cancel() under mu_: the running call clears `running` under mu_ before its cancellation
+  // can be destroyed.
+  if (e.running != nullptr) e.running->Cancel();
+}
+
 size_t BranchRegistry::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return entries_.size();
@@ -151,6 +169,7 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
+  RunningCall running(this, e.get());
   e->last_used_ms = clock_->NowMonotonicMs();
   if (e->initialized && e->state != State::kActive) {
     return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is no longer active",
@@ -229,6 +248,7 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
   }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
+  RunningCall running(this, e.get());
   e->last_used_ms = clock_->NowMonotonicMs();
   v1::PrepareBranchResponse resp;
   if (!e->initialized) {
@@ -383,6 +403,7 @@ absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
     TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, core::Decision::kAbort));
   }
   auto e = GetOrCreate(gid);
+  InterruptRunning(*e);
   std::lock_guard<std::mutex> lock(e->mu);
   e->last_used_ms = clock_->NowMonotonicMs();
   v1::RollbackBranchResponse resp;
@@ -422,6 +443,7 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
+  RunningCall running(this, e.get());
   e->last_used_ms = clock_->NowMonotonicMs();
   v1::CommitOnePhaseResponse resp;
   if (!e->initialized && req.retry()) {

@@ -22,7 +22,9 @@
 // branch back and answers NO / ABORTED with the reason; during Execute it answers ABORTED and the
 // branch later votes NO.
 //
-// Thread-safe: calls on different branches run in parallel, calls on one branch in turn.
+// Thread-safe: calls on different branches run in parallel, calls on one branch in turn, except
+// that a Rollback first interrupts a statement that a call on the same branch is running (see
+// CallCancellation), so that it need not wait for that statement's lock wait to end.
 #pragma once
 
 #include <memory>
@@ -32,6 +34,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
+#include "participant-agent/call_cancellation.h"
 #include "participant-agent/resource_adapter.h"
 #include "txn/v1/participant.pb.h"
 
@@ -83,7 +86,28 @@ class BranchRegistry {
     std::string reason;   // why it aborted, or why it will vote NO
     bool doomed = false;  // an expectation failed during Execute: Prepare votes NO
     int64_t last_used_ms = 0;
+    // The cancellation of the work call running on this branch now (Execute, Prepare,
+    // CommitOnePhase), or nullptr. Guarded by BranchRegistry::mu_, not by `mu`: a Rollback
+    // reads it while that call holds `mu`, to interrupt a statement waiting for a lock.
+    CallCancellation* running = nullptr;
   };
+
+  // Marks `e` as served by the current thread's call (CallCancellation::Current()) until
+  // destroyed. Requires e.mu held for its whole life.
+  class RunningCall {
+   public:
+    RunningCall(BranchRegistry* registry, Entry* e);
+    ~RunningCall();
+    RunningCall(const RunningCall&) = delete;
+    RunningCall& operator=(const RunningCall&) = delete;
+
+   private:
+    BranchRegistry* const registry_;
+    Entry* const entry_;
+  };
+  // Interrupts the work call running on `e`, if any (a Rollback arrived: the coordinator gave
+  // up on the branch, so its statement need not finish first).
+  void InterruptRunning(Entry& e);
 
   absl::StatusOr<v1::PrepareBranchResponse> PrepareLocal(const v1::PrepareBranchRequest& req,
                                                          const std::string& gid);

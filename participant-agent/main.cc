@@ -134,7 +134,15 @@ common::FlagSet AgentFlags() {
   f.Add({"termination-timeout-ms", "MS",
          "3PC: a branch the coordinator leaves in doubt this long is terminated with the peers",
          "3000"});
-  f.Add({"pool-size", "N", "idle database connections kept", "8"});
+  f.Add({"pool-size", "N", "idle database connections kept (default: --max-connections)", ""});
+  f.Add({"max-connections", "N",
+         "calls that take a database connection (Begin, Execute, Prepare, one-phase commits, "
+         "saga steps) run on this many workers at most",
+         "32"});
+  f.Add({"max-queued-calls", "N",
+         "such calls that may wait for a worker; one more is RESOURCE_EXHAUSTED", "256"});
+  f.Add({"finish-workers", "N",
+         "workers for Commit and Rollback, which never wait behind new work", "4"});
   f.Add({"reconcile-interval-ms", "MS", "how often to look for in-doubt branches", "5000"});
   f.Add({"idle-timeout-ms", "MS", "roll back an unprepared branch idle this long", "60000"});
   f.Add({"last-resource", "",
@@ -161,7 +169,14 @@ int Main(int argc, char** argv) {
   const common::ParsedFlags* flags = &parsed;
   if (flags->Get("name").empty()) return Fail("--name is required");
   if (flags->Get("coordinator").empty()) return Fail("--coordinator is required");
-  auto pool_size = flags->GetInt("pool-size", 1, 1000);
+  auto max_connections = flags->GetInt("max-connections", 1, 1000);
+  auto max_queued = flags->GetInt("max-queued-calls", 0, 1'000'000);
+  auto finish_workers = flags->GetInt("finish-workers", 1, 256);
+  for (const auto* s : {&max_connections, &max_queued, &finish_workers}) {
+    if (!s->ok()) return Fail(std::string(s->status().message()));
+  }
+  auto pool_size = flags->Get("pool-size").empty() ? absl::StatusOr<int64_t>(*max_connections)
+                                                     : flags->GetInt("pool-size", 1, 1000);
   auto interval = flags->GetInt("reconcile-interval-ms", 50, 3'600'000);
   auto idle = flags->GetInt("idle-timeout-ms", 100, 86'400'000);
   auto lock_timeout = flags->GetInt("lock-timeout-ms", 0, 86'400'000);
@@ -200,8 +215,25 @@ int Main(int argc, char** argv) {
   SagaSteps saga_steps(adapter->get());
   ThreePhaseRecords three_phase(adapter->get(), flags->Get("name"));
   registry.set_three_phase(&three_phase);
-  ParticipantService service(&registry, &saga_steps, &three_phase, adapter->get(),
-                             flags->Get("name"), config.backend);
+  // The lanes outlive the server (declared before it): Shutdown waits for every call they
+  // finish.
+  WorkLane work_lane(WorkLaneOptions{
+      .name = "work",
+      .workers = static_cast<int>(*max_connections),
+      .max_queued = static_cast<int>(*max_queued),
+      .limit_hint = absl::StrCat("--max-connections=", *max_connections,
+                                 ", --max-queued-calls=", *max_queued)});
+  WorkLane finish_lane(WorkLaneOptions{
+      .name = "finish",
+      .workers = static_cast<int>(*finish_workers),
+      .max_queued = 100'000,
+      .limit_hint = absl::StrCat("--finish-workers=", *finish_workers)});
+  WorkLane control_lane(WorkLaneOptions{
+      .name = "control", .workers = 2, .max_queued = 10'000, .limit_hint = "2 workers"});
+  ParticipantService service(
+      &registry, &saga_steps, &three_phase, adapter->get(),
+      ServiceLanes{.work = &work_lane, .finish = &finish_lane, .control = &control_lane},
+      flags->Get("name"), config.backend);
   GrpcDecisionSource decisions(flags->Get("coordinator"));
   InDoubtReconciler reconciler(&registry, &decisions, &three_phase);
   auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"));
@@ -213,10 +245,20 @@ int Main(int argc, char** argv) {
   std::unique_ptr<common::MetricsServer> metrics_server;
   if (!flags->Get("metrics-listen").empty()) {
     common::MetricsRegistry& metrics = common::DefaultMetrics();
-    metrics.AddRefresher([&registry, &metrics] {
+    metrics.AddRefresher([&registry, &metrics, &work_lane, &finish_lane, &control_lane] {
       metrics
           .GetGauge("txagent_branches", "Branches this agent is tracking now (live and recent).")
           ->Set(static_cast<double>(registry.size()));
+      for (const WorkLane* lane : {&work_lane, &finish_lane, &control_lane}) {
+        metrics
+            .GetGauge("txagent_lane_queued", "Calls waiting for a worker, by lane.",
+                      {{"lane", lane->name()}})
+            ->Set(lane->queued());
+        metrics
+            .GetGauge("txagent_lane_busy", "Workers running a call now, by lane.",
+                      {{"lane", lane->name()}})
+            ->Set(lane->busy());
+      }
     });
     auto started = common::MetricsServer::Start(flags->Get("metrics-listen"), &metrics);
     if (!started.ok()) return Fail(std::string(started.status().message()));

@@ -1,15 +1,32 @@
 // The gRPC edge of txagent: txn.v1.Participant, translating to BranchRegistry (2PC branches),
 // SagaSteps (saga steps and compensations), ThreePhaseRecords (3PC ELECT / PRE_x) and status
 // codes.
-// Callback service; handlers run the database work on gRPC's callback threads. Thread-safe.
+//
+// Callback service. No handler touches the database on gRPC's threads: each call is queued on a
+// lane (WorkLane) and finished from the lane's worker.
+//   work     Begin, Execute, Prepare, CommitOnePhase, ExecuteLocal, Compensate: new work, which
+//            takes connections and may wait for row locks. Sized by --max-connections; a call
+//            past its queue is RESOURCE_EXHAUSTED. Cancellable: a call the coordinator cancels
+//            (or whose deadline passes) is not started, or its running statement is
+//            interrupted (CallCancellation), so it frees its worker.
+//   finish   Commit and Rollback: they release locks, so they never wait behind new work.
+//   control  ListInDoubt, Elect, PreDecide: recovery and 3PC termination, apart from both.
+// Describe answers at once (no I/O). Thread-safe.
 #pragma once
 
 #include "participant-agent/branch_registry.h"
+#include "participant-agent/work_lane.h"
 #include "participant-agent/saga_steps.h"
 #include "participant-agent/three_phase_records.h"
 #include "txn/v1/participant.grpc.pb.h"
 
 namespace txn::agent {
+
+struct ServiceLanes {
+  WorkLane* work = nullptr;
+  WorkLane* finish = nullptr;
+  WorkLane* control = nullptr;
+};
 
 class ParticipantService final : public v1::Participant::CallbackService {
  public:
@@ -17,8 +34,9 @@ class ParticipantService final : public v1::Participant::CallbackService {
   // reached); `name` and `backend` come from the agent's flags.
   ParticipantService(BranchRegistry* registry, SagaSteps* saga_steps,
                      ThreePhaseRecords* three_phase, const ResourceAdapter* adapter,
-                     std::string name, std::string backend)
-      : registry_(registry),
+                     ServiceLanes lanes, std::string name, std::string backend)
+      : lanes_(lanes),
+        registry_(registry),
         saga_steps_(saga_steps),
         three_phase_(three_phase),
         adapter_(adapter),
@@ -62,6 +80,7 @@ class ParticipantService final : public v1::Participant::CallbackService {
                                       v1::TerminationReply* resp) override;
 
  private:
+  const ServiceLanes lanes_;
   BranchRegistry* const registry_;
   SagaSteps* const saga_steps_;
   ThreePhaseRecords* const three_phase_;

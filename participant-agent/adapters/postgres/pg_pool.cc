@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "participant-agent/call_cancellation.h"
 
 namespace txn::agent {
 
@@ -21,13 +22,40 @@ bool LooksDead(PGconn* conn) {
 
 }  // namespace
 
-PgConnection::~PgConnection() { pool_->Release(conn_); }
+PgConnection::~PgConnection() {
+  if (cancel_ != nullptr) PQfreeCancel(cancel_);
+  if (interrupted_) {
+    // A cancel request may still be on its way to this session: never hand it to another call.
+    PQfinish(conn_);
+    return;
+  }
+  pool_->Release(conn_);
+}
 
 absl::StatusOr<PgResult> PgConnection::Exec(const std::string& sql,
                                             const std::vector<const char*>& params) {
   last_sqlstate_.clear();
-  PgResult r(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                          params.data(), nullptr, nullptr, 0));
+  PgResult r;
+  if (CallCancellation::Current() != nullptr) {
+    // A call a worker serves: its cancellation interrupts the statement (PQcancel asks the
+    // server to cancel whatever the session runs; it is safe from another thread).
+    if (cancel_ == nullptr) cancel_ = PQgetCancel(conn_);
+    PGcancel* cancel = cancel_;
+    CallCancellation::Interruptible guard([cancel] {
+      char err[256];
+      if (cancel != nullptr) (void)PQcancel(cancel, err, sizeof err);
+    });
+    if (guard.interrupted()) {
+      interrupted_ = true;
+      return absl::CancelledError("the call was cancelled before its statement ran");
+    }
+    r.reset(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                         params.data(), nullptr, nullptr, 0));
+    if (guard.interrupted()) interrupted_ = true;
+  } else {
+    r.reset(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                         params.data(), nullptr, nullptr, 0));
+  }
   ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;

@@ -33,7 +33,9 @@ class PgConnection {
   // Runs `sql` with text parameters (nullptr = NULL). Returns the result for COMMAND_OK and
   // TUPLES_OK; otherwise an error whose message carries the SQLSTATE: UNAVAILABLE when the
   // connection is broken, ABORTED for class 40 (serialization, deadlock), FAILED_PRECONDITION
-  // for any other database error.
+  // for any other database error (a statement cut short by the call's cancellation fails with
+  // SQLSTATE 57014), CANCELLED when the call was cancelled before the statement was sent
+  // (see CallCancellation).
   absl::StatusOr<PgResult> Exec(const std::string& sql,
                                 const std::vector<const char*>& params = {});
   // The SQLSTATE of the last failed Exec ("" if none).
@@ -43,6 +45,8 @@ class PgConnection {
   PgPool* const pool_;
   PGconn* conn_;
   std::string last_sqlstate_;
+  PGcancel* cancel_ = nullptr;  // made on the first cancellable Exec
+  bool interrupted_ = false;    // a cancel request was sent: the connection is not reused
 };
 
 class PgPool {

@@ -153,7 +153,12 @@ status() {
 
 down() {
   for name in agent-orders agent-inventory agent-ledger txcoord mariadb-ledger; do
-    if running "$name"; then kill "$(cat "$STATE/pids/$name")"; fi
+    if running "$name"; then
+      local pid; pid=$(cat "$STATE/pids/$name")
+      kill "$pid"
+      # Wait for it to exit, so that an `up` right after finds its port free.
+      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     rm -f "$STATE/pids/$name"
   done
   for db in "${DBS[@]}"; do

@@ -1,4 +1,5 @@
 """MariaDB (XA) participants, alone and with PostgreSQL, through txcoord and txagent."""
+import subprocess
 import unittest
 
 import grpc
@@ -176,7 +177,16 @@ class MariaDbParticipant(unittest.TestCase):
 
     def test_manual_xa_rollback_is_reported_not_hidden(self):
         self.assertEqual(self.prepare(5, "x-heur").vote, ppb.VOTE_YES)
-        self.my.sql("XA ROLLBACK X'" + "txc_n9-5-5_0".encode().hex() + "',X'',7868")
+
+        # The agent keeps the branch's connection for its Commit for up to 5 s, and MariaDB
+        # refuses to finish the branch from another session until it lets go (XAER_NOTA).
+        def manual_rollback():
+            try:
+                self.my.sql("XA ROLLBACK X'" + "txc_n9-5-5_0".encode().hex() + "',X'',7868")
+                return True
+            except subprocess.CalledProcessError:
+                return False
+        h.eventually(manual_rollback, timeout=20, interval=0.5, what="a manual XA ROLLBACK")
         r = self.agent.Commit(ppb.CommitBranchRequest(ref=self.ref(5)), timeout=10)
         self.assertEqual(r.result, ppb.BRANCH_RESULT_ABORTED)
         self.assertIn("marker is absent", r.reason)

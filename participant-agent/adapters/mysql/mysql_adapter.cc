@@ -10,11 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/statement_guard.h"
 #include "common/status_macros.h"
 #include "participant-agent/adapters/mysql/mysql_connection.h"
+#include "participant-agent/adapters/mysql/parked_xa_connections.h"
 
 namespace txn::agent {
 namespace {
@@ -22,6 +24,11 @@ namespace {
 constexpr char kMarkerTable[] = "txcoord_xa_markers";
 constexpr char kBarrierTable[] = "txcoord_saga_barrier";
 constexpr char kTpcTable[] = "txcoord_3pc";
+// How long a prepared branch's connection stays parked for its Commit / Rollback (which come
+// within milliseconds when the coordinator is well). Past it the connection is closed, so that
+// an operator's manual XA COMMIT / XA ROLLBACK from another session can reach the branch (the
+// server refuses it, XAER_NOTA, while the branch is attached to a connection).
+constexpr std::chrono::seconds kMaxParkedAge(5);
 
 absl::Status CheckGid(const std::string& gid) {
   if (!common::ParseBranchGid(gid)) {
@@ -30,10 +37,17 @@ absl::Status CheckGid(const std::string& gid) {
   return absl::OkStatus();
 }
 
+// The commit marker's insert, for a gid CheckGid accepted (written as a hex literal: one round
+// trip, no statement to prepare).
+std::string MarkerInsert(const std::string& gid) {
+  return absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES (X'",
+                      absl::BytesToHexString(gid), "')");
+}
+
 class MysqlSession final : public BranchSession {
  public:
-  MysqlSession(std::unique_ptr<MysqlConnection> conn, std::string gid)
-      : conn_(std::move(conn)), gid_(std::move(gid)), xid_(XidLiteral(gid_)) {}
+  MysqlSession(std::unique_ptr<MysqlConnection> conn, std::string gid, ParkedXaConnections* parked)
+      : conn_(std::move(conn)), gid_(std::move(gid)), xid_(XidLiteral(gid_)), parked_(parked) {}
 
   ~MysqlSession() override {
     if (conn_ && open_) (void)RollbackLocal();
@@ -71,11 +85,7 @@ class MysqlSession final : public BranchSession {
     }
     // The marker commits or rolls back with the branch: it is the proof of the outcome when the
     // xid is gone (XAER_NOTA).
-    v1::Sql marker;
-    marker.set_text(absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES (?)"));
-    marker.add_params(gid);
-    bool wrote = false;
-    absl::Status s = conn_->Execute(marker, &wrote).status();
+    absl::Status s = conn_->Query(MarkerInsert(gid));
     if (s.ok()) s = conn_->Query(absl::StrCat("XA END ", xid_));
     if (s.ok()) s = conn_->Query(absl::StrCat("XA PREPARE ", xid_));
     if (!s.ok()) {
@@ -86,20 +96,16 @@ class MysqlSession final : public BranchSession {
       (void)RollbackLocal();
       return PrepareResult{LocalVote::kNo, std::string(s.message()), ""};
     }
-    // The session is now stuck in the PREPARED state; closing it leaves the transaction
-    // prepared in the server, where any connection can finish it.
+    // The session is now stuck in the PREPARED state: it can only finish this branch. It is
+    // parked for the branch's Commit or Rollback (ParkedXaConnections).
     open_ = false;
-    conn_->Discard();
+    parked_->Park(gid, std::move(conn_));
     return PrepareResult{LocalVote::kYes, "", ""};
   }
 
   absl::Status CommitLocal(const std::string& gid) override {
     TXN_RETURN_IF_ERROR(CheckGid(gid));
-    v1::Sql marker;
-    marker.set_text(absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES (?)"));
-    marker.add_params(gid);
-    bool wrote = false;
-    absl::Status s = conn_->Execute(marker, &wrote).status();
+    absl::Status s = conn_->Query(MarkerInsert(gid));
     if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) {
       (void)RollbackLocal();
       return absl::AbortedError(absl::StrCat("commit marker: ", s.message()));
@@ -168,6 +174,7 @@ class MysqlSession final : public BranchSession {
   std::unique_ptr<MysqlConnection> conn_;
   const std::string gid_;
   const std::string xid_;
+  ParkedXaConnections* const parked_;
   bool open_ = false;
   bool wrote_ = false;
 };
@@ -206,6 +213,7 @@ absl::Status CheckXaSupport(const ServerVersion& v) {
 MysqlAdapter::MysqlAdapter(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms,
                            int marker_retention_hours)
     : pool_(std::make_unique<MysqlPool>(std::move(dsn), max_idle, lock_timeout_ms)),
+      parked_(std::make_unique<ParkedXaConnections>(static_cast<size_t>(max_idle))),
       marker_retention_hours_(marker_retention_hours) {}
 
 MysqlAdapter::~MysqlAdapter() = default;
@@ -326,7 +334,7 @@ absl::StatusOr<std::vector<std::string>> MysqlAdapter::ListUndecidedTpc() {
 absl::StatusOr<std::unique_ptr<BranchSession>> MysqlAdapter::Begin(const std::string& gid) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  auto session = std::make_unique<MysqlSession>(std::move(conn), gid);
+  auto session = std::make_unique<MysqlSession>(std::move(conn), gid, parked_.get());
   TXN_RETURN_IF_ERROR(session->Open());
   return std::unique_ptr<BranchSession>(std::move(session));
 }
@@ -352,9 +360,28 @@ absl::Status MysqlAdapter::CheckDetached(const std::string& gid) {
   return absl::OkStatus();
 }
 
+absl::Status MysqlAdapter::FinishParked(const std::string& gid, const char* verb, bool* done) {
+  *done = false;
+  std::unique_ptr<MysqlConnection> conn = parked_->Take(gid);
+  if (conn == nullptr) return absl::OkStatus();
+  absl::Status s = conn->Query(absl::StrCat(verb, " ", XidLiteral(gid)));
+  if (s.ok()) {
+    *done = true;  // and the connection goes back to the pool
+    return s;
+  }
+  // Whatever happened, this session is not reused. A lost connection leaves the branch
+  // detached (or finished, which the marker proves): the general path takes over.
+  conn->Discard();
+  if (s.code() == absl::StatusCode::kUnavailable) return absl::OkStatus();
+  return s;
+}
+
 absl::StatusOr<FinishResult> MysqlAdapter::CommitPrepared(const std::string& gid,
                                                           const std::string& native_id) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
+  bool done = false;
+  TXN_RETURN_IF_ERROR(FinishParked(gid, "XA COMMIT", &done));
+  if (done) return FinishResult{FinishedAs::kCommitted, ""};
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   absl::Status s = conn->Query(absl::StrCat("XA COMMIT ", XidLiteral(gid)));
   if (s.ok()) return FinishResult{FinishedAs::kCommitted, ""};
@@ -368,6 +395,9 @@ absl::StatusOr<FinishResult> MysqlAdapter::CommitPrepared(const std::string& gid
 absl::StatusOr<FinishResult> MysqlAdapter::RollbackPrepared(const std::string& gid,
                                                             const std::string& native_id) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
+  bool done = false;
+  TXN_RETURN_IF_ERROR(FinishParked(gid, "XA ROLLBACK", &done));
+  if (done) return FinishResult{FinishedAs::kAborted, ""};
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   absl::Status s = conn->Query(absl::StrCat("XA ROLLBACK ", XidLiteral(gid)));
   if (s.ok()) return FinishResult{FinishedAs::kAborted, ""};
@@ -405,6 +435,12 @@ absl::StatusOr<bool> MysqlAdapter::IsPrepared(const std::string& gid) {
 }
 
 absl::Status MysqlAdapter::CollectGarbage() {
+  if (size_t closed = parked_->CloseOlderThan(kMaxParkedAge); closed > 0) {
+    common::LogInfo(absl::StrCat("closed ", closed, " connections holding branches prepared over ",
+                                 absl::FormatDuration(absl::FromChrono(kMaxParkedAge)),
+                                 " ago (they stay prepared, detached, for any connection to "
+                                 "finish)"));
+  }
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   return conn->Query(absl::StrCat("DELETE FROM ", kMarkerTable,
                                   " WHERE created_at < NOW() - INTERVAL ", marker_retention_hours_,

@@ -3,9 +3,11 @@
 //
 //   work     XA START xid; statements as server-side prepared statements (? placeholders)
 //   prepare  nothing written -> XA END + XA ROLLBACK, vote READ_ONLY; otherwise insert the
-//            branch's commit marker, XA END, XA PREPARE, and close the connection (the prepared
-//            transaction survives the disconnect; the session could do nothing else anyway)
-//   commit   XA COMMIT xid; one phase: marker, XA END, XA COMMIT xid ONE PHASE
+//            branch's commit marker, XA END, XA PREPARE, and park the connection, which can
+//            now only finish this branch (ParkedXaConnections, at most 5 s; the prepared
+//            transaction also survives the connection's close)
+//   commit   XA COMMIT xid, on the parked connection if there is one, which then returns to
+//            the pool; one phase: marker, XA END, XA COMMIT xid ONE PHASE
 //   abort    XA ROLLBACK xid
 //   in doubt XA RECOVER, our format id and gid prefix
 //
@@ -30,6 +32,7 @@
 namespace txn::agent {
 
 class MysqlPool;
+class ParkedXaConnections;
 
 inline constexpr int kXaFormatId = 7868;
 
@@ -67,7 +70,12 @@ class MysqlAdapter final : public ResourceAdapter {
   // detaches a prepared XA transaction from its connection only once it has processed that
   // connection's close, and until then other connections get XAER_NOTA for it.
   absl::Status CheckDetached(const std::string& gid);
+  // Runs `verb` (XA COMMIT / XA ROLLBACK) for `gid` on the connection parked with it, if any;
+  // *done when that finished the branch. An error other than a lost connection is returned.
+  absl::Status FinishParked(const std::string& gid, const char* verb, bool* done);
   std::unique_ptr<MysqlPool> pool_;
+  // After pool_: parked connections go back to (or are closed through) the pool.
+  std::unique_ptr<ParkedXaConnections> parked_;
   const int marker_retention_hours_;
   bool last_resource_only_ = false;
 };

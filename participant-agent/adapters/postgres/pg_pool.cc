@@ -32,30 +32,30 @@ PgConnection::~PgConnection() {
   pool_->Release(conn_);
 }
 
+absl::StatusOr<PgResult> PgConnection::ExecCancellable(const std::string& sql,
+                                                       const std::vector<const char*>& params) {
+  if (CallCancellation::Current() == nullptr) return Exec(sql, params);
+  // PQcancel asks the server to cancel whatever the session runs; it is safe from another
+  // thread.
+  if (cancel_ == nullptr) cancel_ = PQgetCancel(conn_);
+  PGcancel* cancel = cancel_;
+  CallCancellation::Interruptible guard([cancel] {
+    char err[256];
+    if (cancel != nullptr) (void)PQcancel(cancel, err, sizeof err);
+  });
+  if (guard.interrupted()) {
+    return absl::CancelledError("the call was cancelled before its statement ran");
+  }
+  absl::StatusOr<PgResult> r = Exec(sql, params);
+  if (guard.interrupted()) interrupted_ = true;
+  return r;
+}
+
 absl::StatusOr<PgResult> PgConnection::Exec(const std::string& sql,
                                             const std::vector<const char*>& params) {
   last_sqlstate_.clear();
-  PgResult r;
-  if (CallCancellation::Current() != nullptr) {
-    // A call a worker serves: its cancellation interrupts the statement (PQcancel asks the
-    // server to cancel whatever the session runs; it is safe from another thread).
-    if (cancel_ == nullptr) cancel_ = PQgetCancel(conn_);
-    PGcancel* cancel = cancel_;
-    CallCancellation::Interruptible guard([cancel] {
-      char err[256];
-      if (cancel != nullptr) (void)PQcancel(cancel, err, sizeof err);
-    });
-    if (guard.interrupted()) {
-      interrupted_ = true;
-      return absl::CancelledError("the call was cancelled before its statement ran");
-    }
-    r.reset(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                         params.data(), nullptr, nullptr, 0));
-    if (guard.interrupted()) interrupted_ = true;
-  } else {
-    r.reset(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                         params.data(), nullptr, nullptr, 0));
-  }
+  PgResult r(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                          params.data(), nullptr, nullptr, 0));
   ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;

@@ -33,11 +33,15 @@ class PgConnection {
   // Runs `sql` with text parameters (nullptr = NULL). Returns the result for COMMAND_OK and
   // TUPLES_OK; otherwise an error whose message carries the SQLSTATE: UNAVAILABLE when the
   // connection is broken, ABORTED for class 40 (serialization, deadlock), FAILED_PRECONDITION
-  // for any other database error (a statement cut short by the call's cancellation fails with
-  // SQLSTATE 57014), CANCELLED when the call was cancelled before the statement was sent
-  // (see CallCancellation).
+  // for any other database error.
   absl::StatusOr<PgResult> Exec(const std::string& sql,
                                 const std::vector<const char*>& params = {});
+  // Exec for a client's statement, which may wait (row locks, pg_sleep): the cancellation of
+  // the call being served (CallCancellation) interrupts it, and the statement then fails with
+  // SQLSTATE 57014; CANCELLED when the call was cancelled before it was sent. The agent's own
+  // statements (ROLLBACK, PREPARE TRANSACTION, markers) use Exec and always run.
+  absl::StatusOr<PgResult> ExecCancellable(const std::string& sql,
+                                           const std::vector<const char*>& params = {});
   // The SQLSTATE of the last failed Exec ("" if none).
   const std::string& last_sqlstate() const { return last_sqlstate_; }
 

@@ -64,7 +64,7 @@ class PostgresSession final : public BranchSession {
       }
       params[idx] = nullptr;
     }
-    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec(sql.text(), params));
+    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->ExecCancellable(sql.text(), params));
     v1::ExecuteResult out;
     const char* affected = PQcmdTuples(r.get());
     int64_t n = 0;

@@ -1,0 +1,56 @@
+#include "participant-agent/adapters/mysql/parked_xa_connections.h"
+
+#include <vector>
+
+namespace txn::agent {
+
+ParkedXaConnections::~ParkedXaConnections() {
+  for (auto& [gid, p] : parked_) p.conn->Discard();
+}
+
+void ParkedXaConnections::Park(const std::string& gid, std::unique_ptr<MysqlConnection> conn) {
+  std::unique_ptr<MysqlConnection> closing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (parked_.size() < max_parked_ && parked_.find(gid) == parked_.end()) {
+      parked_.emplace(gid, Parked{std::move(conn), std::chrono::steady_clock::now()});
+      return;
+    }
+    closing = std::move(conn);
+  }
+  closing->Discard();  // closed outside the lock; the server detaches the prepared branch
+}
+
+std::unique_ptr<MysqlConnection> ParkedXaConnections::Take(const std::string& gid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = parked_.find(gid);
+  if (it == parked_.end()) return nullptr;
+  std::unique_ptr<MysqlConnection> conn = std::move(it->second.conn);
+  parked_.erase(it);
+  return conn;
+}
+
+size_t ParkedXaConnections::CloseOlderThan(std::chrono::steady_clock::duration age) {
+  std::vector<std::unique_ptr<MysqlConnection>> closing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto cutoff = std::chrono::steady_clock::now() - age;
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (it->second.since < cutoff) {
+        closing.push_back(std::move(it->second.conn));
+        it = parked_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : closing) c->Discard();
+  return closing.size();
+}
+
+size_t ParkedXaConnections::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return parked_.size();
+}
+
+}  // namespace txn::agent

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/process_setup.h"
 #include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
@@ -46,6 +47,10 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"retry-max-ms", "MS", "commit retry delay cap", "5000"});
   f.Add({"retention-ms", "MS", "keep finished COMMIT records this long", "86400000"});
   f.Add({"max-active", "N", "transactions in flight before RESOURCE_EXHAUSTED", "10000"});
+  f.Add({"no-one-phase", "",
+         "prepare and log single-branch transactions too (only to measure what one-phase "
+         "commit saves)",
+         ""});
   f.Add({"log-min-free-mb", "MB",
          "refuse decision writes (fail closed) while the data dir has less free space", "64"});
   f.Add(
@@ -105,6 +110,7 @@ int Main(int argc, char** argv) {
   options.retry_backoff = {.initial_ms = retry_initial,
                            .max_ms = std::max(retry_initial, retry_max)};
   options.max_active = static_cast<size_t>(max_active);
+  options.one_phase = !flags->GetBool("no-one-phase");
   directory_options.circuit.failure_threshold = static_cast<int>(circuit_failures);
   directory_options.circuit.max_open_ms =
       std::max(directory_options.circuit.open_ms, directory_options.circuit.max_open_ms);
@@ -215,6 +221,7 @@ int Main(int argc, char** argv) {
 }  // namespace txn
 
 int main(int argc, char** argv) {
+  txn::common::SetUpProcess();
   txn::common::BlockTerminationSignals();
   return txn::Main(argc, argv);
 }

@@ -19,6 +19,7 @@ AGENT_PORT_inventory=${AGENT_INVENTORY_PORT:-7712}
 AGENT_PORT_ledger=${AGENT_LEDGER_PORT:-7713}
 MARIADB_PORT=${MARIADB_PORT:-53306}
 COORD_PORT=${COORD_PORT:-7700}
+COORD_METRICS_PORT=${COORD_METRICS_PORT:-9700}
 DBS=(orders inventory)
 PARTICIPANTS=(orders inventory ledger)
 
@@ -110,7 +111,8 @@ up() {
   local participants=()
   for p in "${PARTICIPANTS[@]}"; do participants+=(--participant "$p=127.0.0.1:$(port_of AGENT_PORT "$p")"); done
   start_daemon txcoord build/bin/txcoord --config deploy/config/txcoord.yaml \
-    --listen "127.0.0.1:$COORD_PORT" --data-dir "$STATE/coord-data" "${participants[@]}"
+    --listen "127.0.0.1:$COORD_PORT" --data-dir "$STATE/coord-data" "${participants[@]}" \
+    --metrics-listen "127.0.0.1:$COORD_METRICS_PORT" ${TXCOORD_EXTRA_FLAGS:-}
   for db in "${DBS[@]}"; do
     start_daemon "agent-$db" build/bin/txagent --config "deploy/config/agent-$db.yaml" \
       --listen "127.0.0.1:$(port_of AGENT_PORT "$db")" \

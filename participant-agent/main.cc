@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/process_setup.h"
 #include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
@@ -338,6 +339,7 @@ int Main(int argc, char** argv) {
 }  // namespace txn::agent
 
 int main(int argc, char** argv) {
+  txn::common::SetUpProcess();
   txn::common::BlockTerminationSignals();
   return txn::agent::Main(argc, argv);
 }

@@ -98,7 +98,7 @@ void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out)
     out.push_back(Forget{});
     return;
   }
-  if (txn.branches.size() == 1) {
+  if (txn.branches.size() == 1 && (txn.one_phase_allowed || txn.last_resource)) {
     txn.last_resource.reset();
     StartOnePhase(txn, out);
     return;

@@ -82,6 +82,9 @@ struct TwoPhaseTxn {
   std::string reason;
   bool wait_for_completion = false;
   bool one_phase = false;
+  // A single branch commits in one phase (no prepare, no log record). Off only to measure what
+  // that saves (txcoord --no-one-phase): the branch is then prepared and committed like any.
+  bool one_phase_allowed = true;
   bool client_answered = false;
   // COMMITTING before this is set means the COMMIT record is being written: not yet a decision.
   bool decision_logged = false;

@@ -205,6 +205,16 @@ TEST(TwoPhase, SingleBranchCommitsInOnePhaseWithoutLog) {
   EXPECT_EQ(Count<ReplyToClient>(fx), 1);
 }
 
+TEST(TwoPhase, SingleBranchWithOnePhaseOffIsPreparedAndLogged) {
+  TwoPhaseTxn t = MakeTxn(1);
+  t.one_phase_allowed = false;  // txcoord --no-one-phase
+  auto fx = Step(t, CommitRequested{});
+  EXPECT_EQ(Count<SendPrepare>(fx), 1);
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 0);
+  fx = Step(t, VoteReceived{0, Vote::kYes, "", "7"});
+  EXPECT_EQ(Count<LogDecision>(fx), 1);
+}
+
 TEST(TwoPhase, OnePhaseAbortReportsReason) {
   TwoPhaseTxn t = MakeTxn(1);
   Step(t, CommitRequested{});

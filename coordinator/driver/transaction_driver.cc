@@ -190,6 +190,7 @@ std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
   ctx->interactive = interactive;
   ctx->times.created_unix_ms = deps_.clock->NowUnixMs();
   ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
+  ctx->txn.one_phase_allowed = options_.one_phase;
   ctx->idempotency_key = std::move(idempotency_key);
   ctx->fingerprint = std::move(fingerprint);
   return ctx;

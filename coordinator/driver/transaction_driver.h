@@ -65,6 +65,8 @@ struct DriverOptions {
   size_t finished_cache_size = 100'000;
   // Transactions in flight at once; beyond it new ones get RESOURCE_EXHAUSTED.
   size_t max_active = 10'000;
+  // Single-branch transactions commit in one phase; false only to measure what that saves.
+  bool one_phase = true;
 };
 
 struct DriverDeps {

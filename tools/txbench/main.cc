@@ -11,9 +11,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/process_setup.h"
 #include "common/flags.h"
 #include "tools/txbench/accounts.h"
 #include "tools/txbench/load_loop.h"
+#include "tools/txbench/log_counters.h"
 #include "tools/txbench/workloads.h"
 
 namespace txn::bench {
@@ -50,6 +52,8 @@ common::FlagSet BenchFlags() {
   f.Add({"wait", "", "wait_for_completion: answer after every branch acknowledged", ""});
   f.Add({"timeout-ms", "MS", "RunRequest.timeout_ms (0: the coordinator's default)", "0"});
   f.Add({"channels", "N", "gRPC channels to the coordinator, shared round robin", "1"});
+  f.Add({"coordinator-metrics", "HOST:PORT",
+         "txcoord's --metrics-listen: report its decision-log fsyncs for the run", ""});
   f.Add({"json", "", "print one JSON object instead of text", ""});
   return f;
 }
@@ -180,6 +184,14 @@ int Main(int argc, char** argv) {
     txn = CoordinatorTxn(w, std::move(stubs));
   }
 
+  const std::string metrics = direct ? "" : flags.Get("coordinator-metrics");
+  LogCounters log_before;
+  if (!metrics.empty()) {
+    auto c = ReadLogCounters(metrics);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    log_before = *c;
+  }
+
   LoadResult r = RunLoad(LoadOptions{.clients = static_cast<int>(*clients),
                                      .duration_s = *duration,
                                      .warmup_s = *warmup,
@@ -201,6 +213,20 @@ int Main(int argc, char** argv) {
     }
   }
 
+  // The log's counters cover the warm-up and the tail too: compare them with every transaction
+  // the run made, which the coordinator counts the same way.
+  std::string log_json, log_text;
+  if (!metrics.empty()) {
+    auto c = ReadLogCounters(metrics);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    const double fsyncs = c->synced_writes - log_before.synced_writes;
+    const double records = c->records - log_before.records;
+    log_json = absl::StrCat(",\"log_fsyncs\":", fsyncs, ",\"log_unsynced_writes\":",
+                            c->unsynced_writes - log_before.unsynced_writes,
+                            ",\"log_records\":", records);
+    log_text = absl::StrCat("; decision log: ", fsyncs, " fsyncs, ", records, " records");
+  }
+
   const double tps = static_cast<double>(r.committed + r.aborted) / r.seconds;
   const double p50 = Percentile(r.latencies_ms, 0.50), p90 = Percentile(r.latencies_ms, 0.90),
                p99 = Percentile(r.latencies_ms, 0.99), p999 = Percentile(r.latencies_ms, 0.999);
@@ -213,16 +239,16 @@ int Main(int argc, char** argv) {
         "{\"mode\":\"%s\",\"workload\":\"%s\",\"clients\":%ld,\"duration_s\":%.1f,"
         "\"rate\":%.1f,\"tps\":%.1f,\"committed\":%ld,\"aborted\":%ld,\"errors\":%ld,"
         "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
-        "\"balance_ok\":%s,\"balance\":\"%s\",\"error_kinds\":{%s}}\n",
+        "\"balance_ok\":%s,\"balance\":\"%s\",\"error_kinds\":{%s}%s}\n",
         direct ? "direct" : "coordinator", workload.c_str(), *clients, r.seconds, *rate, tps,
         r.committed, r.aborted, r.errors, p50, p90, p99, p999, balance_ok ? "true" : "false",
-        JsonEscape(balance).c_str(), errors.c_str());
+        JsonEscape(balance).c_str(), errors.c_str(), log_json.c_str());
   } else {
     std::printf(
         "%s %s, %ld clients, %.1f s: %.1f txn/s (%ld committed, %ld aborted, %ld errors); "
-        "latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; total balance %s\n",
+        "latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; total balance %s%s\n",
         direct ? "direct" : "txcoord", workload.c_str(), *clients, r.seconds, tps, r.committed,
-        r.aborted, r.errors, p50, p90, p99, p999, balance.c_str());
+        r.aborted, r.errors, p50, p90, p99, p999, balance.c_str(), log_text.c_str());
     for (const auto& [k, v] : r.details) std::printf("  %-60s %ld\n", k.c_str(), v);
   }
   if (!balance_ok) {
@@ -235,4 +261,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace txn::bench
 
-int main(int argc, char** argv) { return txn::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  txn::common::SetUpProcess();
+  return txn::bench::Main(argc, argv);
+}

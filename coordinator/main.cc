@@ -47,6 +47,10 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"retry-max-ms", "MS", "commit retry delay cap", "5000"});
   f.Add({"retention-ms", "MS", "keep finished COMMIT records this long", "86400000"});
   f.Add({"max-active", "N", "transactions in flight before RESOURCE_EXHAUSTED", "10000"});
+  f.Add({"unary-calls", "",
+         "one unary RPC per Prepare / Commit / Rollback instead of one batching stream per "
+         "agent",
+         ""});
   f.Add({"no-one-phase", "",
          "prepare and log single-branch transactions too (only to measure what one-phase "
          "commit saves)",
@@ -112,6 +116,7 @@ int Main(int argc, char** argv) {
   options.max_active = static_cast<size_t>(max_active);
   options.one_phase = !flags->GetBool("no-one-phase");
   directory_options.circuit.failure_threshold = static_cast<int>(circuit_failures);
+  directory_options.stream_calls = !flags->GetBool("unary-calls");
   directory_options.circuit.max_open_ms =
       std::max(directory_options.circuit.open_ms, directory_options.circuit.max_open_ms);
   if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {

@@ -330,6 +330,7 @@ int Main(int argc, char** argv) {
     stopping = true;
   }
   cv.notify_all();
+  service.CloseStreams();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   background.join();
   return 0;

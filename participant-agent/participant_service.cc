@@ -39,17 +39,14 @@ class LaneReactor final : public grpc::ServerUnaryReactor {
 
 enum class Cancellable { kNo, kYes };
 
-// Queues `work` (returning absl::StatusOr<Resp>) on `lane` and finishes the call from the
-// lane's worker. A cancellable call that was cancelled or is past its deadline before a worker
-// takes it is answered without running; while it runs, its cancellation interrupts its
-// statements. A full lane answers RESOURCE_EXHAUSTED at once.
-template <typename Resp, typename Work>
-grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, WorkLane* lane,
-                                const char* method, Cancellable cancellable, Resp* resp,
-                                Work work) {
-  auto* reactor = new LaneReactor();
-  std::shared_ptr<CallCancellation> cancellation = reactor->cancellation();
-  const auto deadline = ctx->deadline();
+// Runs `work` (returning absl::StatusOr<Resp>) on `lane`, then `finish` with its result, both
+// on the lane's worker. A cancellable call that was cancelled or is past `deadline` before a
+// worker takes it is answered without running; while it runs, `cancellation` interrupts its
+// statements. A full lane calls `finish` at once with RESOURCE_EXHAUSTED.
+template <typename Resp, typename Work, typename FinishFn>
+void RunOnLane(WorkLane* lane, const char* method, Cancellable cancellable,
+               std::chrono::system_clock::time_point deadline,
+               std::shared_ptr<CallCancellation> cancellation, Work work, FinishFn finish) {
   common::Stopwatch watch;
   absl::Status queued = lane->Submit([=]() mutable {
     absl::StatusOr<Resp> result = absl::UnknownError("not run");
@@ -64,14 +61,45 @@ grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, WorkLane* lane
       result = work();
     }
     Record(method, watch, result.status());
-    if (result.ok()) *resp = std::move(*result);
-    reactor->Finish(common::ToGrpcStatus(result.status()));
+    finish(std::move(result));
   });
   if (!queued.ok()) {
     Record(method, watch, queued);
-    reactor->Finish(common::ToGrpcStatus(queued));
+    finish(absl::StatusOr<Resp>(queued));
   }
+}
+
+// A unary call: queued on `lane` and finished from the lane's worker.
+template <typename Resp, typename Work>
+grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, WorkLane* lane,
+                                const char* method, Cancellable cancellable, Resp* resp,
+                                Work work) {
+  auto* reactor = new LaneReactor();
+  RunOnLane<Resp>(lane, method, cancellable, ctx->deadline(), reactor->cancellation(),
+                  std::move(work), [reactor, resp](absl::StatusOr<Resp> result) {
+                    if (result.ok()) *resp = std::move(*result);
+                    reactor->Finish(common::ToGrpcStatus(result.status()));
+                  });
   return reactor;
+}
+
+// A call of an Exchange stream: the same, answered as a StreamedAnswer.
+template <typename Resp, typename Work, typename SetAnswer>
+void ServeStreamed(WorkLane* lane, const char* method, Cancellable cancellable,
+                   const v1::StreamedCall& call, std::shared_ptr<CallCancellation> cancellation,
+                   Work work, SetAnswer set_answer, CallExchange::AnswerFn answer) {
+  const auto deadline =
+      call.timeout_ms() > 0
+          ? std::chrono::system_clock::now() + std::chrono::milliseconds(call.timeout_ms())
+          : std::chrono::system_clock::time_point::max();
+  RunOnLane<Resp>(lane, method, cancellable, deadline, std::move(cancellation), std::move(work),
+                  [set_answer, answer = std::move(answer)](absl::StatusOr<Resp> result) {
+                    v1::StreamedAnswer a;
+                    a.set_code(static_cast<int>(result.status().code()));
+                    a.set_message(std::string(result.status().message()));
+                    if (result.ok()) set_answer(a, std::move(*result));
+                    answer(std::move(a));
+                  });
 }
 
 // Begin answers no message of its own.
@@ -158,6 +186,79 @@ grpc::ServerUnaryReactor* ParticipantService::Compensate(grpc::CallbackServerCon
   // end even when the coordinator stopped waiting, which retries it anyway.
   return Serve(ctx, lanes_.work, "Compensate", Cancellable::kNo, resp,
                [this, req] { return saga_steps_->Compensate(*req); });
+}
+
+grpc::ServerBidiReactor<v1::CallBatch, v1::AnswerBatch>* ParticipantService::Exchange(
+    grpc::CallbackServerContext* ctx) {
+  auto* exchange = new CallExchange(
+      [this](std::shared_ptr<const v1::StreamedCall> call,
+             std::shared_ptr<CallCancellation> cancellation, CallExchange::AnswerFn answer) {
+        DispatchStreamed(std::move(call), std::move(cancellation), std::move(answer));
+      },
+      [this](CallExchange* done) {
+        std::lock_guard<std::mutex> lock(streams_mu_);
+        streams_.erase(done);
+      });
+  bool closing;
+  {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    streams_.insert(exchange);
+    closing = closing_;
+  }
+  if (closing) exchange->Close();
+  return exchange;
+}
+
+void ParticipantService::CloseStreams() {
+  std::lock_guard<std::mutex> lock(streams_mu_);
+  closing_ = true;
+  for (CallExchange* s : streams_) s->Close();
+}
+
+void ParticipantService::DispatchStreamed(std::shared_ptr<const v1::StreamedCall> call,
+                                          std::shared_ptr<CallCancellation> cancellation,
+                                          CallExchange::AnswerFn answer) {
+  const v1::StreamedCall& c = *call;
+  switch (c.call_case()) {
+    case v1::StreamedCall::kPrepare:
+      return ServeStreamed<v1::PrepareBranchResponse>(
+          lanes_.work, "Prepare", Cancellable::kYes, c, std::move(cancellation),
+          [this, call] { return registry_->Prepare(call->prepare()); },
+          [](v1::StreamedAnswer& a, v1::PrepareBranchResponse r) {
+            *a.mutable_prepare() = std::move(r);
+          },
+          std::move(answer));
+    case v1::StreamedCall::kCommitOnePhase:
+      return ServeStreamed<v1::CommitOnePhaseResponse>(
+          lanes_.work, "CommitOnePhase", Cancellable::kYes, c, std::move(cancellation),
+          [this, call] { return registry_->CommitOnePhase(call->commit_one_phase()); },
+          [](v1::StreamedAnswer& a, v1::CommitOnePhaseResponse r) {
+            *a.mutable_commit_one_phase() = std::move(r);
+          },
+          std::move(answer));
+    case v1::StreamedCall::kCommit:
+      return ServeStreamed<v1::CommitBranchResponse>(
+          lanes_.finish, "Commit", Cancellable::kNo, c, std::move(cancellation),
+          [this, call] { return registry_->Commit(call->commit()); },
+          [](v1::StreamedAnswer& a, v1::CommitBranchResponse r) {
+            *a.mutable_commit() = std::move(r);
+          },
+          std::move(answer));
+    case v1::StreamedCall::kRollback:
+      return ServeStreamed<v1::RollbackBranchResponse>(
+          lanes_.finish, "Rollback", Cancellable::kNo, c, std::move(cancellation),
+          [this, call] { return registry_->Rollback(call->rollback()); },
+          [](v1::StreamedAnswer& a, v1::RollbackBranchResponse r) {
+            *a.mutable_rollback() = std::move(r);
+          },
+          std::move(answer));
+    case v1::StreamedCall::CALL_NOT_SET:
+      break;
+  }
+  v1::StreamedAnswer a;
+  a.set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+  a.set_message("StreamedCall names no call");
+  answer(std::move(a));
 }
 
 grpc::ServerUnaryReactor* ParticipantService::Elect(grpc::CallbackServerContext* ctx,

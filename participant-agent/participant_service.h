@@ -11,10 +11,16 @@
 //            interrupted (CallCancellation), so it frees its worker.
 //   finish   Commit and Rollback: they release locks, so they never wait behind new work.
 //   control  ListInDoubt, Elect, PreDecide: recovery and 3PC termination, apart from both.
-// Describe answers at once (no I/O). Thread-safe.
+// Describe answers at once (no I/O). The coordinator sends Prepare, Commit, Rollback and
+// CommitOnePhase of many transactions on one Exchange stream; each runs on the same lane as
+// its unary method. Thread-safe.
 #pragma once
 
+#include <mutex>
+#include <set>
+
 #include "participant-agent/branch_registry.h"
+#include "participant-agent/call_exchange.h"
 #include "participant-agent/work_lane.h"
 #include "participant-agent/saga_steps.h"
 #include "participant-agent/three_phase_records.h"
@@ -78,9 +84,25 @@ class ParticipantService final : public v1::Participant::CallbackService {
   grpc::ServerUnaryReactor* PreDecide(grpc::CallbackServerContext* ctx,
                                       const v1::PreDecideRequest* req,
                                       v1::TerminationReply* resp) override;
+  // Prepare / Commit / Rollback / CommitOnePhase of many transactions on one stream: each call
+  // runs on the lane its unary method uses (CallExchange).
+  grpc::ServerBidiReactor<v1::CallBatch, v1::AnswerBatch>* Exchange(
+      grpc::CallbackServerContext* ctx) override;
+
+  // Ends every Exchange stream once its running calls are answered, and any opened later: call
+  // before Server::Shutdown, which would otherwise wait out its deadline for them.
+  void CloseStreams();
 
  private:
+  void DispatchStreamed(std::shared_ptr<const v1::StreamedCall> call,
+                        std::shared_ptr<CallCancellation> cancellation,
+                        CallExchange::AnswerFn answer);
+
   const ServiceLanes lanes_;
+  std::mutex streams_mu_;
+  // Guarded by streams_mu_.
+  std::set<CallExchange*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool closing_ ABSL_GUARDED_BY(streams_mu_) = false;
   BranchRegistry* const registry_;
   SagaSteps* const saga_steps_;
   ThreePhaseRecords* const three_phase_;

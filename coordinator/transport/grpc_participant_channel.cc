@@ -39,16 +39,23 @@ void Call(const std::string& participant, const Req& req, int64_t timeout_ms, bo
 
 }  // namespace
 
-GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string address)
-    : name_(std::move(name)), address_(std::move(address)) {
+std::shared_ptr<grpc::Channel> GrpcParticipantChannel::Connect(const std::string& address) {
   grpc::ChannelArguments args;
   // Reconnect quickly after an agent restart.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  stub_ = v1::Participant::NewStub(
-      grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
+
+GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string address)
+    : GrpcParticipantChannel(name, address, Connect(address)) {}
+
+GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string address,
+                                               std::shared_ptr<grpc::Channel> channel)
+    : name_(std::move(name)),
+      address_(std::move(address)),
+      stub_(v1::Participant::NewStub(std::move(channel))) {}
 
 #define TXN_DEFINE_CALL(Method, Req, Resp, WaitForReady)                                    \
   void GrpcParticipantChannel::Method(const v1::Req& req, int64_t timeout_ms,               \

@@ -10,6 +10,11 @@ namespace txn::transport {
 class GrpcParticipantChannel final : public ParticipantChannel {
  public:
   GrpcParticipantChannel(std::string name, std::string address);
+  // Over an existing gRPC channel to `address` (shared with a StreamingParticipantChannel).
+  GrpcParticipantChannel(std::string name, std::string address,
+                         std::shared_ptr<grpc::Channel> channel);
+  // A gRPC channel to an agent, set to reconnect quickly after the agent restarts.
+  static std::shared_ptr<grpc::Channel> Connect(const std::string& address);
 
   const std::string& name() const override { return name_; }
   const std::string& address() const override { return address_; }

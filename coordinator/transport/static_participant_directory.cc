@@ -6,6 +6,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "coordinator/transport/grpc_participant_channel.h"
+#include "coordinator/transport/streaming_participant_channel.h"
 
 namespace txn::transport {
 namespace {
@@ -100,7 +101,11 @@ absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> StaticParticipantDir
     if (channels.count(name) != 0) {
       return absl::InvalidArgumentError(absl::StrCat("--participant ", name, " given twice"));
     }
-    channels[name] = std::make_unique<GrpcParticipantChannel>(name, address);
+    if (options.stream_calls) {
+      channels[name] = std::make_unique<StreamingParticipantChannel>(name, address);
+    } else {
+      channels[name] = std::make_unique<GrpcParticipantChannel>(name, address);
+    }
   }
   return std::make_unique<StaticParticipantDirectory>(std::move(channels), clock, options);
 }

@@ -27,6 +27,9 @@ struct DirectoryOptions {
   int64_t probe_interval_ms = 250;
   int64_t probe_timeout_ms = 2000;
   CircuitOptions circuit;
+  // Prepare / Commit / Rollback / CommitOnePhase on one Exchange stream per agent
+  // (StreamingParticipantChannel); false: one unary call each.
+  bool stream_calls = true;
 };
 
 class StaticParticipantDirectory final : public ParticipantDirectory {

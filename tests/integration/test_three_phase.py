@@ -219,10 +219,12 @@ class ThreePhaseFaults(unittest.TestCase):
     def txn_id_of(self, transfer_id):
         """The transaction's id, from pg's 3PC table (its branch is branch 0)."""
         def find():
+            # Until the agent's first 3PC call the table does not exist (to_regclass is NULL,
+            # which psql prints as an empty line, so no row).
+            table = self.c.pgs["bank"].sql("SELECT to_regclass('txcoord_3pc')", db="bank")
             rows = self.c.pgs["bank"].sql(
                 "SELECT gid FROM txcoord_3pc ORDER BY updated_at DESC LIMIT 1", db="bank") \
-                if self.c.pgs["bank"].sql("SELECT to_regclass('txcoord_3pc')", db="bank")[0][0] \
-                else []
+                if table and table[0][0] else []
             return rows[0][0][len("txc_"):-len("_0")] if rows else None
         h.eventually(lambda: find() is not None, what=f"{transfer_id} prepared on pg")
         return find()

@@ -1,5 +1,6 @@
 #include "participant-agent/branch_registry.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -157,7 +158,7 @@ absl::Status BranchRegistry::Begin(const v1::BranchRef& ref) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(ref));
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
-  e->last_used_ms = clock_->NowMonotonicMs();
+  Touch(gid, *e);
   if (e->initialized && e->state != State::kActive) {
     return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is already finished"));
   }
@@ -170,7 +171,7 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
   RunningCall running(this, e.get());
-  e->last_used_ms = clock_->NowMonotonicMs();
+  Touch(gid, *e);
   if (e->initialized && e->state != State::kActive) {
     return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is no longer active",
                                                       e->reason.empty() ? "" : ": ", e->reason));
@@ -249,7 +250,7 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
   RunningCall running(this, e.get());
-  e->last_used_ms = clock_->NowMonotonicMs();
+  Touch(gid, *e);
   v1::PrepareBranchResponse resp;
   if (!e->initialized) {
     // A retry after this agent restarted: the database remembers what was prepared.
@@ -358,7 +359,7 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
   }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
-  e->last_used_ms = clock_->NowMonotonicMs();
+  Touch(gid, *e);
   v1::CommitBranchResponse resp;
   if (e->initialized) {
     switch (e->state) {
@@ -405,7 +406,7 @@ absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
   auto e = GetOrCreate(gid);
   InterruptRunning(*e);
   std::lock_guard<std::mutex> lock(e->mu);
-  e->last_used_ms = clock_->NowMonotonicMs();
+  Touch(gid, *e);
   v1::RollbackBranchResponse resp;
   if (e->initialized) {
     switch (e->state) {
@@ -444,7 +445,7 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
   RunningCall running(this, e.get());
-  e->last_used_ms = clock_->NowMonotonicMs();
+  Touch(gid, *e);
   v1::CommitOnePhaseResponse resp;
   if (!e->initialized && req.retry()) {
     // The first attempt's answer was lost and this agent has no entry: either the first attempt
@@ -531,32 +532,62 @@ absl::StatusOr<v1::ListInDoubtResponse> BranchRegistry::ListInDoubt() {
   return resp;
 }
 
+void BranchRegistry::Touch(const std::string& gid, Entry& e) {
+  e.last_used_ms = clock_->NowMonotonicMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  sweep_due_.emplace(e.last_used_ms + std::min(options_.idle_timeout_ms, options_.tombstone_ttl_ms),
+                     SweepItem{gid, e.last_used_ms});
+}
+
 void BranchRegistry::Sweep() {
   const int64_t now = clock_->NowMonotonicMs();
-  std::vector<std::pair<std::string, std::shared_ptr<Entry>>> snapshot;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    snapshot.assign(entries_.begin(), entries_.end());
-  }
-  for (auto& [gid, e] : snapshot) {
+  std::vector<std::pair<int64_t, SweepItem>> later;
+  for (;;) {
+    SweepItem item;
+    std::shared_ptr<Entry> e;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto first = sweep_due_.begin();
+      if (first == sweep_due_.end() || first->first > now) break;
+      item = std::move(first->second);
+      sweep_due_.erase(first);
+      auto it = entries_.find(item.gid);
+      if (it == entries_.end()) continue;
+      e = it->second;
+    }
     std::unique_lock<std::mutex> el(e->mu, std::try_to_lock);
-    if (!el.owns_lock()) continue;  // in use right now
+    if (!el.owns_lock()) {  // in use right now: look again a little later
+      later.emplace_back(now + 1000, std::move(item));
+      continue;
+    }
+    if (e->last_used_ms != item.touched_ms) continue;  // touched since: a later item stands
     const int64_t idle = now - e->last_used_ms;
-    if (e->initialized && e->state == State::kActive && idle >= options_.idle_timeout_ms) {
-      common::LogWarning(absl::StrCat("branch=", gid, " idle for ", idle, " ms: rolling back"));
-      AbortActive(*e, "rolled back after the idle timeout");
-      e->last_used_ms = now;
+    if (e->initialized && e->state == State::kActive) {
+      if (idle >= options_.idle_timeout_ms) {
+        common::LogWarning(
+            absl::StrCat("branch=", item.gid, " idle for ", idle, " ms: rolling back"));
+        AbortActive(*e, "rolled back after the idle timeout");
+        e->last_used_ms = now;
+        later.emplace_back(now + options_.tombstone_ttl_ms, SweepItem{item.gid, now});
+      } else {
+        later.emplace_back(e->last_used_ms + options_.idle_timeout_ms, std::move(item));
+      }
       continue;
     }
     const bool finished = !e->initialized || e->state == State::kCommitted ||
                           e->state == State::kAborted || e->state == State::kReadOnly;
-    if (finished && idle >= options_.tombstone_ttl_ms) {
-      el.unlock();
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = entries_.find(gid);
-      if (it != entries_.end() && it->second == e && e.use_count() <= 2) entries_.erase(it);
+    if (!finished) continue;  // PREPARED: kept until Commit or Rollback
+    if (idle < options_.tombstone_ttl_ms) {
+      later.emplace_back(e->last_used_ms + options_.tombstone_ttl_ms, std::move(item));
+      continue;
     }
+    el.unlock();
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(item.gid);
+    if (it != entries_.end() && it->second == e && e.use_count() <= 2) entries_.erase(it);
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [due, item] : later) sweep_due_.emplace(due, std::move(item));
 }
 
 }  // namespace txn::agent

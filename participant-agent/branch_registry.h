@@ -27,6 +27,7 @@
 // CallCancellation), so that it need not wait for that statement's lock wait to end.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -69,7 +70,9 @@ class BranchRegistry {
       const v1::CommitOnePhaseRequest& req);
   [[nodiscard]] absl::StatusOr<v1::ListInDoubtResponse> ListInDoubt();
 
-  // Rolls back idle ACTIVE branches and forgets expired tombstones. Call periodically.
+  // Rolls back idle ACTIVE branches and forgets expired tombstones. Call periodically. Looks
+  // only at entries that may have expired (ordered by when they may), so its cost does not grow
+  // with the number of tombstones kept.
   void Sweep();
 
   // Number of entries (for tests and metrics).
@@ -126,12 +129,22 @@ class BranchRegistry {
   absl::Status RunOperations(Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
                              v1::ExecuteBranchResponse* results, std::string* failure);
 
+  // Records a call on `e` (its last use) and when Sweep should look at it.
+  void Touch(const std::string& gid, Entry& e);
+
+  struct SweepItem {
+    std::string gid;
+    int64_t touched_ms = 0;  // e.last_used_ms when queued; stale once the entry is touched again
+  };
+
   ResourceAdapter* const adapter_;
   ThreePhaseRecords* tpc_ = nullptr;
   common::Clock* const clock_;
   const BranchRegistryOptions options_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
+  // When each touched entry may next be idle or expired (monotonic ms).
+  std::multimap<int64_t, SweepItem> sweep_due_ ABSL_GUARDED_BY(mu_);
 };
 
 // The gid of a branch (txc_<txn id>_<branch>); INVALID_ARGUMENT naming a malformed ref.

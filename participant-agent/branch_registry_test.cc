@@ -195,6 +195,18 @@ TEST_F(BranchRegistryTest, TombstonesExpireButPreparedBranchesStay) {
   EXPECT_EQ(registry_.size(), 1u);
 }
 
+TEST_F(BranchRegistryTest, ATombstoneTouchedAgainLivesItsFullTimeFromTheLastTouch) {
+  Rollback(Ref("n1-1-1"));
+  clock_.Advance(4000);
+  Rollback(Ref("n1-1-1"));  // a duplicate call: remembered from now on
+  clock_.Advance(2000);     // past the first call's expiry, not the second's
+  registry_.Sweep();
+  EXPECT_EQ(registry_.size(), 1u);
+  clock_.Advance(4000);
+  registry_.Sweep();
+  EXPECT_EQ(registry_.size(), 0u);
+}
+
 class FakeDecisions final : public DecisionSource {
  public:
   absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) override {

@@ -54,6 +54,31 @@ def restart_coordinator(extra):
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def agent_steps(port):
+    """txagent_branch_step_seconds sums and counts by step, from an agent's /metrics."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        for kind in ("sum", "count"):
+            prefix = f"txagent_branch_step_seconds_{kind}{{step=\""
+            if line.startswith(prefix):
+                step = line[len(prefix):line.index('"', len(prefix))]
+                out.setdefault(step, {})[kind] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def step_costs(before, after):
+    """Mean milliseconds per step between two agent_steps() readings."""
+    costs = {}
+    for step, a in after.items():
+        b = before.get(step, {"sum": 0, "count": 0})
+        n = a.get("count", 0) - b.get("count", 0)
+        if n > 0:
+            costs[step] = (a["sum"] - b["sum"]) / n * 1000
+    return costs
+
+
 def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
@@ -79,11 +104,15 @@ def main():
     rows = []
 
     print("## transfer: txcoord 2PC vs --direct", file=sys.stderr)
+    steps = {}
     for c in clients:
         direct, coord = [], []
         for _ in range(n):
             direct.append(txbench(["--direct", *DB, "--clients", str(c)], d))
+            before = {p: agent_steps(p) for p in (9711, 9713)}
             coord.append(txbench([*COORD, *DB, "--clients", str(c)], d))
+            if c == 1:
+                steps = {p: step_costs(before[p], agent_steps(p)) for p in (9711, 9713)}
         fsyncs = median(coord, "log_fsyncs")
         txns = median(coord, "committed")
         rows.append(f"| transfer | {c} | {cell(coord)} | {cell(direct)} | "
@@ -160,6 +189,11 @@ def main():
                 f"{ratio(empty, empty_unary):.2f} | |")
     print(rows[-1], file=sys.stderr)
 
+    for port, name in ((9711, "PostgreSQL agent (orders)"), (9713, "MariaDB agent (ledger)")):
+        if steps.get(port):
+            print(f"- {name}, transfer at 1 client, mean ms per step: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in sorted(steps[port].items())))
+    print()
     print("| workload | clients | txcoord | floor or comparison | ratio | notes |")
     print("|---|---:|---|---|---:|---|")
     for r in rows:

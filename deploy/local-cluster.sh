@@ -117,12 +117,14 @@ up() {
     start_daemon "agent-$db" build/bin/txagent --config "deploy/config/agent-$db.yaml" \
       --listen "127.0.0.1:$(port_of AGENT_PORT "$db")" \
       --dsn "host=127.0.0.1 port=$(port_of PG_PORT "$db") user=postgres dbname=$db" \
-      --coordinator "127.0.0.1:$COORD_PORT"
+      --coordinator "127.0.0.1:$COORD_PORT" \
+      --metrics-listen "127.0.0.1:$(( $(port_of AGENT_PORT "$db") + 2000 ))"
   done
   start_daemon agent-ledger build/bin/txagent --config deploy/config/agent-ledger.yaml \
     --listen "127.0.0.1:$AGENT_PORT_ledger" \
     --dsn "host=127.0.0.1 port=$MARIADB_PORT user=txcoord dbname=ledger" \
-    --dsn-password-file "$STATE/ledger.password" --coordinator "127.0.0.1:$COORD_PORT"
+    --dsn-password-file "$STATE/ledger.password" --coordinator "127.0.0.1:$COORD_PORT" \
+    --metrics-listen "127.0.0.1:$((AGENT_PORT_ledger + 2000))"
   wait_port "$COORD_PORT"
   for p in "${PARTICIPANTS[@]}"; do wait_port "$(port_of AGENT_PORT "$p")"; done
   say "up: txcoord on 127.0.0.1:$COORD_PORT; agents orders :$AGENT_PORT_orders, inventory :$AGENT_PORT_inventory, ledger (MariaDB) :$AGENT_PORT_ledger; state and logs in $STATE"

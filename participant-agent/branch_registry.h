@@ -35,6 +35,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "participant-agent/call_cancellation.h"
 #include "participant-agent/resource_adapter.h"
 #include "txn/v1/participant.pb.h"
@@ -137,7 +138,20 @@ class BranchRegistry {
     int64_t touched_ms = 0;  // e.last_used_ms when queued; stale once the entry is touched again
   };
 
+  // What each step of a branch costs in the database (txagent_branch_step_seconds{step}): the
+  // split behind a transaction's latency, to see where an optimisation would pay.
+  struct StepTimes {
+    common::Histogram* begin;             // connection checkout + BEGIN / XA START
+    common::Histogram* statement;         // one client statement
+    common::Histogram* prepare;           // xid read + PREPARE TRANSACTION / marker + XA PREPARE
+    common::Histogram* commit_prepared;   // COMMIT PREPARED / XA COMMIT
+    common::Histogram* rollback_prepared;
+    common::Histogram* commit_one_phase;  // marker + COMMIT
+  };
+  static StepTimes MakeStepTimes();
+
   ResourceAdapter* const adapter_;
+  const StepTimes steps_ = MakeStepTimes();
   ThreePhaseRecords* tpc_ = nullptr;
   common::Clock* const clock_;
   const BranchRegistryOptions options_;

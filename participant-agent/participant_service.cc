@@ -49,6 +49,7 @@ void RunOnLane(WorkLane* lane, const char* method, Cancellable cancellable,
                std::shared_ptr<CallCancellation> cancellation, Work work, FinishFn finish) {
   common::Stopwatch watch;
   absl::Status queued = lane->Submit([=]() mutable {
+    lane->RecordWait(watch.Seconds());
     absl::StatusOr<Resp> result = absl::UnknownError("not run");
     if (cancellable == Cancellable::kYes && cancellation->cancelled()) {
       result = absl::CancelledError(absl::StrCat(method, " was cancelled before it started"));

@@ -35,7 +35,7 @@ struct FinishResult {
   std::string reason;
 };
 
-// A participant's three-phase-commit record for one branch (../shared/THREE_PHASE.md section 8),
+// A participant's three-phase-commit record for one branch (docs/three-phase.md section 8),
 // as stored in the agent's table in its own database, so that an agent keeps no state on its own
 // disk and a replacement picks up where it stopped. States: W, PC, PA, C, A.
 struct TpcRow {

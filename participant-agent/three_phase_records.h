@@ -1,4 +1,4 @@
-// ThreePhaseRecords: the agent's side of three-phase commit (../shared/THREE_PHASE.md sections 3
+// ThreePhaseRecords: the agent's side of three-phase commit (docs/three-phase.md sections 3
 // and 8). It keeps one record per 3PC branch in the agent's own table in its database
 // (ResourceAdapter::StoreTpcRecord: txcoord_3pc), and answers ELECT and PRE_COMMIT / PRE_ABORT
 // with the pure rules of coordinator/core/three_phase_quorum.h, writing the record *before* each

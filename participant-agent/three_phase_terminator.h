@@ -1,5 +1,5 @@
 // ThreePhaseTerminator: an agent's termination of its in-doubt 3PC branches when the coordinator
-// is silent (../shared/THREE_PHASE.md section 3, rules E4 and T0-T7). Each pass looks at this
+// is silent (docs/three-phase.md section 3, rules E4 and T0-T7). Each pass looks at this
 // agent's undecided records (W, PC, PA); one that has not changed for its timeout is first asked
 // of the coordinator (GetDecision: a COMMIT or ABORT there is final), and otherwise the agent runs
 // a termination round as candidate, with the pure TerminationRound of coordinator/core:

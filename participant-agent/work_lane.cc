@@ -5,7 +5,12 @@
 
 namespace txn::agent {
 
-WorkLane::WorkLane(WorkLaneOptions options) : options_(std::move(options)) {
+WorkLane::WorkLane(WorkLaneOptions options)
+    : options_(std::move(options)),
+      wait_(common::DefaultMetrics().GetHistogram(
+          "txagent_lane_wait_seconds", "How long calls waited for a worker, by lane.",
+          {{"lane", options_.name}},
+          {0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1, 10})) {
   const int n = options_.workers < 1 ? 1 : options_.workers;
   workers_.reserve(n);
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });

@@ -27,6 +27,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "common/metrics.h"
 
 namespace txn::agent {
 
@@ -49,6 +50,9 @@ class WorkLane {
   // UNAVAILABLE once the lane is shutting down.
   [[nodiscard]] absl::Status Submit(std::function<void()> task);
 
+  // Records how long a task waited for a worker (txagent_lane_wait_seconds{lane}).
+  void RecordWait(double seconds) { wait_->Observe(seconds); }
+
   // Tasks waiting for a worker, and workers running a task now.
   int queued() const;
   int busy() const;
@@ -58,6 +62,7 @@ class WorkLane {
   void WorkerLoop();
 
   const WorkLaneOptions options_;
+  common::Histogram* const wait_;
   std::vector<std::thread> workers_;
 
   mutable std::mutex mu_;

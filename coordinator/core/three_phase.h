@@ -1,6 +1,6 @@
 // Three-phase commit with quorum termination, the coordinator's side, as a pure state machine:
 // Step(txn, event) updates the transaction and returns the effects the driver must carry out, in
-// order. No I/O, clock or threads (../shared/THREE_PHASE.md sections 2, 3 and 7). The rules a
+// order. No I/O, clock or threads (docs/three-phase.md sections 2, 3 and 7). The rules a
 // participant follows, the decision rule and the termination round are in three_phase_quorum.h.
 //
 // States (TxnState) and transitions:

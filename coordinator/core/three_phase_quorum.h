@@ -1,4 +1,4 @@
-// The quorum termination of three-phase commit (E3PC with ballots, ../shared/THREE_PHASE.md
+// The quorum termination of three-phase commit (E3PC with ballots, docs/three-phase.md
 // sections 1-5 and 8), as pure functions and one pure class, shared by both sides:
 //
 //   - what a participant does with ELECT, PRE_COMMIT / PRE_ABORT and COMMIT / ABORT, given the

@@ -284,7 +284,7 @@ TEST(Round, DecidedReplyIsAdoptedAtOnce) {
   EXPECT_EQ(n.decision, Decision::kCommit);
 }
 
-// The scenario of THREE_PHASE.md section 5: p2 reports W to two candidates. With ballots, the one
+// The scenario of docs/three-phase.md section 5: p2 reports W to two candidates. With ballots, the one
 // it promised last wins and the other's PRE_x is refused, so the two cannot both decide.
 TEST(Scenario, TwoCandidatesSharingAMemberCannotBothDecide) {
   std::optional<TpcRecord> p0 = Rec(TpcState::kPreCommitted, InitialBallot(), InitialBallot());

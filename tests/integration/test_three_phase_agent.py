@@ -1,6 +1,6 @@
 """The agents' side of three-phase commit against real PostgreSQL and MariaDB: the record in the
 agent's own table (txcoord_3pc) written before every reply, ELECT / PRE_x by the rules of
-THREE_PHASE.md section 3, and a promise that survives a kill -9 of the agent (the model's
+docs/three-phase.md section 3, and a promise that survives a kill -9 of the agent (the model's
 FORGET_PROMISE counterexample is what happens without it).
 
 The Participant RPCs are called directly, as a coordinator or a peer's termination round would;

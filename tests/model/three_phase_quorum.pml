@@ -1,6 +1,6 @@
 /*
  * Three-phase commit with quorum (E3PC-style) termination and ballots, for 3 participants and a
- * separate coordinator C that is not a quorum member (../shared/THREE_PHASE.md sections 2-8). The
+ * separate coordinator C that is not a quorum member (docs/three-phase.md sections 2-8). The
  * C++ that follows this model: coordinator/core/three_phase.{h,cc} (C) and
  * coordinator/core/three_phase_quorum.{h,cc} (the participant rules E1-E3, the decision rule, the
  * termination round), driven by coordinator/driver/three_phase_driver.cc and by the agents'

@@ -1,6 +1,6 @@
 /*
  * Three-phase commit with Skeen's classic (non-quorum) termination, for 3 participants and a
- * separate coordinator C: the protocol txcoord does NOT ship. ../shared/THREE_PHASE.md section 6
+ * separate coordinator C: the protocol txcoord does NOT ship. docs/three-phase.md section 6
  * walks through the run this model exists to show: C pre-commits p0, the network splits
  * {C,p0} | {p1,p2}; the side {p1,p2} sees only W and aborts, while C, taking the silent side for
  * crashed, commits. SPIN must find that mixed outcome (tests/model/check_models.sh asserts that

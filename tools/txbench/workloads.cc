@@ -57,22 +57,25 @@ void AddCredit(v1::Branch* b, bool postgres, const Draw& d) {
          {absl::StrCat(d.amount), absl::StrCat(d.to)}, 1);
 }
 
+// Debit in PostgreSQL, credit in MariaDB: two branches.
+void AddTransfer(v1::RunRequest* req, const WorkloadOptions& o, const Draw& d) {
+  v1::Branch* pg = req->add_branches();
+  pg->set_participant(o.pg_participant);
+  AddDebit(pg, true, d);
+  v1::Branch* my = req->add_branches();
+  my->set_participant(o.mysql_participant);
+  AddCredit(my, false, d);
+}
+
 v1::RunRequest BuildRun(const WorkloadOptions& o, std::mt19937_64& rng) {
   v1::RunRequest req;
   req.set_protocol(v1::PROTOCOL_TWO_PHASE);
   req.set_wait_for_completion(o.wait_for_completion);
   if (o.timeout_ms > 0) req.set_timeout_ms(o.timeout_ms);
   switch (o.workload) {
-    case Workload::kTransfer: {
-      const Draw d = DrawTransfer(o, rng);
-      v1::Branch* pg = req.add_branches();
-      pg->set_participant(o.pg_participant);
-      AddDebit(pg, true, d);
-      v1::Branch* my = req.add_branches();
-      my->set_participant(o.mysql_participant);
-      AddCredit(my, false, d);
+    case Workload::kTransfer:
+      AddTransfer(&req, o, DrawTransfer(o, rng));
       break;
-    }
     case Workload::kMix: {
       const Draw d = DrawTransfer(o, rng);
       const double r = std::uniform_real_distribution<double>(0, 1)(rng);
@@ -83,12 +86,7 @@ v1::RunRequest BuildRun(const WorkloadOptions& o, std::mt19937_64& rng) {
         AddDebit(b, postgres, d);
         AddCredit(b, postgres, d);
       } else {
-        v1::Branch* pg = req.add_branches();
-        pg->set_participant(o.pg_participant);
-        AddDebit(pg, true, d);
-        v1::Branch* my = req.add_branches();
-        my->set_participant(o.mysql_participant);
-        AddCredit(my, false, d);
+        AddTransfer(&req, o, d);
       }
       break;
     }

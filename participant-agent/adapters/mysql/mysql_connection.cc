@@ -33,7 +33,29 @@ bool LooksDead(MYSQL* conn) {
 
 }  // namespace
 
-MysqlConnection::~MysqlConnection() { pool_->Release(conn_, !discard_); }
+MYSQL_STMT* StatementCache::Find(const std::string& text) {
+  auto it = statements_.find(text);
+  return it == statements_.end() ? nullptr : it->second;
+}
+
+void StatementCache::Put(const std::string& text, MYSQL_STMT* stmt) {
+  if (statements_.size() >= kMaxCachedStatements) Clear();
+  statements_[text] = stmt;
+}
+
+void StatementCache::Drop(const std::string& text) {
+  auto it = statements_.find(text);
+  if (it == statements_.end()) return;
+  mysql_stmt_close(it->second);
+  statements_.erase(it);
+}
+
+void StatementCache::Clear() {
+  for (auto& [text, stmt] : statements_) mysql_stmt_close(stmt);
+  statements_.clear();
+}
+
+MysqlConnection::~MysqlConnection() { pool_->Release(std::move(pooled_), !discard_); }
 
 absl::Status MysqlConnection::Error(MYSQL_STMT* stmt) {
   last_errno_ = stmt ? mysql_stmt_errno(stmt) : mysql_errno(conn_);
@@ -74,13 +96,25 @@ absl::StatusOr<std::vector<std::vector<std::string>>> MysqlConnection::QueryRows
 
 absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, bool* wrote) {
   last_errno_ = 0;
-  std::unique_ptr<MYSQL_STMT, decltype(&mysql_stmt_close)> stmt(mysql_stmt_init(conn_),
-                                                                &mysql_stmt_close);
-  if (!stmt) return Error(nullptr);
-  if (mysql_stmt_prepare(stmt.get(), sql.text().data(), sql.text().size()) != 0) {
-    return Error(stmt.get());
+  StatementCache& cache = pooled_->statements;
+  MYSQL_STMT* stmt = cache.Find(sql.text());
+  if (stmt == nullptr) {
+    stmt = mysql_stmt_init(conn_);
+    if (stmt == nullptr) return Error(nullptr);
+    if (mysql_stmt_prepare(stmt, sql.text().data(), sql.text().size()) != 0) {
+      absl::Status s = Error(stmt);
+      mysql_stmt_close(stmt);
+      return s;
+    }
+    cache.Put(sql.text(), stmt);
   }
-  const unsigned long want = mysql_stmt_param_count(stmt.get());
+  // After a failure the statement's state is unknown: it is closed, never reused.
+  auto failed = [&]() -> absl::Status {
+    absl::Status s = Error(stmt);
+    cache.Drop(sql.text());
+    return s;
+  };
+  const unsigned long want = mysql_stmt_param_count(stmt);
   if (want != static_cast<unsigned long>(sql.params_size())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the statement has ", want, " placeholders but ", sql.params_size(), " params were given"));
@@ -97,21 +131,21 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
     params[i].buffer_length = sql.params(static_cast<int>(i)).size();
     params[i].is_null = &nulls[i];
   }
-  if (want > 0 && mysql_stmt_bind_param(stmt.get(), params.data()) != 0) return Error(stmt.get());
-  if (mysql_stmt_execute(stmt.get()) != 0) return Error(stmt.get());
+  if (want > 0 && mysql_stmt_bind_param(stmt, params.data()) != 0) return failed();
+  if (mysql_stmt_execute(stmt) != 0) return failed();
 
   v1::ExecuteResult out;
   std::unique_ptr<MYSQL_RES, decltype(&mysql_free_result)> meta(
-      mysql_stmt_result_metadata(stmt.get()), &mysql_free_result);
+      mysql_stmt_result_metadata(stmt), &mysql_free_result);
   if (!meta) {
     *wrote = true;
-    out.set_rows_affected(static_cast<int64_t>(mysql_stmt_affected_rows(stmt.get())));
+    out.set_rows_affected(static_cast<int64_t>(mysql_stmt_affected_rows(stmt)));
     return out;
   }
   const unsigned n = mysql_num_fields(meta.get());
   MYSQL_FIELD* fields = mysql_fetch_fields(meta.get());
   for (unsigned i = 0; i < n; ++i) out.add_columns(fields[i].name);
-  if (mysql_stmt_store_result(stmt.get()) != 0) return Error(stmt.get());
+  if (mysql_stmt_store_result(stmt) != 0) return failed();
   // Fetch each column into a zero-length buffer to learn its length, then fetch it for real.
   std::vector<MYSQL_BIND> cols(n);
   std::vector<unsigned long> lengths(n);
@@ -123,11 +157,11 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
     cols[i].is_null = &is_null[i];
     cols[i].error = &errors[i];
   }
-  if (n > 0 && mysql_stmt_bind_result(stmt.get(), cols.data()) != 0) return Error(stmt.get());
+  if (n > 0 && mysql_stmt_bind_result(stmt, cols.data()) != 0) return failed();
   for (;;) {
-    int rc = mysql_stmt_fetch(stmt.get());
+    int rc = mysql_stmt_fetch(stmt);
     if (rc == MYSQL_NO_DATA) break;
-    if (rc == 1) return Error(stmt.get());
+    if (rc == 1) return failed();
     v1::Row* row = out.add_rows();
     for (unsigned i = 0; i < n; ++i) {
       if (is_null[i]) {
@@ -141,11 +175,12 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
         one.buffer_type = MYSQL_TYPE_STRING;
         one.buffer = value.data();
         one.buffer_length = value.size();
-        if (mysql_stmt_fetch_column(stmt.get(), &one, i, 0) != 0) return Error(stmt.get());
+        if (mysql_stmt_fetch_column(stmt, &one, i, 0) != 0) return failed();
       }
       row->add_values(std::move(value));
     }
   }
+  mysql_stmt_free_result(stmt);
   out.set_rows_affected(out.rows_size());
   return out;
 }
@@ -155,17 +190,16 @@ MysqlPool::MysqlPool(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms)
 
 MysqlPool::~MysqlPool() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (MYSQL* c : idle_) mysql_close(c);
+  idle_.clear();  // closes each connection after its statements
 }
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     while (!idle_.empty()) {
-      MYSQL* c = idle_.back();
+      std::unique_ptr<PooledMysql> c = std::move(idle_.back());
       idle_.pop_back();
-      if (!LooksDead(c)) return std::make_unique<MysqlConnection>(this, c);
-      mysql_close(c);
+      if (!LooksDead(c->conn)) return std::make_unique<MysqlConnection>(this, std::move(c));
     }
   }
   MYSQL* c = mysql_init(nullptr);
@@ -184,7 +218,7 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
     mysql_close(c);
     return absl::UnavailableError(absl::StrCat("cannot connect to MySQL: ", msg));
   }
-  auto conn = std::make_unique<MysqlConnection>(this, c);
+  auto conn = std::make_unique<MysqlConnection>(this, std::make_unique<PooledMysql>(c));
   if (lock_timeout_ms_ > 0) {
     int64_t seconds = std::max<int64_t>(1, (lock_timeout_ms_ + 999) / 1000);
     TXN_RETURN_IF_ERROR(
@@ -193,15 +227,15 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
   return conn;
 }
 
-void MysqlPool::Release(MYSQL* conn, bool reusable) {
+void MysqlPool::Release(std::unique_ptr<PooledMysql> conn, bool reusable) {
   if (reusable) {
     std::lock_guard<std::mutex> lock(mu_);
     if (static_cast<int>(idle_.size()) < max_idle_) {
-      idle_.push_back(conn);
+      idle_.push_back(std::move(conn));
       return;
     }
   }
-  mysql_close(conn);
+  // conn closes here, outside the lock
 }
 
 }  // namespace txn::agent

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,9 +29,46 @@ inline constexpr unsigned kErXaerNota = 1397;  // unknown XID
 
 class MysqlPool;
 
+// Server-side prepared statements of one connection, by text, so that a client statement run
+// again on the same pooled connection skips its prepare round trip (the agent's per-step
+// timings showed MariaDB statements costing twice PostgreSQL's when prepared per call). Holds
+// at most kMaxCachedStatements; when full it closes them all and starts over. Prepared
+// statements hold no data and no session state a client could set, so sharing them between
+// branches on one connection leaks nothing. Thread-compatible, like the connection.
+class StatementCache {
+ public:
+  static constexpr size_t kMaxCachedStatements = 64;
+  StatementCache() = default;
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+  ~StatementCache() { Clear(); }
+  // The statement prepared for `text`, or nullptr.
+  MYSQL_STMT* Find(const std::string& text);
+  void Put(const std::string& text, MYSQL_STMT* stmt);
+  // Closes and forgets the statement for `text` (after an error its state is unknown).
+  void Drop(const std::string& text);
+  void Clear();
+
+ private:
+  std::unordered_map<std::string, MYSQL_STMT*> statements_;
+};
+
+// One connection as the pool keeps it: the libmariadb handle and its prepared statements,
+// which are closed before the connection is.
+struct PooledMysql {
+  explicit PooledMysql(MYSQL* c) : conn(c) {}
+  ~PooledMysql() {
+    statements.Clear();
+    mysql_close(conn);
+  }
+  MYSQL* const conn;
+  StatementCache statements;
+};
+
 class MysqlConnection {
  public:
-  MysqlConnection(MysqlPool* pool, MYSQL* conn) : pool_(pool), conn_(conn) {}
+  MysqlConnection(MysqlPool* pool, std::unique_ptr<PooledMysql> pooled)
+      : pool_(pool), pooled_(std::move(pooled)), conn_(pooled_->conn) {}
   ~MysqlConnection();
   MysqlConnection(const MysqlConnection&) = delete;
   MysqlConnection& operator=(const MysqlConnection&) = delete;
@@ -53,7 +91,8 @@ class MysqlConnection {
  private:
   absl::Status Error(MYSQL_STMT* stmt);
   MysqlPool* const pool_;
-  MYSQL* conn_;
+  std::unique_ptr<PooledMysql> pooled_;
+  MYSQL* const conn_;
   unsigned last_errno_ = 0;
   bool discard_ = false;
 };
@@ -66,14 +105,14 @@ class MysqlPool {
   ~MysqlPool();
   // An idle connection or a new one. UNAVAILABLE naming the server when it cannot connect.
   absl::StatusOr<std::unique_ptr<MysqlConnection>> Acquire();
-  void Release(MYSQL* conn, bool reusable);
+  void Release(std::unique_ptr<PooledMysql> conn, bool reusable);
 
  private:
   const MysqlDsn dsn_;
   const int max_idle_;
   const int64_t lock_timeout_ms_;
   std::mutex mu_;
-  std::vector<MYSQL*> idle_;  // guarded by mu_
+  std::vector<std::unique_ptr<PooledMysql>> idle_;  // guarded by mu_
 };
 
 }  // namespace txn::agent

@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "participant-agent/call_cancellation.h"
@@ -54,8 +56,62 @@ absl::StatusOr<PgResult> PgConnection::ExecCancellable(const std::string& sql,
 absl::StatusOr<PgResult> PgConnection::Exec(const std::string& sql,
                                             const std::vector<const char*>& params) {
   last_sqlstate_.clear();
-  PgResult r(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                          params.data(), nullptr, nullptr, 0));
+  return Check(PgResult(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                     params.data(), nullptr, nullptr, 0)));
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<PgResult>>> PgConnection::ExecPipeline(
+    const std::vector<PgQuery>& queries, bool cancellable) {
+  std::optional<CallCancellation::Interruptible> guard;
+  if (cancellable && CallCancellation::Current() != nullptr) {
+    if (cancel_ == nullptr) cancel_ = PQgetCancel(conn_);
+    PGcancel* cancel = cancel_;
+    guard.emplace([cancel] {
+      char err[256];
+      if (cancel != nullptr) (void)PQcancel(cancel, err, sizeof err);
+    });
+    if (guard->interrupted()) {
+      return absl::CancelledError("the call was cancelled before its statement ran");
+    }
+  }
+  last_sqlstate_.clear();
+  auto lost = [this](const char* what) {
+    std::string msg(absl::StripAsciiWhitespace(PQerrorMessage(conn_)));
+    // A connection left in pipeline mode is of no further use: never pooled again.
+    interrupted_ = true;
+    return absl::UnavailableError(absl::StrCat("PostgreSQL connection lost (", what, "): ", msg));
+  };
+  if (PQenterPipelineMode(conn_) != 1) return lost("entering pipeline mode");
+  for (const PgQuery& q : queries) {
+    if (PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(q.params.size()), nullptr,
+                          q.params.data(), nullptr, nullptr, 0) != 1) {
+      return lost("sending");
+    }
+  }
+  if (PQpipelineSync(conn_) != 1) return lost("syncing");
+  std::vector<absl::StatusOr<PgResult>> results;
+  std::string failed_sqlstate;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    PgResult r(PQgetResult(conn_));
+    if (!r) return lost("reading");
+    if (PQresultStatus(r.get()) == PGRES_PIPELINE_ABORTED) {
+      results.push_back(absl::AbortedError("skipped: an earlier statement in the pipeline failed"));
+    } else {
+      results.push_back(Check(std::move(r)));
+      if (!results.back().ok() && failed_sqlstate.empty()) failed_sqlstate = last_sqlstate_;
+    }
+    PgResult end(PQgetResult(conn_));  // NULL ends each query's results
+    if (end) return lost("reading past a result");
+  }
+  PgResult sync(PQgetResult(conn_));
+  if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return lost("reading the sync");
+  if (PQexitPipelineMode(conn_) != 1) return lost("leaving pipeline mode");
+  last_sqlstate_ = failed_sqlstate;
+  if (guard && guard->interrupted()) interrupted_ = true;
+  return results;
+}
+
+absl::StatusOr<PgResult> PgConnection::Check(PgResult r) {
   ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;

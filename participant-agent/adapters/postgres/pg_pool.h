@@ -21,6 +21,12 @@ using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
 class PgPool;
 
+// One statement of a pipeline: text and text parameters (nullptr = NULL).
+struct PgQuery {
+  std::string sql;
+  std::vector<const char*> params;
+};
+
 // A connection borrowed from the pool; returned (or dropped if broken) on destruction.
 class PgConnection {
  public:
@@ -42,10 +48,18 @@ class PgConnection {
   // statements (ROLLBACK, PREPARE TRANSACTION, markers) use Exec and always run.
   absl::StatusOr<PgResult> ExecCancellable(const std::string& sql,
                                            const std::vector<const char*>& params = {});
+  // Sends `queries` in one round trip (libpq pipeline mode) and returns each one's result as
+  // Exec would; a query after a failed one is ABORTED without running. The whole call is
+  // UNAVAILABLE when the connection fails (it is then never pooled again). `cancellable`: the
+  // call's cancellation interrupts it, as ExecCancellable.
+  absl::StatusOr<std::vector<absl::StatusOr<PgResult>>> ExecPipeline(
+      const std::vector<PgQuery>& queries, bool cancellable);
   // The SQLSTATE of the last failed Exec ("" if none).
   const std::string& last_sqlstate() const { return last_sqlstate_; }
 
  private:
+  // Maps a result to Exec's answer (sets last_sqlstate_).
+  absl::StatusOr<PgResult> Check(PgResult r);
   PgPool* const pool_;
   PGconn* conn_;
   std::string last_sqlstate_;

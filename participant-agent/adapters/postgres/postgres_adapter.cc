@@ -64,7 +64,19 @@ class PostgresSession final : public BranchSession {
       }
       params[idx] = nullptr;
     }
-    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->ExecCancellable(sql.text(), params));
+    PgResult r;
+    if (!begun_) {
+      // BEGIN travels with the branch's first statement: one round trip instead of two.
+      TXN_ASSIGN_OR_RETURN(auto results,
+                           conn_->ExecPipeline({{"BEGIN", {}}, {sql.text(), params}},
+                                               /*cancellable=*/true));
+      TXN_RETURN_IF_ERROR(results[0].status());
+      begun_ = true;
+      TXN_ASSIGN_OR_RETURN(r, std::move(results[1]));
+    } else {
+      TXN_ASSIGN_OR_RETURN(r, conn_->ExecCancellable(sql.text(), params));
+    }
+    NoteWrite(r.get());
     v1::ExecuteResult out;
     const char* affected = PQcmdTuples(r.get());
     int64_t n = 0;
@@ -93,10 +105,12 @@ class PostgresSession final : public BranchSession {
 
   absl::StatusOr<PrepareResult> Prepare(const std::string& gid) override {
     TXN_RETURN_IF_ERROR(CheckGid(gid));
+    if (!begun_) return PrepareResult{LocalVote::kReadOnly, "", ""};  // nothing ever ran
     if (PQtransactionStatus(conn_->get()) == PQTRANS_INERROR) {
       (void)conn_->Exec("ROLLBACK");
       return PrepareResult{LocalVote::kNo, "the transaction failed earlier", ""};
     }
+    if (wrote_) return PrepareWritten(gid);
     TXN_ASSIGN_OR_RETURN(PgResult xid,
                          conn_->Exec("SELECT pg_current_xact_id_if_assigned()::text"));
     if (PQgetisnull(xid.get(), 0, 0)) {
@@ -121,6 +135,7 @@ class PostgresSession final : public BranchSession {
 
   absl::Status CommitLocal(const std::string& gid) override {
     TXN_RETURN_IF_ERROR(CheckGid(gid));
+    TXN_RETURN_IF_ERROR(EnsureBegun());
     if (PQtransactionStatus(conn_->get()) == PQTRANS_INTRANS) {
       absl::StatusOr<PgResult> marked = conn_->Exec(
           absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES ($1)"), {gid.c_str()});
@@ -138,12 +153,13 @@ class PostgresSession final : public BranchSession {
   }
 
   absl::Status RollbackLocal() override {
-    if (PQtransactionStatus(conn_->get()) == PQTRANS_IDLE) return absl::OkStatus();
+    if (!begun_ || PQtransactionStatus(conn_->get()) == PQTRANS_IDLE) return absl::OkStatus();
     return conn_->Exec("ROLLBACK").status();
   }
 
   absl::StatusOr<bool> InsertBarrier(const std::string& gid, const std::string& op,
                                      const std::string& origin) override {
+    TXN_RETURN_IF_ERROR(EnsureBegun());
     TXN_ASSIGN_OR_RETURN(PgResult r,
                          conn_->Exec(absl::StrCat("INSERT INTO ", kBarrierTable,
                                                   " (gid, op, origin) VALUES ($1, $2, $3) "
@@ -154,6 +170,7 @@ class PostgresSession final : public BranchSession {
 
   absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
                                             const std::string& op) override {
+    TXN_RETURN_IF_ERROR(EnsureBegun());
     TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec(absl::StrCat("SELECT origin FROM ", kBarrierTable,
                                                               " WHERE gid = $1 AND op = $2"),
                                                  {gid.c_str(), op.c_str()}));
@@ -161,6 +178,7 @@ class PostgresSession final : public BranchSession {
   }
 
   absl::Status Commit() override {
+    TXN_RETURN_IF_ERROR(EnsureBegun());
     TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec("COMMIT"));
     if (std::string(PQcmdStatus(r.get())) != "COMMIT") {
       return absl::AbortedError("the transaction failed earlier and was rolled back");
@@ -168,10 +186,60 @@ class PostgresSession final : public BranchSession {
     return absl::OkStatus();
   }
 
-  absl::Status Open() { return conn_->Exec("BEGIN").status(); }
+  // The local transaction starts with the first statement (BEGIN is sent with it); until then
+  // nothing has been sent and there is nothing to roll back.
+  absl::Status Open() { return absl::OkStatus(); }
 
  private:
+  // Sends BEGIN on its own if no statement did yet (the agent's own statements need the open
+  // transaction: saga barrier rows, the one-phase commit marker).
+  absl::Status EnsureBegun() {
+    if (begun_) return absl::OkStatus();
+    TXN_RETURN_IF_ERROR(conn_->Exec("BEGIN").status());
+    begun_ = true;
+    return absl::OkStatus();
+  }
+
+  // A statement that inserted, updated or deleted rows has certainly been given a transaction
+  // id: Prepare then need not ask whether the branch wrote anything.
+  void NoteWrite(PGresult* r) {
+    const std::string tag = PQcmdStatus(r);
+    const char* affected = PQcmdTuples(r);
+    int64_t n = 0;
+    const bool writes = tag.rfind("INSERT", 0) == 0 || tag.rfind("UPDATE", 0) == 0 ||
+                        tag.rfind("DELETE", 0) == 0 || tag.rfind("MERGE", 0) == 0;
+    if (writes && affected != nullptr && absl::SimpleAtoi(affected, &n) && n > 0) wrote_ = true;
+  }
+
+  // Prepare of a branch known to have written: the xid read and PREPARE TRANSACTION in one
+  // round trip.
+  absl::StatusOr<PrepareResult> PrepareWritten(const std::string& gid) {
+    TXN_ASSIGN_OR_RETURN(
+        auto results,
+        conn_->ExecPipeline({{"SELECT pg_current_xact_id_if_assigned()::text", {}},
+                             {absl::StrCat("PREPARE TRANSACTION '", gid, "'"), {}}},
+                            /*cancellable=*/false));
+    std::string native_id;
+    if (results[0].ok() && !PQgetisnull(results[0]->get(), 0, 0)) {
+      native_id = PQgetvalue(results[0]->get(), 0, 0);
+    }
+    absl::StatusOr<PgResult>& r = results[1];
+    if (!r.ok()) {
+      if (r.status().code() == absl::StatusCode::kUnavailable) return r.status();
+      if (PQtransactionStatus(conn_->get()) != PQTRANS_IDLE) (void)conn_->Exec("ROLLBACK");
+      return PrepareResult{LocalVote::kNo, std::string(r.status().message()), ""};
+    }
+    // PostgreSQL answers ROLLBACK instead when the transaction had already failed.
+    if (std::string(PQcmdStatus(r->get())) != "PREPARE TRANSACTION") {
+      return PrepareResult{LocalVote::kNo, "the transaction failed earlier and was rolled back",
+                           ""};
+    }
+    return PrepareResult{LocalVote::kYes, "", native_id};
+  }
+
   std::unique_ptr<PgConnection> conn_;
+  bool begun_ = false;  // BEGIN was sent
+  bool wrote_ = false;  // a statement changed rows (so an xid is assigned)
 };
 
 }  // namespace

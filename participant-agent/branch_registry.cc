@@ -97,20 +97,26 @@ std::shared_ptr<BranchRegistry::Entry> BranchRegistry::Find(const std::string& g
 
 BranchRegistry::RunningCall::RunningCall(BranchRegistry* registry, Entry* e)
     : registry_(registry), entry_(e) {
+  CallCancellation* current = CallCancellation::Current();
   std::lock_guard<std::mutex> lock(registry_->mu_);
-  entry_->running = CallCancellation::Current();
+  entry_->running = current != nullptr ? current->weak_from_this()
+                                       : std::weak_ptr<CallCancellation>();
 }
 
 BranchRegistry::RunningCall::~RunningCall() {
   std::lock_guard<std::mutex> lock(registry_->mu_);
-  entry_->running = nullptr;
+  entry_->running.reset();
 }
 
 void BranchRegistry::InterruptRunning(Entry& e) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // Cancel() under mu_: the running call clears `running` under mu_ before its cancellation
-  // can be destroyed.
-  if (e.running != nullptr) e.running->Cancel();
+  std::shared_ptr<CallCancellation> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running = e.running.lock();
+  }
+  // Outside mu_: the interrupt (PQcancel) opens a connection to the database, and no other
+  // branch should wait for that.
+  if (running) running->Cancel();
 }
 
 size_t BranchRegistry::size() const {

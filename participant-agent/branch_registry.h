@@ -91,9 +91,9 @@ class BranchRegistry {
     bool doomed = false;  // an expectation failed during Execute: Prepare votes NO
     int64_t last_used_ms = 0;
     // The cancellation of the work call running on this branch now (Execute, Prepare,
-    // CommitOnePhase), or nullptr. Guarded by BranchRegistry::mu_, not by `mu`: a Rollback
+    // CommitOnePhase), or empty. Guarded by BranchRegistry::mu_, not by `mu`: a Rollback
     // reads it while that call holds `mu`, to interrupt a statement waiting for a lock.
-    CallCancellation* running = nullptr;
+    std::weak_ptr<CallCancellation> running;
   };
 
   // Marks `e` as served by the current thread's call (CallCancellation::Current()) until

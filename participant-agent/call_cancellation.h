@@ -21,7 +21,7 @@
 
 namespace txn::agent {
 
-class CallCancellation {
+class CallCancellation : public std::enable_shared_from_this<CallCancellation> {
  public:
   // Marks the call cancelled and runs the interrupt registered now, if any. Idempotent.
   void Cancel();

@@ -1,5 +1,7 @@
 #include "participant-agent/call_exchange.h"
 
+#include "absl/status/status.h"
+
 namespace txn::agent {
 
 CallExchange::CallExchange(DispatchFn dispatch, std::function<void(CallExchange*)> on_done)
@@ -30,8 +32,27 @@ void CallExchange::OnReadDone(bool ok) {
   }
   std::vector<std::pair<std::shared_ptr<const v1::StreamedCall>, std::shared_ptr<CallCancellation>>>
       calls;
+  Next next = Next::kNothing;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) {
+      // Finish was called (Close) while this read was pending: nothing more is read or run;
+      // the coordinator fails these calls when the stream ends.
+      in_.Clear();
+      return;
+    }
+    if (closing_) {
+      // Shutting down: answered at once, not run (the coordinator retries elsewhere or later).
+      for (const v1::StreamedCall& c : in_.calls()) {
+        v1::StreamedAnswer a;
+        a.set_id(c.id());
+        a.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+        a.set_message("the agent is shutting down");
+        if (!broken_) queued_.push_back(std::move(a));
+      }
+      in_.Clear();
+      next = NextStepLocked();
+    }
     for (v1::StreamedCall& c : *in_.mutable_calls()) {
       auto call = std::make_shared<v1::StreamedCall>(std::move(c));
       auto cancellation = std::make_shared<CallCancellation>();
@@ -41,8 +62,13 @@ void CallExchange::OnReadDone(bool ok) {
     }
   }
   in_.Clear();
+  if (next == Next::kFinish || next == Next::kFinishClosing) {
+    Do(next);  // no read after Finish
+    return;
+  }
   // Reading on before dispatching would let in_ be overwritten; calls are already moved out.
   StartRead(&in_);
+  Do(next);
   for (auto& [call, cancellation] : calls) {
     const uint64_t id = call->id();
     dispatch_(call, cancellation, [this, id](v1::StreamedAnswer a) { Answer(id, std::move(a)); });

@@ -1,5 +1,6 @@
 #include "coordinator/transport/streaming_participant_channel.h"
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
 #include <vector>
@@ -27,10 +28,13 @@ class StreamingParticipantChannel::Stream final
   explicit Stream(std::string participant) : participant_(std::move(participant)) {}
 
   // Opens the Exchange call. The stream keeps itself alive until gRPC is done with it.
+  // Calls come from outside reactions (Add), so the stream holds itself open (AddHold) until
+  // its read fails; only then may gRPC end it (OnDone), never while an Add may still write.
   void Start(v1::Participant::Stub* stub) {
     self_ = shared_from_this();
     ctx_.set_wait_for_ready(true);
     stub->async()->Exchange(&ctx_, this);
+    AddHold();
     StartRead(&in_);
     StartCall();
   }
@@ -38,15 +42,13 @@ class StreamingParticipantChannel::Stream final
   // Queues `call` (its id set) with its reply. False when the stream has ended (the caller
   // opens a new one).
   bool Add(v1::StreamedCall call, SteadyClock::time_point deadline, AnswerReply done) {
-    bool write = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (ended_) return false;
-      pending_.emplace(call.id(), Pending{deadline, SteadyClock::now(), std::move(done)});
-      outbox_.push_back(std::move(call));
-      write = NextBatchLocked();
-    }
-    if (write) StartWrite(&out_);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return false;
+    pending_.emplace(call.id(), Pending{deadline, SteadyClock::now(), std::move(done)});
+    outbox_.push_back(std::move(call));
+    // Under mu_, so that the write is started before a failed read can release the hold (a
+    // write's completion is never run inline from StartWrite).
+    if (NextBatchLocked()) StartWrite(&out_);
     return true;
   }
 
@@ -85,11 +87,18 @@ class StreamingParticipantChannel::Stream final
 
   bool ended() {
     std::lock_guard<std::mutex> lock(mu_);
-    return ended_;
+    return closed_;
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream is ending: OnDone follows
+    if (!ok) {  // the stream is ending: no more Adds, then let gRPC finish it (OnDone)
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        closed_ = true;
+      }
+      RemoveHold();
+      return;
+    }
     std::vector<std::pair<AnswerReply, v1::StreamedAnswer>> answered;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -114,13 +123,9 @@ class StreamingParticipantChannel::Stream final
   }
 
   void OnWriteDone(bool ok) override {
-    bool write = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      writing_ = false;
-      if (ok) write = NextBatchLocked();
-    }
-    if (write) StartWrite(&out_);
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (ok && NextBatchLocked()) StartWrite(&out_);
   }
 
   void OnDone(const grpc::Status& status) override {
@@ -128,6 +133,7 @@ class StreamingParticipantChannel::Stream final
     std::unordered_map<uint64_t, Pending> failed;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
       ended_ = true;
       done_status_ = status;
       failed.swap(pending_);
@@ -161,13 +167,17 @@ class StreamingParticipantChannel::Stream final
   // Requires mu_. Moves queued calls (still awaited) into out_ if no write is in flight; true
   // when the caller must StartWrite(&out_) after releasing mu_.
   bool NextBatchLocked() {
-    if (writing_ || ended_ || outbox_.empty()) return false;
+    if (writing_ || closed_ || outbox_.empty()) return false;
     out_.Clear();
     size_t bytes = 0;
     size_t taken = 0;
     for (; taken < outbox_.size(); ++taken) {
       v1::StreamedCall& c = outbox_[taken];
       if (pending_.find(c.id()) == pending_.end()) continue;  // expired: not worth sending
+      // The agent is told the time left now, not the call's whole timeout.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          pending_.find(c.id())->second.deadline - SteadyClock::now());
+      c.set_timeout_ms(std::max<int64_t>(1, left.count()));
       const size_t size = c.ByteSizeLong();
       if (out_.calls_size() > 0 && bytes + size > kMaxBatchBytes) break;
       bytes += size;
@@ -192,6 +202,7 @@ class StreamingParticipantChannel::Stream final
   std::vector<v1::StreamedCall> outbox_;
   SteadyClock::time_point last_answer_ = SteadyClock::now();
   bool writing_ = false;
+  bool closed_ = false;  // the read failed: the stream is ending and takes no more calls
   bool ended_ = false;
   bool done_ = false;
   grpc::Status done_status_;

@@ -78,6 +78,7 @@ class TxbenchSmoke(unittest.TestCase):
                            "--abort-ratio", "0.1", *self.coordinator_flags(), *self.db_flags())
         self.assertClean(out)
         self.assertGreater(out["aborted"], 0, out)  # --abort-ratio: NO votes abort both sides
+        self.assertTrue(out["balance_checked"], out)
         self.assertTrue(out["balance_ok"], out)
         self.assertGreater(out["log_fsyncs"], 0, out)
 
@@ -122,8 +123,22 @@ class TxbenchSmoke(unittest.TestCase):
     def test_7_bad_flags_are_one_clear_line(self):
         r = self.txbench("--workload", "nosuch", expect_rc=2)
         self.assertIn("--workload 'nosuch'", r.stderr)
-        r = self.txbench("--workload", "transfer", *self.coordinator_flags(), expect_rc=2)
-        self.assertIn("needs --pg-dsn and --mysql-dsn", r.stderr)
+        r = self.txbench("--direct", expect_rc=2)
+        self.assertIn("--direct needs --pg-dsn and --mysql-dsn", r.stderr)
+
+    def test_8_the_design_command_runs_and_says_the_balance_was_not_checked(self):
+        # DESIGN.md's command line, without the DSNs: it runs, and says so loudly.
+        argv = [os.path.join(h.BIN, "txbench"), "--coordinator",
+                f"127.0.0.1:{self.c.coordinator.port}", "--workload", "transfer",
+                "--pg-participant", "orders", "--mysql-participant", "ledger", "--clients", "2",
+                "--duration", "1", "--warmup", "0", "--json"]
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("will NOT be checked", r.stderr)
+        out = json.loads(r.stdout)
+        self.assertFalse(out["balance_checked"], out)
+        self.assertGreater(out["committed"], 0, out)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,12 @@ class FaultProxy:
         try:
             src.settimeout(0.05)
             while not self._closed:
+                if self.mode == "reset":
+                    # A connection made while reset() ran (its upstream connect was under way)
+                    # escaped its list: reset it here, so nothing flows in reset mode.
+                    for s in pair:
+                        _rst(s)
+                    return
                 if self.mode == "blackhole":
                     time.sleep(0.01)  # read nothing: the sender's window fills, as with DROP
                     continue

@@ -119,18 +119,7 @@ class PostgresSession final : public BranchSession {
       return PrepareResult{LocalVote::kReadOnly, "", ""};
     }
     std::string native_id = PQgetvalue(xid.get(), 0, 0);
-    absl::StatusOr<PgResult> r = conn_->Exec(absl::StrCat("PREPARE TRANSACTION '", gid, "'"));
-    if (!r.ok()) {
-      if (r.status().code() == absl::StatusCode::kUnavailable) return r.status();
-      if (PQtransactionStatus(conn_->get()) != PQTRANS_IDLE) (void)conn_->Exec("ROLLBACK");
-      return PrepareResult{LocalVote::kNo, std::string(r.status().message()), ""};
-    }
-    // PostgreSQL answers ROLLBACK instead when the transaction had already failed.
-    if (std::string(PQcmdStatus(r->get())) != "PREPARE TRANSACTION") {
-      return PrepareResult{LocalVote::kNo, "the transaction failed earlier and was rolled back",
-                           ""};
-    }
-    return PrepareResult{LocalVote::kYes, "", native_id};
+    return VoteFrom(conn_->Exec(absl::StrCat("PREPARE TRANSACTION '", gid, "'")), native_id);
   }
 
   absl::Status CommitLocal(const std::string& gid) override {
@@ -223,7 +212,12 @@ class PostgresSession final : public BranchSession {
     if (results[0].ok() && !PQgetisnull(results[0]->get(), 0, 0)) {
       native_id = PQgetvalue(results[0]->get(), 0, 0);
     }
-    absl::StatusOr<PgResult>& r = results[1];
+    return VoteFrom(std::move(results[1]), native_id);
+  }
+
+  // The vote from PREPARE TRANSACTION's result (the transaction is rolled back on a NO).
+  absl::StatusOr<PrepareResult> VoteFrom(absl::StatusOr<PgResult> r,
+                                         const std::string& native_id) {
     if (!r.ok()) {
       if (r.status().code() == absl::StatusCode::kUnavailable) return r.status();
       if (PQtransactionStatus(conn_->get()) != PQTRANS_IDLE) (void)conn_->Exec("ROLLBACK");

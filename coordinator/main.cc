@@ -67,6 +67,12 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"circuit-open-ms", "MS", "how long an open circuit refuses before a trial", "1000"});
   f.Add({"circuit-max-open-ms", "MS", "cap of the open period, which doubles per failed trial",
          "30000"});
+  f.Add({"no-deadlock-detection", "",
+         "take agents' lock-wait reports but never abort a deadlock victim (cross-database "
+         "deadlocks then end at the agents' --lock-timeout-ms)",
+         ""});
+  f.Add({"wait-report-ttl-ms", "MS",
+         "drop an agent's lock-wait report not renewed within this long", "1000"});
   return f;
 }
 
@@ -92,6 +98,7 @@ int Main(int argc, char** argv) {
     int64_t* out;
   };
   int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0, min_free_mb = 0;
+  driver::DeadlockOptions deadlock_options;
   transport::DirectoryOptions directory_options;
   for (const IntFlag& f :
        {IntFlag{"prepare-timeout-ms", 1, 3'600'000, &options.prepare_timeout_ms},
@@ -106,7 +113,8 @@ int Main(int argc, char** argv) {
         IntFlag{"probe-interval-ms", 10, 3'600'000, &directory_options.probe_interval_ms},
         IntFlag{"circuit-failures", 1, 1'000'000, &circuit_failures},
         IntFlag{"circuit-open-ms", 1, 3'600'000, &directory_options.circuit.open_ms},
-        IntFlag{"circuit-max-open-ms", 1, 86'400'000, &directory_options.circuit.max_open_ms}}) {
+        IntFlag{"circuit-max-open-ms", 1, 86'400'000, &directory_options.circuit.max_open_ms},
+        IntFlag{"wait-report-ttl-ms", 10, 3'600'000, &deadlock_options.edge_ttl_ms}}) {
     auto v = flags->GetInt(f.name, f.min, f.max);
     if (!v.ok()) return Fail(std::string(v.status().message()));
     *f.out = *v;
@@ -115,6 +123,7 @@ int Main(int argc, char** argv) {
                            .max_ms = std::max(retry_initial, retry_max)};
   options.max_active = static_cast<size_t>(max_active);
   options.one_phase = !flags->GetBool("no-one-phase");
+  deadlock_options.enabled = !flags->GetBool("no-deadlock-detection");
   directory_options.circuit.failure_threshold = static_cast<int>(circuit_failures);
   directory_options.stream_calls = !flags->GetBool("unary-calls");
   directory_options.circuit.max_open_ms =
@@ -165,8 +174,13 @@ int Main(int argc, char** argv) {
     if (!started.ok()) return Fail(std::string(started.status().message()));
     metrics_server = std::move(*started);
   }
-  service::CoordinatorService service(&txns);
-  service::AdminService admin(&txns, participants->get());
+  transport::ParticipantDirectory* directory = participants->get();
+  driver::DeadlockDetector deadlocks(
+      &txns, &clock,
+      [directory](const std::string& name) { return directory->Find(name) != nullptr; },
+      deadlock_options);
+  service::CoordinatorService service(&txns, &deadlocks);
+  service::AdminService admin(&txns, participants->get(), &deadlocks);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -35,6 +35,8 @@ struct TransactionDriver::TxnContext {
   TxnTimes times ABSL_GUARDED_BY(mu);
   std::string idempotency_key;
   std::string fingerprint;
+  // The sequence part of its id: larger = younger (deadlock victims are the youngest).
+  uint64_t start_order = 0;
   // Begin's timeout_ms as the client asked (0: the default).
   int64_t requested_timeout_ms = 0;
   // For the phase latency metrics: since the commit was asked for, since the decision.
@@ -185,7 +187,8 @@ absl::Status TransactionDriver::Recover() {
 std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
     v1::Protocol protocol, bool interactive, std::string idempotency_key, std::string fingerprint) {
   auto ctx = std::make_shared<TxnContext>();
-  ctx->txn.id = common::MakeTxnId(options_.node_id, epoch_, next_seq_.fetch_add(1));
+  ctx->start_order = next_seq_.fetch_add(1);
+  ctx->txn.id = common::MakeTxnId(options_.node_id, epoch_, ctx->start_order);
   ctx->protocol = protocol;
   ctx->interactive = interactive;
   ctx->times.created_unix_ms = deps_.clock->NowUnixMs();
@@ -852,9 +855,19 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
   }
   ch->Execute(breq, options_.rpc_timeout_ms,
               [ctx, reply = std::move(reply)](absl::StatusOr<v1::ExecuteBranchResponse> r) {
+                std::string aborted_because;
                 {
                   std::lock_guard<std::mutex> lock(ctx->mu);
                   --ctx->executes_in_flight;
+                  if (ctx->txn.state == core::TxnState::kAborting ||
+                      ctx->txn.state == core::TxnState::kAborted) {
+                    aborted_because =
+                        absl::StrCat("transaction ", ctx->txn.id, " was aborted: ", ctx->txn.reason);
+                  }
+                }
+                if (!r.ok() && !aborted_because.empty()) {
+                  // Say why the statement was cut short (a deadlock victim, a Rollback).
+                  return reply(absl::AbortedError(aborted_because));
                 }
                 if (!r.ok()) return reply(r.status());
                 if (r->results_size() != 1) {
@@ -921,6 +934,46 @@ void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply re
   }
   for (auto& a : actions) a();
   if (actions.empty()) Dispatch(ctx, core::RollbackRequested{});
+}
+
+namespace {
+
+// Whether a transaction may be on a deadlock cycle now: it has no decision and a branch that
+// still runs statements or waits for its vote. A transaction whose branches have all voted waits
+// for nothing.
+bool Executing(const core::TwoPhaseTxn& txn) {
+  if (txn.state == core::TxnState::kActive) return true;
+  if (txn.state != core::TxnState::kPreparing) return false;
+  for (const auto& b : txn.branches) {
+    if (b.state == core::BranchState::kPreparing || b.state == core::BranchState::kActive) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
+    const std::string& txn_id) {
+  auto ctx = FindActive(txn_id);
+  if (ctx == nullptr) return std::nullopt;
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  return core::MemberStanding{Executing(ctx->txn), ctx->start_order};
+}
+
+bool TransactionDriver::AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) {
+  auto ctx = FindActive(txn_id);
+  if (ctx == nullptr) return false;
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    if (!Executing(ctx->txn)) return false;
+    common::LogWarning(absl::StrCat("txn=", txn_id, " aborted: ", reason));
+    actions = Plan(ctx, core::Step(ctx->txn, core::RollbackRequested{reason}));
+  }
+  for (auto& a : actions) a();
+  return true;
 }
 
 absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::string& txn_id) {

@@ -40,6 +40,8 @@
 #include "common/metrics.h"
 #include "common/timer_queue.h"
 #include "coordinator/core/two_phase.h"
+#include "coordinator/core/wait_for_graph.h"
+#include "coordinator/driver/deadlock_detector.h"
 #include "coordinator/driver/saga_driver.h"
 #include "coordinator/driver/three_phase_driver.h"
 #include "coordinator/log/decision_log.h"
@@ -77,12 +79,12 @@ struct DriverDeps {
   common::TimerQueue* timers = nullptr;
 };
 
-class TransactionDriver {
+class TransactionDriver final : public DeadlockTarget {
  public:
   using OutcomeReply = std::function<void(absl::StatusOr<v1::Outcome>)>;
 
   TransactionDriver(DriverDeps deps, DriverOptions options);
-  ~TransactionDriver();
+  ~TransactionDriver() override;
 
   // Takes a new id epoch and re-drives unfinished COMMIT records. Returns the
   // log's error.
@@ -102,6 +104,16 @@ class TransactionDriver {
   // 3PC: a decision agents reached by themselves. NOT_FOUND for a transaction that is not a
   // running three-phase commit here; FAILED_PRECONDITION for a decision other than COMMIT/ABORT.
   [[nodiscard]] absl::Status ReportDecision(const v1::ReportDecisionRequest& req);
+
+  // Deadlock detection (coordinator/deadlock). What `txn_id` is doing now: executing means
+  // undecided with a branch that still runs statements or has not voted; nullopt when it is not
+  // a two-phase transaction in flight here.
+  [[nodiscard]] std::optional<core::MemberStanding> DeadlockStanding(
+      const std::string& txn_id) override;
+  // Aborts `txn_id` as a deadlock victim, with `reason` as its outcome's reason, if it is
+  // still executing: checked under its lock, so one that has a decision (or is fully prepared)
+  // is never aborted. Returns whether it was.
+  bool AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) override;
 
   // Admin API.
   // Transactions in memory and in the log, filtered by state, in id order (oldest first), paged.

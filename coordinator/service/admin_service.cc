@@ -84,4 +84,13 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* ct
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminService::ListWaits(grpc::CallbackServerContext* ctx,
+                                                  const v1::ListWaitsRequest* req,
+                                                  v1::ListWaitsResponse* resp) {
+  *resp = deadlocks_->ListWaits();
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 }  // namespace txn::service

@@ -10,8 +10,9 @@ namespace txn::service {
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
-  AdminService(driver::TransactionDriver* driver, transport::ParticipantDirectory* participants)
-      : driver_(driver), participants_(participants) {}
+  AdminService(driver::TransactionDriver* driver, transport::ParticipantDirectory* participants,
+               driver::DeadlockDetector* deadlocks)
+      : driver_(driver), participants_(participants), deadlocks_(deadlocks) {}
 
   grpc::ServerUnaryReactor* ListTransactions(grpc::CallbackServerContext* ctx,
                                              const v1::ListTransactionsRequest* req,
@@ -24,10 +25,14 @@ class AdminService final : public v1::Admin::CallbackService {
                                              v1::ListParticipantsResponse* resp) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx,
                                      const v1::GetStatsRequest* req, v1::Stats* resp) override;
+  grpc::ServerUnaryReactor* ListWaits(grpc::CallbackServerContext* ctx,
+                                      const v1::ListWaitsRequest* req,
+                                      v1::ListWaitsResponse* resp) override;
 
  private:
   driver::TransactionDriver* const driver_;
   transport::ParticipantDirectory* const participants_;
+  driver::DeadlockDetector* const deadlocks_;
 };
 
 }  // namespace txn::service

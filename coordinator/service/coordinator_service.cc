@@ -81,4 +81,12 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportDecision(grpc::CallbackServe
   return reactor;
 }
 
+grpc::ServerUnaryReactor* CoordinatorService::ReportWaits(grpc::CallbackServerContext* ctx,
+                                                          const v1::ReportWaitsRequest* req,
+                                                          v1::ReportWaitsResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(common::ToGrpcStatus(deadlocks_->Report(*req)));
+  return reactor;
+}
+
 }  // namespace txn::service

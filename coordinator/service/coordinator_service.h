@@ -9,7 +9,8 @@ namespace txn::service {
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorService(driver::TransactionDriver* driver) : driver_(driver) {}
+  CoordinatorService(driver::TransactionDriver* driver, driver::DeadlockDetector* deadlocks)
+      : driver_(driver), deadlocks_(deadlocks) {}
 
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const v1::RunRequest* req,
                                 v1::Outcome* resp) override;
@@ -30,9 +31,13 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* ReportDecision(grpc::CallbackServerContext* ctx,
                                            const v1::ReportDecisionRequest* req,
                                            v1::ReportDecisionResponse* resp) override;
+  grpc::ServerUnaryReactor* ReportWaits(grpc::CallbackServerContext* ctx,
+                                        const v1::ReportWaitsRequest* req,
+                                        v1::ReportWaitsResponse* resp) override;
 
  private:
   driver::TransactionDriver* const driver_;
+  driver::DeadlockDetector* const deadlocks_;
 };
 
 }  // namespace txn::service

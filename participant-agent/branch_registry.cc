@@ -85,7 +85,10 @@ BranchRegistry::~BranchRegistry() {
 std::shared_ptr<BranchRegistry::Entry> BranchRegistry::GetOrCreate(const std::string& gid) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = entries_[gid];
-  if (!slot) slot = std::make_shared<Entry>();
+  if (!slot) {
+    slot = std::make_shared<Entry>();
+    slot->gid = gid;
+  }
   return slot;
 }
 
@@ -98,14 +101,36 @@ std::shared_ptr<BranchRegistry::Entry> BranchRegistry::Find(const std::string& g
 BranchRegistry::RunningCall::RunningCall(BranchRegistry* registry, Entry* e)
     : registry_(registry), entry_(e) {
   CallCancellation* current = CallCancellation::Current();
+  const int64_t now = registry_->clock_->NowMonotonicMs();
   std::lock_guard<std::mutex> lock(registry_->mu_);
   entry_->running = current != nullptr ? current->weak_from_this()
                                        : std::weak_ptr<CallCancellation>();
+  entry_->running_since_ms = std::max<int64_t>(now, 1);
 }
 
 BranchRegistry::RunningCall::~RunningCall() {
   std::lock_guard<std::mutex> lock(registry_->mu_);
   entry_->running.reset();
+  entry_->running_since_ms = 0;
+}
+
+std::vector<LiveBranch> BranchRegistry::LiveBranches() const {
+  const int64_t now = clock_->NowMonotonicMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<LiveBranch> out;
+  out.reserve(live_.size());
+  for (const auto& [ptr, e] : live_) {
+    out.push_back(LiveBranch{e->gid, e->db_session,
+                             e->running_since_ms == 0 ? -1 : now - e->running_since_ms});
+  }
+  return out;
+}
+
+void BranchRegistry::DropSession(Entry& e) {
+  e.session.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  e.db_session = 0;
+  live_.erase(&e);
 }
 
 void BranchRegistry::InterruptRunning(Entry& e) {
@@ -128,7 +153,7 @@ void BranchRegistry::AbortActive(Entry& e, const std::string& reason) {
   if (e.session) {
     absl::Status s = e.session->RollbackLocal();
     if (!s.ok()) common::LogWarning(absl::StrCat("local rollback failed: ", s.message()));
-    e.session.reset();
+    DropSession(e);
   }
   e.state = State::kAborted;
   e.reason = reason;
@@ -146,6 +171,12 @@ absl::Status BranchRegistry::EnsureActive(Entry& e, const std::string& gid) {
   absl::StatusOr<std::unique_ptr<BranchSession>> session = adapter_->Begin(gid);
   steps_.begin->Observe(watch.Seconds());
   TXN_ASSIGN_OR_RETURN(e.session, std::move(session));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    e.db_session = e.session->database_session_id();
+    auto it = entries_.find(gid);
+    if (it != entries_.end() && it->second.get() == &e) live_[&e] = it->second;
+  }
   e.initialized = true;
   e.state = State::kActive;
   return absl::OkStatus();
@@ -335,7 +366,7 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
   if (!prepared.ok()) {
     // The connection failed mid-prepare: the database rolled the transaction back unless the
     // PREPARE landed, which IsPrepared can tell.
-    e->session.reset();
+    DropSession(*e);
     absl::StatusOr<bool> landed = adapter_->IsPrepared(gid);
     if (landed.ok() && *landed) {
       e->state = State::kPrepared;
@@ -348,7 +379,7 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
     resp.set_reason(e->reason);
     return resp;
   }
-  e->session.reset();
+  DropSession(*e);
   switch (prepared->vote) {
     case LocalVote::kYes:
       e->state = State::kPrepared;
@@ -532,7 +563,7 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   common::Stopwatch watch;
   absl::Status committed = e->session->CommitLocal(gid);
   steps_.commit_one_phase->Observe(watch.Seconds());
-  e->session.reset();
+  DropSession(*e);
   if (committed.ok()) {
     e->state = State::kCommitted;
     resp.set_result(v1::BRANCH_RESULT_COMMITTED);

@@ -79,10 +79,15 @@ class BranchRegistry {
   // Number of entries (for tests and metrics).
   size_t size() const;
 
+  // Every branch with an open database session now, with how long its current call has run:
+  // what the lock-wait reporter (lock_wait_reporter.h) asks the database about.
+  std::vector<LiveBranch> LiveBranches() const;
+
  private:
   enum class State { kActive, kPrepared, kReadOnly, kCommitted, kAborted };
   struct Entry {
     std::mutex mu;  // serializes calls on this branch
+    std::string gid;
     bool initialized = false;
     State state = State::kActive;
     std::unique_ptr<BranchSession> session;  // set while ACTIVE
@@ -94,6 +99,10 @@ class BranchRegistry {
     // CommitOnePhase), or empty. Guarded by BranchRegistry::mu_, not by `mu`: a Rollback
     // reads it while that call holds `mu`, to interrupt a statement waiting for a lock.
     std::weak_ptr<CallCancellation> running;
+    // Guarded by BranchRegistry::mu_ as well: when the running call started (monotonic ms, 0
+    // when none runs), and the database's id of the open session (0 when none).
+    int64_t running_since_ms = 0;
+    int64_t db_session = 0;
   };
 
   // Marks `e` as served by the current thread's call (CallCancellation::Current()) until
@@ -117,6 +126,8 @@ class BranchRegistry {
                                                          const std::string& gid);
   std::shared_ptr<Entry> GetOrCreate(const std::string& gid);
   std::shared_ptr<Entry> Find(const std::string& gid);
+  // Requires e.mu held. Closes e's session (if any) and forgets it in live_.
+  void DropSession(Entry& e);
   // Requires e.mu held and e in ACTIVE. Rolls back and records `reason`.
   void AbortActive(Entry& e, const std::string& reason);
   // Requires e.mu held and e new: a call that should continue a branch found none. Makes it an
@@ -157,6 +168,8 @@ class BranchRegistry {
   const BranchRegistryOptions options_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
+  // The entries that have an open session (a subset of entries_).
+  std::unordered_map<Entry*, std::shared_ptr<Entry>> live_ ABSL_GUARDED_BY(mu_);
   // When each touched entry may next be idle or expired (monotonic ms).
   std::multimap<int64_t, SweepItem> sweep_due_ ABSL_GUARDED_BY(mu_);
 };

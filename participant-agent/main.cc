@@ -23,6 +23,7 @@
 #include "common/termination_signals.h"
 #include "participant-agent/adapter_registry.h"
 #include "participant-agent/in_doubt_reconciler.h"
+#include "participant-agent/lock_wait_reporter.h"
 #include "participant-agent/participant_service.h"
 #include "participant-agent/three_phase_terminator.h"
 #include "txn/v1/coordinator.grpc.pb.h"
@@ -31,7 +32,7 @@
 namespace txn::agent {
 namespace {
 
-class GrpcDecisionSource final : public DecisionSource {
+class GrpcDecisionSource final : public DecisionSource, public WaitSink {
  public:
   explicit GrpcDecisionSource(const std::string& address)
       : stub_(v1::Coordinator::NewStub(
@@ -58,6 +59,13 @@ class GrpcDecisionSource final : public DecisionSource {
     req.set_decision(decision);
     v1::ReportDecisionResponse resp;
     return common::ToAbslStatus(stub_->ReportDecision(&ctx, req, &resp));
+  }
+
+  absl::Status ReportWaits(const v1::ReportWaitsRequest& req) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    v1::ReportWaitsResponse resp;
+    return common::ToAbslStatus(stub_->ReportWaits(&ctx, req, &resp));
   }
 
  private:
@@ -155,6 +163,11 @@ common::FlagSet AgentFlags() {
          "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
          "database's own setting",
          "5000"});
+  f.Add({"lock-wait-threshold-ms", "MS",
+         "report a branch's lock wait to the coordinator's deadlock detector once its call has "
+         "run this long; 0 = never report",
+         "50"});
+  f.Add({"lock-wait-interval-ms", "MS", "how often to look for such waits", "20"});
   return f;
 }
 
@@ -182,7 +195,10 @@ int Main(int argc, char** argv) {
   auto idle = flags->GetInt("idle-timeout-ms", 100, 86'400'000);
   auto lock_timeout = flags->GetInt("lock-timeout-ms", 0, 86'400'000);
   auto termination_timeout = flags->GetInt("termination-timeout-ms", 10, 86'400'000);
-  for (const auto* s : {&pool_size, &interval, &idle, &lock_timeout, &termination_timeout}) {
+  auto wait_threshold = flags->GetInt("lock-wait-threshold-ms", 0, 86'400'000);
+  auto wait_interval = flags->GetInt("lock-wait-interval-ms", 1, 60'000);
+  for (const auto* s : {&pool_size, &interval, &idle, &lock_timeout, &termination_timeout,
+                        &wait_threshold, &wait_interval}) {
     if (!s->ok()) return Fail(std::string(s->status().message()));
   }
   if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
@@ -323,6 +339,31 @@ int Main(int argc, char** argv) {
     }
   });
 
+  // Lock waits for the deadlock detector: a thread of its own, since its period (tens of ms) is
+  // much shorter than the background loop's, and a slow reconciler pass must not delay it.
+  LockWaitReporter wait_reporter(flags->Get("name"), &registry, adapter->get(), &decisions, &clock,
+                                 LockWaitReporterOptions{.threshold_ms = *wait_threshold});
+  std::thread wait_reporting([&] {
+    if (*wait_threshold == 0) return;
+    bool warned = false;
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      lock.unlock();
+      absl::StatusOr<int> reported = wait_reporter.RunOnce();
+      if (!reported.ok() && !warned) {
+        // Once: detection is an optimisation, the lock timeout still ends every wait.
+        common::LogWarning(absl::StrCat("lock-wait report failed (deadlocks across databases "
+                                        "then end at --lock-timeout-ms): ",
+                                        reported.status().message()));
+        warned = true;
+      } else if (reported.ok()) {
+        warned = false;
+      }
+      lock.lock();
+      cv.wait_for(lock, std::chrono::milliseconds(*wait_interval), [&] { return stopping; });
+    }
+  });
+
   const int sig = common::WaitForTerminationSignal();
   common::LogInfo(absl::StrCat("signal ", sig, ": shutting down"));
   {
@@ -333,6 +374,7 @@ int Main(int argc, char** argv) {
   service.CloseStreams();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   background.join();
+  wait_reporting.join();
   return 0;
 }
 

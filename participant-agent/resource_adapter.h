@@ -47,9 +47,29 @@ struct TpcRow {
   std::vector<std::string> members;
 };
 
+// A branch of this agent with an open database session (BranchRegistry::LiveBranches).
+struct LiveBranch {
+  std::string gid;
+  // The database's id of the session: PostgreSQL backend pid, MariaDB thread id; 0 if unknown.
+  int64_t session_id = 0;
+  // How long the call running on the branch has run, or -1 when none runs.
+  int64_t running_ms = -1;
+};
+
+// A lock wait the database shows: `waiter_gid` (one of ours) waits for a lock held by
+// `holder_gid` (a txcoord branch: ours, or a prepared transaction with a txc_ gid) or, when that
+// is empty, by a session `holder` describes.
+struct LockWaitFound {
+  std::string waiter_gid;
+  std::string holder_gid;
+  std::string holder;
+};
+
 class BranchSession {
  public:
   virtual ~BranchSession() = default;
+  // The database's id of this session (see LiveBranch::session_id); 0 when it has none.
+  virtual int64_t database_session_id() const { return 0; }
   // Runs one operation in the open transaction. Errors: INVALID_ARGUMENT for a statement refused
   // before it reached the database (the transaction is still usable); any other code means the
   // database failed the statement and the transaction must be rolled back.
@@ -133,6 +153,15 @@ class ResourceAdapter {
   // The gids whose record is not decided (W, PC, PA): what the agent's termination timer watches.
   [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListUndecidedTpc() {
     return absl::UnimplementedError("this participant does not take part in three-phase commit");
+  }
+
+  // --- Deadlock detection (lock_wait_reporter.h) ---
+  // Who each of `waiting` waits for, if it waits on a lock: one entry per waiter and holder.
+  // `live` is every branch with a session (holders are looked up among them). UNIMPLEMENTED
+  // where the database cannot tell.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<LockWaitFound>> FindLockWaits(
+      const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) {
+    return absl::UnimplementedError("this participant cannot report lock waits");
   }
 
   // Periodic housekeeping (e.g. old commit markers). Called from the agent's background loop.

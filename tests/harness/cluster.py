@@ -298,6 +298,11 @@ class Cluster:
         self._channels.append(ch)
         return coordinator_pb2_grpc.CoordinatorStub(ch)
 
+    def admin_stub(self):
+        ch = self._channel(self.coordinator.port)
+        self._channels.append(ch)
+        return coordinator_pb2_grpc.AdminStub(ch)
+
     def participant_stub(self, name):
         ch = self._channel(self.agents[name].port)
         self._channels.append(ch)

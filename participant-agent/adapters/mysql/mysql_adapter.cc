@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
+#include <unordered_map>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -17,6 +18,7 @@
 #include "common/status_macros.h"
 #include "participant-agent/adapters/mysql/mysql_connection.h"
 #include "participant-agent/adapters/mysql/parked_xa_connections.h"
+#include "participant-agent/call_cancellation.h"
 
 namespace txn::agent {
 namespace {
@@ -44,10 +46,25 @@ std::string MarkerInsert(const std::string& gid) {
                       absl::BytesToHexString(gid), "')");
 }
 
+// Interrupts the statement running on connection `thread` (a call was cancelled). Best effort:
+// if it fails, the statement ends at innodb_lock_wait_timeout as before.
+void KillQuery(MysqlPool* pool, int64_t thread) {
+  absl::StatusOr<std::unique_ptr<MysqlConnection>> conn = pool->Acquire();
+  absl::Status s = conn.ok() ? (*conn)->Query(absl::StrCat("KILL QUERY ", thread)) : conn.status();
+  if (!s.ok()) common::LogWarning(absl::StrCat("KILL QUERY ", thread, " failed: ", s.message()));
+}
+
 class MysqlSession final : public BranchSession {
  public:
-  MysqlSession(std::unique_ptr<MysqlConnection> conn, std::string gid, ParkedXaConnections* parked)
-      : conn_(std::move(conn)), gid_(std::move(gid)), xid_(XidLiteral(gid_)), parked_(parked) {}
+  MysqlSession(std::unique_ptr<MysqlConnection> conn, std::string gid, ParkedXaConnections* parked,
+               MysqlPool* pool)
+      : conn_(std::move(conn)),
+        gid_(std::move(gid)),
+        xid_(XidLiteral(gid_)),
+        parked_(parked),
+        pool_(pool) {}
+
+  int64_t database_session_id() const override { return conn_ ? conn_->thread_id() : 0; }
 
   ~MysqlSession() override {
     if (conn_ && open_) (void)RollbackLocal();
@@ -72,7 +89,18 @@ class MysqlSession final : public BranchSession {
       }
     }
     bool wrote = false;
-    absl::StatusOr<v1::ExecuteResult> r = conn_->Execute(op.sql(), &wrote);
+    absl::StatusOr<v1::ExecuteResult> r;
+    {
+      // A statement waiting for a row lock is interrupted with KILL QUERY from another
+      // connection when the call is cancelled (a Rollback of the branch, e.g. a deadlock
+      // victim's), instead of holding the branch until innodb_lock_wait_timeout.
+      CallCancellation::Interruptible interruptible(
+          [pool = pool_, thread = conn_->thread_id()] { KillQuery(pool, thread); });
+      if (interruptible.interrupted()) return absl::CancelledError("the call was cancelled");
+      r = conn_->Execute(op.sql(), &wrote);
+      // A late KILL QUERY could hit this connection's next statement: never reuse it.
+      if (interruptible.interrupted()) conn_->Discard();
+    }
     wrote_ = wrote_ || wrote;
     return r;
   }
@@ -175,6 +203,7 @@ class MysqlSession final : public BranchSession {
   const std::string gid_;
   const std::string xid_;
   ParkedXaConnections* const parked_;
+  MysqlPool* const pool_;
   bool open_ = false;
   bool wrote_ = false;
 };
@@ -334,7 +363,7 @@ absl::StatusOr<std::vector<std::string>> MysqlAdapter::ListUndecidedTpc() {
 absl::StatusOr<std::unique_ptr<BranchSession>> MysqlAdapter::Begin(const std::string& gid) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  auto session = std::make_unique<MysqlSession>(std::move(conn), gid, parked_.get());
+  auto session = std::make_unique<MysqlSession>(std::move(conn), gid, parked_.get(), pool_.get());
   TXN_RETURN_IF_ERROR(session->Open());
   return std::unique_ptr<BranchSession>(std::move(session));
 }
@@ -445,6 +474,52 @@ absl::Status MysqlAdapter::CollectGarbage() {
   return conn->Query(absl::StrCat("DELETE FROM ", kMarkerTable,
                                   " WHERE created_at < NOW() - INTERVAL ", marker_retention_hours_,
                                   " HOUR LIMIT 10000"));
+}
+
+absl::StatusOr<std::vector<LockWaitFound>> MysqlAdapter::FindLockWaits(
+    const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) {
+  std::unordered_map<int64_t, std::string> gid_of_thread;
+  for (const LiveBranch& b : live) {
+    if (b.session_id != 0) gid_of_thread[b.session_id] = b.gid;
+  }
+  // A prepared branch's connection is parked (ParkedXaConnections) and still holds its locks.
+  for (auto& [thread, gid] : parked_->ThreadIds()) gid_of_thread[thread] = gid;
+  std::unordered_map<int64_t, std::string> waiters;
+  for (const LiveBranch& b : waiting) {
+    if (b.session_id != 0) waiters[b.session_id] = b.gid;
+  }
+  if (waiters.empty()) return std::vector<LockWaitFound>{};
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(
+      auto rows,
+      conn->QueryRows("SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id, b.trx_state, "
+                      "IFNULL(p.USER, ''), IFNULL(p.HOST, '') "
+                      "FROM information_schema.INNODB_LOCK_WAITS w "
+                      "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id "
+                      "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id "
+                      "LEFT JOIN information_schema.PROCESSLIST p ON p.ID = b.trx_mysql_thread_id"));
+  std::vector<LockWaitFound> out;
+  for (const auto& row : rows) {
+    int64_t waiter = 0, holder = 0;
+    if (row.size() < 5 || !absl::SimpleAtoi(row[0], &waiter) || !absl::SimpleAtoi(row[1], &holder)) {
+      continue;
+    }
+    auto w = waiters.find(waiter);
+    if (w == waiters.end()) continue;
+    LockWaitFound found{w->second, "", ""};
+    if (auto h = gid_of_thread.find(holder); holder != 0 && h != gid_of_thread.end()) {
+      found.holder_gid = h->second;
+      found.holder = absl::StrCat("thread ", holder, " (branch ", h->second, ")");
+    } else if (holder == 0) {
+      // Detached from its connection (MariaDB shows no xid in INNODB_TRX): not attributable.
+      found.holder = "a prepared XA transaction whose connection is closed";
+    } else {
+      found.holder = absl::StrCat("thread ", holder, " (user ", row[3], "@", row[4], ", ",
+                                  row[2], ")");
+    }
+    out.push_back(std::move(found));
+  }
+  return out;
 }
 
 }  // namespace txn::agent

@@ -62,6 +62,8 @@ class MysqlAdapter final : public ResourceAdapter {
   absl::StatusOr<std::vector<std::string>> ListPrepared() override;
   absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) override;
   absl::Status CollectGarbage() override;
+  absl::StatusOr<std::vector<LockWaitFound>> FindLockWaits(
+      const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) override;
 
  private:
   // After XAER_NOTA: what the marker says became of `gid`.

@@ -84,6 +84,8 @@ class MysqlConnection {
   absl::StatusOr<v1::ExecuteResult> Execute(const v1::Sql& sql, bool* wrote);
 
   unsigned last_errno() const { return last_errno_; }
+  // The server's id of this connection (KILL QUERY takes it; INNODB_TRX shows it).
+  int64_t thread_id() const { return static_cast<int64_t>(mysql_thread_id(conn_)); }
   // Keeps the connection out of the pool when it is released (it holds state, e.g. a prepared
   // XA transaction, or is broken).
   void Discard() { discard_ = true; }

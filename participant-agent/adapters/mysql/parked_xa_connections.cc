@@ -53,4 +53,12 @@ size_t ParkedXaConnections::size() const {
   return parked_.size();
 }
 
+std::vector<std::pair<int64_t, std::string>> ParkedXaConnections::ThreadIds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<int64_t, std::string>> out;
+  out.reserve(parked_.size());
+  for (const auto& [gid, p] : parked_) out.emplace_back(p.conn->thread_id(), gid);
+  return out;
+}
+
 }  // namespace txn::agent

@@ -20,6 +20,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "participant-agent/adapters/mysql/mysql_connection.h"
@@ -42,6 +44,8 @@ class ParkedXaConnections {
   // Returns how many were closed.
   size_t CloseOlderThan(std::chrono::steady_clock::duration age);
   size_t size() const;
+  // The server thread id of each parked connection, with the branch it holds.
+  std::vector<std::pair<int64_t, std::string>> ThreadIds() const;
 
  private:
   struct Parked {

@@ -3,6 +3,9 @@
 #include <cctype>
 #include <cstdlib>
 
+#include <unordered_map>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -41,6 +44,8 @@ bool IsDigits(const std::string& s) {
 class PostgresSession final : public BranchSession {
  public:
   explicit PostgresSession(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
+
+  int64_t database_session_id() const override { return PQbackendPID(conn_->get()); }
 
   ~PostgresSession() override {
     if (conn_ && PQtransactionStatus(conn_->get()) != PQTRANS_IDLE) {
@@ -374,6 +379,62 @@ absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin(const std:
   auto session = std::make_unique<PostgresSession>(std::move(conn));
   TXN_RETURN_IF_ERROR(session->Open());
   return std::unique_ptr<BranchSession>(std::move(session));
+}
+
+absl::StatusOr<std::vector<LockWaitFound>> PostgresAdapter::FindLockWaits(
+    const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) {
+  std::unordered_map<int64_t, std::string> gid_of_pid;
+  for (const LiveBranch& b : live) {
+    if (b.session_id != 0) gid_of_pid[b.session_id] = b.gid;
+  }
+  std::string pids = "{";
+  for (const LiveBranch& b : waiting) {
+    if (b.session_id == 0) continue;
+    absl::StrAppend(&pids, pids.size() > 1 ? "," : "", b.session_id);
+  }
+  pids += "}";
+  if (pids == "{}") return std::vector<LockWaitFound>{};
+  // Live holders come from pg_blocking_pids(). A prepared transaction has no backend: it shows
+  // there as pid 0, so the waiter's ungranted transactionid lock is matched to
+  // pg_prepared_xacts instead, which names its gid.
+  static const std::string kQuery =
+      "SELECT w.pid, b.pid, a.usename::text, a.application_name, NULL::text "
+      "  FROM unnest($1::int[]) AS w(pid) "
+      "  CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS b(pid) "
+      "  LEFT JOIN pg_stat_activity a ON a.pid = b.pid "
+      " WHERE b.pid <> 0 "
+      "UNION ALL "
+      "SELECT l.pid, 0, NULL, NULL, p.gid "
+      "  FROM pg_locks l JOIN pg_prepared_xacts p ON p.transaction = l.transactionid "
+      " WHERE l.locktype = 'transactionid' AND NOT l.granted AND l.pid = ANY($1::int[])";
+  TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_ASSIGN_OR_RETURN(PgResult r, conn->Exec(kQuery, {pids.c_str()}));
+  std::vector<LockWaitFound> out;
+  for (int row = 0; row < PQntuples(r.get()); ++row) {
+    int64_t waiter = 0, holder = 0;
+    if (!absl::SimpleAtoi(PQgetvalue(r.get(), row, 0), &waiter) ||
+        !absl::SimpleAtoi(PQgetvalue(r.get(), row, 1), &holder)) {
+      continue;
+    }
+    auto w = gid_of_pid.find(waiter);
+    if (w == gid_of_pid.end()) continue;  // its call ended meanwhile
+    LockWaitFound found{w->second, "", ""};
+    if (holder == 0) {
+      const std::string gid = PQgetvalue(r.get(), row, 4);
+      if (absl::StartsWith(gid, common::kGidPrefix)) {
+        found.holder_gid = gid;
+      }
+      found.holder = absl::StrCat("prepared transaction '", gid.substr(0, 200), "'");
+    } else if (auto h = gid_of_pid.find(holder); h != gid_of_pid.end()) {
+      found.holder_gid = h->second;
+      found.holder = absl::StrCat("backend pid ", holder, " (branch ", h->second, ")");
+    } else {
+      found.holder = absl::StrCat("backend pid ", holder, " (", PQgetvalue(r.get(), row, 3),
+                                  ", user ", PQgetvalue(r.get(), row, 2), ")");
+    }
+    out.push_back(std::move(found));
+  }
+  return out;
 }
 
 absl::StatusOr<FinishResult> PostgresAdapter::ProveOutcome(const std::string& native_id) {

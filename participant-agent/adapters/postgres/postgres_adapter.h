@@ -50,6 +50,8 @@ class PostgresAdapter final : public ResourceAdapter {
   absl::StatusOr<std::vector<std::string>> ListPrepared() override;
   absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) override;
   absl::Status CollectGarbage() override;
+  absl::StatusOr<std::vector<LockWaitFound>> FindLockWaits(
+      const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) override;
 
  private:
   absl::StatusOr<FinishResult> ProveOutcome(const std::string& native_id);

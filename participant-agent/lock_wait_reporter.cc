@@ -1,0 +1,63 @@
+#include "participant-agent/lock_wait_reporter.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "common/ids.h"
+#include "common/status_macros.h"
+
+namespace txn::agent {
+
+LockWaitReporter::LockWaitReporter(std::string participant, BranchRegistry* registry,
+                                   ResourceAdapter* adapter, WaitSink* sink, common::Clock* clock,
+                                   LockWaitReporterOptions options)
+    : participant_(std::move(participant)),
+      registry_(registry),
+      adapter_(adapter),
+      sink_(sink),
+      clock_(clock),
+      options_(options),
+      // A thousand sequence numbers per millisecond since the epoch: a successor process, which
+      // starts later, starts above anything this one can reach in its lifetime (one report per
+      // pass, at most one pass per millisecond).
+      next_sequence_(static_cast<uint64_t>(std::max<int64_t>(clock->NowUnixMs(), 1)) * 1000) {}
+
+absl::StatusOr<int> LockWaitReporter::RunOnce() {
+  std::vector<LiveBranch> live = registry_->LiveBranches();
+  std::vector<LiveBranch> waiting;
+  std::unordered_map<std::string, int64_t> running_ms;
+  for (const LiveBranch& b : live) {
+    if (b.running_ms >= options_.threshold_ms) {
+      waiting.push_back(b);
+      running_ms[b.gid] = b.running_ms;
+    }
+  }
+  std::vector<LockWaitFound> found;
+  if (!waiting.empty()) {
+    TXN_ASSIGN_OR_RETURN(found, adapter_->FindLockWaits(waiting, live));
+  }
+  if (found.empty() && !coordinator_may_hold_waits_) return 0;
+
+  v1::ReportWaitsRequest req;
+  req.set_participant(participant_);
+  req.set_sequence(next_sequence_++);
+  for (const LockWaitFound& f : found) {
+    std::optional<common::BranchName> waiter = common::ParseBranchGid(f.waiter_gid);
+    if (!waiter) continue;
+    v1::LockWait* w = req.add_waits();
+    w->set_waiter_txn_id(waiter->txn_id);
+    w->set_participant(participant_);
+    if (std::optional<common::BranchName> holder = common::ParseBranchGid(f.holder_gid)) {
+      w->set_holder_txn_id(holder->txn_id);
+    }
+    w->set_holder(f.holder);
+    w->set_waited_ms(running_ms[f.waiter_gid]);
+  }
+  // Until the coordinator has taken an empty snapshot, it may still hold waits of ours.
+  coordinator_may_hold_waits_ = true;
+  TXN_RETURN_IF_ERROR(sink_->ReportWaits(req));
+  coordinator_may_hold_waits_ = req.waits_size() > 0;
+  return req.waits_size();
+}
+
+}  // namespace txn::agent

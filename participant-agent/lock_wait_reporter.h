@@ -1,0 +1,62 @@
+// LockWaitReporter: tells the coordinator which of this agent's branches wait for whom, for the
+// global deadlock detector (coordinator/driver/deadlock_detector.h). Neither database can see a
+// deadlock that runs through two of them; the coordinator can, given every agent's waits.
+//
+// Each pass (RunOnce, on the agent's own reporting thread, never a gRPC or lane worker): the
+// branches whose current call has run longer than `threshold_ms` are looked up in the database
+// (ResourceAdapter::FindLockWaits, one query), and the waits found are sent as one snapshot
+// (Coordinator.ReportWaits) that replaces this agent's previous one. While waits last, every
+// pass sends them again, which renews them at the coordinator; the first pass that finds none
+// sends an empty snapshot, which clears them. Sequence numbers start from the process's start
+// time, so a restarted agent's reports are newer than its predecessor's.
+//
+// Waits on sessions that are not txcoord branches are reported too (with an empty holder txn
+// id): never part of a cycle the coordinator can break, but an operator sees them in
+// `txctl waits`. Not thread-safe: one thread calls RunOnce.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "participant-agent/branch_registry.h"
+#include "participant-agent/resource_adapter.h"
+#include "txn/v1/coordinator.pb.h"
+
+namespace txn::agent {
+
+// Where reports go (the coordinator's ReportWaits; a fake in tests).
+class WaitSink {
+ public:
+  virtual ~WaitSink() = default;
+  virtual absl::Status ReportWaits(const v1::ReportWaitsRequest& req) = 0;
+};
+
+struct LockWaitReporterOptions {
+  // A call running longer than this is looked up (shorter waits are not worth a query).
+  int64_t threshold_ms = 50;
+};
+
+class LockWaitReporter {
+ public:
+  LockWaitReporter(std::string participant, BranchRegistry* registry, ResourceAdapter* adapter,
+                   WaitSink* sink, common::Clock* clock, LockWaitReporterOptions options);
+
+  // One pass. Returns how many waits were reported (0 also when nothing was sent).
+  absl::StatusOr<int> RunOnce();
+
+ private:
+  const std::string participant_;
+  BranchRegistry* const registry_;
+  ResourceAdapter* const adapter_;
+  WaitSink* const sink_;
+  common::Clock* const clock_;
+  const LockWaitReporterOptions options_;
+  uint64_t next_sequence_;
+  // The last snapshot sent was not empty (or its send failed): the next empty one must be sent.
+  bool coordinator_may_hold_waits_ = false;
+};
+
+}  // namespace txn::agent

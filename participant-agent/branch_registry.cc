@@ -98,7 +98,8 @@ std::shared_ptr<BranchRegistry::Entry> BranchRegistry::Find(const std::string& g
   return it == entries_.end() ? nullptr : it->second;
 }
 
-BranchRegistry::RunningCall::RunningCall(BranchRegistry* registry, Entry* e)
+BranchRegistry::RunningCall::RunningCall(BranchRegistry* registry, Entry* e,
+                                         uint64_t call_number)
     : registry_(registry), entry_(e) {
   CallCancellation* current = CallCancellation::Current();
   const int64_t now = registry_->clock_->NowMonotonicMs();
@@ -106,6 +107,7 @@ BranchRegistry::RunningCall::RunningCall(BranchRegistry* registry, Entry* e)
   entry_->running = current != nullptr ? current->weak_from_this()
                                        : std::weak_ptr<CallCancellation>();
   entry_->running_since_ms = std::max<int64_t>(now, 1);
+  entry_->running_call_number = call_number;
 }
 
 BranchRegistry::RunningCall::~RunningCall() {
@@ -121,7 +123,8 @@ std::vector<LiveBranch> BranchRegistry::LiveBranches() const {
   out.reserve(live_.size());
   for (const auto& [ptr, e] : live_) {
     out.push_back(LiveBranch{e->gid, e->db_session,
-                             e->running_since_ms == 0 ? -1 : now - e->running_since_ms});
+                             e->running_since_ms == 0 ? -1 : now - e->running_since_ms,
+                             e->running_since_ms == 0 ? 0 : e->running_call_number});
   }
   return out;
 }
@@ -224,7 +227,7 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
-  RunningCall running(this, e.get());
+  RunningCall running(this, e.get(), req.call_number());
   Touch(gid, *e);
   if (e->initialized && e->state != State::kActive) {
     return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is no longer active",
@@ -303,7 +306,7 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
   }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
-  RunningCall running(this, e.get());
+  RunningCall running(this, e.get(), req.call_number());
   Touch(gid, *e);
   v1::PrepareBranchResponse resp;
   if (!e->initialized) {
@@ -506,7 +509,7 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
-  RunningCall running(this, e.get());
+  RunningCall running(this, e.get(), req.call_number());
   Touch(gid, *e);
   v1::CommitOnePhaseResponse resp;
   if (!e->initialized && req.retry()) {

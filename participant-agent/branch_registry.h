@@ -102,6 +102,7 @@ class BranchRegistry {
     // Guarded by BranchRegistry::mu_ as well: when the running call started (monotonic ms, 0
     // when none runs), and the database's id of the open session (0 when none).
     int64_t running_since_ms = 0;
+    uint64_t running_call_number = 0;  // the coordinator's number of that call
     int64_t db_session = 0;
   };
 
@@ -109,7 +110,7 @@ class BranchRegistry {
   // destroyed. Requires e.mu held for its whole life.
   class RunningCall {
    public:
-    RunningCall(BranchRegistry* registry, Entry* e);
+    RunningCall(BranchRegistry* registry, Entry* e, uint64_t call_number);
     ~RunningCall();
     RunningCall(const RunningCall&) = delete;
     RunningCall& operator=(const RunningCall&) = delete;

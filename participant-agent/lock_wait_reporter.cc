@@ -25,13 +25,11 @@ LockWaitReporter::LockWaitReporter(std::string participant, BranchRegistry* regi
 absl::StatusOr<int> LockWaitReporter::RunOnce() {
   std::vector<LiveBranch> live = registry_->LiveBranches();
   std::vector<LiveBranch> waiting;
-  std::unordered_map<std::string, int64_t> running_ms;
+  std::unordered_map<std::string, const LiveBranch*> waiter_of;
   for (const LiveBranch& b : live) {
-    if (b.running_ms >= options_.threshold_ms) {
-      waiting.push_back(b);
-      running_ms[b.gid] = b.running_ms;
-    }
+    if (b.running_ms >= options_.threshold_ms) waiting.push_back(b);
   }
+  for (const LiveBranch& b : waiting) waiter_of[b.gid] = &b;
   std::vector<LockWaitFound> found;
   if (!waiting.empty()) {
     TXN_ASSIGN_OR_RETURN(found, adapter_->FindLockWaits(waiting, live));
@@ -51,7 +49,10 @@ absl::StatusOr<int> LockWaitReporter::RunOnce() {
       w->set_holder_txn_id(holder->txn_id);
     }
     w->set_holder(f.holder);
-    w->set_waited_ms(running_ms[f.waiter_gid]);
+    if (auto it = waiter_of.find(f.waiter_gid); it != waiter_of.end()) {
+      w->set_waited_ms(it->second->running_ms);
+      w->set_waiter_call(it->second->call_number);
+    }
   }
   // Until the coordinator has taken an empty snapshot, it may still hold waits of ours.
   coordinator_may_hold_waits_ = true;

@@ -54,6 +54,8 @@ struct LiveBranch {
   int64_t session_id = 0;
   // How long the call running on the branch has run, or -1 when none runs.
   int64_t running_ms = -1;
+  // The coordinator's call_number of that call (0 when none runs or it sent none).
+  uint64_t call_number = 0;
 };
 
 // A lock wait the database shows: `waiter_gid` (one of ours) waits for a lock held by

@@ -42,7 +42,9 @@ common::FlagSet CtlFlags() {
                     "  resolve TXN commit|abort    decide a transaction that has no logged\n"
                     "                              decision, or re-drive a logged one\n"
                     "  participants                agents with health and circuit state\n"
-                    "  stats                       counts by state, decision log size");
+                    "  stats                       counts by state, decision log size\n"
+                    "  waits                       lock waits the agents report now (who waits\n"
+                    "                              for whom, where), deadlocks broken");
   f.Add({"coordinator", "HOST:PORT", "txcoord's address", "127.0.0.1:7700"});
   f.Add({"json", "", "print the response as JSON", ""});
   f.Add({"state", "S[,S...]", "list: only these states", "", /*repeated=*/true});
@@ -289,6 +291,32 @@ class Ctl {
     return 0;
   }
 
+  int Waits() {
+    v1::ListWaitsResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    grpc::Status s = admin_->ListWaits(&ctx, v1::ListWaitsRequest(), &resp);
+    if (!s.ok()) return Failed(s);
+    if (json_) {
+      PrintJson(resp);
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"WAITER", "PARTICIPANT", "WAITED_MS", "HOLDER_TXN", "HOLDER"}};
+    for (const auto& w : resp.waits()) {
+      rows.push_back({w.waiter_txn_id(), w.participant(), absl::StrCat(w.waited_ms()),
+                      w.holder_txn_id().empty() ? "(not a txcoord transaction)" : w.holder_txn_id(),
+                      w.holder()});
+    }
+    if (resp.waits().empty()) {
+      std::cout << "no lock waits reported\n";
+    } else {
+      PrintTable(rows);
+    }
+    std::cout << "deadlocks broken since start: " << resp.deadlocks_broken() << "\n";
+    return 0;
+  }
+
  private:
   void Deadline(grpc::ClientContext* ctx) const {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
@@ -353,6 +381,10 @@ int Main(int argc, char** argv) {
   if (cmd == "stats") {
     if (auto bad = want_args(0, "stats")) return *bad;
     return ctl.Stats();
+  }
+  if (cmd == "waits") {
+    if (auto bad = want_args(0, "waits")) return *bad;
+    return ctl.Waits();
   }
   return Usage(absl::StrCat("unknown command '", cmd, "'"));
 }

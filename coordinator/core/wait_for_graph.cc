@@ -108,6 +108,20 @@ DeadlockVictim WaitForGraph::Describe(std::vector<std::string> cycle, int64_t no
   return v;
 }
 
+std::optional<MemberStanding> WaitForGraph::StandingOn(const std::string& waiter,
+                                                      const std::string& holder,
+                                                      const StandingFn& standing) const {
+  std::optional<MemberStanding> last;
+  for (const auto& [reporter, snap] : snapshots_) {
+    for (const WaitEdge& e : snap.edges) {
+      if (e.waiter != waiter || e.holder != holder) continue;
+      last = standing(e);
+      if (last && last->executing) return last;
+    }
+  }
+  return last;
+}
+
 void WaitForGraph::Exclude(const std::string& txn_id, int64_t now_ms) {
   excluded_until_[txn_id] = now_ms + exclude_ms_;
   for (auto it = snapshots_.begin(); it != snapshots_.end();) {
@@ -130,7 +144,8 @@ std::vector<DeadlockVictim> WaitForGraph::BreakDeadlocks(int64_t now_ms,
     uint64_t youngest_order = 0;
     bool stale = false;
     for (size_t i = 0; i < cycle.size(); ++i) {
-      std::optional<MemberStanding> s = standing(cycle[i]);
+      std::optional<MemberStanding> s =
+          StandingOn(cycle[i], cycle[(i + 1) % cycle.size()], standing);
       if (!s || !s->executing) {
         skip.insert(cycle[i]);
         stale = true;

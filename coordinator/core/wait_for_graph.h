@@ -10,9 +10,10 @@
 //
 // Breaking deadlocks (BreakDeadlocks), the rule:
 //   - find a cycle among the current edges, skipping excluded transactions;
-//   - ask each member's standing. If any member is not known or no longer executes (it has a
-//     decision, or all its branches are prepared, so it waits for nothing), the cycle is not a
-//     deadlock now: an edge on it is stale. No victim; those members are skipped this pass.
+//   - ask each member's standing as the waiter of its edge on the cycle. If any member is not
+//     known or no longer executes (it has a decision, or the call that waited has returned), the
+//     cycle is not a deadlock now: an edge on it is stale. No victim; those members are skipped
+//     this pass.
 //   - otherwise abort the youngest member (the one started last: it has done the least work);
 //     once the abort is taken, exclude it: its edges go, and reports naming it are ignored for
 //     `exclude_ms`, so the same cycle never yields a second victim while the first one's locks
@@ -39,11 +40,13 @@ struct WaitEdge {
   std::string participant;  // where the wait is
   std::string holder_description;
   int64_t waited_ms = 0;    // how long the waiter had waited when the agent looked
+  uint64_t waiter_call = 0; // the coordinator's number of the call that waits
 };
 
 // What a cycle member is doing now, as the driver knows it.
 struct MemberStanding {
-  // It has no decision and at least one branch still runs statements or waits for its vote.
+  // It has no decision, and the call the edge names (edge.waiter_call at edge.participant) is
+  // still in flight: the wait may still be going on, and is not a wait of an earlier call.
   bool executing = false;
   // Larger = started later (younger).
   uint64_t start_order = 0;
@@ -61,7 +64,8 @@ struct DeadlockVictim {
 
 class WaitForGraph {
  public:
-  using StandingFn = std::function<std::optional<MemberStanding>(const std::string& txn_id)>;
+  // The standing of `edge.waiter` as the waiter of `edge`.
+  using StandingFn = std::function<std::optional<MemberStanding>(const WaitEdge& edge)>;
   // Tries to abort `txn_id` as a deadlock victim (reason names the cycle); false when it could
   // not (it got a decision meanwhile, or is gone).
   using AbortFn = std::function<bool(const DeadlockVictim& victim)>;
@@ -96,6 +100,10 @@ class WaitForGraph {
   // The victim on `cycle` (rotated so that it is first), with where each wait is and the
   // shortest wait on the cycle as of now_ms.
   DeadlockVictim Describe(std::vector<std::string> cycle, int64_t now_ms) const;
+  // The standing of `waiter` as the waiter of one of its edges to `holder`: the first whose call
+  // is still executing, else the last answer.
+  std::optional<MemberStanding> StandingOn(const std::string& waiter, const std::string& holder,
+                                           const StandingFn& standing) const;
   void Exclude(const std::string& txn_id, int64_t now_ms);
 
   const int64_t edge_ttl_ms_;

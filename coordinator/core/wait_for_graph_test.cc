@@ -14,6 +14,7 @@ WaitEdge Edge(std::string waiter, std::string holder, int64_t waited_ms = 60,
 struct World {
   std::map<std::string, MemberStanding> standing;
   std::set<std::string> refuse_abort;
+  std::set<uint64_t> stale_calls;  // calls that have returned
   std::vector<std::string> aborted;
 
   World& Txn(const std::string& id, uint64_t order, bool executing = true) {
@@ -21,8 +22,9 @@ struct World {
     return *this;
   }
   WaitForGraph::StandingFn Standing() {
-    return [this](const std::string& id) -> std::optional<MemberStanding> {
-      auto it = standing.find(id);
+    return [this](const WaitEdge& e) -> std::optional<MemberStanding> {
+      if (stale_calls.count(e.waiter_call)) return MemberStanding{false, standing[e.waiter].start_order};
+      auto it = standing.find(e.waiter);
       if (it == standing.end()) return std::nullopt;
       return it->second;
     };
@@ -117,6 +119,26 @@ TEST(WaitForGraph, AMemberThatNoLongerExecutesMeansTheCycleIsStale) {
   w.standing.erase("t1");
   EXPECT_TRUE(g.BreakDeadlocks(0, w.Standing(), w.Abort()).empty());
   EXPECT_TRUE(w.aborted.empty());
+}
+
+TEST(WaitForGraph, AWaitOfACallThatHasReturnedIsStale) {
+  // t1's statement timed out (its call returned) and t1 sent another call, which does not wait;
+  // the report that would have cleared the old wait was lost. The old edge must not count.
+  WaitForGraph g(500, 2000);
+  World w;
+  w.Txn("t1", 1).Txn("t2", 2);
+  WaitEdge old_wait = Edge("t1", "t2");
+  old_wait.waiter_call = 7;
+  w.stale_calls.insert(7);
+  g.Report("a", 1, {old_wait}, 0);
+  g.Report("b", 1, {Edge("t2", "t1")}, 0);
+  EXPECT_TRUE(g.BreakDeadlocks(0, w.Standing(), w.Abort()).empty());
+  // The same pair through another participant, whose call is in flight, is a real cycle.
+  WaitEdge live_wait = Edge("t1", "t2", 60, "stock");
+  live_wait.waiter_call = 8;
+  g.Report("c", 1, {live_wait}, 0);
+  ASSERT_EQ(g.BreakDeadlocks(0, w.Standing(), w.Abort()).size(), 1u);
+  EXPECT_EQ(w.aborted, (std::vector<std::string>{"t2"}));
 }
 
 TEST(WaitForGraph, ARefusedAbortIsNoVictimAndNoOtherMemberIsTaken) {

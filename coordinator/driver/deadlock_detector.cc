@@ -65,7 +65,8 @@ absl::Status DeadlockDetector::Report(const v1::ReportWaitsRequest& req) {
       return absl::InvalidArgumentError(absl::StrCat("waits[", i, "].holder_txn_id is not a txn id"));
     }
     edges.push_back(core::WaitEdge{w.waiter_txn_id(), w.holder_txn_id(), req.participant(),
-                                   w.holder().substr(0, 200), std::max<int64_t>(0, w.waited_ms())});
+                                   w.holder().substr(0, 200), std::max<int64_t>(0, w.waited_ms()),
+                                   w.waiter_call()});
   }
   std::vector<core::DeadlockVictim> victims;
   {
@@ -77,7 +78,7 @@ absl::Status DeadlockDetector::Report(const v1::ReportWaitsRequest& req) {
       // The aborts run under mu_: each is a state change under the transaction's own lock and
       // RPCs sent asynchronously, so nothing here waits for I/O.
       victims = graph_.BreakDeadlocks(
-          now, [this](const std::string& id) { return target_->DeadlockStanding(id); },
+          now, [this](const core::WaitEdge& e) { return target_->DeadlockStanding(e); },
           [this](const core::DeadlockVictim& v) {
             return target_->AbortDeadlockVictim(v.txn_id, VictimReason(v));
           });

@@ -37,7 +37,8 @@ struct DeadlockOptions {
 class DeadlockTarget {
  public:
   virtual ~DeadlockTarget() = default;
-  virtual std::optional<core::MemberStanding> DeadlockStanding(const std::string& txn_id) = 0;
+  // The standing of edge.waiter as the waiter of `edge` (see core::MemberStanding).
+  virtual std::optional<core::MemberStanding> DeadlockStanding(const core::WaitEdge& edge) = 0;
   virtual bool AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) = 0;
 };
 

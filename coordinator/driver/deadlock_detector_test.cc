@@ -9,8 +9,8 @@ namespace {
 
 class FakeTarget final : public DeadlockTarget {
  public:
-  std::optional<core::MemberStanding> DeadlockStanding(const std::string& txn_id) override {
-    auto it = standing.find(txn_id);
+  std::optional<core::MemberStanding> DeadlockStanding(const core::WaitEdge& edge) override {
+    auto it = standing.find(edge.waiter);
     if (it == standing.end()) return std::nullopt;
     return it->second;
   }

@@ -31,6 +31,10 @@ struct TransactionDriver::TxnContext {
   std::vector<OutcomeReply> waiters ABSL_GUARDED_BY(mu);
   bool commit_requested ABSL_GUARDED_BY(mu) = false;
   int executes_in_flight ABSL_GUARDED_BY(mu) = 0;
+  // Execute / Prepare / CommitOnePhase calls in flight, by branch: the call_number sent (unique
+  // in the transaction). The deadlock detector takes a reported wait only while its call is here.
+  std::unordered_map<uint32_t, uint64_t> call_in_flight ABSL_GUARDED_BY(mu);
+  uint64_t next_call_number ABSL_GUARDED_BY(mu) = 1;
   int64_t prepare_timeout_ms = 0;
   TxnTimes times ABSL_GUARDED_BY(mu);
   std::string idempotency_key;
@@ -269,9 +273,12 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             }
             auto* ch = channel_of(e.branch);
             const uint32_t b = e.branch;
+            const uint64_t call = StartCall(*ctx, b);
+            req.set_call_number(call);
             auto on_reply = GuardReply<absl::StatusOr<
-                v1::PrepareBranchResponse>>([this, ctx,
-                                             b](absl::StatusOr<v1::PrepareBranchResponse> r) {
+                v1::PrepareBranchResponse>>([this, ctx, b,
+                                             call](absl::StatusOr<v1::PrepareBranchResponse> r) {
+              EndCall(*ctx, b, call);
               if (!r.ok()) return Dispatch(ctx, core::PrepareFailed{b, Message(r.status())});
               Dispatch(ctx, core::VoteReceived{b, VoteOf(r->vote()), r->reason(), r->native_id()});
             });
@@ -288,9 +295,12 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             req.set_retry(e.attempt > 0);
             auto* ch = channel_of(e.branch);
             const uint32_t b = e.branch;
+            const uint64_t call = StartCall(*ctx, b);
+            req.set_call_number(call);
             auto on_reply = GuardReply<absl::StatusOr<
-                v1::CommitOnePhaseResponse>>([this, ctx,
-                                              b](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
+                v1::CommitOnePhaseResponse>>([this, ctx, b,
+                                              call](absl::StatusOr<v1::CommitOnePhaseResponse> r) {
+              EndCall(*ctx, b, call);
               // A crash here after the last resource committed: recovery finds the
               // committing_last record and asks it again.
               if (r.ok()) (void)common::Failpoint("coord.after_last_resource_reply");
@@ -852,13 +862,19 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
     breq.set_begin(added);
     *breq.add_operations() = req.operation();
     ++ctx->executes_in_flight;
+    breq.set_call_number(StartCall(*ctx, it->second));
   }
   ch->Execute(breq, options_.rpc_timeout_ms,
-              [ctx, reply = std::move(reply)](absl::StatusOr<v1::ExecuteBranchResponse> r) {
+              [ctx, reply = std::move(reply), b = breq.ref().branch(),
+               call = breq.call_number()](absl::StatusOr<v1::ExecuteBranchResponse> r) {
                 std::string aborted_because;
                 {
                   std::lock_guard<std::mutex> lock(ctx->mu);
                   --ctx->executes_in_flight;
+                  if (auto it = ctx->call_in_flight.find(b);
+                      it != ctx->call_in_flight.end() && it->second == call) {
+                    ctx->call_in_flight.erase(it);
+                  }
                   if (ctx->txn.state == core::TxnState::kAborting ||
                       ctx->txn.state == core::TxnState::kAborted) {
                     aborted_because =
@@ -936,6 +952,18 @@ void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply re
   if (actions.empty()) Dispatch(ctx, core::RollbackRequested{});
 }
 
+uint64_t TransactionDriver::StartCall(TxnContext& ctx, uint32_t branch) {
+  const uint64_t call = ctx.next_call_number++;
+  ctx.call_in_flight[branch] = call;
+  return call;
+}
+
+void TransactionDriver::EndCall(TxnContext& ctx, uint32_t branch, uint64_t call) {
+  std::lock_guard<std::mutex> lock(ctx.mu);
+  auto it = ctx.call_in_flight.find(branch);
+  if (it != ctx.call_in_flight.end() && it->second == call) ctx.call_in_flight.erase(it);
+}
+
 namespace {
 
 // Whether a transaction may be on a deadlock cycle now: it has no decision and a branch that
@@ -955,11 +983,18 @@ bool Executing(const core::TwoPhaseTxn& txn) {
 }  // namespace
 
 std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
-    const std::string& txn_id) {
-  auto ctx = FindActive(txn_id);
+    const core::WaitEdge& edge) {
+  auto ctx = FindActive(edge.waiter);
   if (ctx == nullptr) return std::nullopt;
   std::lock_guard<std::mutex> lock(ctx->mu);
-  return core::MemberStanding{Executing(ctx->txn), ctx->start_order};
+  bool call_waits = false;
+  for (uint32_t b = 0; b < ctx->txn.branches.size(); ++b) {
+    if (ctx->txn.branches[b].participant != edge.participant) continue;
+    auto it = ctx->call_in_flight.find(b);
+    call_waits = edge.waiter_call != 0 && it != ctx->call_in_flight.end() &&
+                 it->second == edge.waiter_call;
+  }
+  return core::MemberStanding{call_waits && Executing(ctx->txn), ctx->start_order};
 }
 
 bool TransactionDriver::AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) {

@@ -105,11 +105,12 @@ class TransactionDriver final : public DeadlockTarget {
   // running three-phase commit here; FAILED_PRECONDITION for a decision other than COMMIT/ABORT.
   [[nodiscard]] absl::Status ReportDecision(const v1::ReportDecisionRequest& req);
 
-  // Deadlock detection (coordinator/deadlock). What `txn_id` is doing now: executing means
-  // undecided with a branch that still runs statements or has not voted; nullopt when it is not
-  // a two-phase transaction in flight here.
+  // Deadlock detection (deadlock_detector.h). What edge.waiter is doing now: executing means
+  // undecided, with a branch that still runs statements or has not voted, and the call that
+  // waits (edge.waiter_call at edge.participant) still in flight; nullopt when it is not a
+  // two-phase transaction in flight here.
   [[nodiscard]] std::optional<core::MemberStanding> DeadlockStanding(
-      const std::string& txn_id) override;
+      const core::WaitEdge& edge) override;
   // Aborts `txn_id` as a deadlock victim, with `reason` as its outcome's reason, if it is
   // still executing: checked under its lock, so one that has a decision (or is fully prepared)
   // is never aborted. Returns whether it was.
@@ -157,6 +158,10 @@ class TransactionDriver final : public DeadlockTarget {
   // queues `reply`.
   void AttachOrReply(TxnContext& ctx, OutcomeReply reply, std::vector<Action>* actions);
   void Later(int attempt, Action fn);
+  // Requires ctx.mu held: numbers a call to `branch` and records it in flight.
+  static uint64_t StartCall(TxnContext& ctx, uint32_t branch);
+  // Takes ctx.mu: the call returned.
+  static void EndCall(TxnContext& ctx, uint32_t branch, uint64_t call);
 
   struct LastResourcePlan {
     std::optional<uint32_t> last_resource;

@@ -257,6 +257,14 @@ class Deadlocks(unittest.TestCase):
             self.assertEqual(waits[0].holder_txn_id, "")
             self.assertIn("outsider", waits[0].holder)
             self.assertIn("backend pid", waits[0].holder)
+            # What an operator sees.
+            out = subprocess.run([os.path.join(h.BIN, "txctl"), "--coordinator",
+                                  f"127.0.0.1:{self.c.coordinator.port}", "waits"],
+                                 check=True, stdout=subprocess.PIPE, text=True).stdout
+            self.assertIn(t1, out)
+            self.assertIn("(not a txcoord transaction)", out)
+            self.assertIn("outsider", out)
+            self.assertIn("deadlocks broken since start:", out)
             time.sleep(0.5)  # many report rounds: still no victim
             self.assertFalse(f1.done())
             outsider.stdin.write("COMMIT;\n")

@@ -58,6 +58,11 @@ run three_phase_quorum.pml agreement violated -DFORGET_PROMISE -DMAX_ROUNDS=2 -D
 # (b) 3PC with Skeen's non-quorum termination: a partition splits the outcome; without one it holds.
 run three_phase_skeen.pml agreement violated
 run three_phase_skeen.pml agreement holds -DNO_PARTITION
+# (d) The global deadlock detector: the rule holds; each safeguard, removed, breaks its property.
+run deadlock_detector.pml all_three holds -DMAX_CALLS=3
+run deadlock_detector.pml no_decided violated -DNO_RECHECK
+run deadlock_detector.pml real_cycle violated -DNO_CALL_CHECK
+run deadlock_detector.pml one_victim violated -DPICK_ANY
 # (a) 2PC with presumed abort and coordinator crash/recovery.
 run two_phase.pml agreement holds
 run two_phase.pml validity holds

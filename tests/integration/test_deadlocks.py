@@ -140,25 +140,26 @@ class Deadlocks(unittest.TestCase):
         h.eventually(self.nothing_prepared, what="nothing left prepared")
         self.assertEqual(self.broken(), before + 1)
 
-    def test_a_cycle_through_a_prepared_branch_is_found(self):
-        # t0 holds ledger row 2. t1 (a one-shot Run) prepares its orders branch (row 2, now held
-        # by a prepared transaction, which PostgreSQL shows without a backend) and waits for t0
-        # in ledger. Then t0 waits in orders for t1's prepared row: a cycle whose PostgreSQL
-        # edge goes through pg_prepared_xacts, and whose victim (t1, the younger) is stopped
-        # in MariaDB with KILL QUERY.
+    def cycle_through_a_prepared_branch(self, row, prepared_in, waits_in):
+        """t0 holds `row` in `waits_in`. t1, a one-shot Run over both databases, prepares its
+        branch in `prepared_in` (the row is now held by a prepared transaction) and waits for t0
+        in `waits_in`; then t0 waits in `prepared_in` for t1's prepared row. t1, the younger,
+        must be aborted, which needs its waiting statement stopped (PQcancel / KILL QUERY)."""
         before = self.broken()
-        o2, l2 = self.bal("orders", 2), self.bal("ledger", 2)
+        start = {p: self.bal(p, row) for p in ("orders", "ledger")}
         t0 = self.begin()
-        self.debit(t0, "ledger", 2)
+        self.debit(t0, waits_in, row)
         run = pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE, timeout_ms=30000, branches=[
-            h.branch("orders", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = $1", 2,
+            h.branch("orders", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = $1", row,
                                         expect=1)),
-            h.branch("ledger", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = ?", 2,
+            h.branch("ledger", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = ?", row,
                                         expect=1))])
         (f_run,) = self.run_waits([lambda: self.coord.Run(run, timeout=30)])
-        h.eventually(lambda: self.c.pgs["orders"].prepared(), what="t1's orders branch prepared")
+        prepared = (self.c.mariadbs["ledger"].prepared if prepared_in == "ledger"
+                    else self.c.pgs[prepared_in].prepared)
+        h.eventually(prepared, what=f"t1's {prepared_in} branch prepared")
         started = time.monotonic()
-        r0 = self.debit(t0, "orders", 2)
+        r0 = self.debit(t0, prepared_in, row)
         waited = time.monotonic() - started
         self.assertEqual(r0.rows_affected, 1)
         self.assertLess(waited, VICTIM_WITHIN_S, f"t0 waited {waited:.3f}s")
@@ -169,38 +170,18 @@ class Deadlocks(unittest.TestCase):
         self.assertIn(t0, outcome.reason)
         out = self.coord.Commit(pb.CommitRequest(txn_id=t0, wait_for_completion=True), timeout=30)
         self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out.reason)
-        self.assertEqual((self.bal("orders", 2), self.bal("ledger", 2)), (o2 - 1, l2 - 1))
+        self.assertEqual({p: self.bal(p, row) for p in start},
+                         {p: v - 1 for p, v in start.items()})  # t0's two debits only
         h.eventually(self.nothing_prepared, what="nothing left prepared")
         self.assertEqual(self.broken(), before + 1)
 
+    def test_a_cycle_through_a_prepared_postgres_branch_is_found(self):
+        # PostgreSQL shows a prepared holder as pid 0: the edge comes from pg_prepared_xacts.
+        self.cycle_through_a_prepared_branch(2, prepared_in="orders", waits_in="ledger")
+
     def test_a_cycle_through_a_parked_xa_branch_is_found(self):
-        # The mirror image: t1 prepares in MariaDB (its connection, parked, holds row 3) and
-        # waits for t0 in PostgreSQL; t0 then waits in MariaDB for t1's prepared row.
-        before = self.broken()
-        o3, l3 = self.bal("orders", 3), self.bal("ledger", 3)
-        t0 = self.begin()
-        self.debit(t0, "orders", 3)
-        run = pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE, timeout_ms=30000, branches=[
-            h.branch("orders", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = $1", 3,
-                                        expect=1)),
-            h.branch("ledger", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = ?", 3,
-                                        expect=1))])
-        (f_run,) = self.run_waits([lambda: self.coord.Run(run, timeout=30)])
-        h.eventually(lambda: self.c.mariadbs["ledger"].prepared(),
-                     what="t1's ledger branch prepared")
-        started = time.monotonic()
-        r0 = self.debit(t0, "ledger", 3)
-        waited = time.monotonic() - started
-        self.assertEqual(r0.rows_affected, 1)
-        self.assertLess(waited, VICTIM_WITHIN_S, f"t0 waited {waited:.3f}s")
-        outcome, _ = f_run.result(timeout=30)
-        self.assertEqual(outcome.state, pb.TXN_STATE_ABORTED)
-        self.assertIn("victim of a deadlock", outcome.reason)
-        out = self.coord.Commit(pb.CommitRequest(txn_id=t0, wait_for_completion=True), timeout=30)
-        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out.reason)
-        self.assertEqual((self.bal("orders", 3), self.bal("ledger", 3)), (o3 - 1, l3 - 1))
-        h.eventually(self.nothing_prepared, what="nothing left prepared")
-        self.assertEqual(self.broken(), before + 1)
+        # MariaDB: the prepared branch's parked connection holds the row.
+        self.cycle_through_a_prepared_branch(3, prepared_in="ledger", waits_in="orders")
 
     def test_a_cycle_through_three_databases_costs_one_victim(self):
         before = self.broken()

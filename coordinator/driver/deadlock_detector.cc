@@ -106,6 +106,7 @@ v1::ListWaitsResponse DeadlockDetector::ListWaits() {
     w->set_holder_txn_id(e.holder);
     w->set_holder(e.holder_description);
     w->set_waited_ms(e.waited_ms);
+    w->set_waiter_call(e.waiter_call);
   }
   resp.set_deadlocks_broken(broken_count_);
   return resp;

@@ -39,6 +39,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
     {
       std::lock_guard<std::mutex> lock(mu);
       ++prepares;
+      last_call_number = req.call_number();
       if (silent) return;  // never answers: the prepare timer must fire
     }
     if (prepare_error) return done(absl::UnavailableError("down"));
@@ -182,6 +183,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   bool silent = false;
   int commit_failures = 0;
   int prepares = 0, commits = 0, rollbacks = 0, one_phase = 0;
+  uint64_t last_call_number = 0;  // of the last Prepare
   v1::BranchResult one_phase_result = v1::BRANCH_RESULT_UNSPECIFIED;
   std::vector<v1::CommitOnePhaseRequest> one_phase_requests;
   std::vector<std::string> native_ids;
@@ -786,6 +788,62 @@ TEST_F(TransactionDriverTest, ResolveAbortsAnUndecidedTransaction) {
   ASSERT_TRUE(client.ok());
   EXPECT_EQ(client->state(), v1::TXN_STATE_ABORTED);
   EXPECT_EQ(client->reason(), "aborted by an operator");
+}
+
+TEST_F(TransactionDriverTest, ADeadlockVictimIsTakenOnlyWhileItsWaitingCallIsInFlightAndUndecided) {
+  inventory_->silent = true;  // its Prepare "waits for a lock" and never answers
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver_->Run(Transfer(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  v1::ListTransactionsRequest preparing;
+  preparing.add_states(v1::TXN_STATE_PREPARING);
+  std::string id;
+  for (int i = 0; i < 100 && id.empty(); ++i) {
+    auto listed = driver_->ListTransactions(preparing);
+    if (listed.ok() && listed->transactions_size() == 1) id = listed->transactions(0).txn_id();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_FALSE(id.empty());
+  uint64_t call = 0;
+  {
+    std::lock_guard<std::mutex> lock(inventory_->mu);
+    call = inventory_->last_call_number;
+  }
+  ASSERT_NE(call, 0u);
+  core::WaitEdge wait{id, "n1-9-9", "inventory", "", 80, call};
+  std::optional<core::MemberStanding> standing = driver_->DeadlockStanding(wait);
+  ASSERT_TRUE(standing.has_value());
+  EXPECT_TRUE(standing->executing);
+  // A wait of another call (an earlier one, whose statement timed out) is not this one.
+  core::WaitEdge other_call = wait;
+  other_call.waiter_call = call + 7;
+  EXPECT_FALSE(driver_->DeadlockStanding(other_call)->executing);
+  // orders has voted: its call returned, so no wait of it can be current.
+  core::WaitEdge voted = wait;
+  voted.participant = "orders";
+  EXPECT_FALSE(driver_->DeadlockStanding(voted)->executing);
+  EXPECT_FALSE(driver_->DeadlockStanding(core::WaitEdge{"n1-9-9", id, "orders"}).has_value());
+
+  ASSERT_TRUE(driver_->AbortDeadlockVictim(id, "chosen as the victim of a deadlock"));
+  auto client = p.get_future().get();
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(client->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_EQ(client->reason(), "chosen as the victim of a deadlock");
+  EXPECT_FALSE(driver_->AbortDeadlockVictim(id, "again"));
+}
+
+TEST_F(TransactionDriverTest, ADecidedTransactionIsNeverADeadlockVictim) {
+  orders_->commit_failures = 1'000'000;  // stays COMMITTING, decision logged
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver_->Run(Transfer(/*wait=*/false), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  auto out = p.get_future().get();
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_FALSE(driver_->AbortDeadlockVictim(out->txn_id(), "victim"));
+  std::optional<core::MemberStanding> s =
+      driver_->DeadlockStanding(core::WaitEdge{out->txn_id(), "", "orders", "", 80, 1});
+  ASSERT_TRUE(s.has_value());  // still in memory, committing
+  EXPECT_FALSE(s->executing);
+  EXPECT_EQ(*driver_->GetDecision(out->txn_id()), v1::DECISION_COMMIT);
 }
 
 TEST_F(TransactionDriverTest, StatsCountFinishedAndActiveTransactions) {

@@ -510,9 +510,10 @@ absl::StatusOr<std::vector<LockWaitFound>> MysqlAdapter::FindLockWaits(
     if (auto h = gid_of_thread.find(holder); holder != 0 && h != gid_of_thread.end()) {
       found.holder_gid = h->second;
       found.holder = absl::StrCat("thread ", holder, " (branch ", h->second, ")");
-    } else if (holder == 0) {
-      // Detached from its connection (MariaDB shows no xid in INNODB_TRX): not attributable.
-      found.holder = "a prepared XA transaction whose connection is closed";
+    } else if (holder == 0 || row[3].empty()) {
+      // No session: a prepared XA transaction detached from its closed connection that is not
+      // one this agent closed (MariaDB shows no xid in INNODB_TRX), so not attributable.
+      found.holder = absl::StrCat("thread ", holder, " (connection closed, ", row[2], ")");
     } else {
       found.holder = absl::StrCat("thread ", holder, " (user ", row[3], "@", row[4], ", ",
                                   row[2], ")");

@@ -17,12 +17,14 @@ void ParkedXaConnections::Park(const std::string& gid, std::unique_ptr<MysqlConn
       return;
     }
     closing = std::move(conn);
+    NoteDetached(gid, closing->thread_id());
   }
   closing->Discard();  // closed outside the lock; the server detaches the prepared branch
 }
 
 std::unique_ptr<MysqlConnection> ParkedXaConnections::Take(const std::string& gid) {
   std::lock_guard<std::mutex> lock(mu_);
+  detached_.erase(gid);  // it is being finished
   auto it = parked_.find(gid);
   if (it == parked_.end()) return nullptr;
   std::unique_ptr<MysqlConnection> conn = std::move(it->second.conn);
@@ -37,6 +39,7 @@ size_t ParkedXaConnections::CloseOlderThan(std::chrono::steady_clock::duration a
     const auto cutoff = std::chrono::steady_clock::now() - age;
     for (auto it = parked_.begin(); it != parked_.end();) {
       if (it->second.since < cutoff) {
+        NoteDetached(it->first, it->second.conn->thread_id());
         closing.push_back(std::move(it->second.conn));
         it = parked_.erase(it);
       } else {
@@ -46,6 +49,13 @@ size_t ParkedXaConnections::CloseOlderThan(std::chrono::steady_clock::duration a
   }
   for (auto& c : closing) c->Discard();
   return closing.size();
+}
+
+void ParkedXaConnections::NoteDetached(const std::string& gid, int64_t thread_id) {
+  // Bounded: an entry is dropped when its branch is finished through Take; one finished some
+  // other way (another agent, by hand) would stay, so the oldest-keyed go first past the cap.
+  if (detached_.size() >= kMaxDetached) detached_.erase(detached_.begin());
+  detached_[gid] = thread_id;
 }
 
 size_t ParkedXaConnections::size() const {
@@ -58,6 +68,7 @@ std::vector<std::pair<int64_t, std::string>> ParkedXaConnections::ThreadIds() co
   std::vector<std::pair<int64_t, std::string>> out;
   out.reserve(parked_.size());
   for (const auto& [gid, p] : parked_) out.emplace_back(p.conn->thread_id(), gid);
+  for (const auto& [gid, thread] : detached_) out.emplace_back(thread, gid);
   return out;
 }
 

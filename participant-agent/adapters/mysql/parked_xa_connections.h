@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <map>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -44,7 +45,10 @@ class ParkedXaConnections {
   // Returns how many were closed.
   size_t CloseOlderThan(std::chrono::steady_clock::duration age);
   size_t size() const;
-  // The server thread id of each parked connection, with the branch it holds.
+  // The server thread id of each parked connection, with the branch it holds; also of each
+  // connection closed here whose branch has not been finished since (Take): MariaDB keeps the
+  // closed connection's id on the detached prepared transaction in INNODB_TRX, so a lock it holds
+  // can still be named (lock-wait reports).
   std::vector<std::pair<int64_t, std::string>> ThreadIds() const;
 
  private:
@@ -52,9 +56,13 @@ class ParkedXaConnections {
     std::unique_ptr<MysqlConnection> conn;
     std::chrono::steady_clock::time_point since;
   };
+  // Requires mu_ held.
+  void NoteDetached(const std::string& gid, int64_t thread_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static constexpr size_t kMaxDetached = 10'000;
   const size_t max_parked_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Parked> parked_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> detached_ ABSL_GUARDED_BY(mu_);  // gid -> closed connection's id
 };
 
 }  // namespace txn::agent

@@ -470,10 +470,25 @@ absl::Status MysqlAdapter::CollectGarbage() {
                                  " ago (they stay prepared, detached, for any connection to "
                                  "finish)"));
   }
+  // Two steps, so that housekeeping never waits for a lock: the old markers are found with a
+  // plain (non-locking) read and deleted by primary key. A DELETE ranging over created_at
+  // would take next-key locks and wait for the uncommitted markers of prepared branches (up to
+  // the lock timeout), and new branches' marker inserts would queue behind it: every branch of
+  // the agent stalled for seconds, and the stall hid cross-database deadlocks from the detector
+  // (the waiting DELETE is no branch).
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  return conn->Query(absl::StrCat("DELETE FROM ", kMarkerTable,
-                                  " WHERE created_at < NOW() - INTERVAL ", marker_retention_hours_,
-                                  " HOUR LIMIT 10000"));
+  TXN_ASSIGN_OR_RETURN(auto rows,
+                       conn->QueryRows(absl::StrCat("SELECT gid FROM ", kMarkerTable,
+                                                    " WHERE created_at < NOW() - INTERVAL ",
+                                                    marker_retention_hours_, " HOUR LIMIT 1000")));
+  std::vector<std::string> quoted;
+  for (const auto& row : rows) {
+    // Only gids this agent writes (txc_<txn id>_<branch>: letters, digits, '-', '_').
+    if (!row.empty() && common::ParseBranchGid(row[0])) quoted.push_back(absl::StrCat("'", row[0], "'"));
+  }
+  if (quoted.empty()) return absl::OkStatus();
+  return conn->Query(absl::StrCat("DELETE FROM ", kMarkerTable, " WHERE gid IN (",
+                                  absl::StrJoin(quoted, ","), ")"));
 }
 
 absl::StatusOr<std::vector<LockWaitFound>> MysqlAdapter::FindLockWaits(

@@ -130,10 +130,13 @@ std::vector<LiveBranch> BranchRegistry::LiveBranches() const {
 }
 
 void BranchRegistry::DropSession(Entry& e) {
+  {
+    // Forgotten first: once the session is closed its connection may serve another branch.
+    std::lock_guard<std::mutex> lock(mu_);
+    e.db_session = 0;
+    live_.erase(&e);
+  }
   e.session.reset();
-  std::lock_guard<std::mutex> lock(mu_);
-  e.db_session = 0;
-  live_.erase(&e);
 }
 
 void BranchRegistry::InterruptRunning(Entry& e) {

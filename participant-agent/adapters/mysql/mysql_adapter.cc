@@ -399,14 +399,29 @@ absl::Status MysqlAdapter::FinishParked(const std::string& gid, const char* verb
     return s;
   }
   // Whatever happened, this session is not reused. A lost connection leaves the branch
-  // detached (or finished, which the marker proves): the general path takes over.
+  // detached (or finished, which the marker proves): the general path takes over. Until it
+  // does, a lock the detached branch holds is still named by this connection's id.
   conn->Discard();
+  parked_->RememberClosed(gid, conn->thread_id());
   if (s.code() == absl::StatusCode::kUnavailable) return absl::OkStatus();
   return s;
 }
 
 absl::StatusOr<FinishResult> MysqlAdapter::CommitPrepared(const std::string& gid,
                                                           const std::string& native_id) {
+  absl::StatusOr<FinishResult> r = CommitXa(gid);
+  if (r.ok()) parked_->Finished(gid);
+  return r;
+}
+
+absl::StatusOr<FinishResult> MysqlAdapter::RollbackPrepared(const std::string& gid,
+                                                            const std::string& native_id) {
+  absl::StatusOr<FinishResult> r = RollbackXa(gid);
+  if (r.ok()) parked_->Finished(gid);
+  return r;
+}
+
+absl::StatusOr<FinishResult> MysqlAdapter::CommitXa(const std::string& gid) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
   bool done = false;
   TXN_RETURN_IF_ERROR(FinishParked(gid, "XA COMMIT", &done));
@@ -421,8 +436,7 @@ absl::StatusOr<FinishResult> MysqlAdapter::CommitPrepared(const std::string& gid
   return s;
 }
 
-absl::StatusOr<FinishResult> MysqlAdapter::RollbackPrepared(const std::string& gid,
-                                                            const std::string& native_id) {
+absl::StatusOr<FinishResult> MysqlAdapter::RollbackXa(const std::string& gid) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
   bool done = false;
   TXN_RETURN_IF_ERROR(FinishParked(gid, "XA ROLLBACK", &done));

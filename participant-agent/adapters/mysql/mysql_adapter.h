@@ -66,6 +66,9 @@ class MysqlAdapter final : public ResourceAdapter {
       const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) override;
 
  private:
+  // XA COMMIT / XA ROLLBACK of the prepared branch `gid`, on its parked connection if any.
+  absl::StatusOr<FinishResult> CommitXa(const std::string& gid);
+  absl::StatusOr<FinishResult> RollbackXa(const std::string& gid);
   // After XAER_NOTA: what the marker says became of `gid`.
   absl::StatusOr<FinishResult> ProveByMarker(const std::string& gid);
   // After XAER_NOTA: UNAVAILABLE (retry) if `gid` is still listed by XA RECOVER. The server

@@ -24,7 +24,6 @@ void ParkedXaConnections::Park(const std::string& gid, std::unique_ptr<MysqlConn
 
 std::unique_ptr<MysqlConnection> ParkedXaConnections::Take(const std::string& gid) {
   std::lock_guard<std::mutex> lock(mu_);
-  detached_.erase(gid);  // it is being finished
   auto it = parked_.find(gid);
   if (it == parked_.end()) return nullptr;
   std::unique_ptr<MysqlConnection> conn = std::move(it->second.conn);
@@ -52,10 +51,20 @@ size_t ParkedXaConnections::CloseOlderThan(std::chrono::steady_clock::duration a
 }
 
 void ParkedXaConnections::NoteDetached(const std::string& gid, int64_t thread_id) {
-  // Bounded: an entry is dropped when its branch is finished through Take; one finished some
-  // other way (another agent, by hand) would stay, so the oldest-keyed go first past the cap.
+  // Bounded: an entry is dropped when its branch is finished here (Finished); one finished some
+  // other way (another agent, by hand) would stay, so past the cap the first-keyed go first.
   if (detached_.size() >= kMaxDetached) detached_.erase(detached_.begin());
   detached_[gid] = thread_id;
+}
+
+void ParkedXaConnections::Finished(const std::string& gid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  detached_.erase(gid);
+}
+
+void ParkedXaConnections::RememberClosed(const std::string& gid, int64_t thread_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  NoteDetached(gid, thread_id);
 }
 
 size_t ParkedXaConnections::size() const {

@@ -45,8 +45,13 @@ class ParkedXaConnections {
   // Returns how many were closed.
   size_t CloseOlderThan(std::chrono::steady_clock::duration age);
   size_t size() const;
+  // `thread_id`'s connection, which held `gid`, was closed elsewhere (after Take) with the branch
+  // unfinished: ThreadIds reports it as detached until Finished(gid).
+  void RememberClosed(const std::string& gid, int64_t thread_id);
+  // The branch `gid` is committed or rolled back: its closed connection's id is forgotten.
+  void Finished(const std::string& gid);
   // The server thread id of each parked connection, with the branch it holds; also of each
-  // connection closed here whose branch has not been finished since (Take): MariaDB keeps the
+  // connection closed here whose branch has not been finished since (Finished): MariaDB keeps the
   // closed connection's id on the detached prepared transaction in INNODB_TRX, so a lock it holds
   // can still be named (lock-wait reports).
   std::vector<std::pair<int64_t, std::string>> ThreadIds() const;

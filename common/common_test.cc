@@ -10,24 +10,42 @@ namespace txn::common {
 namespace {
 
 TEST(Ids, TxnIdRoundTripsThroughGid) {
-  std::string id = MakeTxnId("n1", 7, 42);
-  EXPECT_EQ(id, "n1-7-42");
-  EXPECT_TRUE(IsValidTxnId(id));
+  std::string id = MakeTxnId("n1", "0a1b2c3d", 7, 42);
+  EXPECT_EQ(id, "n1-0a1b2c3d-7-42");
+  auto parts = ParseTxnId(id);
+  ASSERT_TRUE(parts.has_value());
+  EXPECT_EQ(parts->node, "n1");
+  EXPECT_EQ(parts->incarnation, "0a1b2c3d");
+  EXPECT_EQ(parts->epoch, 7u);
+  EXPECT_EQ(parts->seq, 42u);
   auto parsed = ParseBranchGid(BranchGid(id, 3));
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->txn_id, id);
   EXPECT_EQ(parsed->branch, 3u);
-  EXPECT_LE(BranchGid(MakeTxnId("abcdefghijklmnop", 4294967295u, 999999999999u), 999).size(), 64u);
+  EXPECT_LE(
+      BranchGid(MakeTxnId("abcdefghijklmnop", "ffffffff", 4294967295u, 999999999999u), 999).size(),
+      64u);
+}
+
+TEST(Ids, IdsFromBeforeIncarnationsStillParseWithoutOne) {
+  auto parts = ParseTxnId("n1-7-42");
+  ASSERT_TRUE(parts.has_value());
+  EXPECT_EQ(parts->incarnation, "");
+  EXPECT_EQ(parts->epoch, 7u);
+  EXPECT_TRUE(ParseBranchGid("txc_n1-7-42_0").has_value());
 }
 
 TEST(Ids, RejectsForeignAndMalformedGids) {
   for (const char* gid :
        {"", "foo", "txc_", "txc_n1-1-1", "txc_n1-1-1_", "txc_N1-1-1_0", "txc_n1-1-1_12345",
-        "txc_n1-1-1_0'; DROP TABLE x; --", "txc_n1-1_0", "other_n1-1-1_0"}) {
+        "txc_n1-1-1_0'; DROP TABLE x; --", "txc_n1-1_0", "other_n1-1-1_0", "txc_n1-ABCDEF12-1-1_0",
+        "txc_n1-0a1b2c3-1-1_0", "txc_n1-0a1b2c3d-1-1-1_0"}) {
     EXPECT_FALSE(ParseBranchGid(gid).has_value()) << gid;
   }
   EXPECT_FALSE(IsValidTxnId("n1-1-1; --"));
   EXPECT_FALSE(IsValidTxnId("n1-1-"));
+  EXPECT_FALSE(IsValidTxnId("n1-0a1b2c3d-1-"));
+  EXPECT_FALSE(IsValidIncarnation("0a1b2c3g"));
 }
 
 TEST(Backoff, GrowsAndIsCapped) {

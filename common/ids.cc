@@ -30,15 +30,36 @@ bool IsValidNodeId(absl::string_view node) {
   return true;
 }
 
-std::string MakeTxnId(absl::string_view node, uint64_t epoch, uint64_t seq) {
-  return absl::StrCat(node, "-", epoch, "-", seq);
+bool IsValidIncarnation(absl::string_view incarnation) {
+  if (incarnation.size() != kIncarnationLength) return false;
+  for (char c : incarnation) {
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
 }
 
-bool IsValidTxnId(absl::string_view txn_id) {
-  std::vector<absl::string_view> parts = absl::StrSplit(txn_id, '-');
-  return parts.size() == 3 && IsValidNodeId(parts[0]) && AllDigits(parts[1], 10) &&
-         AllDigits(parts[2], 12);
+std::string MakeTxnId(absl::string_view node, absl::string_view incarnation, uint64_t epoch,
+                      uint64_t seq) {
+  return absl::StrCat(node, "-", incarnation, "-", epoch, "-", seq);
 }
+
+std::optional<TxnIdParts> ParseTxnId(absl::string_view txn_id) {
+  std::vector<absl::string_view> parts = absl::StrSplit(txn_id, '-');
+  if (parts.size() != 3 && parts.size() != 4) return std::nullopt;
+  const bool legacy = parts.size() == 3;
+  absl::string_view epoch = parts[legacy ? 1 : 2], seq = parts[legacy ? 2 : 3];
+  TxnIdParts out;
+  if (!IsValidNodeId(parts[0]) || (!legacy && !IsValidIncarnation(parts[1])) ||
+      !AllDigits(epoch, 10) || !AllDigits(seq, 12) || !absl::SimpleAtoi(epoch, &out.epoch) ||
+      !absl::SimpleAtoi(seq, &out.seq)) {
+    return std::nullopt;
+  }
+  out.node = std::string(parts[0]);
+  if (!legacy) out.incarnation = std::string(parts[1]);
+  return out;
+}
+
+bool IsValidTxnId(absl::string_view txn_id) { return ParseTxnId(txn_id).has_value(); }
 
 std::string BranchGid(absl::string_view txn_id, uint32_t branch) {
   return absl::StrCat(kGidPrefix, txn_id, "_", branch);

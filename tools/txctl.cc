@@ -270,6 +270,7 @@ class Ctl {
       return 0;
     }
     std::cout << "node:               " << st.node_id() << "\n";
+    std::cout << "incarnation:        " << st.incarnation() << "\n";
     std::cout << "started:            " << Time(st.started_unix_ms()) << "\n";
     std::cout << "accepting:          "
               << (st.accepting() ? "yes" : "NO (the decision log cannot be written)") << "\n";

@@ -139,6 +139,7 @@ core::TwoPhaseTxn TxnFromRecord(const log::DecisionRecord& record) {
   txn.state = core::TxnState::kCommitting;
   txn.decision_logged = record.decision() == v1::DECISION_COMMIT;
   txn.committing_last = record.committing_last();
+  txn.reason = record.reason();
   if (record.has_last_resource()) txn.last_resource = record.last_resource();
   txn.heuristic_resources.assign(record.heuristic_resources().begin(),
                                  record.heuristic_resources().end());

@@ -74,7 +74,11 @@ std::string StateLabel(v1::TxnState s) {
 }  // namespace
 
 TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
-    : deps_(deps), options_(std::move(options)), random_(std::random_device{}()) {
+    : deps_(deps),
+      options_(std::move(options)),
+      incarnation_(deps_.log->incarnation()),
+      other_incarnations_(options_.node_id, incarnation_),
+      random_(std::random_device{}()) {
   sagas_ = std::make_unique<SagaDriver>(SagaDriverDeps{
       .group_log = deps_.group_log,
       .participants = deps_.participants,
@@ -146,6 +150,10 @@ absl::Status TransactionDriver::Recover() {
     ctx->protocol = static_cast<v1::Protocol>(r.protocol());
     ctx->times = {r.created_unix_ms(), r.decided_unix_ms()};
     ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
+    // The completion write rewrites the whole record: without these a restart after it would
+    // no longer know the key, and a client's retry would run the transaction again.
+    ctx->idempotency_key = r.idempotency_key();
+    ctx->fingerprint = r.request_fingerprint();
     to_resume.push_back(ctx);
     return true;
   }));
@@ -153,8 +161,8 @@ absl::Status TransactionDriver::Recover() {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& ctx : to_resume) active_[ctx->txn.id] = ctx;
   }
-  common::LogInfo(absl::StrCat("recovery: epoch ", epoch_, ", re-driving ", to_resume.size(),
-                               " committed transaction(s)"));
+  common::LogInfo(absl::StrCat("recovery: incarnation ", incarnation_, ", epoch ", epoch_,
+                               ", re-driving ", to_resume.size(), " committed transaction(s)"));
   common::DefaultMetrics()
       .GetCounter("txcoord_recovered_transactions_total",
                   "Transactions re-driven from the decision log at start.")
@@ -192,7 +200,7 @@ std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
     v1::Protocol protocol, bool interactive, std::string idempotency_key, std::string fingerprint) {
   auto ctx = std::make_shared<TxnContext>();
   ctx->start_order = next_seq_.fetch_add(1);
-  ctx->txn.id = common::MakeTxnId(options_.node_id, epoch_, ctx->start_order);
+  ctx->txn.id = common::MakeTxnId(options_.node_id, incarnation_, epoch_, ctx->start_order);
   ctx->protocol = protocol;
   ctx->interactive = interactive;
   ctx->times.created_unix_ms = deps_.clock->NowUnixMs();
@@ -711,7 +719,8 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
 
 void TransactionDriver::RunSaga(const v1::RunRequest& req, std::string fingerprint,
                                 OutcomeReply reply) {
-  const std::string txn_id = common::MakeTxnId(options_.node_id, epoch_, next_seq_.fetch_add(1));
+  const std::string txn_id =
+      common::MakeTxnId(options_.node_id, incarnation_, epoch_, next_seq_.fetch_add(1));
   if (!req.idempotency_key().empty()) {
     std::string existing;
     absl::StatusOr<bool> fresh =
@@ -745,7 +754,8 @@ absl::Status TransactionDriver::CheckThreePhaseParticipants(const v1::RunRequest
 void TransactionDriver::RunThreePhase(const v1::RunRequest& req, std::string fingerprint,
                                       OutcomeReply reply) {
   if (absl::Status s = CheckThreePhaseParticipants(req); !s.ok()) return reply(s);
-  const std::string txn_id = common::MakeTxnId(options_.node_id, epoch_, next_seq_.fetch_add(1));
+  const std::string txn_id =
+      common::MakeTxnId(options_.node_id, incarnation_, epoch_, next_seq_.fetch_add(1));
   if (!req.idempotency_key().empty()) {
     std::string existing;
     absl::StatusOr<bool> fresh =
@@ -877,8 +887,8 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
                   }
                   if (ctx->txn.state == core::TxnState::kAborting ||
                       ctx->txn.state == core::TxnState::kAborted) {
-                    aborted_because =
-                        absl::StrCat("transaction ", ctx->txn.id, " was aborted: ", ctx->txn.reason);
+                    aborted_because = absl::StrCat("transaction ", ctx->txn.id,
+                                                   " was aborted: ", ctx->txn.reason);
                   }
                 }
                 if (!r.ok() && !aborted_because.empty()) {
@@ -991,8 +1001,8 @@ std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
   for (uint32_t b = 0; b < ctx->txn.branches.size(); ++b) {
     if (ctx->txn.branches[b].participant != edge.participant) continue;
     auto it = ctx->call_in_flight.find(b);
-    call_waits = edge.waiter_call != 0 && it != ctx->call_in_flight.end() &&
-                 it->second == edge.waiter_call;
+    call_waits =
+        edge.waiter_call != 0 && it != ctx->call_in_flight.end() && it->second == edge.waiter_call;
   }
   return core::MemberStanding{call_waits && Executing(ctx->txn), ctx->start_order};
 }
@@ -1040,8 +1050,8 @@ absl::Status TransactionDriver::ReportDecision(const v1::ReportDecisionRequest& 
 
 absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& txn_id) {
   TXN_RETURN_IF_ERROR(ValidateTxnId(txn_id));
-  std::vector<std::string> parts = absl::StrSplit(txn_id, '-');
-  if (parts[0] != options_.node_id) {
+  const std::optional<common::TxnIdParts> parts = common::ParseTxnId(txn_id);
+  if (parts->node != options_.node_id) {
     return absl::NotFoundError(absl::StrCat("transaction ", txn_id,
                                             " was not started by this coordinator (node ",
                                             options_.node_id, ")"));
@@ -1084,7 +1094,24 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
                                    // prepared anyway
     }
   }
-  return v1::DECISION_ABORT;  // presumed abort: never decided COMMIT
+  // Not in this log. An id this log's incarnation made and never decided COMMIT is aborted
+  // (presumed abort); another incarnation's may have been committed by a log that is gone.
+  if (parts->incarnation != incarnation_) return UnknownIncarnation(txn_id, parts->incarnation);
+  return v1::DECISION_ABORT;
+}
+
+v1::Decision TransactionDriver::UnknownIncarnation(const std::string& txn_id,
+                                                   const std::string& its_incarnation) {
+  if (other_incarnations_.NoteAsked(txn_id, its_incarnation, deps_.clock->NowUnixMs())) {
+    common::LogWarning(absl::StrCat(
+        "txn=", txn_id, " an agent asked for the decision of a transaction of ",
+        its_incarnation.empty() ? std::string("an earlier incarnation")
+                                : absl::StrCat("incarnation ", its_incarnation),
+        " of node ", options_.node_id, "; this data folder is incarnation ", incarnation_,
+        " and cannot know it: answering UNKNOWN, its branches stay prepared until an operator "
+        "resolves it (txctl list --state in-doubt)"));
+  }
+  return v1::DECISION_UNKNOWN;
 }
 
 absl::StatusOr<int> TransactionDriver::CollectGarbage() {
@@ -1104,16 +1131,13 @@ absl::StatusOr<int> TransactionDriver::CollectGarbage() {
 
 namespace {
 
-// Transaction ids in the order they were made: node, then epoch and sequence as numbers.
+// Transaction ids in the order they were made: node and incarnation, then epoch and sequence as
+// numbers.
 struct TxnIdOrder {
-  static std::tuple<std::string, uint64_t, uint64_t> Key(const std::string& id) {
-    std::vector<std::string> parts = absl::StrSplit(id, '-');
-    uint64_t epoch = 0, seq = 0;
-    if (parts.size() == 3) {
-      (void)absl::SimpleAtoi(parts[1], &epoch);
-      (void)absl::SimpleAtoi(parts[2], &seq);
-    }
-    return {parts.empty() ? id : parts[0], epoch, seq};
+  static std::tuple<std::string, std::string, uint64_t, uint64_t> Key(const std::string& id) {
+    std::optional<common::TxnIdParts> p = common::ParseTxnId(id);
+    if (!p) return {id, "", 0, 0};
+    return {p->node, p->incarnation, p->epoch, p->seq};
   }
   bool operator()(const std::string& a, const std::string& b) const { return Key(a) < Key(b); }
 };
@@ -1166,6 +1190,7 @@ absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions
   }
   for (v1::Transaction& t : sagas_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : three_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
+  for (v1::Transaction& t : other_incarnations_.Snapshot()) all.emplace(t.txn_id(), std::move(t));
 
   v1::ListTransactionsResponse resp;
   auto it = req.page_token().empty() ? all.begin() : all.upper_bound(req.page_token());
@@ -1206,6 +1231,17 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
                        v1::TxnState_Name(finished->state()), " (finished)")));
     }
     if (finished.status().code() != absl::StatusCode::kNotFound) return reply(finished.status());
+    const std::optional<common::TxnIdParts> parts = common::ParseTxnId(req.txn_id());
+    if (parts->node == options_.node_id && parts->incarnation != incarnation_ &&
+        other_incarnations_.Contains(req.txn_id())) {
+      return ResolveOtherIncarnation(req.txn_id(), req.decision(), std::move(reply));
+    }
+    if (parts->node == options_.node_id && parts->incarnation != incarnation_) {
+      return reply(absl::NotFoundError(absl::StrCat(
+          "transaction ", req.txn_id(),
+          " is of another incarnation of this node and no agent has asked about it since this "
+          "coordinator started (txctl list --state in-doubt shows those that were)")));
+    }
     return reply(absl::NotFoundError(
         absl::StrCat("transaction ", req.txn_id(),
                      " is not known: it was never decided COMMIT, so it is aborted (presumed "
@@ -1226,6 +1262,36 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
     outcome = OutcomeOf(ctx->txn);
   }
   for (auto& a : actions) a();
+  reply(outcome);
+}
+
+void TransactionDriver::ResolveOtherIncarnation(const std::string& txn_id, v1::Decision decision,
+                                                OutcomeReply reply) {
+  const bool commit = decision == v1::DECISION_COMMIT;
+  log::DecisionRecord record;
+  record.set_txn_id(txn_id);
+  record.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  record.set_decision(decision);
+  record.set_state(commit ? v1::TXN_STATE_COMMITTED : v1::TXN_STATE_ABORTED);
+  record.set_reason(absl::StrCat("resolved as ", commit ? "COMMIT" : "ABORT",
+                                 " by an operator: a transaction of another incarnation of node ",
+                                 options_.node_id,
+                                 "; agents holding its branches learn it when "
+                                 "they next ask"));
+  const int64_t now = deps_.clock->NowUnixMs();
+  record.set_created_unix_ms(now);
+  record.set_decided_unix_ms(now);
+  // Done at once: no branch list is known here to drive. Agents ask on every reconcile pass, so
+  // they learn it well within the record's retention; after that they would get UNKNOWN again.
+  record.set_done(true);
+  record.set_done_unix_ms(now);
+  if (absl::Status s = deps_.log->Write({record}, /*sync=*/true); !s.ok()) return reply(s);
+  other_incarnations_.Forget(txn_id);
+  common::LogWarning(absl::StrCat("txn=", txn_id, " ", record.reason()));
+  v1::Outcome outcome;
+  outcome.set_txn_id(txn_id);
+  outcome.set_state(static_cast<v1::TxnState>(record.state()));
+  outcome.set_reason(record.reason());
   reply(outcome);
 }
 
@@ -1260,6 +1326,12 @@ void TransactionDriver::RegisterMetrics(common::MetricsRegistry* registry) {
                    "Transactions whose outcome is not known yet (see txctl list --state in-doubt).")
         ->Set(static_cast<double>(counts[v1::TXN_STATE_IN_DOUBT]));
     registry
+        ->GetGauge("txcoord_other_incarnation_transactions",
+                   "Transactions of another incarnation of this node (a lost or replaced data "
+                   "folder) that agents asked about: outcome unknown here, branches kept "
+                   "prepared until resolved (txctl list --state in-doubt).")
+        ->Set(static_cast<double>(other_incarnations_.size()));
+    registry
         ->GetGauge("txcoord_accepting",
                    "1 while new transactions are accepted; 0 while the decision log fails.")
         ->Set(accepting() ? 1 : 0);
@@ -1269,6 +1341,7 @@ void TransactionDriver::RegisterMetrics(common::MetricsRegistry* registry) {
 absl::StatusOr<v1::Stats> TransactionDriver::GetStats() {
   v1::Stats stats;
   stats.set_node_id(options_.node_id);
+  stats.set_incarnation(incarnation_);
   stats.set_started_unix_ms(started_unix_ms_);
   stats.set_accepting(accepting());
   uint64_t records = 0, heuristic = 0;

@@ -42,6 +42,7 @@
 #include "coordinator/core/two_phase.h"
 #include "coordinator/core/wait_for_graph.h"
 #include "coordinator/driver/deadlock_detector.h"
+#include "coordinator/driver/other_incarnations.h"
 #include "coordinator/driver/saga_driver.h"
 #include "coordinator/driver/three_phase_driver.h"
 #include "coordinator/log/decision_log.h"
@@ -197,13 +198,21 @@ class TransactionDriver final : public DeadlockTarget {
   // FAILED_PRECONDITION when `txn_id` is a running saga (only Run and GetTransaction apply).
   absl::Status RefuseSaga(const std::string& txn_id, const char* what) const;
   void NoteLogFailure(const absl::Status& s);
+  // GetDecision for an id of this node that is not in this log and carries another incarnation.
+  v1::Decision UnknownIncarnation(const std::string& txn_id, const std::string& its_incarnation);
+  // ResolveTransaction for such an id: logs the operator's decision so agents learn it.
+  void ResolveOtherIncarnation(const std::string& txn_id, v1::Decision decision,
+                               OutcomeReply reply);
 
   const DriverDeps deps_;
   const DriverOptions options_;
   std::unique_ptr<SagaDriver> sagas_;
   std::unique_ptr<ThreePhaseDriver> three_phase_;
+  // The decision log's: part of every id this driver makes.
+  const std::string incarnation_;
   uint64_t epoch_ = 0;
   std::atomic<uint64_t> next_seq_{1};
+  OtherIncarnations other_incarnations_;
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<TxnContext>> active_ ABSL_GUARDED_BY(mu_);

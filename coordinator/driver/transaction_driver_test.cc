@@ -390,6 +390,41 @@ TEST_F(TransactionDriverTest, IdempotencyKeySurvivesRestartForCommitted) {
   EXPECT_EQ(orders_->prepares, 1);
 }
 
+// A crash between the COMMIT decision and the completion write: the restart that finishes the
+// commit must keep the record's key, or a second restart forgets it and a retry runs again.
+TEST_F(TransactionDriverTest, IdempotencyKeySurvivesTwoRestartsAfterACrashBeforeCompletion) {
+  orders_->commit_failures = 1'000'000;  // the commit is decided but never acknowledged
+  v1::RunRequest req = Transfer(/*wait=*/false);
+  req.set_idempotency_key("order-19");
+  auto first = RunSync(req);
+  ASSERT_TRUE(first.ok()) << first.status();
+  for (int i = 0; i < 200 && orders_->commits == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(orders_->commits, 0) << "the decision is logged and the commit sent";
+  {
+    std::lock_guard<std::mutex> lock(orders_->mu);
+    orders_->commit_failures = 0;
+  }
+  MakeDriver();  // restart 1 re-drives the commit, which now succeeds
+  for (int i = 0; i < 400 && !(*log_.Get(first->txn_id()))->done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE((*log_.Get(first->txn_id()))->done());
+  EXPECT_EQ((*log_.Get(first->txn_id()))->idempotency_key(), "order-19");
+  WaitIdle();
+  MakeDriver();  // restart 2 knows the key only from the completed record
+  const int prepares_before = orders_->prepares;
+  auto retry = RunSync(req);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->txn_id(), first->txn_id());
+  EXPECT_EQ(retry->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->prepares, prepares_before) << "the retry must not run the transfer again";
+  req.mutable_branches(0)->mutable_operations(0)->mutable_sql()->set_text("UPDATE t SET a = 2");
+  EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kAlreadyExists)
+      << "the fingerprint must survive too";
+}
+
 TEST_F(TransactionDriverTest, RecoveryRedrivesALoggedCommit) {
   log::DecisionRecord r;
   r.set_txn_id("n1-1-5");
@@ -421,9 +456,64 @@ TEST_F(TransactionDriverTest, NewIdsAfterRestartNeverRepeat) {
 }
 
 TEST_F(TransactionDriverTest, GetDecisionPresumesAbortAndRejectsForeignIds) {
-  EXPECT_EQ(*driver_->GetDecision("n1-1-999"), v1::DECISION_ABORT);
+  EXPECT_EQ(*driver_->GetDecision("n1-" + log_.incarnation() + "-1-999"), v1::DECISION_ABORT);
+  EXPECT_EQ(*driver_->GetDecision("n1-1-999"), v1::DECISION_UNKNOWN)
+      << "an id from before incarnations may be an earlier log's commit";
   EXPECT_EQ(driver_->GetDecision("n2-1-1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(driver_->GetDecision("garbage").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The data folder is lost after a COMMIT decision whose commits did not all land: the new
+// incarnation must not presume abort for the old transaction (that would roll back a branch of a
+// transaction the client was told COMMITTED); it answers UNKNOWN, lists it, and takes an
+// operator's decision for it.
+TEST_F(TransactionDriverTest, AReplacedDataFolderAnswersUnknownForTheOldIncarnationsIds) {
+  orders_->commit_failures = 1'000'000;
+  auto committed = RunSync(Transfer(/*wait=*/false));
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  for (int i = 0; i < 200 && orders_->commits == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(*driver_->GetDecision(committed->txn_id()), v1::DECISION_COMMIT);
+  driver_.reset();
+
+  log::MemoryDecisionLog new_folder("0000000b");
+  log::GroupCommitLog group(&new_folder);
+  DriverOptions options;
+  options.prepare_timeout_ms = 200;
+  TransactionDriver driver(DriverDeps{&new_folder, &group, &dir_, &clock_, &timers_}, options);
+  ASSERT_TRUE(driver.Recover().ok());
+  EXPECT_EQ(*driver.GetDecision(committed->txn_id()), v1::DECISION_UNKNOWN);
+  EXPECT_EQ(*driver.GetDecision(committed->txn_id()), v1::DECISION_UNKNOWN) << "asked again";
+  v1::ListTransactionsRequest list;
+  list.add_states(v1::TXN_STATE_IN_DOUBT);
+  auto listed = driver.ListTransactions(list);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->transactions_size(), 1);
+  EXPECT_EQ(listed->transactions(0).txn_id(), committed->txn_id());
+  EXPECT_NE(listed->transactions(0).reason().find("incarnation " + log_.incarnation()),
+            std::string::npos)
+      << listed->transactions(0).reason();
+  // New ids never repeat the old incarnation's.
+  v1::BeginRequest begin;
+  begin.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  auto fresh = driver.Begin(begin);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_NE(fresh->txn_id().find("-0000000b-"), std::string::npos) << fresh->txn_id();
+  EXPECT_EQ(*driver.GetDecision("n1-0000000b-1-999"), v1::DECISION_ABORT) << "its own: presumed";
+
+  v1::ResolveTransactionRequest resolve;
+  resolve.set_txn_id(committed->txn_id());
+  resolve.set_decision(v1::DECISION_COMMIT);
+  std::promise<absl::StatusOr<v1::Outcome>> resolved;
+  driver.ResolveTransaction(resolve, [&](absl::StatusOr<v1::Outcome> o) { resolved.set_value(o); });
+  auto outcome = resolved.get_future().get();
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(*driver.GetDecision(committed->txn_id()), v1::DECISION_COMMIT);
+  listed = driver.ListTransactions(list);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->transactions_size(), 0) << "resolved: no longer in doubt";
 }
 
 TEST_F(TransactionDriverTest, InteractiveBeginExecuteCommit) {
@@ -590,6 +680,7 @@ class FlakyLog final : public log::DecisionLog {
     if (failing) return absl::UnavailableError("IO error: No space left on device");
     return inner.NextEpoch();
   }
+  const std::string& incarnation() const override { return inner.incarnation(); }
   std::atomic<bool> failing{false};
   log::MemoryDecisionLog inner;
 };
@@ -758,7 +849,9 @@ TEST_F(TransactionDriverTest, ResolveRefusesWhatItCannotDo) {
   auto r = Resolve(*driver_, done->txn_id(), v1::DECISION_ABORT);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("COMMITTED"), std::string::npos) << r.status();
-  EXPECT_EQ(Resolve(*driver_, "n1-1-999999", v1::DECISION_ABORT).status().code(),
+  EXPECT_EQ(Resolve(*driver_, "n1-" + log_.incarnation() + "-1-999999", v1::DECISION_ABORT)
+                .status()
+                .code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(Resolve(*driver_, done->txn_id(), v1::DECISION_UNKNOWN).status().code(),
             absl::StatusCode::kInvalidArgument);

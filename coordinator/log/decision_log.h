@@ -38,6 +38,9 @@ class DecisionLog {
   // Durably increments and returns the start counter (1 on a new log): a fresh epoch per start
   // makes transaction ids unique across restarts.
   [[nodiscard]] virtual absl::StatusOr<uint64_t> NextEpoch() = 0;
+  // The id this log was given when it was created (common::IsValidIncarnation), the same at
+  // every open. Transaction ids carry it, so ids of a log that was lost are told from this one's.
+  virtual const std::string& incarnation() const = 0;
 };
 
 }  // namespace txn::log

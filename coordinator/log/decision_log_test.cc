@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 
+#include "common/ids.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/memory_decision_log.h"
 #include "coordinator/log/rocksdb_decision_log.h"
@@ -111,6 +112,19 @@ TEST_P(DecisionLogTest, EpochIncreasesAcrossReopen) {
   }
 }
 
+TEST_P(DecisionLogTest, IncarnationIsKeptAcrossReopenAndNewForANewFolder) {
+  const std::string first = log_->incarnation();
+  EXPECT_TRUE(common::IsValidIncarnation(first)) << first;
+  if (GetParam() == "memory") return;
+  Reopen();
+  EXPECT_EQ(log_->incarnation(), first);
+  log_.reset();
+  std::filesystem::remove_all(dir_);  // the data folder replaced: a new incarnation
+  log_ = Open();
+  EXPECT_TRUE(common::IsValidIncarnation(log_->incarnation()));
+  EXPECT_NE(log_->incarnation(), first);
+}
+
 TEST_P(DecisionLogTest, GroupCommitDeliversEveryCallbackAndRecord) {
   constexpr int kRecords = 200;
   std::atomic<int> ok{0};
@@ -152,6 +166,7 @@ class SlowLog final : public DecisionLog {
     return inner_.ForEach(fn);
   }
   absl::StatusOr<uint64_t> NextEpoch() override { return inner_.NextEpoch(); }
+  const std::string& incarnation() const override { return inner_.incarnation(); }
   MemoryDecisionLog inner_;
 };
 
@@ -181,6 +196,8 @@ class FailingLog final : public DecisionLog {
     return absl::OkStatus();
   }
   absl::StatusOr<uint64_t> NextEpoch() override { return 1; }
+  const std::string& incarnation() const override { return incarnation_; }
+  std::string incarnation_ = "0000000f";
 };
 
 TEST(GroupCommit, WriteErrorReachesEveryCallback) {

@@ -7,17 +7,22 @@
 
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <system_error>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/failpoint.h"
+#include "common/ids.h"
+#include "common/status_macros.h"
 
 namespace txn::log {
 namespace {
 
 constexpr absl::string_view kRecordPrefix = "d/";
 constexpr absl::string_view kEpochKey = "m/epoch";
+constexpr absl::string_view kIncarnationKey = "m/incarnation";
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -64,8 +69,34 @@ absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> RocksDbDecisionLog::Open(
     return absl::UnavailableError(
         absl::StrCat("cannot open decision log in ", dir, ": ", s.ToString()));
   }
-  return std::unique_ptr<RocksDbDecisionLog>(
+  std::unique_ptr<RocksDbDecisionLog> log(
       new RocksDbDecisionLog(std::unique_ptr<rocksdb::DB>(raw), dir, min_free_bytes));
+  if (absl::Status s = log->LoadIncarnation(); !s.ok()) return s;
+  return log;
+}
+
+absl::Status RocksDbDecisionLog::LoadIncarnation() {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(kIncarnationKey), &value);
+  if (s.ok()) {
+    if (!common::IsValidIncarnation(value)) {
+      return absl::DataLossError(
+          absl::StrCat("decision log in ", dir_, ": corrupt incarnation id"));
+    }
+    incarnation_ = value;
+    return absl::OkStatus();
+  }
+  if (!s.IsNotFound()) return FromRocks(s, "read incarnation");
+  // 32 random bits: a replaced folder's ids collide with its predecessor's with odds 2^-32; the
+  // predecessor's id is gone with its folder, so nothing better than chance can be had.
+  std::random_device random;
+  incarnation_ = absl::StrFormat("%08x", static_cast<uint32_t>(random()));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TXN_RETURN_IF_ERROR(
+      FromRocks(db_->Put(wo, std::string(kIncarnationKey), incarnation_), "incarnation"));
+  created_incarnation_ = true;
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbDecisionLog::Write(const std::vector<DecisionRecord>& records, bool sync) {

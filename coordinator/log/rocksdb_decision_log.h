@@ -3,6 +3,7 @@
 // Key layout (one column family, bytewise order):
 //   d/<txn id>   -> DecisionRecord (serialized protobuf)
 //   m/epoch      -> start counter, decimal text
+//   m/incarnation -> 8 random lowercase hex digits, written when the folder is first opened
 // Writes are one WriteBatch each; `sync` sets WriteOptions::sync, so the WAL is fsynced before
 // Write returns. RocksDB's write thread already makes concurrent synced writers share one fsync;
 // GroupCommitLog additionally batches callers that must not block. Thread-safe.
@@ -40,14 +41,21 @@ class RocksDbDecisionLog final : public DecisionLog {
   absl::Status Delete(absl::string_view txn_id) override;
   absl::Status ForEach(const std::function<bool(const DecisionRecord&)>& fn) override;
   absl::StatusOr<uint64_t> NextEpoch() override;
+  const std::string& incarnation() const override { return incarnation_; }
+  // True if this open created the incarnation id: a new (or replaced) data folder.
+  bool created_incarnation() const { return created_incarnation_; }
 
  private:
   RocksDbDecisionLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint64_t min_free_bytes);
   // RESOURCE_EXHAUSTED when `dir_` has less than min_free_bytes_ free.
   absl::Status CheckHeadroom() const;
+  // Reads m/incarnation, or makes and durably writes it on a folder that has none.
+  absl::Status LoadIncarnation();
   std::unique_ptr<rocksdb::DB> db_;
   const std::string dir_;
   const uint64_t min_free_bytes_;
+  std::string incarnation_;  // set once in Open
+  bool created_incarnation_ = false;
 };
 
 }  // namespace txn::log

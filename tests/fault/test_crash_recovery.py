@@ -4,6 +4,8 @@ Each test has one shape: do work, crash at a named point, restart, recover, then
 user would check: orders and stock agree, no prepared transaction is left, and every outcome a
 client was told is true.
 """
+import os
+import shutil
 import time
 import unittest
 
@@ -38,6 +40,7 @@ class CrashRecovery(unittest.TestCase):
 
     def crash_coordinator_at(self, failpoint, order_id):
         """Restarts the coordinator armed with `failpoint`, runs one order, expects it to die."""
+        self.old_incarnation = self._incarnation()
         self.restart_coordinator(failpoints=f"{failpoint}=crash")
         with self.assertRaises(grpc.RpcError) as cm:
             self.coord.Run(shop.order_request(order_id), timeout=20)
@@ -56,12 +59,44 @@ class CrashRecovery(unittest.TestCase):
         self.assertEqual(len(shop.prepared(self.c)), 2)
         self.start_coordinator()
         self.assert_settled("c-after-log", committed=True)
-        txns = self.coord.GetDecision(pb.GetDecisionRequest(txn_id="n1-2-1"), timeout=5)
+        txn_id = self.c.txn_id(epoch=2, seq=1)
+        txns = self.coord.GetDecision(pb.GetDecisionRequest(txn_id=txn_id), timeout=5)
         self.assertEqual(txns.decision, pb.DECISION_COMMIT)
         t = h.eventually(lambda: (lambda t: t if t.state == pb.TXN_STATE_COMMITTED else None)(
-            self.coord.GetTransaction(pb.GetTransactionRequest(txn_id="n1-2-1"), timeout=5)),
+            self.coord.GetTransaction(pb.GetTransactionRequest(txn_id=txn_id), timeout=5)),
             what="transaction COMMITTED")
         self.assertEqual([b.state for b in t.branches], [pb.BRANCH_STATE_COMMITTED] * 2)
+
+    def test_a_replaced_data_folder_never_rolls_back_what_an_earlier_incarnation_committed(self):
+        # COMMIT is durable, both branches prepared, then the coordinator's data folder is lost
+        # (a container without its volume, a replaced disk) and it starts on an empty one.
+        self.crash_coordinator_at("coord.after_decision_log", "c-lost-folder")
+        lost_id = f"n1-{self.old_incarnation}-2-1"  # the second start's first transaction
+        shutil.rmtree(os.path.join(self.c.root, "coord-data"))
+        self.start_coordinator()
+        self.assertNotEqual(self._incarnation(), self.old_incarnation)
+        # The agents ask on every reconcile pass (300 ms); presuming abort would roll back a
+        # committed transaction's branches. They must stay prepared, the transaction listed.
+        admin = self.c.admin_stub()
+        listed = h.eventually(lambda: [t for t in admin.ListTransactions(
+            pb.ListTransactionsRequest(states=[pb.TXN_STATE_IN_DOUBT]), timeout=5).transactions
+            if t.txn_id == lost_id], timeout=10, what="the lost transaction listed in doubt")
+        self.assertIn(f"incarnation {self.old_incarnation}", listed[0].reason)
+        self.assertEqual(self.coord.GetDecision(pb.GetDecisionRequest(txn_id=lost_id),
+                                                timeout=5).decision, pb.DECISION_UNKNOWN)
+        time.sleep(1.0)  # three more reconcile passes
+        self.assertEqual(len(shop.prepared(self.c)), 2, "nothing rolled back")
+        # The operator, who knows it committed, says so; the agents commit both branches.
+        out = admin.ResolveTransaction(pb.ResolveTransactionRequest(
+            txn_id=lost_id, decision=pb.DECISION_COMMIT), timeout=5)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED)
+        self.assert_settled("c-lost-folder", committed=True)
+        fresh = self.coord.Run(shop.order_request("c-new-folder"), timeout=20)
+        self.assertEqual(fresh.state, pb.TXN_STATE_COMMITTED)
+        self.assertNotEqual(fresh.txn_id, lost_id)
+
+    def _incarnation(self):
+        return self.c.admin_stub().GetStats(pb.GetStatsRequest(), timeout=5).incarnation
 
     def test_crash_before_decision_logged_rolls_back_everywhere(self):
         self.crash_coordinator_at("coord.before_decision_log", "c-before-log")
@@ -70,7 +105,8 @@ class CrashRecovery(unittest.TestCase):
         self.assertEqual(len(shop.prepared(self.c)), 2)
         self.start_coordinator()
         self.assert_settled("c-before-log", committed=False)
-        self.assertEqual(self.coord.GetDecision(pb.GetDecisionRequest(txn_id="n1-2-1")).decision,
+        txn_id = self.c.txn_id(epoch=2, seq=1)
+        self.assertEqual(self.coord.GetDecision(pb.GetDecisionRequest(txn_id=txn_id)).decision,
                          pb.DECISION_ABORT)
 
     def test_crash_after_first_commit_sent_finishes_the_commit(self):

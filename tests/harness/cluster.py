@@ -303,6 +303,12 @@ class Cluster:
         self._channels.append(ch)
         return coordinator_pb2_grpc.AdminStub(ch)
 
+    def txn_id(self, epoch, seq):
+        """The id the running coordinator gives its seq-th transaction of `epoch` (its n-th start
+        on this data folder): NODE-INCARNATION-EPOCH-SEQ."""
+        stats = self.admin_stub().GetStats(coordinator_pb2.GetStatsRequest(), timeout=5)
+        return f"{stats.node_id}-{stats.incarnation}-{epoch}-{seq}"
+
     def participant_stub(self, name):
         ch = self._channel(self.agents[name].port)
         self._channels.append(ch)

@@ -419,9 +419,21 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
               record.set_done(true);
               record.set_done_unix_ms(deps_.clock->NowUnixMs());
             }
-            deps_.group_log->Append(
-                std::move(record), /*sync=*/false,
-                lifetime_.Wrap(std::function<void(absl::Status)>([](absl::Status) {})));
+            // As in 2PC: a heuristic outcome must survive a crash (it is kept for an operator);
+            // a lost "done" only means recovery finishes the transaction once more.
+            const bool sync = txn.state == core::TxnState::kHeuristicMixed;
+            actions.push_back([this, record = std::move(record), sync]() mutable {
+              deps_.group_log->Append(
+                  std::move(record), sync,
+                  lifetime_.Wrap(std::function<void(absl::Status)>([](absl::Status s) {
+                    if (!s.ok()) {
+                      common::LogWarning(absl::StrCat(
+                          "marking a three-phase record done failed (recovery will finish it "
+                          "again): ",
+                          s.message()));
+                    }
+                  })));
+            });
           } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
             v1::Outcome outcome = OutcomeOf(txn);
             std::vector<OutcomeReply> waiters = std::exchange(ctx->waiters, {});

@@ -260,6 +260,18 @@ class TransactionDriverTest : public testing::Test {
     driver_->Run(req, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
     return p.get_future().get();
   }
+  // The id of the one transaction in PREPARING (it waits for a silent participant's vote);
+  // empty if none shows within 100 ms.
+  std::string WaitForTheOnePreparing() {
+    v1::ListTransactionsRequest preparing;
+    preparing.add_states(v1::TXN_STATE_PREPARING);
+    for (int i = 0; i < 100; ++i) {
+      auto listed = driver_->ListTransactions(preparing);
+      if (listed.ok() && listed->transactions_size() == 1) return listed->transactions(0).txn_id();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return "";
+  }
   void WaitIdle() {
     for (int i = 0; i < 500 && driver_->active_count() > 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -863,14 +875,7 @@ TEST_F(TransactionDriverTest, ResolveAbortsAnUndecidedTransaction) {
   inventory_->silent = true;  // never votes
   std::promise<absl::StatusOr<v1::Outcome>> p;
   driver_->Run(Transfer(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
-  v1::ListTransactionsRequest preparing;
-  preparing.add_states(v1::TXN_STATE_PREPARING);
-  std::string id;
-  for (int i = 0; i < 100 && id.empty(); ++i) {
-    auto listed = driver_->ListTransactions(preparing);
-    if (listed.ok() && listed->transactions_size() == 1) id = listed->transactions(0).txn_id();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  const std::string id = WaitForTheOnePreparing();
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(Resolve(*driver_, id, v1::DECISION_COMMIT).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -887,14 +892,7 @@ TEST_F(TransactionDriverTest, ADeadlockVictimIsTakenOnlyWhileItsWaitingCallIsInF
   inventory_->silent = true;  // its Prepare "waits for a lock" and never answers
   std::promise<absl::StatusOr<v1::Outcome>> p;
   driver_->Run(Transfer(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
-  v1::ListTransactionsRequest preparing;
-  preparing.add_states(v1::TXN_STATE_PREPARING);
-  std::string id;
-  for (int i = 0; i < 100 && id.empty(); ++i) {
-    auto listed = driver_->ListTransactions(preparing);
-    if (listed.ok() && listed->transactions_size() == 1) id = listed->transactions(0).txn_id();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  const std::string id = WaitForTheOnePreparing();
   ASSERT_FALSE(id.empty());
   uint64_t call = 0;
   {

@@ -11,13 +11,13 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/process_setup.h"
 #include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/metrics_server.h"
+#include "common/process_setup.h"
 #include "common/termination_signals.h"
 #include "common/timer_queue.h"
 #include "coordinator/driver/transaction_driver.h"
@@ -139,6 +139,13 @@ int Main(int argc, char** argv) {
   auto log = log::RocksDbDecisionLog::Open(flags->Get("data-dir"),
                                            static_cast<uint64_t>(min_free_mb) << 20);
   if (!log.ok()) return Fail(std::string(log.status().message()));
+  if ((*log)->created_incarnation()) {
+    common::LogInfo(absl::StrCat(
+        "decision log ", flags->Get("data-dir"), " is new: incarnation ", (*log)->incarnation(),
+        (*log)->made_legacy_ids() ? " (it held an older coordinator's epoch: ids without an "
+                                    "incarnation are its own)"
+                                  : ""));
+  }
 
   common::TimerQueue timers;
   log::GroupCommitLog group_log(log->get());

@@ -41,7 +41,8 @@ std::vector<v1::Transaction> OtherIncarnations::Snapshot() const {
   for (const auto& [id, e] : entries_) {
     v1::Transaction t;
     t.set_txn_id(id);
-    t.set_protocol(v1::PROTOCOL_TWO_PHASE);
+    // The id does not say which protocol it ran (2PC or 3PC): not known here either.
+    t.set_protocol(v1::PROTOCOL_UNSPECIFIED);
     t.set_state(v1::TXN_STATE_IN_DOUBT);
     t.set_created_unix_ms(e.first_asked_unix_ms);
     const std::string theirs = e.incarnation.empty() ? "an incarnation from before incarnation ids"

@@ -1096,7 +1096,9 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
   }
   // Not in this log. An id this log's incarnation made and never decided COMMIT is aborted
   // (presumed abort); another incarnation's may have been committed by a log that is gone.
-  if (parts->incarnation != incarnation_) return UnknownIncarnation(txn_id, parts->incarnation);
+  const bool ours = parts->incarnation == incarnation_ ||
+                    (parts->incarnation.empty() && deps_.log->made_legacy_ids());
+  if (!ours) return UnknownIncarnation(txn_id, parts->incarnation);
   return v1::DECISION_ABORT;
 }
 
@@ -1268,6 +1270,15 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
 void TransactionDriver::ResolveOtherIncarnation(const std::string& txn_id, v1::Decision decision,
                                                 OutcomeReply reply) {
   const bool commit = decision == v1::DECISION_COMMIT;
+  // Two operators resolving the same id at once: the second must see the first's record, never
+  // overwrite a decision someone was already told.
+  std::lock_guard<std::mutex> serialize(resolve_other_mu_);
+  absl::StatusOr<std::optional<log::DecisionRecord>> existing = deps_.log->Get(txn_id);
+  if (!existing.ok()) return reply(existing.status());
+  if (existing->has_value()) {
+    return reply(absl::FailedPreconditionError(
+        absl::StrCat("transaction ", txn_id, " was already resolved: ", (*existing)->reason())));
+  }
   log::DecisionRecord record;
   record.set_txn_id(txn_id);
   record.set_protocol(v1::PROTOCOL_TWO_PHASE);

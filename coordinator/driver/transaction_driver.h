@@ -213,6 +213,7 @@ class TransactionDriver final : public DeadlockTarget {
   uint64_t epoch_ = 0;
   std::atomic<uint64_t> next_seq_{1};
   OtherIncarnations other_incarnations_;
+  std::mutex resolve_other_mu_;  // serializes ResolveOtherIncarnation's check and write
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<TxnContext>> active_ ABSL_GUARDED_BY(mu_);

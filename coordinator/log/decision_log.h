@@ -41,6 +41,9 @@ class DecisionLog {
   // The id this log was given when it was created (common::IsValidIncarnation), the same at
   // every open. Transaction ids carry it, so ids of a log that was lost are told from this one's.
   virtual const std::string& incarnation() const = 0;
+  // True if this log was in use before incarnation ids existed: ids without one
+  // (`NODE-EPOCH-SEQ`) were made by it, so presumed abort holds for them.
+  virtual bool made_legacy_ids() const { return false; }
 };
 
 }  // namespace txn::log

@@ -1,5 +1,6 @@
 // Conformance suite run against every DecisionLog, plus group commit.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -123,6 +124,35 @@ TEST_P(DecisionLogTest, IncarnationIsKeptAcrossReopenAndNewForANewFolder) {
   log_ = Open();
   EXPECT_TRUE(common::IsValidIncarnation(log_->incarnation()));
   EXPECT_NE(log_->incarnation(), first);
+}
+
+// A folder a coordinator from before incarnation ids wrote (an epoch, no incarnation): the ids
+// without an incarnation are its own, so presumed abort still holds for them.
+TEST(RocksDbDecisionLog, AFolderFromBeforeIncarnationsOwnsTheIdsWithoutOne) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("txn_log_legacy_" + std::to_string(::getpid())))
+          .string();
+  std::filesystem::remove_all(dir);
+  {
+    auto log = RocksDbDecisionLog::Open(dir);
+    ASSERT_TRUE(log.ok());
+    EXPECT_FALSE((*log)->made_legacy_ids()) << "a new folder";
+    ASSERT_TRUE((*log)->NextEpoch().ok());
+  }
+  {  // take the folder back to what an older coordinator left
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, &raw).ok());
+    ASSERT_TRUE(raw->Delete(rocksdb::WriteOptions(), "m/incarnation").ok());
+    ASSERT_TRUE(raw->Delete(rocksdb::WriteOptions(), "m/legacy_ids").ok());
+    delete raw;
+  }
+  for (int open = 0; open < 2; ++open) {
+    auto log = RocksDbDecisionLog::Open(dir);
+    ASSERT_TRUE(log.ok());
+    EXPECT_TRUE((*log)->made_legacy_ids()) << "open " << open;
+    EXPECT_TRUE(common::IsValidIncarnation((*log)->incarnation()));
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_P(DecisionLogTest, GroupCommitDeliversEveryCallbackAndRecord) {

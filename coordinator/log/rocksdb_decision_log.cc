@@ -23,6 +23,7 @@ namespace {
 constexpr absl::string_view kRecordPrefix = "d/";
 constexpr absl::string_view kEpochKey = "m/epoch";
 constexpr absl::string_view kIncarnationKey = "m/incarnation";
+constexpr absl::string_view kLegacyIdsKey = "m/legacy_ids";
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -77,6 +78,9 @@ absl::StatusOr<std::unique_ptr<RocksDbDecisionLog>> RocksDbDecisionLog::Open(
 
 absl::Status RocksDbDecisionLog::LoadIncarnation() {
   std::string value;
+  rocksdb::Status legacy = db_->Get(rocksdb::ReadOptions(), std::string(kLegacyIdsKey), &value);
+  if (!legacy.ok() && !legacy.IsNotFound()) return FromRocks(legacy, "read legacy marker");
+  made_legacy_ids_ = legacy.ok();
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(kIncarnationKey), &value);
   if (s.ok()) {
     if (!common::IsValidIncarnation(value)) {
@@ -91,11 +95,21 @@ absl::Status RocksDbDecisionLog::LoadIncarnation() {
   // predecessor's id is gone with its folder, so nothing better than chance can be had.
   std::random_device random;
   incarnation_ = absl::StrFormat("%08x", static_cast<uint32_t>(random()));
+  // A folder with an epoch but no incarnation was written by a coordinator from before
+  // incarnation ids: the ids without one are its own.
+  std::string epoch;
+  rocksdb::Status had_epoch = db_->Get(rocksdb::ReadOptions(), std::string(kEpochKey), &epoch);
+  if (!had_epoch.ok() && !had_epoch.IsNotFound()) return FromRocks(had_epoch, "read epoch");
+  rocksdb::WriteBatch batch;
+  TXN_RETURN_IF_ERROR(FromRocks(batch.Put(std::string(kIncarnationKey), incarnation_), "batch"));
+  if (had_epoch.ok()) {
+    TXN_RETURN_IF_ERROR(FromRocks(batch.Put(std::string(kLegacyIdsKey), "1"), "batch"));
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  TXN_RETURN_IF_ERROR(
-      FromRocks(db_->Put(wo, std::string(kIncarnationKey), incarnation_), "incarnation"));
+  TXN_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "incarnation"));
   created_incarnation_ = true;
+  made_legacy_ids_ = had_epoch.ok();
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 //   d/<txn id>   -> DecisionRecord (serialized protobuf)
 //   m/epoch      -> start counter, decimal text
 //   m/incarnation -> 8 random lowercase hex digits, written when the folder is first opened
+//   m/legacy_ids  -> present if the folder had an epoch before it had an incarnation
 // Writes are one WriteBatch each; `sync` sets WriteOptions::sync, so the WAL is fsynced before
 // Write returns. RocksDB's write thread already makes concurrent synced writers share one fsync;
 // GroupCommitLog additionally batches callers that must not block. Thread-safe.
@@ -44,6 +45,7 @@ class RocksDbDecisionLog final : public DecisionLog {
   const std::string& incarnation() const override { return incarnation_; }
   // True if this open created the incarnation id: a new (or replaced) data folder.
   bool created_incarnation() const { return created_incarnation_; }
+  bool made_legacy_ids() const override { return made_legacy_ids_; }
 
  private:
   RocksDbDecisionLog(std::unique_ptr<rocksdb::DB> db, std::string dir, uint64_t min_free_bytes);
@@ -56,6 +58,7 @@ class RocksDbDecisionLog final : public DecisionLog {
   const uint64_t min_free_bytes_;
   std::string incarnation_;  // set once in Open
   bool created_incarnation_ = false;
+  bool made_legacy_ids_ = false;
 };
 
 }  // namespace txn::log

@@ -1096,10 +1096,13 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
   }
   // Not in this log. An id this log's incarnation made and never decided COMMIT is aborted
   // (presumed abort); another incarnation's may have been committed by a log that is gone.
-  const bool ours = parts->incarnation == incarnation_ ||
-                    (parts->incarnation.empty() && deps_.log->made_legacy_ids());
-  if (!ours) return UnknownIncarnation(txn_id, parts->incarnation);
+  if (!MadeByThisLog(*parts)) return UnknownIncarnation(txn_id, parts->incarnation);
   return v1::DECISION_ABORT;
+}
+
+bool TransactionDriver::MadeByThisLog(const common::TxnIdParts& id) const {
+  return id.node == options_.node_id && (id.incarnation == incarnation_ ||
+                                         (id.incarnation.empty() && deps_.log->made_legacy_ids()));
 }
 
 v1::Decision TransactionDriver::UnknownIncarnation(const std::string& txn_id,
@@ -1234,11 +1237,10 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
     }
     if (finished.status().code() != absl::StatusCode::kNotFound) return reply(finished.status());
     const std::optional<common::TxnIdParts> parts = common::ParseTxnId(req.txn_id());
-    if (parts->node == options_.node_id && parts->incarnation != incarnation_ &&
-        other_incarnations_.Contains(req.txn_id())) {
-      return ResolveOtherIncarnation(req.txn_id(), req.decision(), std::move(reply));
-    }
-    if (parts->node == options_.node_id && parts->incarnation != incarnation_) {
+    if (parts->node == options_.node_id && !MadeByThisLog(*parts)) {
+      if (other_incarnations_.Contains(req.txn_id())) {
+        return ResolveOtherIncarnation(req.txn_id(), req.decision(), std::move(reply));
+      }
       return reply(absl::NotFoundError(absl::StrCat(
           "transaction ", req.txn_id(),
           " is of another incarnation of this node and no agent has asked about it since this "

@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "common/backoff.h"
 #include "common/clock.h"
+#include "common/ids.h"
 #include "common/lifetime_guard.h"
 #include "common/metrics.h"
 #include "common/timer_queue.h"
@@ -198,6 +199,8 @@ class TransactionDriver final : public DeadlockTarget {
   // FAILED_PRECONDITION when `txn_id` is a running saga (only Run and GetTransaction apply).
   absl::Status RefuseSaga(const std::string& txn_id, const char* what) const;
   void NoteLogFailure(const absl::Status& s);
+  // True for ids this driver's log made: its incarnation, or none if the log predates them.
+  bool MadeByThisLog(const common::TxnIdParts& id) const;
   // GetDecision for an id of this node that is not in this log and carries another incarnation.
   v1::Decision UnknownIncarnation(const std::string& txn_id, const std::string& its_incarnation);
   // ResolveTransaction for such an id: logs the operator's decision so agents learn it.

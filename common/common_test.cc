@@ -4,7 +4,6 @@
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/ids.h"
-#include "common/statement_guard.h"
 
 namespace txn::common {
 namespace {
@@ -137,54 +136,6 @@ TEST(Flags, GetIntChecksRange) {
   auto parsed = TestFlags().Parse(3, const_cast<char**>(argv));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->GetInt("listen", 0, 10).status().code(), absl::StatusCode::kInvalidArgument);
-}
-
-TEST(StatementGuard, AcceptsOrdinaryStatements) {
-  for (const char* sql :
-       {"UPDATE stock SET qty = qty - $1 WHERE sku = $2 AND qty >= $1",
-        "insert into orders(id) values ($1);", "SELECT 'BEGIN; COMMIT' AS s",
-        "-- comment\nSELECT 1", "SELECT \"commit\" FROM t", "SELECT $$;COMMIT$$"}) {
-    EXPECT_TRUE(CheckStatement(sql, SqlDialect::kPostgres).ok()) << sql;
-  }
-}
-
-TEST(StatementGuard, RefusesTransactionControlAndMultipleStatements) {
-  for (const char* sql : {"COMMIT",
-                          "  begin",
-                          "ROLLBACK",
-                          "SAVEPOINT a",
-                          "PREPARE TRANSACTION 'x'",
-                          "COMMIT PREPARED 'x'",
-                          "XA START 'x'",
-                          "SET autocommit = 1",
-                          "SELECT 1; SELECT 2",
-                          "START TRANSACTION",
-                          "END",
-                          "ABORT",
-                          "/* x */ COMMIT",
-                          "LISTEN c",
-                          "NOTIFY c",
-                          "CREATE TEMP TABLE t(a int)",
-                          "create temporary table t(a int)",
-                          "",
-                          "   ",
-                          "RELEASE SAVEPOINT a",
-                          "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"}) {
-    auto s = CheckStatement(sql, SqlDialect::kPostgres);
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << sql;
-  }
-}
-
-TEST(StatementGuard, MysqlRefusesImplicitCommitStatements) {
-  for (const char* sql : {"CREATE TABLE t(a int)", "ALTER TABLE t ADD b int", "DROP TABLE t",
-                          "TRUNCATE t", "RENAME TABLE a TO b", "LOCK TABLES t WRITE"}) {
-    EXPECT_EQ(CheckStatement(sql, SqlDialect::kMysql).code(), absl::StatusCode::kInvalidArgument)
-        << sql;
-  }
-  EXPECT_TRUE(CheckStatement("UPDATE t SET a = ?", SqlDialect::kMysql).ok());
-  EXPECT_TRUE(CheckStatement("CREATE TABLE t(a int)", SqlDialect::kGeneric).ok());
-  EXPECT_FALSE(CheckStatement("COMMIT", SqlDialect::kGeneric).ok());
-  EXPECT_FALSE(CheckStatement("SELECT 1; SELECT 2", SqlDialect::kGeneric).ok());
 }
 
 }  // namespace

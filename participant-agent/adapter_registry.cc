@@ -15,7 +15,15 @@ absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig
     auto adapter = std::make_unique<PostgresAdapter>(config.dsn, config.password, config.pool_size,
                                                      config.lock_timeout_ms);
     adapter->set_last_resource_only(config.last_resource);
+    if (!config.run_as_role.empty()) {
+      if (absl::Status s = adapter->SetRunAsRole(config.run_as_role); !s.ok()) return s;
+    }
     return adapter;
+  }
+  if (!config.run_as_role.empty()) {
+    return absl::InvalidArgumentError(
+        "--run-as-role is for PostgreSQL (a MySQL role adds privileges, it cannot take away the "
+        "user's): give the agent's MySQL user privileges on its database only");
   }
   if (config.backend == "mysql") {
     if (config.dsn.empty()) return absl::InvalidArgumentError("--dsn is required for mysql");

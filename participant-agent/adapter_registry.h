@@ -18,6 +18,8 @@ struct AdapterConfig {
   // Take part as a last resource only (never prepare), e.g. a PostgreSQL without
   // max_prepared_transactions.
   bool last_resource = false;
+  // PostgreSQL: client statements run as this role (SET LOCAL ROLE); empty = the DSN's user.
+  std::string run_as_role;
 };
 
 // INVALID_ARGUMENT for an unknown backend, UNIMPLEMENTED for one not built yet.

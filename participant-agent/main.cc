@@ -163,6 +163,10 @@ common::FlagSet AgentFlags() {
          "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
          "database's own setting",
          "5000"});
+  f.Add({"run-as-role", "ROLE",
+         "PostgreSQL: run client statements as this unprivileged role (SET LOCAL ROLE); the "
+         "agent's own statements keep the DSN's user",
+         ""});
   f.Add({"lock-wait-threshold-ms", "MS",
          "report a branch's lock wait to the coordinator's deadlock detector once its call has "
          "run this long; 0 = never report",
@@ -207,7 +211,8 @@ int Main(int argc, char** argv) {
 
   AdapterConfig config{
       flags->Get("backend"),        flags->Get("dsn"), "",
-      static_cast<int>(*pool_size), *lock_timeout,     flags->GetBool("last-resource")};
+      static_cast<int>(*pool_size), *lock_timeout,     flags->GetBool("last-resource"),
+      flags->Get("run-as-role")};
   if (const std::string& pw = flags->Get("dsn-password-file"); !pw.empty()) {
     std::ifstream in(pw);
     if (!in) return Fail(absl::StrCat("--dsn-password-file ", pw, ": cannot read"));

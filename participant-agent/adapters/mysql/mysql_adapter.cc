@@ -19,6 +19,7 @@
 #include "participant-agent/adapters/mysql/mysql_connection.h"
 #include "participant-agent/adapters/mysql/parked_xa_connections.h"
 #include "participant-agent/call_cancellation.h"
+#include "participant-agent/database_superuser.h"
 
 namespace txn::agent {
 namespace {
@@ -81,6 +82,7 @@ class MysqlSession final : public BranchSession {
       return absl::InvalidArgumentError("a MySQL participant takes sql operations only");
     }
     TXN_RETURN_IF_ERROR(common::CheckStatement(op.sql().text(), common::SqlDialect::kMysql));
+    TXN_RETURN_IF_ERROR(common::CheckParameterCount(op.sql().params_size()));
     for (uint32_t idx : op.sql().null_params()) {
       if (idx >= static_cast<uint32_t>(op.sql().params_size())) {
         return absl::InvalidArgumentError(absl::StrCat("sql.null_params names parameter ", idx,
@@ -97,6 +99,7 @@ class MysqlSession final : public BranchSession {
       CallCancellation::Interruptible interruptible(
           [pool = pool_, thread = conn_->thread_id()] { KillQuery(pool, thread); });
       if (interruptible.interrupted()) return absl::CancelledError("the call was cancelled");
+      conn_->NoteClientStatement();
       r = conn_->Execute(op.sql(), &wrote);
       // A late KILL QUERY could hit this connection's next statement: never reuse it.
       if (interruptible.interrupted()) conn_->Discard();
@@ -127,6 +130,7 @@ class MysqlSession final : public BranchSession {
     // The session is now stuck in the PREPARED state: it can only finish this branch. It is
     // parked for the branch's Commit or Rollback (ParkedXaConnections).
     open_ = false;
+    conn_->SetHoldsPreparedXa(true);
     parked_->Park(gid, std::move(conn_));
     return PrepareResult{LocalVote::kYes, "", ""};
   }
@@ -266,6 +270,21 @@ absl::Status MysqlAdapter::CheckReady() {
       common::LogWarning("MySQL < 8.0.30 with the binary log on: XA is not crash-safe");
     }
   }
+  // Privileges beyond one database's data, which the statement policy must then hold back.
+  TXN_ASSIGN_OR_RETURN(
+      auto privileges,
+      conn->QueryRows("SELECT CURRENT_USER(), IFNULL(GROUP_CONCAT(PRIVILEGE_TYPE), '') "
+                      "FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN "
+                      "('SUPER', 'FILE') AND GRANTEE = CONCAT('''', "
+                      "SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', "
+                      "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')"));
+  if (!privileges.empty() && privileges[0].size() == 2) {
+    NoteDatabaseSuperuser(!privileges[0][1].empty(),
+                          absl::StrCat("user ", privileges[0][0], " has ", privileges[0][1]),
+                          "client statements run with those privileges, limited only by the "
+                          "statement policy; connect as a user with privileges on its database "
+                          "only");
+  }
   absl::StatusOr<std::vector<std::vector<std::string>>> recover = conn->QueryRows("XA RECOVER");
   if (!recover.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -395,7 +414,8 @@ absl::Status MysqlAdapter::FinishParked(const std::string& gid, const char* verb
   if (conn == nullptr) return absl::OkStatus();
   absl::Status s = conn->Query(absl::StrCat(verb, " ", XidLiteral(gid)));
   if (s.ok()) {
-    *done = true;  // and the connection goes back to the pool
+    *done = true;  // and the connection goes back to the pool, reset
+    conn->SetHoldsPreparedXa(false);
     return s;
   }
   // Whatever happened, this session is not reused. A lost connection leaves the branch

@@ -55,7 +55,9 @@ void StatementCache::Clear() {
   statements_.clear();
 }
 
-MysqlConnection::~MysqlConnection() { pool_->Release(std::move(pooled_), !discard_); }
+MysqlConnection::~MysqlConnection() {
+  pool_->Release(std::move(pooled_), !discard_ && !holds_prepared_xa_, needs_reset_);
+}
 
 absl::Status MysqlConnection::Error(MYSQL_STMT* stmt) {
   last_errno_ = stmt ? mysql_stmt_errno(stmt) : mysql_errno(conn_);
@@ -218,16 +220,28 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
     mysql_close(c);
     return absl::UnavailableError(absl::StrCat("cannot connect to MySQL: ", msg));
   }
-  auto conn = std::make_unique<MysqlConnection>(this, std::make_unique<PooledMysql>(c));
-  if (lock_timeout_ms_ > 0) {
-    int64_t seconds = std::max<int64_t>(1, (lock_timeout_ms_ + 999) / 1000);
-    TXN_RETURN_IF_ERROR(
-        conn->Query(absl::StrCat("SET SESSION innodb_lock_wait_timeout = ", seconds)));
+  if (!ApplySessionSettings(c)) {
+    std::string msg = mysql_error(c);
+    mysql_close(c);
+    return absl::UnavailableError(absl::StrCat("cannot set up a MySQL session: ", msg));
   }
-  return conn;
+  return std::make_unique<MysqlConnection>(this, std::make_unique<PooledMysql>(c));
 }
 
-void MysqlPool::Release(std::unique_ptr<PooledMysql> conn, bool reusable) {
+bool MysqlPool::ApplySessionSettings(MYSQL* conn) {
+  if (lock_timeout_ms_ <= 0) return true;
+  const int64_t seconds = std::max<int64_t>(1, (lock_timeout_ms_ + 999) / 1000);
+  const std::string set = absl::StrCat("SET SESSION innodb_lock_wait_timeout = ", seconds);
+  return mysql_real_query(conn, set.data(), set.size()) == 0;
+}
+
+void MysqlPool::Release(std::unique_ptr<PooledMysql> conn, bool reusable, bool needs_reset) {
+  if (reusable && needs_reset) {
+    // The reset drops the server's prepared statements, so the cache goes first. A reset also
+    // returns session variables to the server's defaults: ours are applied again.
+    conn->statements.Clear();
+    reusable = mysql_reset_connection(conn->conn) == 0 && ApplySessionSettings(conn->conn);
+  }
   if (reusable) {
     std::lock_guard<std::mutex> lock(mu_);
     if (static_cast<int>(idle_.size()) < max_idle_) {

@@ -89,6 +89,14 @@ class MysqlConnection {
   // Keeps the connection out of the pool when it is released (it holds state, e.g. a prepared
   // XA transaction, or is broken).
   void Discard() { discard_ = true; }
+  // A client's statement ran on this connection: before another call gets it, the pool resets
+  // the session (mysql_reset_connection), so nothing one client left behind (user variables,
+  // LAST_INSERT_ID, session variables, temporary tables) reaches the next.
+  void NoteClientStatement() { needs_reset_ = true; }
+  // Between a successful XA PREPARE and the XA COMMIT / XA ROLLBACK of that branch on this
+  // connection. Such a connection is never reset or pooled (a reset would roll back what it
+  // holds, which only a closed connection leaves prepared); on release it is closed.
+  void SetHoldsPreparedXa(bool holds) { holds_prepared_xa_ = holds; }
 
  private:
   absl::Status Error(MYSQL_STMT* stmt);
@@ -97,6 +105,8 @@ class MysqlConnection {
   MYSQL* const conn_;
   unsigned last_errno_ = 0;
   bool discard_ = false;
+  bool needs_reset_ = false;
+  bool holds_prepared_xa_ = false;
 };
 
 class MysqlPool {
@@ -107,9 +117,14 @@ class MysqlPool {
   ~MysqlPool();
   // An idle connection or a new one. UNAVAILABLE naming the server when it cannot connect.
   absl::StatusOr<std::unique_ptr<MysqlConnection>> Acquire();
-  void Release(std::unique_ptr<PooledMysql> conn, bool reusable);
+  // Pools `conn` when `reusable`, after resetting its session when `needs_reset` (a connection
+  // whose reset fails is closed); closes it otherwise.
+  void Release(std::unique_ptr<PooledMysql> conn, bool reusable, bool needs_reset);
 
  private:
+  // Applies the agent's session settings (innodb_lock_wait_timeout) to a new or reset
+  // connection; false if the connection failed.
+  bool ApplySessionSettings(MYSQL* conn);
   const MysqlDsn dsn_;
   const int max_idle_;
   const int64_t lock_timeout_ms_;

@@ -31,7 +31,7 @@ PgConnection::~PgConnection() {
     PQfinish(conn_);
     return;
   }
-  pool_->Release(conn_);
+  pool_->Release(conn_, needs_reset_);
 }
 
 absl::StatusOr<PgResult> PgConnection::ExecCancellable(const std::string& sql,
@@ -129,10 +129,19 @@ absl::StatusOr<PgResult> PgConnection::Check(PgResult r) {
 }
 
 PgPool::PgPool(std::string dsn, std::string password, int max_idle, int64_t lock_timeout_ms)
-    : dsn_(std::move(dsn)),
-      password_(std::move(password)),
-      max_idle_(max_idle),
-      lock_timeout_ms_(lock_timeout_ms) {}
+    : dsn_(std::move(dsn)), password_(std::move(password)), max_idle_(max_idle) {
+  // Our setting goes after any `options` the DSN has (the last -c of a name wins).
+  if (PQconninfoOption* parsed = PQconninfoParse(dsn_.c_str(), nullptr)) {
+    for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+      if (std::string(o->keyword) == "options" && o->val != nullptr) options_ = o->val;
+    }
+    PQconninfoFree(parsed);
+  }
+  if (lock_timeout_ms > 0) {
+    absl::StrAppend(&options_, options_.empty() ? "" : " ", "-c lock_timeout=", lock_timeout_ms,
+                    "ms");
+  }
+}
 
 PgPool::~PgPool() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -155,6 +164,10 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::Acquire() {
     keys.push_back("password");
     values.push_back(password_.c_str());
   }
+  if (!options_.empty()) {
+    keys.push_back("options");
+    values.push_back(options_.c_str());
+  }
   keys.push_back(nullptr);
   values.push_back(nullptr);
   PGconn* c = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
@@ -164,18 +177,19 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::Acquire() {
     if (c) PQfinish(c);
     return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL: ", msg));
   }
-  auto conn = std::make_unique<PgConnection>(this, c);
-  if (lock_timeout_ms_ > 0) {
-    absl::StatusOr<PgResult> set =
-        conn->Exec(absl::StrCat("SET lock_timeout = '", lock_timeout_ms_, "ms'"));
-    if (!set.ok()) return set.status();
-  }
-  return conn;
+  return std::make_unique<PgConnection>(this, c);
 }
 
-void PgPool::Release(PGconn* conn) {
+void PgPool::Release(PGconn* conn, bool needs_reset) {
   // Only a connection outside any transaction goes back to the pool.
   if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE) {
+    if (needs_reset) {
+      PgResult r(PQexec(conn, "DISCARD ALL"));
+      if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+        PQfinish(conn);
+        return;
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (static_cast<int>(idle_.size()) < max_idle_) {
       idle_.push_back(conn);

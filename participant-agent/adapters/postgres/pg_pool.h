@@ -56,6 +56,10 @@ class PgConnection {
       const std::vector<PgQuery>& queries, bool cancellable);
   // The SQLSTATE of the last failed Exec ("" if none).
   const std::string& last_sqlstate() const { return last_sqlstate_; }
+  // A client's statement ran on this connection: before another call gets it, the pool resets
+  // the session (DISCARD ALL), so nothing one client left behind (settings, prepared
+  // statements, cursors, sequence state, advisory locks) reaches the next.
+  void NoteClientStatement() { needs_reset_ = true; }
 
  private:
   // Maps a result to Exec's answer (sets last_sqlstate_).
@@ -65,24 +69,28 @@ class PgConnection {
   std::string last_sqlstate_;
   PGcancel* cancel_ = nullptr;  // made on the first cancellable Exec
   bool interrupted_ = false;    // a cancel request was sent: the connection is not reused
+  bool needs_reset_ = false;    // NoteClientStatement
 };
 
 class PgPool {
  public:
-  // `lock_timeout_ms` > 0 is set on every new connection (SET lock_timeout): a statement waiting
-  // longer for a row lock fails, so a deadlock across databases, which neither database can
-  // see, ends in a NO vote instead of a stall until the prepare timeout.
+  // `lock_timeout_ms` > 0 is every session's lock_timeout: a statement waiting longer for a row
+  // lock fails, so a deadlock across databases, which neither database can see, ends in a NO
+  // vote instead of a stall until the prepare timeout. It is passed in the startup packet
+  // (options=-c ...), so that it is the session's default and survives DISCARD ALL.
   PgPool(std::string dsn, std::string password, int max_idle, int64_t lock_timeout_ms = 0);
   ~PgPool();
   // An idle healthy connection, or a new one. UNAVAILABLE naming the server when it cannot connect.
   absl::StatusOr<std::unique_ptr<PgConnection>> Acquire();
-  void Release(PGconn* conn);
+  // Pools `conn` if it is healthy and outside any transaction, after DISCARD ALL when
+  // `needs_reset`; closes it otherwise.
+  void Release(PGconn* conn, bool needs_reset);
 
  private:
   const std::string dsn_;
   const std::string password_;
   const int max_idle_;
-  const int64_t lock_timeout_ms_;
+  std::string options_;  // the startup packet's options: the DSN's, then our settings
   std::mutex mu_;
   std::vector<PGconn*> idle_;  // guarded by mu_
 };

@@ -14,6 +14,7 @@
 #include "common/statement_guard.h"
 #include "common/status_macros.h"
 #include "participant-agent/adapters/postgres/pg_pool.h"
+#include "participant-agent/database_superuser.h"
 
 namespace txn::agent {
 namespace {
@@ -43,7 +44,10 @@ bool IsDigits(const std::string& s) {
 
 class PostgresSession final : public BranchSession {
  public:
-  explicit PostgresSession(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
+  // `run_as` (a quoted role name, or empty): client statements run under SET LOCAL ROLE to it;
+  // the agent's own statements (markers, barriers, PREPARE TRANSACTION) under the session user.
+  PostgresSession(std::unique_ptr<PgConnection> conn, std::string run_as)
+      : conn_(std::move(conn)), run_as_(std::move(run_as)) {}
 
   int64_t database_session_id() const override { return PQbackendPID(conn_->get()); }
 
@@ -59,6 +63,7 @@ class PostgresSession final : public BranchSession {
     }
     const v1::Sql& sql = op.sql();
     TXN_RETURN_IF_ERROR(common::CheckStatement(sql.text(), common::SqlDialect::kPostgres));
+    TXN_RETURN_IF_ERROR(common::CheckParameterCount(sql.params_size()));
     std::vector<const char*> params;
     params.reserve(sql.params_size());
     for (const auto& p : sql.params()) params.push_back(p.c_str());
@@ -69,17 +74,24 @@ class PostgresSession final : public BranchSession {
       }
       params[idx] = nullptr;
     }
+    conn_->NoteClientStatement();
+    // BEGIN (with the branch's first statement) and the switch to the run-as role travel with
+    // the statement: one round trip.
+    std::vector<PgQuery> queries;
+    if (!begun_) queries.push_back({"BEGIN", {}});
+    const bool switch_role = !run_as_.empty() && !role_active_;
+    if (switch_role) queries.push_back({absl::StrCat("SET LOCAL ROLE ", run_as_), {}});
     PgResult r;
-    if (!begun_) {
-      // BEGIN travels with the branch's first statement: one round trip instead of two.
-      TXN_ASSIGN_OR_RETURN(auto results,
-                           conn_->ExecPipeline({{"BEGIN", {}}, {sql.text(), params}},
-                                               /*cancellable=*/true));
-      TXN_RETURN_IF_ERROR(results[0].status());
-      begun_ = true;
-      TXN_ASSIGN_OR_RETURN(r, std::move(results[1]));
-    } else {
+    if (queries.empty()) {
       TXN_ASSIGN_OR_RETURN(r, conn_->ExecCancellable(sql.text(), params));
+    } else {
+      queries.push_back({sql.text(), params});
+      const bool sends_begin = !begun_;
+      TXN_ASSIGN_OR_RETURN(auto results, conn_->ExecPipeline(queries, /*cancellable=*/true));
+      if (sends_begin && results[0].ok()) begun_ = true;
+      for (size_t i = 0; i + 1 < results.size(); ++i) TXN_RETURN_IF_ERROR(results[i].status());
+      role_active_ = role_active_ || switch_role;
+      TXN_ASSIGN_OR_RETURN(r, std::move(results.back()));
     }
     NoteWrite(r.get());
     v1::ExecuteResult out;
@@ -116,8 +128,7 @@ class PostgresSession final : public BranchSession {
       return PrepareResult{LocalVote::kNo, "the transaction failed earlier", ""};
     }
     if (wrote_) return PrepareWritten(gid);
-    TXN_ASSIGN_OR_RETURN(PgResult xid,
-                         conn_->Exec("SELECT pg_current_xact_id_if_assigned()::text"));
+    TXN_ASSIGN_OR_RETURN(PgResult xid, AgentExec("SELECT pg_current_xact_id_if_assigned()::text"));
     if (PQgetisnull(xid.get(), 0, 0)) {
       // No xid: nothing was written. Finish the local transaction; no phase 2 for us.
       TXN_ASSIGN_OR_RETURN(PgResult done, conn_->Exec("COMMIT"));
@@ -131,7 +142,7 @@ class PostgresSession final : public BranchSession {
     TXN_RETURN_IF_ERROR(CheckGid(gid));
     TXN_RETURN_IF_ERROR(EnsureBegun());
     if (PQtransactionStatus(conn_->get()) == PQTRANS_INTRANS) {
-      absl::StatusOr<PgResult> marked = conn_->Exec(
+      absl::StatusOr<PgResult> marked = AgentExec(
           absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES ($1)"), {gid.c_str()});
       if (!marked.ok() && marked.status().code() != absl::StatusCode::kUnavailable) {
         (void)conn_->Exec("ROLLBACK");
@@ -155,7 +166,7 @@ class PostgresSession final : public BranchSession {
                                      const std::string& origin) override {
     TXN_RETURN_IF_ERROR(EnsureBegun());
     TXN_ASSIGN_OR_RETURN(PgResult r,
-                         conn_->Exec(absl::StrCat("INSERT INTO ", kBarrierTable,
+                         AgentExec(absl::StrCat("INSERT INTO ", kBarrierTable,
                                                   " (gid, op, origin) VALUES ($1, $2, $3) "
                                                   "ON CONFLICT DO NOTHING"),
                                      {gid.c_str(), op.c_str(), origin.c_str()}));
@@ -165,9 +176,9 @@ class PostgresSession final : public BranchSession {
   absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
                                             const std::string& op) override {
     TXN_RETURN_IF_ERROR(EnsureBegun());
-    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec(absl::StrCat("SELECT origin FROM ", kBarrierTable,
-                                                              " WHERE gid = $1 AND op = $2"),
-                                                 {gid.c_str(), op.c_str()}));
+    TXN_ASSIGN_OR_RETURN(PgResult r, AgentExec(absl::StrCat("SELECT origin FROM ", kBarrierTable,
+                                                            " WHERE gid = $1 AND op = $2"),
+                                               {gid.c_str(), op.c_str()}));
     return PQntuples(r.get()) > 0 ? std::string(PQgetvalue(r.get(), 0, 0)) : std::string();
   }
 
@@ -194,6 +205,21 @@ class PostgresSession final : public BranchSession {
     return absl::OkStatus();
   }
 
+  // Runs one of the agent's own statements in the branch's transaction, under the session user:
+  // a client's SET LOCAL ROLE (the run-as role) is ended first, in the same round trip. The
+  // owner of a prepared transaction is the role current at PREPARE, and only that role or a
+  // superuser may finish it.
+  absl::StatusOr<PgResult> AgentExec(const std::string& sql,
+                                     const std::vector<const char*>& params = {}) {
+    if (!role_active_) return conn_->Exec(sql, params);
+    TXN_ASSIGN_OR_RETURN(auto results,
+                         conn_->ExecPipeline({{"SET LOCAL ROLE NONE", {}}, {sql, params}},
+                                             /*cancellable=*/false));
+    TXN_RETURN_IF_ERROR(results[0].status());
+    role_active_ = false;
+    return std::move(results[1]);
+  }
+
   // A statement that inserted, updated or deleted rows has certainly been given a transaction
   // id: Prepare then need not ask whether the branch wrote anything.
   void NoteWrite(PGresult* r) {
@@ -208,16 +234,16 @@ class PostgresSession final : public BranchSession {
   // Prepare of a branch known to have written: the xid read and PREPARE TRANSACTION in one
   // round trip.
   absl::StatusOr<PrepareResult> PrepareWritten(const std::string& gid) {
-    TXN_ASSIGN_OR_RETURN(
-        auto results,
-        conn_->ExecPipeline({{"SELECT pg_current_xact_id_if_assigned()::text", {}},
-                             {absl::StrCat("PREPARE TRANSACTION '", gid, "'"), {}}},
-                            /*cancellable=*/false));
+    std::vector<PgQuery> queries;
+    if (role_active_) queries.push_back({"SET LOCAL ROLE NONE", {}});
+    queries.push_back({"SELECT pg_current_xact_id_if_assigned()::text", {}});
+    queries.push_back({absl::StrCat("PREPARE TRANSACTION '", gid, "'"), {}});
+    TXN_ASSIGN_OR_RETURN(auto results, conn_->ExecPipeline(queries, /*cancellable=*/false));
+    role_active_ = false;
+    const absl::StatusOr<PgResult>& xid = results[results.size() - 2];
     std::string native_id;
-    if (results[0].ok() && !PQgetisnull(results[0]->get(), 0, 0)) {
-      native_id = PQgetvalue(results[0]->get(), 0, 0);
-    }
-    return VoteFrom(std::move(results[1]), native_id);
+    if (xid.ok() && !PQgetisnull(xid->get(), 0, 0)) native_id = PQgetvalue(xid->get(), 0, 0);
+    return VoteFrom(std::move(results.back()), native_id);
   }
 
   // The vote from PREPARE TRANSACTION's result (the transaction is rolled back on a NO).
@@ -237,7 +263,9 @@ class PostgresSession final : public BranchSession {
   }
 
   std::unique_ptr<PgConnection> conn_;
-  bool begun_ = false;  // BEGIN was sent
+  const std::string run_as_;
+  bool role_active_ = false;  // SET LOCAL ROLE run_as_ is in effect
+  bool begun_ = false;        // BEGIN was sent
   bool wrote_ = false;  // a statement changed rows (so an xid is assigned)
 };
 
@@ -251,8 +279,60 @@ PostgresAdapter::PostgresAdapter(std::string dsn, std::string password, int max_
 
 PostgresAdapter::~PostgresAdapter() = default;
 
+absl::Status PostgresAdapter::SetRunAsRole(const std::string& role) {
+  bool plain = !role.empty() && role.size() <= 63 && !std::isdigit(static_cast<unsigned char>(role[0]));
+  for (char c : role) {
+    plain = plain && (std::islower(static_cast<unsigned char>(c)) ||
+                      std::isdigit(static_cast<unsigned char>(c)) || c == '_');
+  }
+  if (!plain) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--run-as-role must be a plain role name ([a-z_][a-z0-9_]*, at most 63 bytes), got '",
+        role.substr(0, 80), "'"));
+  }
+  run_as_role_ = role;
+  run_as_quoted_ = absl::StrCat("\"", role, "\"");
+  return absl::OkStatus();
+}
+
+absl::Status PostgresAdapter::CheckPrivileges(PgConnection& conn) {
+  TXN_ASSIGN_OR_RETURN(PgResult who,
+                       conn.Exec("SELECT session_user::text, rolsuper FROM pg_roles "
+                                 "WHERE rolname = session_user"));
+  const bool superuser = PQntuples(who.get()) > 0 && std::string(PQgetvalue(who.get(), 0, 1)) == "t";
+  const std::string user = PQntuples(who.get()) > 0 ? PQgetvalue(who.get(), 0, 0) : "?";
+  NoteDatabaseSuperuser(
+      superuser, absl::StrCat("user ", user, " is a PostgreSQL superuser"),
+      run_as_role_.empty()
+          ? "client statements run with its privileges, limited only by the statement policy; "
+            "connect as an ordinary user or set --run-as-role"
+          : absl::StrCat("client statements run as role ", run_as_role_, " (--run-as-role)"));
+  if (run_as_role_.empty()) return absl::OkStatus();
+  TXN_ASSIGN_OR_RETURN(
+      PgResult role,
+      conn.Exec("SELECT rolsuper, pg_has_role(session_user, oid, 'MEMBER') FROM pg_roles "
+                "WHERE rolname = $1",
+                {run_as_role_.c_str()}));
+  if (PQntuples(role.get()) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--run-as-role ", run_as_role_, ": no such role (CREATE ROLE ", run_as_role_,
+                     " NOLOGIN, and grant it what clients may touch)"));
+  }
+  if (std::string(PQgetvalue(role.get(), 0, 0)) == "t") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--run-as-role ", run_as_role_, " is a superuser, so it would not limit client statements"));
+  }
+  if (std::string(PQgetvalue(role.get(), 0, 1)) != "t") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--run-as-role ", run_as_role_, ": user ", user,
+                     " cannot SET ROLE to it (GRANT ", run_as_role_, " TO ", user, ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PostgresAdapter::CheckReady() {
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  TXN_RETURN_IF_ERROR(CheckPrivileges(*conn));
   TXN_ASSIGN_OR_RETURN(PgResult r, conn->Exec("SHOW max_prepared_transactions"));
   int n = 0;
   if (!last_resource_only_ && (!absl::SimpleAtoi(PQgetvalue(r.get(), 0, 0), &n) || n <= 0)) {
@@ -376,7 +456,7 @@ absl::Status PostgresAdapter::CollectGarbage() {
 
 absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin(const std::string& gid) {
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  auto session = std::make_unique<PostgresSession>(std::move(conn));
+  auto session = std::make_unique<PostgresSession>(std::move(conn), run_as_quoted_);
   TXN_RETURN_IF_ERROR(session->Open());
   return std::unique_ptr<BranchSession>(std::move(session));
 }

@@ -9,6 +9,9 @@
 //   1-phase  COMMIT, with a row in txcoord_markers written in the same transaction, so a commit
 //            whose answer was lost can be proven later (ProveOnePhase); rows expire after
 //            `marker_retention_hours`
+//   policy   client statements pass common::CheckStatement (kPostgres) and, with a run-as role,
+//            run under SET LOCAL ROLE to it; a session that ran client statements is reset with
+//            DISCARD ALL before the pool hands it to another branch
 //
 // Needs max_prepared_transactions > 0 (CheckReady says so plainly). Connections come from a
 // small pool; a broken connection is dropped and a new one made, so the adapter survives server
@@ -22,6 +25,7 @@
 
 namespace txn::agent {
 
+class PgConnection;
 class PgPool;
 
 class PostgresAdapter final : public ResourceAdapter {
@@ -35,6 +39,10 @@ class PostgresAdapter final : public ResourceAdapter {
   bool supports_prepare() const override { return !last_resource_only_; }
   // Run as a last resource only (no PREPARE TRANSACTION; works with max_prepared_transactions=0).
   void set_last_resource_only(bool on) { last_resource_only_ = on; }
+  // Client statements run as `role` (SET LOCAL ROLE), an unprivileged role the agent's user is
+  // a member of; CheckReady refuses a role that is missing, a superuser, or not grantable.
+  // INVALID_ARGUMENT unless `role` is a plain name ([a-z_][a-z0-9_]*, at most 63 bytes).
+  absl::Status SetRunAsRole(const std::string& role);
   absl::Status CheckReady() override;
   absl::Status EnsureSagaBarrier() override;
   absl::Status EnsureTpcTable() override;
@@ -55,9 +63,14 @@ class PostgresAdapter final : public ResourceAdapter {
 
  private:
   absl::StatusOr<FinishResult> ProveOutcome(const std::string& native_id);
+  // Notes a superuser (NoteDatabaseSuperuser); FAILED_PRECONDITION when the run-as role is
+  // unusable.
+  absl::Status CheckPrivileges(PgConnection& conn);
   std::unique_ptr<PgPool> pool_;
   const int marker_retention_hours_;
   bool last_resource_only_ = false;
+  std::string run_as_role_;    // as given
+  std::string run_as_quoted_;  // as an SQL identifier, "role"
 };
 
 }  // namespace txn::agent

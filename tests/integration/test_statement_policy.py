@@ -1,0 +1,245 @@
+"""The statement policy and session isolation, end to end: real clients of txcoord, real
+PostgreSQL and MariaDB servers, agents whose database users are superusers (as on many first
+installs and in the local cluster).
+
+What a user would check: a refused statement ran nothing (no file written, no setting kept,
+nothing prepared), the next client's transaction sees none of the previous client's session
+state, and a run-as role limits what client statements reach."""
+import os
+import unittest
+import urllib.request
+
+import grpc
+
+from tests.harness import cluster as h
+
+pb = h.coordinator_pb2
+
+PG_SCHEMA = ("CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL);"
+             "INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g;"
+             "CREATE TABLE secret (v text); INSERT INTO secret VALUES ('payroll');"
+             "CREATE SEQUENCE seq;"
+             "CREATE ROLE txc_client NOLOGIN;"
+             "GRANT SELECT, UPDATE ON acct TO txc_client;"
+             "GRANT USAGE ON SEQUENCE seq TO txc_client;")
+MY_SCHEMA = ("CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL) ENGINE=InnoDB;"
+             "INSERT INTO acct VALUES (1, 100), (2, 100), (3, 100);")
+
+
+class StatementPolicy(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        c = cls.c = h.Cluster()
+        try:
+            pg = c.add_postgres("shop")
+            pg.sql("CREATE DATABASE shop")
+            pg.sql(PG_SCHEMA, db="shop")
+            my = c.add_mariadb("ledger")
+            my.sql("CREATE DATABASE ledger")
+            my.sql(MY_SCHEMA, db="ledger")
+            c.make_coordinator(["pg", "pgrole", "my"]).start()
+            cls.metrics = {n: h.free_port() for n in ("pg", "pgrole", "my")}
+
+            def agent_flags(name):
+                # One database connection per agent: consecutive transactions share its
+                # session, which is what a leak needs.
+                return ("--max-connections", "1", "--metrics-listen",
+                        f"127.0.0.1:{cls.metrics[name]}")
+            c.add_agent("pg", pg.dsn("shop"), extra=agent_flags("pg"))
+            c.add_agent("pgrole", pg.dsn("shop"),
+                        extra=agent_flags("pgrole") + ("--run-as-role", "txc_client"))
+            c.add_agent("my", my.dsn("ledger"), backend="mysql",
+                        extra=agent_flags("my") + ("--dsn-password-file", my.password_file))
+        except Exception:
+            c.stop()
+            raise
+        cls.coord = c.coordinator_stub()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.stop()
+
+    # helpers
+
+    def run_one(self, participant, text, *params):
+        req = pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE)
+        req.branches.append(h.branch(participant, h.sql_op(text, *params)))
+        return self.coord.Run(req, timeout=20)
+
+    def assertRefused(self, participant, text):
+        """The coordinator refuses what every dialect refuses (INVALID_ARGUMENT); the agent the
+        rest, as a NO vote. Either way nothing ran. Returns the refusal's text."""
+        try:
+            out = self.run_one(participant, text)
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.INVALID_ARGUMENT, text)
+            self.assertIn("statement refused", e.details(), text)
+            return e.details()
+        self.assertEqual(out.state, pb.TXN_STATE_ABORTED, (text, out))
+        self.assertIn("statement refused", out.reason, text)
+        return out.reason
+
+    def interactive(self, participant, *texts):
+        """Runs `texts` in one interactive transaction and commits; the rows of each."""
+        txn = self.coord.Begin(pb.BeginRequest(protocol=pb.PROTOCOL_TWO_PHASE), timeout=5).txn_id
+        rows = []
+        for text in texts:
+            got = self.coord.Execute(pb.ExecuteRequest(txn_id=txn, participant=participant,
+                                                       operation=h.sql_op(text)), timeout=10)
+            rows.append([list(r.values) for r in got.rows])
+        out = self.coord.Commit(pb.CommitRequest(txn_id=txn, wait_for_completion=True),
+                                timeout=10)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
+        return rows
+
+    def execute_fails(self, txn, participant, text):
+        """Executes `text` in `txn`, which must fail, then rolls `txn` back; the error's text."""
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.coord.Execute(pb.ExecuteRequest(txn_id=txn, participant=participant,
+                                                 operation=h.sql_op(text)), timeout=10)
+        self.coord.Rollback(pb.RollbackRequest(txn_id=txn), timeout=10)
+        return cm.exception.details()
+
+    def pg_balances(self):
+        return {int(r[0]): int(r[1])
+                for r in self.c.pgs["shop"].sql("SELECT id, bal FROM acct", db="shop")}
+
+    def my_balances(self):
+        return {int(r[0]): int(r[1])
+                for r in self.c.mariadbs["ledger"].sql("SELECT id, bal FROM acct", db="ledger")}
+
+    def assertNothingPrepared(self):
+        self.assertEqual(self.c.pgs["shop"].prepared("shop"), [])
+        self.assertEqual(self.c.mariadbs["ledger"].prepared(), [])
+
+    def metric(self, agent, name):
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics[agent]}/metrics",
+                                      timeout=5).read().decode()
+        for line in body.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    # tests
+
+    def test_copy_to_program_is_refused_and_runs_nothing(self):
+        target = os.path.join(self.c.root, "owned")
+        why = self.assertRefused("pg", f"COPY (SELECT 1) TO PROGRAM 'id > {target}'")
+        self.assertIn("COPY reads and writes server files and runs programs", why)
+        self.assertFalse(os.path.exists(target))
+        self.assertNothingPrepared()
+
+    def test_postgres_bypasses_are_refused_and_the_session_stays_usable(self):
+        before = self.pg_balances()
+        for text in ["SET search_path = pg_catalog",
+                     "SELECT set_config('search_path', 'pg_catalog', false)",
+                     "DO $$BEGIN PERFORM 1; END$$",
+                     "SELECT pg_read_file('/etc/passwd')",
+                     "SELECT E'\\'', pg_read_file('/etc/passwd'), ''",
+                     "SELECT dblink_exec('dbname=shop', 'DROP TABLE acct')",
+                     "SET LOCAL ROLE postgres",
+                     "LOCK TABLE acct IN ACCESS EXCLUSIVE MODE",
+                     "SELECT pg_advisory_lock(1)",
+                     "PREPARE p AS SELECT 1"]:
+            self.assertRefused("pg", text)
+        self.assertEqual(self.pg_balances(), before)
+        # The next client's ordinary transaction finds its tables where they were.
+        out = self.run_one("pg", "UPDATE acct SET bal = bal - 1 WHERE id = $1", 1)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
+        self.assertEqual(self.pg_balances()[1], before[1] - 1)
+        self.assertNothingPrepared()
+
+    def test_mariadb_bypasses_are_refused(self):
+        before = self.my_balances()
+        outfile = os.path.join(self.c.root, "outfile")
+        for text in ["/*!COMMIT*/ WORK",
+                     "SET @@session.autocommit=1",
+                     "SET @a=1, autocommit=1",
+                     "SET SESSION transaction_isolation='READ-UNCOMMITTED'",
+                     "SELECT LOAD_FILE('/etc/passwd')",
+                     f"SELECT 1 INTO OUTFILE '{outfile}'",
+                     "SELECT 1 --1, LOAD_FILE('/etc/passwd')",
+                     "SELECT * FROM mysql.user",
+                     "SELECT GET_LOCK('x', 0)",
+                     "CALL p()"]:
+            self.assertRefused("my", text)
+        self.assertFalse(os.path.exists(outfile))
+        self.assertEqual(self.my_balances(), before)
+        out = self.run_one("my", "UPDATE acct SET bal = bal + 1 WHERE id = ?", 1)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
+        self.assertNothingPrepared()
+
+    def test_postgres_session_state_does_not_reach_the_next_client(self):
+        first = self.interactive("pg", "SELECT pg_backend_pid()", "SELECT nextval('seq')",
+                                 "UPDATE acct SET bal = bal + 0 WHERE id = 2")
+        pid = first[0][0][0]
+        # Same backend (one connection), yet its sequence state is gone: DISCARD ALL ran.
+        txn = self.coord.Begin(pb.BeginRequest(protocol=pb.PROTOCOL_TWO_PHASE), timeout=5).txn_id
+        got = self.coord.Execute(pb.ExecuteRequest(
+            txn_id=txn, participant="pg",
+            operation=h.sql_op("SELECT pg_backend_pid(), current_setting('lock_timeout')")),
+            timeout=10)
+        self.assertEqual(got.rows[0].values[0], pid, "the test needs the same session")
+        # The agent's own setting is the session's default, so the reset keeps it.
+        self.assertEqual(got.rows[0].values[1], "1s")
+        self.assertIn("not yet defined in this session",
+                      self.execute_fails(txn, "pg", "SELECT currval('seq')"))
+        self.assertNothingPrepared()
+
+    def test_mariadb_session_state_does_not_reach_the_next_client(self):
+        first = self.interactive("my", "SELECT CONNECTION_ID()", "SELECT LAST_INSERT_ID(42)",
+                                 "UPDATE acct SET bal = bal + 0 WHERE id = 2")
+        self.assertEqual(first[1][0][0], "42")
+        second = self.interactive("my", "SELECT CONNECTION_ID(), LAST_INSERT_ID(), "
+                                        "@@innodb_lock_wait_timeout")
+        row = second[0][0]
+        self.assertEqual(row[0], first[0][0][0], "the test needs the same session")
+        self.assertEqual(row[1], "0")  # reset by mysql_reset_connection
+        self.assertEqual(row[2], "1")  # the agent's --lock-timeout-ms applied again
+        self.assertNothingPrepared()
+
+    def test_run_as_role_limits_what_client_statements_reach(self):
+        rows = self.interactive("pgrole", "SELECT current_user, session_user")
+        self.assertEqual(rows[0][0], ["txc_client", "postgres"])
+        txn = self.coord.Begin(pb.BeginRequest(protocol=pb.PROTOCOL_TWO_PHASE), timeout=5).txn_id
+        self.assertIn("permission denied", self.execute_fails(txn, "pgrole", "SELECT v FROM secret"))
+        before = self.pg_balances()
+        # One branch: one-phase commit, whose marker the agent writes as its own user.
+        out = self.run_one("pgrole", "UPDATE acct SET bal = bal - 1 WHERE id = $1", 3)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
+        # Two branches: prepared as the agent's user, so the agent can finish it.
+        req = pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE)
+        req.branches.append(h.branch("pgrole", h.sql_op(
+            "UPDATE acct SET bal = bal - 1 WHERE id = $1", 4, expect=1)))
+        req.branches.append(h.branch("my", h.sql_op(
+            "UPDATE acct SET bal = bal + 1 WHERE id = ?", 3, expect=1)))
+        out = self.coord.Run(req, timeout=20)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
+        after = self.pg_balances()
+        self.assertEqual((after[3], after[4]), (before[3] - 1, before[4] - 1))
+        self.assertNothingPrepared()
+
+    def test_agents_warn_when_their_database_user_is_a_superuser(self):
+        self.assertIn("user postgres is a PostgreSQL superuser", self.c.agents["pg"].log())
+        self.assertIn("client statements run as role txc_client", self.c.agents["pgrole"].log())
+        self.assertIn("has SUPER", self.c.agents["my"].log().replace("FILE,SUPER", "SUPER"))
+        for agent in ("pg", "pgrole", "my"):
+            self.assertEqual(self.metric(agent, "txagent_database_superuser"), 1.0, agent)
+
+    def test_an_unusable_run_as_role_stops_the_agent_at_start(self):
+        pg = self.c.pgs["shop"]
+        port = h.free_port()
+        for role, why in [("nobody_here", "no such role"), ("postgres", "is a superuser"),
+                          ("Bad-Name", "plain role name")]:
+            p = h.Process(self.c.root, f"agent-badrole-{port}",
+                          [os.path.join(h.BIN, "txagent"), "--listen", f"127.0.0.1:{port}",
+                           "--name", "pg", "--backend", "postgres", "--dsn", pg.dsn("shop"),
+                           "--coordinator", f"127.0.0.1:{self.c.coordinator.port}",
+                           "--run-as-role", role], port)
+            p.start(wait=False)
+            self.assertEqual(p.wait_exit(), 2, role)
+            self.assertIn(why, p.log(), role)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -80,6 +80,13 @@ absl::Status CheckCommon(const SqlLex& lex) {
   if (lex.more_after_semicolon) return Refuse("more than one statement in one text");
   Statement st(lex.tokens);
   if (st.size() == 0) return Refuse("empty statement");
+  for (size_t k = 0; k < st.size(); ++k) {
+    // Commit markers, saga barriers and 3PC records: a client that could write them could
+    // forge the proof of another transaction's outcome.
+    if (absl::StartsWith(st.Name(k), "TXCOORD_")) {
+      return Refuse("the agent's own tables (txcoord_*) are not for client statements");
+    }
+  }
   const std::string w0 = st.Word(0);
   if (OneOf(w0, {"BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END", "ABORT",
                  "XA"})) {

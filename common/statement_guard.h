@@ -16,7 +16,9 @@
 //    listed planner or formatting setting, set_config, RESET, DISCARD, PREPARE/EXECUTE,
 //    cursors, session advisory locks, MySQL user-variable assignment, GET_LOCK, HANDLER, USE;
 //  - reaching another database or the server itself: dblink, foreign servers, MySQL's system
-//    schemas, roles and grants, pg_terminate_backend, KILL, ...
+//    schemas, roles and grants, pg_terminate_backend, KILL, ...;
+//  - the agent's own tables (txcoord_*: commit markers, saga barriers, 3PC records), whose rows
+//    prove transactions' outcomes.
 //
 // The lexer (sql_lexer.h) reads the text the way the server does; where a server setting
 // changes that (backslash escapes), the text is checked both ways and must pass both. A deny

@@ -156,6 +156,9 @@ const std::vector<std::string> kPostgresBypasses = {
     "SELECT 'unterminated",
     "SELECT $a$ unterminated",
     "SELECT 1 /* /* nested */ still a comment",
+    // the agent's proof of outcomes
+    "INSERT INTO txcoord_markers (gid) VALUES ('txc_n1-1-1-1_0')",
+    "DELETE FROM public.\"txcoord_saga_barrier\"",
     "",
     "   ",
     "-- only a comment",
@@ -211,6 +214,8 @@ const std::vector<std::string> kMysqlBypasses = {
     "SELECT 1; COMMIT",
     "SELECT 'unterminated",
     "SELECT 1 /* unterminated",
+    "INSERT INTO txcoord_xa_markers (gid) VALUES (?)",
+    "UPDATE `txcoord_3pc` SET state = 'C'",
     "",
     // session state that would outlive the transaction
     "SET @@session.autocommit=1",

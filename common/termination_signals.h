@@ -1,9 +1,12 @@
-// SIGINT/SIGTERM handling for the daemons: block both in every thread (call first in main,
-// before any thread starts), then wait for one in main with sigwait. Written here because the
-// daemons need an orderly shutdown on the main thread, not a handler in async-signal context.
+// SIGINT/SIGTERM (and SIGHUP) handling for the daemons: block them in every thread (call first
+// in main, before any thread starts), then wait for one in main with sigwait. Written here
+// because the daemons need an orderly shutdown, and SIGHUP's reload, on the main thread, not a
+// handler in async-signal context.
 #pragma once
 
 #include <signal.h>
+
+#include <functional>
 
 namespace txn::common {
 
@@ -12,6 +15,7 @@ inline sigset_t TerminationSignals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   return signals;
 }
 
@@ -20,12 +24,15 @@ inline void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
-// Returns the signal number once SIGINT or SIGTERM arrives.
-inline int WaitForTerminationSignal() {
+// Returns the signal number once SIGINT or SIGTERM arrives; runs `on_hangup` at each SIGHUP.
+inline int WaitForTerminationSignal(const std::function<void()>& on_hangup = {}) {
   sigset_t signals = TerminationSignals();
-  int sig = 0;
-  sigwait(&signals, &sig);
-  return sig;
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) return sig;
+    if (on_hangup) on_hangup();
+  }
 }
 
 }  // namespace txn::common

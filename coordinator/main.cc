@@ -23,6 +23,7 @@
 #include "coordinator/driver/transaction_driver.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/rocksdb_decision_log.h"
+#include "coordinator/auth/call_authorizer.h"
 #include "coordinator/service/admin_service.h"
 #include "coordinator/service/coordinator_service.h"
 #include "coordinator/transport/static_participant_directory.h"
@@ -73,6 +74,17 @@ common::FlagSet CoordinatorFlags() {
          ""});
   f.Add({"wait-report-ttl-ms", "MS",
          "drop an agent's lock-wait report not renewed within this long", "1000"});
+  f.Add({"token-file", "FILE",
+         "require bearer tokens: one 'SCOPE TOKEN [NAME]' per line, scopes client, admin, agent; "
+         "re-read on SIGHUP",
+         ""});
+  f.Add({"idempotency-capacity", "N",
+         "idempotency keys remembered at most (a new key beyond it is RESOURCE_EXHAUSTED)",
+         "1000000"});
+  f.Add({"idempotency-retention-ms", "MS",
+         "keep an idempotency key this long after its transaction finished: how long a retry "
+         "stays safe",
+         "900000"});
   return f;
 }
 
@@ -97,7 +109,8 @@ int Main(int argc, char** argv) {
     int64_t min, max;
     int64_t* out;
   };
-  int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0, min_free_mb = 0;
+  int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0, min_free_mb = 0,
+          idempotency_capacity = 0;
   driver::DeadlockOptions deadlock_options;
   transport::DirectoryOptions directory_options;
   for (const IntFlag& f :
@@ -114,7 +127,10 @@ int Main(int argc, char** argv) {
         IntFlag{"circuit-failures", 1, 1'000'000, &circuit_failures},
         IntFlag{"circuit-open-ms", 1, 3'600'000, &directory_options.circuit.open_ms},
         IntFlag{"circuit-max-open-ms", 1, 86'400'000, &directory_options.circuit.max_open_ms},
-        IntFlag{"wait-report-ttl-ms", 10, 3'600'000, &deadlock_options.edge_ttl_ms}}) {
+        IntFlag{"wait-report-ttl-ms", 10, 3'600'000, &deadlock_options.edge_ttl_ms},
+        IntFlag{"idempotency-capacity", 1, 100'000'000, &idempotency_capacity},
+        IntFlag{"idempotency-retention-ms", 0, int64_t{1} << 40,
+                &options.idempotency.retention_ms}}) {
     auto v = flags->GetInt(f.name, f.min, f.max);
     if (!v.ok()) return Fail(std::string(v.status().message()));
     *f.out = *v;
@@ -122,6 +138,15 @@ int Main(int argc, char** argv) {
   options.retry_backoff = {.initial_ms = retry_initial,
                            .max_ms = std::max(retry_initial, retry_max)};
   options.max_active = static_cast<size_t>(max_active);
+  options.idempotency.capacity = static_cast<size_t>(idempotency_capacity);
+  auth::CallAuthorizer open_authorizer;
+  std::unique_ptr<auth::CallAuthorizer> token_authorizer;
+  if (const std::string& file = flags->Get("token-file"); !file.empty()) {
+    auto loaded = auth::CallAuthorizer::FromFile(file);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    token_authorizer = std::move(*loaded);
+  }
+  auth::CallAuthorizer* authorizer = token_authorizer ? token_authorizer.get() : &open_authorizer;
   options.one_phase = !flags->GetBool("no-one-phase");
   deadlock_options.enabled = !flags->GetBool("no-deadlock-detection");
   directory_options.circuit.failure_threshold = static_cast<int>(circuit_failures);
@@ -186,8 +211,8 @@ int Main(int argc, char** argv) {
       &txns, &clock,
       [directory](const std::string& name) { return directory->Find(name) != nullptr; },
       deadlock_options);
-  service::CoordinatorService service(&txns, &deadlocks);
-  service::AdminService admin(&txns, participants->get(), &deadlocks);
+  service::CoordinatorService service(&txns, &deadlocks, authorizer);
+  service::AdminService admin(&txns, participants->get(), &deadlocks, authorizer);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -201,7 +226,10 @@ int Main(int argc, char** argv) {
   server->GetHealthCheckService()->SetServingStatus(true);
   common::LogInfo(absl::StrCat("txcoord ", options.node_id, " serving on ", flags->Get("listen"),
                                " with ", (*participants)->Names().size(),
-                               " participant(s), data in ", flags->Get("data-dir")));
+                               " participant(s), data in ", flags->Get("data-dir"),
+                               authorizer->enabled()
+                                   ? absl::StrCat(", bearer tokens from ", flags->Get("token-file"))
+                                   : std::string(", no token file: every caller is trusted")));
 
   std::mutex mu;
   std::condition_variable cv;
@@ -228,7 +256,14 @@ int Main(int argc, char** argv) {
     }
   });
 
-  const int sig = common::WaitForTerminationSignal();
+  const int sig = common::WaitForTerminationSignal([authorizer, &flags] {
+    if (!authorizer->enabled()) return;
+    if (absl::Status s = authorizer->Reload(); !s.ok()) {
+      common::LogError(absl::StrCat("SIGHUP: keeping the tokens loaded before: ", s.message()));
+    } else {
+      common::LogInfo(absl::StrCat("SIGHUP: tokens re-read from ", flags->Get("token-file")));
+    }
+  });
   common::LogInfo(absl::StrCat("signal ", sig, ": shutting down"));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   {

@@ -26,7 +26,8 @@ MY = "host=127.0.0.1 port=53306 user=txcoord dbname=ledger"
 DB = ["--pg-dsn", PG, "--mysql-dsn", MY, "--mysql-password-file",
       os.path.join(STATE, "ledger.password")]
 COORD = ["--coordinator", "127.0.0.1:7700", "--coordinator-metrics", "127.0.0.1:9700",
-         "--pg-participant", "orders", "--mysql-participant", "ledger"]
+         "--pg-participant", "orders", "--mysql-participant", "ledger",
+         "--token-file", os.path.join(STATE, "client.token")]
 
 
 def txbench(args, duration):

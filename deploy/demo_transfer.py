@@ -6,8 +6,12 @@ One order commits; one asks for a pear (stock 0): the inventory statement expect
 affected, gets 0, votes NO, and neither database changes. One transfer of 30 commits; one of
 1,000,000 finds alice short (her update matches no row), so it aborts on both sides.
 
-usage: demo_transfer.py [COORDINATOR_ADDRESS]     (default 127.0.0.1:7700)
+usage: demo_transfer.py [COORDINATOR_ADDRESS] [--token-file FILE]
+  COORDINATOR_ADDRESS  default 127.0.0.1:7700
+  --token-file FILE    a client token for a txcoord with --token-file (the local cluster's is
+                       .cluster/client.token); sent as `authorization: Bearer TOKEN`
 """
+import argparse
 import os
 import sys
 import time
@@ -65,17 +69,36 @@ def show(title, outcome):
               + (f"  {b.reason}" if b.reason else ""))
 
 
+def read_token(path):
+    """The token in `path`: its first line that is not blank or a comment."""
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if fields and not fields[0].startswith("#"):
+                return fields[1] if len(fields) >= 2 else fields[0]
+    sys.exit(f"{path} holds no token")
+
+
 def main():
-    address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:7700"
-    stub = rpc.CoordinatorStub(grpc.insecure_channel(address))
+    args = argparse.ArgumentParser(description="the txcoord demo transfer")
+    args.add_argument("address", nargs="?", default="127.0.0.1:7700")
+    args.add_argument("--token-file")
+    opts = args.parse_args()
+    metadata = ((("authorization", f"Bearer {read_token(opts.token_file)}"),)
+                if opts.token_file else None)
+    stub = rpc.CoordinatorStub(grpc.insecure_channel(opts.address))
+
+    def run(req):
+        return stub.Run(req, timeout=30, metadata=metadata)
+
     stamp = int(time.time() * 1000)
-    ok = stub.Run(order(f"order-{stamp}-apple", "apple", 2), timeout=30)
+    ok = run(order(f"order-{stamp}-apple", "apple", 2))
     show("order of 2 apples", ok)
-    no = stub.Run(order(f"order-{stamp}-pear", "pear", 1), timeout=30)
+    no = run(order(f"order-{stamp}-pear", "pear", 1))
     show("order of 1 pear (none in stock)", no)
-    moved = stub.Run(transfer(30), timeout=30)
+    moved = run(transfer(30))
     show("alice (PostgreSQL) pays bob (MariaDB) 30", moved)
-    broke = stub.Run(transfer(1_000_000), timeout=30)
+    broke = run(transfer(1_000_000))
     show("alice pays bob 1000000", broke)
     states = (ok.state, no.state, moved.state, broke.state)
     expected = (pb.TXN_STATE_COMMITTED, pb.TXN_STATE_ABORTED) * 2

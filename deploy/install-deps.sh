@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   build-essential cmake pkg-config protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libgrpc++-dev librocksdb-dev libabsl-dev libyaml-cpp-dev libgtest-dev libgmock-dev libpq-dev
-  libmariadb-dev libmongoc-dev libcpp-httplib-dev
+  libmariadb-dev libmongoc-dev libcpp-httplib-dev libssl-dev
   # databases the agents and tests drive
   postgresql postgresql-client mariadb-server mariadb-client
   # test harness, model checking and demo client

@@ -8,6 +8,11 @@
 #   deploy/local-cluster.sh demo     run the demo transfer again
 #   deploy/local-cluster.sh status   what is running, and prepared transactions left over
 #   deploy/local-cluster.sh down     stop everything (data is kept; `down --wipe` removes it)
+#
+# txcoord requires bearer tokens: `up` makes them once, in $STATE/tokens (txcoord's
+# --token-file) and one file per scope, $STATE/{client,admin,agent}.token, for txbench / the demo,
+# txctl, and the agents. The PostgreSQL agents run client statements as role txcoord_client
+# (run-as-role in deploy/config/agent-*.yaml), which may touch the application's tables only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -93,11 +98,30 @@ start_mariadb() {
     head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/ledger.password"
     chmod 600 "$STATE/ledger.password"
   fi
+  # Its own database, and PROCESS (XA RECOVER, lock-wait reports): no FILE, no SUPER, no other
+  # database, whatever a client's statement tries.
   mariadb_client -e "CREATE DATABASE IF NOT EXISTS ledger;
     CREATE USER IF NOT EXISTS 'txcoord'@'%';
     ALTER USER 'txcoord'@'%' IDENTIFIED BY '$(cat "$STATE/ledger.password")';
-    GRANT ALL ON *.* TO 'txcoord'@'%'"
+    REVOKE ALL PRIVILEGES ON *.* FROM 'txcoord'@'%';
+    GRANT ALL ON ledger.* TO 'txcoord'@'%';
+    GRANT PROCESS ON *.* TO 'txcoord'@'%'"
   mariadb_client ledger <"$ROOT/deploy/db/ledger.sql"
+}
+
+# Random tokens, made once; the files are readable by their owner only.
+make_tokens() {
+  [ -f "$STATE/tokens" ] && return
+  local scope token
+  (
+    umask 077
+    echo "# made by deploy/local-cluster.sh: SCOPE TOKEN NAME (txcoord --token-file)" >"$STATE/tokens"
+    for scope in client admin agent; do
+      token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+      echo "$token" >"$STATE/$scope.token"
+      echo "$scope $token local-$scope" >>"$STATE/tokens"
+    done
+  )
 }
 
 up() {
@@ -106,24 +130,27 @@ up() {
   cmake --build build -j2 --target txcoord txagent txctl txbench
   mkdir -p "$STATE/logs" "$STATE/pids"
   chmod 755 "$STATE"
+  make_tokens
   for db in "${DBS[@]}"; do start_postgres "$db"; done
   start_mariadb
   local participants=()
   for p in "${PARTICIPANTS[@]}"; do participants+=(--participant "$p=127.0.0.1:$(port_of AGENT_PORT "$p")"); done
   start_daemon txcoord build/bin/txcoord --config deploy/config/txcoord.yaml \
     --listen "127.0.0.1:$COORD_PORT" --data-dir "$STATE/coord-data" "${participants[@]}" \
-    --metrics-listen "127.0.0.1:$COORD_METRICS_PORT" ${TXCOORD_EXTRA_FLAGS:-}
+    --metrics-listen "127.0.0.1:$COORD_METRICS_PORT" --token-file "$STATE/tokens" \
+    ${TXCOORD_EXTRA_FLAGS:-}
   for db in "${DBS[@]}"; do
     start_daemon "agent-$db" build/bin/txagent --config "deploy/config/agent-$db.yaml" \
       --listen "127.0.0.1:$(port_of AGENT_PORT "$db")" \
       --dsn "host=127.0.0.1 port=$(port_of PG_PORT "$db") user=postgres dbname=$db" \
-      --coordinator "127.0.0.1:$COORD_PORT" \
+      --coordinator "127.0.0.1:$COORD_PORT" --coordinator-token-file "$STATE/agent.token" \
       --metrics-listen "127.0.0.1:$(( $(port_of AGENT_PORT "$db") + 2000 ))"
   done
   start_daemon agent-ledger build/bin/txagent --config deploy/config/agent-ledger.yaml \
     --listen "127.0.0.1:$AGENT_PORT_ledger" \
     --dsn "host=127.0.0.1 port=$MARIADB_PORT user=txcoord dbname=ledger" \
     --dsn-password-file "$STATE/ledger.password" --coordinator "127.0.0.1:$COORD_PORT" \
+    --coordinator-token-file "$STATE/agent.token" \
     --metrics-listen "127.0.0.1:$((AGENT_PORT_ledger + 2000))"
   wait_port "$COORD_PORT"
   for p in "${PARTICIPANTS[@]}"; do wait_port "$(port_of AGENT_PORT "$p")"; done
@@ -131,7 +158,9 @@ up() {
   demo
 }
 
-demo() { /usr/bin/python3 deploy/demo_transfer.py "127.0.0.1:$COORD_PORT"; }
+demo() {
+  /usr/bin/python3 deploy/demo_transfer.py "127.0.0.1:$COORD_PORT" --token-file "$STATE/client.token"
+}
 
 status() {
   for name in txcoord agent-orders agent-inventory agent-ledger mariadb-ledger; do
@@ -149,9 +178,10 @@ status() {
     say "mariadb ledger on $MARIADB_PORT; prepared XA transactions: $(mariadb_client -N -e 'XA RECOVER' | wc -l)"
   fi
   if running txcoord; then
-    "$ROOT/build/bin/txctl" --coordinator "127.0.0.1:$COORD_PORT" participants || true
+    local txctl=("$ROOT/build/bin/txctl" --coordinator "127.0.0.1:$COORD_PORT" --token-file "$STATE/admin.token")
+    "${txctl[@]}" participants || true
     say "in doubt or heuristic (txctl list --state in-doubt,heuristic-mixed):"
-    "$ROOT/build/bin/txctl" --coordinator "127.0.0.1:$COORD_PORT" list --state in-doubt,heuristic-mixed || true
+    "${txctl[@]}" list --state in-doubt,heuristic-mixed || true
   fi
 }
 

@@ -16,6 +16,7 @@
 #include "common/process_setup.h"
 #include "common/clock.h"
 #include "common/failpoint.h"
+#include "common/bearer_token.h"
 #include "common/flags.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
@@ -34,13 +35,16 @@ namespace {
 
 class GrpcDecisionSource final : public DecisionSource, public WaitSink {
  public:
-  explicit GrpcDecisionSource(const std::string& address)
+  // `token`: sent with every call ("" for none; see txcoord --token-file, scope agent).
+  GrpcDecisionSource(const std::string& address, std::string token)
       : stub_(v1::Coordinator::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+        token_(std::move(token)) {}
 
   absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    common::AddBearerToken(&ctx, token_);
     v1::GetDecisionRequest req;
     req.set_txn_id(txn_id);
     v1::GetDecisionResponse resp;
@@ -53,6 +57,7 @@ class GrpcDecisionSource final : public DecisionSource, public WaitSink {
                               v1::Decision decision) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    common::AddBearerToken(&ctx, token_);
     v1::ReportDecisionRequest req;
     req.set_txn_id(txn_id);
     req.set_participant(participant);
@@ -64,12 +69,14 @@ class GrpcDecisionSource final : public DecisionSource, public WaitSink {
   absl::Status ReportWaits(const v1::ReportWaitsRequest& req) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    common::AddBearerToken(&ctx, token_);
     v1::ReportWaitsResponse resp;
     return common::ToAbslStatus(stub_->ReportWaits(&ctx, req, &resp));
   }
 
  private:
   std::unique_ptr<v1::Coordinator::Stub> stub_;
+  const std::string token_;
 };
 
 // The other members' agents, for 3PC termination rounds (addresses only from --peer).
@@ -163,6 +170,10 @@ common::FlagSet AgentFlags() {
          "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
          "database's own setting",
          "5000"});
+  f.Add({"coordinator-token-file", "FILE",
+         "bearer token for the agent's calls to txcoord (GetDecision, lock-wait and 3PC "
+         "reports), when txcoord has --token-file: a token with scope agent",
+         ""});
   f.Add({"run-as-role", "ROLE",
          "PostgreSQL: run client statements as this unprivileged role (SET LOCAL ROLE); the "
          "agent's own statements keep the DSN's user",
@@ -256,7 +267,13 @@ int Main(int argc, char** argv) {
       &registry, &saga_steps, &three_phase, adapter->get(),
       ServiceLanes{.work = &work_lane, .finish = &finish_lane, .control = &control_lane},
       flags->Get("name"), config.backend);
-  GrpcDecisionSource decisions(flags->Get("coordinator"));
+  std::string coordinator_token;
+  if (const std::string& file = flags->Get("coordinator-token-file"); !file.empty()) {
+    absl::StatusOr<std::string> token = common::ReadBearerToken(file);
+    if (!token.ok()) return Fail(std::string(token.status().message()));
+    coordinator_token = *token;
+  }
+  GrpcDecisionSource decisions(flags->Get("coordinator"), coordinator_token);
   InDoubtReconciler reconciler(&registry, &decisions, &three_phase);
   auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"));
   if (!peers.ok()) return Fail(std::string(peers.status().message()));

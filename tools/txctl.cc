@@ -20,6 +20,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/status/status.h"
+#include "common/bearer_token.h"
 #include "common/flags.h"
 #include "txn/v1/coordinator.grpc.pb.h"
 
@@ -51,6 +53,10 @@ common::FlagSet CtlFlags() {
   f.Add({"limit", "N", "list: at most N transactions (at most 1000)", "100"});
   f.Add({"page-token", "TXN", "list: continue after this transaction", ""});
   f.Add({"timeout-ms", "MS", "deadline of each call", "10000"});
+  f.Add({"token-file", "FILE",
+         "bearer token to send (an admin one when txcoord has --token-file): the token alone, "
+         "or a 'SCOPE TOKEN [NAME]' line",
+         ""});
   return f;
 }
 
@@ -59,27 +65,14 @@ int Usage(const std::string& line) {
   return kUsageError;
 }
 
-const char* CodeName(grpc::StatusCode c) {
-  switch (c) {
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    default:
-      return "ERROR";
-  }
+// gRPC's codes are Abseil's, numerically: "PERMISSION_DENIED", "NOT_FOUND", ...
+std::string CodeName(grpc::StatusCode c) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(c));
 }
 
 int Failed(const grpc::Status& s) {
-  std::fprintf(stderr, "txctl: %s: %s\n", CodeName(s.error_code()), s.error_message().c_str());
+  std::fprintf(stderr, "txctl: %s: %s\n", CodeName(s.error_code()).c_str(),
+               s.error_message().c_str());
   return kRpcError;
 }
 
@@ -140,11 +133,12 @@ absl::StatusOr<v1::TxnState> ParseState(std::string word) {
 
 class Ctl {
  public:
-  Ctl(std::shared_ptr<grpc::Channel> channel, int64_t timeout_ms, bool json)
+  Ctl(std::shared_ptr<grpc::Channel> channel, int64_t timeout_ms, bool json, std::string token)
       : coordinator_(v1::Coordinator::NewStub(channel)),
         admin_(v1::Admin::NewStub(channel)),
         timeout_ms_(timeout_ms),
-        json_(json) {}
+        json_(json),
+        token_(std::move(token)) {}
 
   int List(const common::ParsedFlags& flags) {
     v1::ListTransactionsRequest req;
@@ -319,8 +313,10 @@ class Ctl {
   }
 
  private:
+  // The deadline and the bearer token every call carries.
   void Deadline(grpc::ClientContext* ctx) const {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
+    common::AddBearerToken(ctx, token_);
   }
 
   static void PrintTransaction(const v1::Transaction& t) {
@@ -344,6 +340,7 @@ class Ctl {
   std::unique_ptr<v1::Admin::Stub> admin_;
   const int64_t timeout_ms_;
   const bool json_;
+  const std::string token_;
 };
 
 int Main(int argc, char** argv) {
@@ -356,8 +353,14 @@ int Main(int argc, char** argv) {
   if (words.empty()) return Usage("no command given");
   absl::StatusOr<int64_t> timeout = flags.GetInt("timeout-ms", 1, 3'600'000);
   if (!timeout.ok()) return Usage(std::string(timeout.status().message()));
+  std::string token;
+  if (const std::string& file = flags.Get("token-file"); !file.empty()) {
+    absl::StatusOr<std::string> read = common::ReadBearerToken(file);
+    if (!read.ok()) return Usage(std::string(read.status().message()));
+    token = *read;
+  }
   Ctl ctl(grpc::CreateChannel(flags.Get("coordinator"), grpc::InsecureChannelCredentials()),
-          *timeout, flags.GetBool("json"));
+          *timeout, flags.GetBool("json"), std::move(token));
   const std::string& cmd = words[0];
   auto want_args = [&](size_t n, const char* usage) -> std::optional<int> {
     if (words.size() != n + 1) return Usage(absl::StrCat("usage: txctl ", usage));

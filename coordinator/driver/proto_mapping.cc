@@ -99,6 +99,7 @@ v1::Transaction TransactionOf(const log::DecisionRecord& record) {
   out.set_protocol(static_cast<v1::Protocol>(record.protocol()));
   out.set_state(static_cast<v1::TxnState>(record.state()));
   out.set_reason(record.reason());
+  out.set_owner(record.owner());
   out.set_created_unix_ms(record.created_unix_ms());
   out.set_decided_unix_ms(record.decided_unix_ms());
   for (const auto& b : record.branches()) {

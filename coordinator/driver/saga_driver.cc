@@ -16,8 +16,7 @@ struct SagaDriver::SagaContext {
   std::vector<v1::Branch> steps;  // the request's, fixed
   std::vector<OutcomeReply> waiters ABSL_GUARDED_BY(mu);
   TxnTimes times ABSL_GUARDED_BY(mu);
-  std::string idempotency_key;
-  std::string fingerprint;
+  RequestIdentity identity;
 };
 
 namespace {
@@ -37,11 +36,10 @@ SagaDriver::SagaDriver(SagaDriverDeps deps)
 SagaDriver::~SagaDriver() { lifetime_.Close(); }
 
 void SagaDriver::Start(const std::string& txn_id, const v1::RunRequest& req,
-                       std::string idempotency_key, std::string fingerprint, OutcomeReply reply) {
+                       RequestIdentity identity, OutcomeReply reply) {
   auto ctx = std::make_shared<SagaContext>();
   ctx->steps.assign(req.branches().begin(), req.branches().end());
-  ctx->idempotency_key = std::move(idempotency_key);
-  ctx->fingerprint = std::move(fingerprint);
+  ctx->identity = std::move(identity);
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
     ctx->saga.id = txn_id;
@@ -61,8 +59,7 @@ void SagaDriver::Start(const std::string& txn_id, const v1::RunRequest& req,
 void SagaDriver::Resume(const log::DecisionRecord& record) {
   auto ctx = std::make_shared<SagaContext>();
   ctx->steps.assign(record.saga_steps().begin(), record.saga_steps().end());
-  ctx->idempotency_key = record.idempotency_key();
-  ctx->fingerprint = record.request_fingerprint();
+  ctx->identity = RequestIdentity::FromRecord(record);
   std::vector<Action> actions;
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
@@ -90,7 +87,9 @@ std::optional<v1::Transaction> SagaDriver::Find(const std::string& txn_id) const
     ctx = it->second;
   }
   std::lock_guard<std::mutex> lock(ctx->mu);
-  return TransactionOf(ctx->saga, ctx->times);
+  v1::Transaction t = TransactionOf(ctx->saga, ctx->times);
+  t.set_owner(ctx->identity.owner);
+  return t;
 }
 
 std::vector<v1::Transaction> SagaDriver::Snapshot() const {
@@ -103,6 +102,7 @@ std::vector<v1::Transaction> SagaDriver::Snapshot() const {
   for (const auto& ctx : live) {
     std::lock_guard<std::mutex> lock(ctx->mu);
     out.push_back(TransactionOf(ctx->saga, ctx->times));
+    out.back().set_owner(ctx->identity.owner);
   }
   return out;
 }
@@ -165,8 +165,7 @@ std::vector<SagaDriver::Action> SagaDriver::Plan(const std::shared_ptr<SagaConte
               ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
             }
             log::DecisionRecord record = SagaRecordOf(saga, ctx->steps, ctx->times);
-            record.set_idempotency_key(ctx->idempotency_key);
-            record.set_request_fingerprint(ctx->fingerprint);
+            ctx->identity.WriteTo(&record);
             if (e.point == core::SagaLogPoint::kFinal) {
               record.set_done(true);
               record.set_done_unix_ms(deps_.clock->NowUnixMs());
@@ -283,6 +282,7 @@ std::vector<SagaDriver::Action> SagaDriver::Plan(const std::shared_ptr<SagaConte
                                " FAILED_COMPENSATION: an operator must finish it: ", saga.reason));
             }
             v1::Transaction finished = TransactionOf(saga, ctx->times);
+            finished.set_owner(ctx->identity.owner);
             actions.push_back([this, finished = std::move(finished)] {
               {
                 std::lock_guard<std::mutex> lock(mu_);

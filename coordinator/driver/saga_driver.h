@@ -20,6 +20,7 @@
 #include "common/lifetime_guard.h"
 #include "common/timer_queue.h"
 #include "coordinator/core/saga.h"
+#include "coordinator/driver/request_identity.h"
 #include "coordinator/log/decision_log.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/transport/participant_channel.h"
@@ -50,8 +51,8 @@ class SagaDriver {
   // Starts saga `txn_id` for a validated Run request. `reply` runs once, when the saga finished
   // (COMMITTED, ABORTED after compensating, FAILED_COMPENSATION) or its outcome cannot be known
   // yet (IN_DOUBT).
-  void Start(const std::string& txn_id, const v1::RunRequest& req, std::string idempotency_key,
-             std::string fingerprint, OutcomeReply reply);
+  void Start(const std::string& txn_id, const v1::RunRequest& req, RequestIdentity identity,
+             OutcomeReply reply);
   // Takes up a saga from its unfinished record after a restart.
   void Resume(const log::DecisionRecord& record);
 

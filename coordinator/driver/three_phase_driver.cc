@@ -21,8 +21,7 @@ struct ThreePhaseDriver::Context {
   int64_t created_unix_ms = 0;
   int64_t decided_unix_ms ABSL_GUARDED_BY(mu) = 0;
   int ack_timers ABSL_GUARDED_BY(mu) = 0;  // how many AckTimers so far: their backoff
-  std::string idempotency_key;
-  std::string fingerprint;
+  RequestIdentity identity;
 };
 
 namespace {
@@ -47,12 +46,10 @@ ThreePhaseDriver::ThreePhaseDriver(ThreePhaseDriverDeps deps)
 ThreePhaseDriver::~ThreePhaseDriver() { lifetime_.Close(); }
 
 void ThreePhaseDriver::Start(const std::string& txn_id, const v1::RunRequest& req,
-                             std::string idempotency_key, std::string fingerprint,
-                             OutcomeReply reply) {
+                             RequestIdentity identity, OutcomeReply reply) {
   auto ctx = std::make_shared<Context>();
   ctx->branches.assign(req.branches().begin(), req.branches().end());
-  ctx->idempotency_key = std::move(idempotency_key);
-  ctx->fingerprint = std::move(fingerprint);
+  ctx->identity = std::move(identity);
   ctx->created_unix_ms = deps_.clock->NowUnixMs();
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
@@ -72,8 +69,7 @@ void ThreePhaseDriver::Start(const std::string& txn_id, const v1::RunRequest& re
 
 void ThreePhaseDriver::Resume(const log::DecisionRecord& record) {
   auto ctx = std::make_shared<Context>();
-  ctx->idempotency_key = record.idempotency_key();
-  ctx->fingerprint = record.request_fingerprint();
+  ctx->identity = RequestIdentity::FromRecord(record);
   ctx->created_unix_ms = record.created_unix_ms();
   std::vector<Action> actions;
   {
@@ -113,7 +109,9 @@ std::optional<v1::Transaction> ThreePhaseDriver::Find(const std::string& txn_id)
     ctx = it->second;
   }
   std::lock_guard<std::mutex> lock(ctx->mu);
-  return TransactionOf(ctx->txn, ctx->created_unix_ms, ctx->decided_unix_ms);
+  v1::Transaction t = TransactionOf(ctx->txn, ctx->created_unix_ms, ctx->decided_unix_ms);
+  t.set_owner(ctx->identity.owner);
+  return t;
 }
 
 std::vector<v1::Transaction> ThreePhaseDriver::Snapshot() const {
@@ -126,6 +124,7 @@ std::vector<v1::Transaction> ThreePhaseDriver::Snapshot() const {
   for (const auto& ctx : live) {
     std::lock_guard<std::mutex> lock(ctx->mu);
     out.push_back(TransactionOf(ctx->txn, ctx->created_unix_ms, ctx->decided_unix_ms));
+    out.back().set_owner(ctx->identity.owner);
   }
   return out;
 }
@@ -213,8 +212,7 @@ log::DecisionRecord ThreePhaseDriver::RecordOf(const Context& ctx, v1::Decision 
   r.set_reason(txn.reason);
   r.set_created_unix_ms(ctx.created_unix_ms);
   r.set_decided_unix_ms(ctx.decided_unix_ms);
-  r.set_idempotency_key(ctx.idempotency_key);
-  r.set_request_fingerprint(ctx.fingerprint);
+  ctx.identity.WriteTo(&r);
   r.set_three_phase_max_round(txn.max_round);
   for (size_t i = 0; i < txn.branches.size(); ++i) {
     auto* e = r.add_branches();
@@ -446,6 +444,7 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
             }
             v1::Transaction finished =
                 TransactionOf(txn, ctx->created_unix_ms, ctx->decided_unix_ms);
+            finished.set_owner(ctx->identity.owner);
             actions.push_back([this, finished = std::move(finished)] {
               {
                 std::lock_guard<std::mutex> lock(mu_);

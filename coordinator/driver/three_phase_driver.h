@@ -24,6 +24,7 @@
 #include "common/lifetime_guard.h"
 #include "common/timer_queue.h"
 #include "coordinator/core/three_phase.h"
+#include "coordinator/driver/request_identity.h"
 #include "coordinator/log/decision_log.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/transport/participant_channel.h"
@@ -56,8 +57,8 @@ class ThreePhaseDriver {
   // Starts transaction `txn_id` for a validated Run request. `reply` runs once: when the outcome
   // is known (COMMITTED once the decision is durable, unless wait_for_completion; ABORTED), or
   // IN_DOUBT when a decision could not be written.
-  void Start(const std::string& txn_id, const v1::RunRequest& req, std::string idempotency_key,
-             std::string fingerprint, OutcomeReply reply);
+  void Start(const std::string& txn_id, const v1::RunRequest& req, RequestIdentity identity,
+             OutcomeReply reply);
   // Takes up an unfinished 3PC record after a restart.
   void Resume(const log::DecisionRecord& record);
 

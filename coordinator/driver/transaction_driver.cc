@@ -37,8 +37,7 @@ struct TransactionDriver::TxnContext {
   uint64_t next_call_number ABSL_GUARDED_BY(mu) = 1;
   int64_t prepare_timeout_ms = 0;
   TxnTimes times ABSL_GUARDED_BY(mu);
-  std::string idempotency_key;
-  std::string fingerprint;
+  RequestIdentity identity;
   // The sequence part of its id: larger = younger (deadlock victims are the youngest).
   uint64_t start_order = 0;
   // Begin's timeout_ms as the client asked (0: the default).
@@ -78,6 +77,7 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       options_(std::move(options)),
       incarnation_(deps_.log->incarnation()),
       other_incarnations_(options_.node_id, incarnation_),
+      idempotency_(options_.idempotency, deps_.clock),
       random_(std::random_device{}()) {
   sagas_ = std::make_unique<SagaDriver>(SagaDriverDeps{
       .group_log = deps_.group_log,
@@ -130,9 +130,9 @@ absl::Status TransactionDriver::Recover() {
   std::vector<log::DecisionRecord> three_phase_to_resume;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
     if (!r.idempotency_key().empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      idempotency_[r.idempotency_key()] = {r.request_fingerprint(), r.txn_id()};
-      idempotency_order_.push_back(r.idempotency_key());
+      // A finished one's retention window runs from when it finished.
+      idempotency_.Restore(r.owner(), r.idempotency_key(), r.request_fingerprint(), r.txn_id(),
+                           r.done() ? std::max<int64_t>(r.done_unix_ms(), 1) : 0);
     }
     if (r.protocol() == v1::PROTOCOL_SAGA) {
       if (!r.done()) sagas_to_resume.push_back(r);
@@ -152,8 +152,7 @@ absl::Status TransactionDriver::Recover() {
     ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
     // The completion write rewrites the whole record: without these a restart after it would
     // no longer know the key, and a client's retry would run the transaction again.
-    ctx->idempotency_key = r.idempotency_key();
-    ctx->fingerprint = r.request_fingerprint();
+    ctx->identity = RequestIdentity::FromRecord(r);
     to_resume.push_back(ctx);
     return true;
   }));
@@ -197,7 +196,7 @@ absl::Status TransactionDriver::Recover() {
 }
 
 std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
-    v1::Protocol protocol, bool interactive, std::string idempotency_key, std::string fingerprint) {
+    v1::Protocol protocol, bool interactive, RequestIdentity identity) {
   auto ctx = std::make_shared<TxnContext>();
   ctx->start_order = next_seq_.fetch_add(1);
   ctx->txn.id = common::MakeTxnId(options_.node_id, incarnation_, epoch_, ctx->start_order);
@@ -206,8 +205,7 @@ std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
   ctx->times.created_unix_ms = deps_.clock->NowUnixMs();
   ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
   ctx->txn.one_phase_allowed = options_.one_phase;
-  ctx->idempotency_key = std::move(idempotency_key);
-  ctx->fingerprint = std::move(fingerprint);
+  ctx->identity = std::move(identity);
   return ctx;
 }
 
@@ -378,8 +376,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                                               ? v1::DECISION_ABORT
                                               : v1::DECISION_COMMIT;
             log::DecisionRecord record = DecisionRecordOf(txn, ctx->protocol, ctx->times, decision);
-            record.set_idempotency_key(ctx->idempotency_key);
-            record.set_request_fingerprint(ctx->fingerprint);
+            ctx->identity.WriteTo(&record);
             // An ABORT after the last resource aborted needs no sync: if it is lost, recovery
             // finds the committing_last record and asks the last resource, which says the same.
             const bool sync = decision != v1::DECISION_ABORT || e.sync_abort;
@@ -434,8 +431,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             // A heuristic outcome must survive a crash: it is kept until an operator clears it.
             const bool sync = txn.state == core::TxnState::kHeuristicMixed;
             if (ctx->since_decided) ObservePhase("commit", ctx->since_decided->Seconds());
-            record.set_idempotency_key(ctx->idempotency_key);
-            record.set_request_fingerprint(ctx->fingerprint);
+            ctx->identity.WriteTo(&record);
             record.set_done(true);
             record.set_done_unix_ms(deps_.clock->NowUnixMs());
             if (sync) {
@@ -484,6 +480,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                     static_cast<double>(deps_.clock->NowUnixMs() - ctx->times.created_unix_ms) /
                     1000.0);
             v1::Transaction snapshot = TransactionOf(txn, ctx->protocol, ctx->times);
+            snapshot.set_owner(ctx->identity.owner);
             actions.push_back([this, snapshot = std::move(snapshot)] { Remember(snapshot); });
           }
         },
@@ -493,6 +490,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
 }
 
 void TransactionDriver::Remember(const v1::Transaction& finished) {
+  idempotency_.Finished(finished.txn_id());
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(finished.txn_id());
   ++finished_counts_[finished.state()];
@@ -522,28 +520,52 @@ absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinished(const std::str
   return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not known"));
 }
 
-absl::StatusOr<bool> TransactionDriver::ReserveIdempotencyKey(const std::string& key,
-                                                              const std::string& fingerprint,
-                                                              const std::string& txn_id,
-                                                              std::string* existing) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = idempotency_.find(key);
-  if (it != idempotency_.end()) {
-    if (it->second.fingerprint != fingerprint) {
-      return absl::AlreadyExistsError(absl::StrCat("idempotency_key '", key.substr(0, 100),
-                                                   "' was used for a different request (txn ",
-                                                   it->second.txn_id, ")"));
-    }
-    *existing = it->second.txn_id;
+bool TransactionDriver::ReserveForRun(const RequestIdentity& identity, const std::string& txn_id,
+                                      OutcomeReply& reply) {
+  if (identity.idempotency_key.empty()) return true;
+  std::string existing;
+  absl::StatusOr<bool> fresh = idempotency_.Reserve(identity.owner, identity.idempotency_key,
+                                                    identity.fingerprint, txn_id, &existing);
+  if (!fresh.ok()) {
+    reply(fresh.status());
     return false;
   }
-  idempotency_[key] = {fingerprint, txn_id};
-  idempotency_order_.push_back(key);
-  while (idempotency_order_.size() > options_.finished_cache_size) {
-    idempotency_.erase(idempotency_order_.front());
-    idempotency_order_.pop_front();
+  if (!*fresh) {
+    ReplyExisting(existing, std::move(reply));
+    return false;
   }
   return true;
+}
+
+namespace {
+
+bool OwnedBy(const std::string& owner, const std::string& principal) {
+  return principal.empty() || owner == principal;
+}
+
+absl::Status NotKnown(const std::string& txn_id) {
+  return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not known"));
+}
+
+}  // namespace
+
+std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::FindActiveFor(
+    const std::string& txn_id, const std::string& principal) const {
+  std::shared_ptr<TxnContext> ctx = FindActive(txn_id);
+  return ctx && OwnedBy(ctx->identity.owner, principal) ? ctx : nullptr;
+}
+
+absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinishedFor(const std::string& txn_id,
+                                                                     const std::string& principal) {
+  absl::StatusOr<v1::Transaction> t = LookupFinished(txn_id);
+  if (t.ok() && !OwnedBy(t->owner(), principal)) return NotKnown(txn_id);
+  return t;
+}
+
+v1::Transaction TransactionDriver::Snapshot(const TxnContext& ctx) {
+  v1::Transaction t = TransactionOf(ctx.txn, ctx.protocol, ctx.times);
+  t.set_owner(ctx.identity.owner);
+  return t;
 }
 
 void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply reply) {
@@ -640,7 +662,8 @@ absl::Status FailedClosed() {
 }
 }  // namespace
 
-void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
+void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply,
+                            const std::string& principal) {
   if (!accepting()) {
     reply(FailedClosed());
     return;
@@ -649,11 +672,11 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
     reply(s);
     return;
   }
-  std::string fingerprint;
+  RequestIdentity identity{principal, req.idempotency_key(), ""};
   if (!req.idempotency_key().empty()) {
     v1::RunRequest without_key = req;
     without_key.clear_idempotency_key();
-    fingerprint = Fingerprint(without_key);
+    identity.fingerprint = Fingerprint(without_key);
   }
   if (active_count() >= options_.max_active) {
     reply(absl::ResourceExhaustedError(
@@ -667,11 +690,11 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
     }
   }
   if (req.protocol() == v1::PROTOCOL_SAGA) {
-    RunSaga(req, std::move(fingerprint), std::move(reply));
+    RunSaga(req, std::move(identity), std::move(reply));
     return;
   }
   if (req.protocol() == v1::PROTOCOL_THREE_PHASE) {
-    RunThreePhase(req, std::move(fingerprint), std::move(reply));
+    RunThreePhase(req, std::move(identity), std::move(reply));
     return;
   }
   absl::StatusOr<LastResourcePlan> plan = PlanLastResource(req);
@@ -679,20 +702,8 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
     reply(plan.status());
     return;
   }
-  auto ctx = NewContext(req.protocol(), /*interactive=*/false, req.idempotency_key(), fingerprint);
-  if (!req.idempotency_key().empty()) {
-    std::string existing;
-    absl::StatusOr<bool> fresh =
-        ReserveIdempotencyKey(req.idempotency_key(), fingerprint, ctx->txn.id, &existing);
-    if (!fresh.ok()) {
-      reply(fresh.status());
-      return;
-    }
-    if (!*fresh) {
-      ReplyExisting(existing, std::move(reply));
-      return;
-    }
-  }
+  auto ctx = NewContext(req.protocol(), /*interactive=*/false, identity);
+  if (!ReserveForRun(identity, ctx->txn.id, reply)) return;
   if (req.timeout_ms() > 0) {
     ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, req.timeout_ms());
   }
@@ -717,18 +728,12 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply) {
   Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
 }
 
-void TransactionDriver::RunSaga(const v1::RunRequest& req, std::string fingerprint,
+void TransactionDriver::RunSaga(const v1::RunRequest& req, RequestIdentity identity,
                                 OutcomeReply reply) {
   const std::string txn_id =
       common::MakeTxnId(options_.node_id, incarnation_, epoch_, next_seq_.fetch_add(1));
-  if (!req.idempotency_key().empty()) {
-    std::string existing;
-    absl::StatusOr<bool> fresh =
-        ReserveIdempotencyKey(req.idempotency_key(), fingerprint, txn_id, &existing);
-    if (!fresh.ok()) return reply(fresh.status());
-    if (!*fresh) return ReplyExisting(existing, std::move(reply));
-  }
-  sagas_->Start(txn_id, req, req.idempotency_key(), std::move(fingerprint), std::move(reply));
+  if (!ReserveForRun(identity, txn_id, reply)) return;
+  sagas_->Start(txn_id, req, std::move(identity), std::move(reply));
 }
 
 absl::Status TransactionDriver::CheckThreePhaseParticipants(const v1::RunRequest& req) const {
@@ -751,52 +756,52 @@ absl::Status TransactionDriver::CheckThreePhaseParticipants(const v1::RunRequest
   return absl::OkStatus();
 }
 
-void TransactionDriver::RunThreePhase(const v1::RunRequest& req, std::string fingerprint,
+void TransactionDriver::RunThreePhase(const v1::RunRequest& req, RequestIdentity identity,
                                       OutcomeReply reply) {
   if (absl::Status s = CheckThreePhaseParticipants(req); !s.ok()) return reply(s);
   const std::string txn_id =
       common::MakeTxnId(options_.node_id, incarnation_, epoch_, next_seq_.fetch_add(1));
-  if (!req.idempotency_key().empty()) {
-    std::string existing;
-    absl::StatusOr<bool> fresh =
-        ReserveIdempotencyKey(req.idempotency_key(), fingerprint, txn_id, &existing);
-    if (!fresh.ok()) return reply(fresh.status());
-    if (!*fresh) return ReplyExisting(existing, std::move(reply));
-  }
-  three_phase_->Start(txn_id, req, req.idempotency_key(), std::move(fingerprint), std::move(reply));
+  if (!ReserveForRun(identity, txn_id, reply)) return;
+  three_phase_->Start(txn_id, req, std::move(identity), std::move(reply));
 }
 
-absl::Status TransactionDriver::RefuseSaga(const std::string& txn_id, const char* what) const {
-  if (three_phase_->Find(txn_id)) {
+absl::Status TransactionDriver::RefuseSaga(const std::string& txn_id, const char* what,
+                                           const std::string& principal) const {
+  // Another principal's is NOT_FOUND, which the caller finds out next.
+  if (std::optional<v1::Transaction> t = three_phase_->Find(txn_id);
+      t && OwnedBy(t->owner(), principal)) {
     return absl::FailedPreconditionError(
         absl::StrCat("transaction ", txn_id, " is a three-phase commit (started by Run); ", what,
                      " does not apply to it: it finishes by itself"));
   }
-  if (!sagas_->Find(txn_id)) return absl::OkStatus();
+  std::optional<v1::Transaction> saga = sagas_->Find(txn_id);
+  if (!saga || !OwnedBy(saga->owner(), principal)) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat("transaction ", txn_id, " is a saga (started by Run); ", what,
                    " does not apply to it: it finishes by itself, forward or by compensating"));
 }
 
-absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginRequest& req) {
+absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginRequest& req,
+                                                           const std::string& principal) {
   if (!accepting()) return FailedClosed();
   TXN_RETURN_IF_ERROR(ValidateBegin(req));
-  std::string fingerprint;
+  RequestIdentity identity{principal, req.idempotency_key(), ""};
   if (!req.idempotency_key().empty()) {
     v1::BeginRequest without_key = req;
     without_key.clear_idempotency_key();
-    fingerprint = Fingerprint(without_key);
+    identity.fingerprint = Fingerprint(without_key);
   }
   if (active_count() >= options_.max_active) {
     return absl::ResourceExhaustedError(
         absl::StrCat("too many transactions in flight (", options_.max_active, ")"));
   }
-  auto ctx = NewContext(req.protocol(), /*interactive=*/true, req.idempotency_key(), fingerprint);
+  auto ctx = NewContext(req.protocol(), /*interactive=*/true, identity);
   v1::BeginResponse resp;
   if (!req.idempotency_key().empty()) {
     std::string existing;
-    TXN_ASSIGN_OR_RETURN(bool fresh, ReserveIdempotencyKey(req.idempotency_key(), fingerprint,
-                                                           ctx->txn.id, &existing));
+    TXN_ASSIGN_OR_RETURN(bool fresh, idempotency_.Reserve(principal, req.idempotency_key(),
+                                                          identity.fingerprint, ctx->txn.id,
+                                                          &existing));
     if (!fresh) {
       resp.set_txn_id(existing);
       return resp;
@@ -822,25 +827,26 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
 }
 
 void TransactionDriver::Execute(const v1::ExecuteRequest& req,
-                                std::function<void(absl::StatusOr<v1::ExecuteResult>)> reply) {
+                                std::function<void(absl::StatusOr<v1::ExecuteResult>)> reply,
+                                const std::string& principal) {
   if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
   if (req.participant().empty()) return reply(absl::InvalidArgumentError("participant is empty"));
   if (absl::Status s = ValidateOperation(req.operation(), "operation"); !s.ok()) return reply(s);
-  if (absl::Status s = RefuseSaga(req.txn_id(), "Execute"); !s.ok()) return reply(s);
+  if (absl::Status s = RefuseSaga(req.txn_id(), "Execute", principal); !s.ok()) return reply(s);
   transport::ParticipantChannel* ch = deps_.participants->Find(req.participant());
   if (ch == nullptr) {
     return reply(absl::NotFoundError(absl::StrCat("participant '", req.participant().substr(0, 100),
                                                   "' is not a configured participant")));
   }
-  auto ctx = FindActive(req.txn_id());
+  auto ctx = FindActiveFor(req.txn_id(), principal);
   if (ctx == nullptr) {
-    absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+    absl::StatusOr<v1::Transaction> finished = LookupFinishedFor(req.txn_id(), principal);
     if (finished.ok()) {
       return reply(absl::FailedPreconditionError(
           absl::StrCat("transaction ", req.txn_id(), " is ", v1::TxnState_Name(finished->state()),
                        "; Execute is only allowed while it is ACTIVE")));
     }
-    return reply(absl::NotFoundError(absl::StrCat("transaction ", req.txn_id(), " is not known")));
+    return reply(NotKnown(req.txn_id()));
   }
   v1::ExecuteBranchRequest breq;
   {
@@ -903,12 +909,13 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
               });
 }
 
-void TransactionDriver::Commit(const v1::CommitRequest& req, OutcomeReply reply) {
+void TransactionDriver::Commit(const v1::CommitRequest& req, OutcomeReply reply,
+                               const std::string& principal) {
   if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
-  if (absl::Status s = RefuseSaga(req.txn_id(), "Commit"); !s.ok()) return reply(s);
-  auto ctx = FindActive(req.txn_id());
+  if (absl::Status s = RefuseSaga(req.txn_id(), "Commit", principal); !s.ok()) return reply(s);
+  auto ctx = FindActiveFor(req.txn_id(), principal);
   if (ctx == nullptr) {
-    absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+    absl::StatusOr<v1::Transaction> finished = LookupFinishedFor(req.txn_id(), principal);
     if (!finished.ok()) return reply(finished.status());
     return reply(OutcomeOf(*finished));  // a retried Commit gets the same answer
   }
@@ -931,12 +938,13 @@ void TransactionDriver::Commit(const v1::CommitRequest& req, OutcomeReply reply)
   if (start) Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
 }
 
-void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply reply) {
+void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply reply,
+                                 const std::string& principal) {
   if (absl::Status s = ValidateTxnId(req.txn_id()); !s.ok()) return reply(s);
-  if (absl::Status s = RefuseSaga(req.txn_id(), "Rollback"); !s.ok()) return reply(s);
-  auto ctx = FindActive(req.txn_id());
+  if (absl::Status s = RefuseSaga(req.txn_id(), "Rollback", principal); !s.ok()) return reply(s);
+  auto ctx = FindActiveFor(req.txn_id(), principal);
   if (ctx == nullptr) {
-    absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());
+    absl::StatusOr<v1::Transaction> finished = LookupFinishedFor(req.txn_id(), principal);
     if (!finished.ok()) return reply(finished.status());
     if (finished->state() == v1::TXN_STATE_ABORTED) return reply(OutcomeOf(*finished));
     return reply(absl::FailedPreconditionError(absl::StrCat("transaction ", req.txn_id(), " is ",
@@ -1021,15 +1029,21 @@ bool TransactionDriver::AbortDeadlockVictim(const std::string& txn_id, const std
   return true;
 }
 
-absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::string& txn_id) {
+absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::string& txn_id,
+                                                                  const std::string& principal) {
   TXN_RETURN_IF_ERROR(ValidateTxnId(txn_id));
+  std::optional<v1::Transaction> running;
   if (auto ctx = FindActive(txn_id)) {
     std::lock_guard<std::mutex> lock(ctx->mu);
-    return TransactionOf(ctx->txn, ctx->protocol, ctx->times);
+    running = Snapshot(*ctx);
+  } else if (std::optional<v1::Transaction> saga = sagas_->Find(txn_id)) {
+    running = std::move(saga);
+  } else if (std::optional<v1::Transaction> t = three_phase_->Find(txn_id)) {
+    running = std::move(t);
   }
-  if (std::optional<v1::Transaction> saga = sagas_->Find(txn_id)) return *saga;
-  if (std::optional<v1::Transaction> t = three_phase_->Find(txn_id)) return *t;
-  return LookupFinished(txn_id);
+  if (!running) return LookupFinishedFor(txn_id, principal);
+  if (!OwnedBy(running->owner(), principal)) return NotKnown(txn_id);
+  return *running;
 }
 
 absl::Status TransactionDriver::ReportDecision(const v1::ReportDecisionRequest& req) {
@@ -1191,7 +1205,7 @@ absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions
   }
   for (const auto& ctx : live) {
     std::lock_guard<std::mutex> lock(ctx->mu);
-    all[ctx->txn.id] = TransactionOf(ctx->txn, ctx->protocol, ctx->times);
+    all[ctx->txn.id] = Snapshot(*ctx);
   }
   for (v1::Transaction& t : sagas_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : three_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
@@ -1226,7 +1240,7 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
           absl::InvalidArgumentError("decision must be DECISION_COMMIT or DECISION_ABORT"));
   }
   const char* name = decision == core::Decision::kCommit ? "COMMIT" : "ABORT";
-  if (absl::Status s = RefuseSaga(req.txn_id(), "ResolveTransaction"); !s.ok()) return reply(s);
+  if (absl::Status s = RefuseSaga(req.txn_id(), "ResolveTransaction", ""); !s.ok()) return reply(s);
   auto ctx = FindActive(req.txn_id());
   if (ctx == nullptr) {
     absl::StatusOr<v1::Transaction> finished = LookupFinished(req.txn_id());

@@ -43,6 +43,7 @@
 #include "coordinator/core/two_phase.h"
 #include "coordinator/core/wait_for_graph.h"
 #include "coordinator/driver/deadlock_detector.h"
+#include "coordinator/driver/idempotency_table.h"
 #include "coordinator/driver/other_incarnations.h"
 #include "coordinator/driver/saga_driver.h"
 #include "coordinator/driver/three_phase_driver.h"
@@ -71,6 +72,9 @@ struct DriverOptions {
   size_t max_active = 10'000;
   // Single-branch transactions commit in one phase; false only to measure what that saves.
   bool one_phase = true;
+  // Idempotency keys remembered at most, and how long each is kept after its transaction
+  // finished (IdempotencyTable).
+  IdempotencyOptions idempotency;
 };
 
 struct DriverDeps {
@@ -92,14 +96,21 @@ class TransactionDriver final : public DeadlockTarget {
   // log's error.
   [[nodiscard]] absl::Status Recover();
 
-  // Client API. Each reply runs exactly once, possibly on another thread.
-  void Run(const v1::RunRequest& req, OutcomeReply reply);
-  [[nodiscard]] absl::StatusOr<v1::BeginResponse> Begin(const v1::BeginRequest& req);
+  // Client API. Each reply runs exactly once, possibly on another thread. `principal` is the
+  // caller (auth/call_authorizer.h; "" without tokens): a transaction belongs to the principal
+  // that started it, its idempotency key is scoped by it, and for another principal it does not
+  // exist (NOT_FOUND). The principal "" may see every transaction (no tokens configured).
+  void Run(const v1::RunRequest& req, OutcomeReply reply, const std::string& principal = "");
+  [[nodiscard]] absl::StatusOr<v1::BeginResponse> Begin(const v1::BeginRequest& req,
+                                                        const std::string& principal = "");
   void Execute(const v1::ExecuteRequest& req,
-               std::function<void(absl::StatusOr<v1::ExecuteResult>)> reply);
-  void Commit(const v1::CommitRequest& req, OutcomeReply reply);
-  void Rollback(const v1::RollbackRequest& req, OutcomeReply reply);
-  [[nodiscard]] absl::StatusOr<v1::Transaction> GetTransaction(const std::string& txn_id);
+               std::function<void(absl::StatusOr<v1::ExecuteResult>)> reply,
+               const std::string& principal = "");
+  void Commit(const v1::CommitRequest& req, OutcomeReply reply, const std::string& principal = "");
+  void Rollback(const v1::RollbackRequest& req, OutcomeReply reply,
+                const std::string& principal = "");
+  [[nodiscard]] absl::StatusOr<v1::Transaction> GetTransaction(const std::string& txn_id,
+                                                               const std::string& principal = "");
   // COMMIT / ABORT / UNKNOWN (still deciding). Presumed abort: no record, not
   // in flight = ABORT.
   [[nodiscard]] absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id);
@@ -149,8 +160,16 @@ class TransactionDriver final : public DeadlockTarget {
   using Action = std::function<void()>;
 
   std::shared_ptr<TxnContext> NewContext(v1::Protocol protocol, bool interactive,
-                                         std::string idempotency_key, std::string fingerprint);
+                                         RequestIdentity identity);
   std::shared_ptr<TxnContext> FindActive(const std::string& txn_id) const;
+  // FindActive, or nullptr when `principal` may not see it (it then does not exist for them).
+  std::shared_ptr<TxnContext> FindActiveFor(const std::string& txn_id,
+                                            const std::string& principal) const;
+  // LookupFinished, NOT_FOUND when `principal` may not see it.
+  absl::StatusOr<v1::Transaction> LookupFinishedFor(const std::string& txn_id,
+                                                    const std::string& principal);
+  // What GetTransaction shows of an active 2PC transaction. Requires ctx.mu held.
+  static v1::Transaction Snapshot(const TxnContext& ctx);
   void Dispatch(const std::shared_ptr<TxnContext>& ctx, const core::TwoPhaseEvent& event);
   // Requires ctx->mu held. Turns the core's effects into actions to run after
   // unlocking.
@@ -187,17 +206,21 @@ class TransactionDriver final : public DeadlockTarget {
   }
   void Remember(const v1::Transaction& finished);
   absl::StatusOr<v1::Transaction> LookupFinished(const std::string& txn_id);
-  absl::StatusOr<bool> ReserveIdempotencyKey(const std::string& key, const std::string& fingerprint,
-                                             const std::string& txn_id, std::string* existing);
+  // Reserves a Run's idempotency key for `txn_id`. False when the Run must not start: `reply` has
+  // then been answered (a refusal, or the outcome of the transaction the key started before).
+  bool ReserveForRun(const RequestIdentity& identity, const std::string& txn_id,
+                     OutcomeReply& reply);
   void ReplyExisting(const std::string& txn_id, OutcomeReply reply);
 
   // PROTOCOL_SAGA: Run with a saga protocol goes to the saga driver.
-  void RunSaga(const v1::RunRequest& req, std::string fingerprint, OutcomeReply reply);
-  void RunThreePhase(const v1::RunRequest& req, std::string fingerprint, OutcomeReply reply);
+  void RunSaga(const v1::RunRequest& req, RequestIdentity identity, OutcomeReply reply);
+  void RunThreePhase(const v1::RunRequest& req, RequestIdentity identity, OutcomeReply reply);
   // FAILED_PRECONDITION naming the participant that cannot hold a prepared transaction.
   absl::Status CheckThreePhaseParticipants(const v1::RunRequest& req) const;
-  // FAILED_PRECONDITION when `txn_id` is a running saga (only Run and GetTransaction apply).
-  absl::Status RefuseSaga(const std::string& txn_id, const char* what) const;
+  // FAILED_PRECONDITION when `txn_id` is a running saga or 3PC of `principal`'s (only Run and
+  // GetTransaction apply).
+  absl::Status RefuseSaga(const std::string& txn_id, const char* what,
+                          const std::string& principal) const;
   void NoteLogFailure(const absl::Status& s);
   // True for ids this driver's log made: its incarnation, or none if the log predates them.
   bool MadeByThisLog(const common::TxnIdParts& id) const;
@@ -222,12 +245,7 @@ class TransactionDriver final : public DeadlockTarget {
   std::unordered_map<std::string, std::shared_ptr<TxnContext>> active_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, v1::Transaction> finished_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
-  struct IdempotencyEntry {
-    std::string fingerprint;
-    std::string txn_id;
-  };
-  std::unordered_map<std::string, IdempotencyEntry> idempotency_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> idempotency_order_ ABSL_GUARDED_BY(mu_);
+  IdempotencyTable idempotency_;
 
   std::atomic<bool> log_failing_{false};
   int64_t started_unix_ms_ = 0;

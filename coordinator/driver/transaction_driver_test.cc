@@ -255,9 +255,10 @@ class TransactionDriverTest : public testing::Test {
     }
     return req;
   }
-  absl::StatusOr<v1::Outcome> RunSync(const v1::RunRequest& req) {
+  absl::StatusOr<v1::Outcome> RunSync(const v1::RunRequest& req,
+                                       const std::string& principal = "") {
     std::promise<absl::StatusOr<v1::Outcome>> p;
-    driver_->Run(req, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+    driver_->Run(req, [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); }, principal);
     return p.get_future().get();
   }
   // The id of the one transaction in PREPARING (it waits for a silent participant's vote);
@@ -435,6 +436,29 @@ TEST_F(TransactionDriverTest, IdempotencyKeySurvivesTwoRestartsAfterACrashBefore
   req.mutable_branches(0)->mutable_operations(0)->mutable_sql()->set_text("UPDATE t SET a = 2");
   EXPECT_EQ(RunSync(req).status().code(), absl::StatusCode::kAlreadyExists)
       << "the fingerprint must survive too";
+}
+
+TEST_F(TransactionDriverTest, OwnerAndScopedKeySurviveARestart) {
+  v1::RunRequest req = Transfer();
+  req.set_idempotency_key("order-20");
+  auto mine = RunSync(req, "alice");
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  ASSERT_EQ(mine->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ((*log_.Get(mine->txn_id()))->owner(), "alice");
+  WaitIdle();
+  MakeDriver();
+  // Only alice sees it; the principal "" (no tokens configured) sees everything.
+  EXPECT_EQ(driver_->GetTransaction(mine->txn_id(), "alice")->owner(), "alice");
+  EXPECT_EQ(driver_->GetTransaction(mine->txn_id(), "bob").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(driver_->GetTransaction(mine->txn_id()).ok());
+  // Her key still finds it; bob's use of the same key is a transaction of his own.
+  const int prepares_before = orders_->prepares;
+  EXPECT_EQ(RunSync(req, "alice")->txn_id(), mine->txn_id());
+  EXPECT_EQ(orders_->prepares, prepares_before);
+  auto bobs = RunSync(req, "bob");
+  ASSERT_TRUE(bobs.ok()) << bobs.status();
+  EXPECT_NE(bobs->txn_id(), mine->txn_id());
 }
 
 TEST_F(TransactionDriverTest, RecoveryRedrivesALoggedCommit) {

@@ -1,6 +1,9 @@
 #include "coordinator/service/admin_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/logging.h"
+#include "coordinator/service/authorize_call.h"
 
 namespace txn::service {
 namespace {
@@ -41,6 +44,9 @@ grpc::ServerUnaryReactor* AdminService::ListTransactions(grpc::CallbackServerCon
                                                          const v1::ListTransactionsRequest* req,
                                                          v1::ListTransactionsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAdmin, "ListTransactions");
+  if (!caller) return reactor;
   Finish(reactor, driver_->ListTransactions(*req), resp);
   return reactor;
 }
@@ -49,6 +55,12 @@ grpc::ServerUnaryReactor* AdminService::ResolveTransaction(grpc::CallbackServerC
                                                            const v1::ResolveTransactionRequest* req,
                                                            v1::Outcome* resp) {
   auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAdmin, "ResolveTransaction");
+  if (!caller) return reactor;
+  common::LogWarning(absl::StrCat("txn=", req->txn_id().substr(0, 100), " principal=",
+                                  caller->name.empty() ? "(none)" : caller->name, " asks to resolve it: ",
+                                  v1::Decision_Name(req->decision())));
   driver_->ResolveTransaction(*req, [reactor, resp](absl::StatusOr<v1::Outcome> r) {
     Finish(reactor, std::move(r), resp);
   });
@@ -58,6 +70,10 @@ grpc::ServerUnaryReactor* AdminService::ResolveTransaction(grpc::CallbackServerC
 grpc::ServerUnaryReactor* AdminService::ListParticipants(grpc::CallbackServerContext* ctx,
                                                          const v1::ListParticipantsRequest* req,
                                                          v1::ListParticipantsResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAdmin, "ListParticipants");
+  if (!caller) return reactor;
   for (const transport::ParticipantStatus& s : participants_->Statuses()) {
     v1::ParticipantInfo* p = resp->add_participants();
     p->set_name(s.name);
@@ -72,7 +88,6 @@ grpc::ServerUnaryReactor* AdminService::ListParticipants(grpc::CallbackServerCon
     p->set_calls(s.calls);
     p->set_failed_calls(s.failed_calls);
   }
-  auto* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -80,6 +95,9 @@ grpc::ServerUnaryReactor* AdminService::ListParticipants(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* ctx,
                                                  const v1::GetStatsRequest* req, v1::Stats* resp) {
   auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAdmin, "GetStats");
+  if (!caller) return reactor;
   Finish(reactor, driver_->GetStats(), resp);
   return reactor;
 }
@@ -87,8 +105,11 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* AdminService::ListWaits(grpc::CallbackServerContext* ctx,
                                                   const v1::ListWaitsRequest* req,
                                                   v1::ListWaitsResponse* resp) {
-  *resp = deadlocks_->ListWaits();
   auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAdmin, "ListWaits");
+  if (!caller) return reactor;
+  *resp = deadlocks_->ListWaits();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -1,7 +1,10 @@
 // The gRPC edge of the operators' API, txn.v1.Admin (used by txctl): transactions from the
-// driver, participants from the directory. Thread-safe.
+// driver, participants from the directory. Every call needs an admin token when txcoord has a
+// token file (CallAuthorizer); a resolution is logged with the principal that asked for it.
+// Thread-safe.
 #pragma once
 
+#include "coordinator/auth/call_authorizer.h"
 #include "coordinator/driver/transaction_driver.h"
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/coordinator.grpc.pb.h"
@@ -11,8 +14,11 @@ namespace txn::service {
 class AdminService final : public v1::Admin::CallbackService {
  public:
   AdminService(driver::TransactionDriver* driver, transport::ParticipantDirectory* participants,
-               driver::DeadlockDetector* deadlocks)
-      : driver_(driver), participants_(participants), deadlocks_(deadlocks) {}
+               driver::DeadlockDetector* deadlocks, const auth::CallAuthorizer* authorizer)
+      : driver_(driver),
+        participants_(participants),
+        deadlocks_(deadlocks),
+        authorizer_(authorizer) {}
 
   grpc::ServerUnaryReactor* ListTransactions(grpc::CallbackServerContext* ctx,
                                              const v1::ListTransactionsRequest* req,
@@ -33,6 +39,7 @@ class AdminService final : public v1::Admin::CallbackService {
   driver::TransactionDriver* const driver_;
   transport::ParticipantDirectory* const participants_;
   driver::DeadlockDetector* const deadlocks_;
+  const auth::CallAuthorizer* const authorizer_;
 };
 
 }  // namespace txn::service

@@ -1,6 +1,10 @@
 #include "coordinator/service/coordinator_service.h"
 
+#include <optional>
+#include <string>
+
 #include "common/grpc_status.h"
+#include "coordinator/service/authorize_call.h"
 
 namespace txn::service {
 namespace {
@@ -19,7 +23,10 @@ std::function<void(absl::StatusOr<T>)> Finisher(grpc::ServerUnaryReactor* reacto
 grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* ctx,
                                                   const v1::RunRequest* req, v1::Outcome* resp) {
   auto* reactor = ctx->DefaultReactor();
-  driver_->Run(*req, Finisher(reactor, resp));
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "Run");
+  if (!caller) return reactor;
+  driver_->Run(*req, Finisher(reactor, resp), caller->name);
   return reactor;
 }
 
@@ -27,7 +34,10 @@ grpc::ServerUnaryReactor* CoordinatorService::Begin(grpc::CallbackServerContext*
                                                     const v1::BeginRequest* req,
                                                     v1::BeginResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  Finisher(reactor, resp)(driver_->Begin(*req));
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "Begin");
+  if (!caller) return reactor;
+  Finisher(reactor, resp)(driver_->Begin(*req, caller->name));
   return reactor;
 }
 
@@ -35,7 +45,10 @@ grpc::ServerUnaryReactor* CoordinatorService::Execute(grpc::CallbackServerContex
                                                       const v1::ExecuteRequest* req,
                                                       v1::ExecuteResult* resp) {
   auto* reactor = ctx->DefaultReactor();
-  driver_->Execute(*req, Finisher(reactor, resp));
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "Execute");
+  if (!caller) return reactor;
+  driver_->Execute(*req, Finisher(reactor, resp), caller->name);
   return reactor;
 }
 
@@ -43,7 +56,10 @@ grpc::ServerUnaryReactor* CoordinatorService::Commit(grpc::CallbackServerContext
                                                      const v1::CommitRequest* req,
                                                      v1::Outcome* resp) {
   auto* reactor = ctx->DefaultReactor();
-  driver_->Commit(*req, Finisher(reactor, resp));
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "Commit");
+  if (!caller) return reactor;
+  driver_->Commit(*req, Finisher(reactor, resp), caller->name);
   return reactor;
 }
 
@@ -51,7 +67,10 @@ grpc::ServerUnaryReactor* CoordinatorService::Rollback(grpc::CallbackServerConte
                                                        const v1::RollbackRequest* req,
                                                        v1::Outcome* resp) {
   auto* reactor = ctx->DefaultReactor();
-  driver_->Rollback(*req, Finisher(reactor, resp));
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "Rollback");
+  if (!caller) return reactor;
+  driver_->Rollback(*req, Finisher(reactor, resp), caller->name);
   return reactor;
 }
 
@@ -59,7 +78,11 @@ grpc::ServerUnaryReactor* CoordinatorService::GetTransaction(grpc::CallbackServe
                                                              const v1::GetTransactionRequest* req,
                                                              v1::Transaction* resp) {
   auto* reactor = ctx->DefaultReactor();
-  Finisher(reactor, resp)(driver_->GetTransaction(req->txn_id()));
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "GetTransaction");
+  if (!caller) return reactor;
+  Finisher(reactor, resp)(driver_->GetTransaction(
+      req->txn_id(), caller->scope == auth::Scope::kAdmin ? std::string() : caller->name));
   return reactor;
 }
 
@@ -67,6 +90,9 @@ grpc::ServerUnaryReactor* CoordinatorService::GetDecision(grpc::CallbackServerCo
                                                           const v1::GetDecisionRequest* req,
                                                           v1::GetDecisionResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAgent, "GetDecision");
+  if (!caller) return reactor;
   absl::StatusOr<v1::Decision> d = driver_->GetDecision(req->txn_id());
   if (d.ok()) resp->set_decision(*d);
   reactor->Finish(common::ToGrpcStatus(d.status()));
@@ -77,6 +103,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportDecision(grpc::CallbackServe
                                                              const v1::ReportDecisionRequest* req,
                                                              v1::ReportDecisionResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAgent, "ReportDecision");
+  if (!caller) return reactor;
   reactor->Finish(common::ToGrpcStatus(driver_->ReportDecision(*req)));
   return reactor;
 }
@@ -85,6 +114,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportWaits(grpc::CallbackServerCo
                                                           const v1::ReportWaitsRequest* req,
                                                           v1::ReportWaitsResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAgent, "ReportWaits");
+  if (!caller) return reactor;
   reactor->Finish(common::ToGrpcStatus(deadlocks_->Report(*req)));
   return reactor;
 }

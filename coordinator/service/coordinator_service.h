@@ -1,7 +1,10 @@
-// The gRPC edge of txcoord: txn.v1.Coordinator as a callback service that translates to
-// TransactionDriver calls and status codes, nothing more. Thread-safe.
+// The gRPC edge of txcoord: txn.v1.Coordinator as a callback service that authorizes each call
+// (CallAuthorizer: client calls need a client or admin token, the agents' calls an agent or admin
+// token) and translates to TransactionDriver calls, passing the caller's principal, and status
+// codes, nothing more. Thread-safe.
 #pragma once
 
+#include "coordinator/auth/call_authorizer.h"
 #include "coordinator/driver/transaction_driver.h"
 #include "txn/v1/coordinator.grpc.pb.h"
 
@@ -9,8 +12,9 @@ namespace txn::service {
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  CoordinatorService(driver::TransactionDriver* driver, driver::DeadlockDetector* deadlocks)
-      : driver_(driver), deadlocks_(deadlocks) {}
+  CoordinatorService(driver::TransactionDriver* driver, driver::DeadlockDetector* deadlocks,
+                     const auth::CallAuthorizer* authorizer)
+      : driver_(driver), deadlocks_(deadlocks), authorizer_(authorizer) {}
 
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const v1::RunRequest* req,
                                 v1::Outcome* resp) override;
@@ -38,6 +42,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
  private:
   driver::TransactionDriver* const driver_;
   driver::DeadlockDetector* const deadlocks_;
+  const auth::CallAuthorizer* const authorizer_;
 };
 
 }  // namespace txn::service

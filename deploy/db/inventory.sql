@@ -4,3 +4,11 @@ CREATE TABLE IF NOT EXISTS stock (
   qty  int  NOT NULL CHECK (qty >= 0)
 );
 INSERT INTO stock VALUES ('apple', 100), ('pear', 0) ON CONFLICT (sku) DO NOTHING;
+
+-- The role the agent runs client statements as (txagent --run-as-role txcoord_client): the
+-- application's tables, including ones created later (txbench's acct), and nothing else. The
+-- agent revokes it from its own tables (txcoord_*) when it starts.
+DO $$ BEGIN CREATE ROLE txcoord_client NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO txcoord_client;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public
+  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO txcoord_client;

@@ -21,7 +21,9 @@ PG_SCHEMA = ("CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL);"
              "CREATE SEQUENCE seq;"
              "CREATE ROLE txc_client NOLOGIN;"
              "GRANT SELECT, UPDATE ON acct TO txc_client;"
-             "GRANT USAGE ON SEQUENCE seq TO txc_client;")
+             "GRANT USAGE ON SEQUENCE seq TO txc_client;"
+             # A careless default: every new table, the agent's own included, for the role.
+             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO txc_client;")
 MY_SCHEMA = ("CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL) ENGINE=InnoDB;"
              "INSERT INTO acct VALUES (1, 100), (2, 100), (3, 100);")
 
@@ -218,6 +220,12 @@ class StatementPolicy(unittest.TestCase):
         after = self.pg_balances()
         self.assertEqual((after[3], after[4]), (before[3] - 1, before[4] - 1))
         self.assertNothingPrepared()
+        # The agent's commit markers prove outcomes: the role cannot reach them, whatever the
+        # default privileges gave it, and no client statement may name them.
+        self.assertEqual(self.c.pgs["shop"].sql(
+            "SELECT has_table_privilege('txc_client', 'txcoord_markers', 'INSERT')", db="shop"),
+            [["f"]])
+        self.assertRefused("pgrole", "INSERT INTO txcoord_markers (gid) VALUES ('txc_x')")
 
     def test_agents_warn_when_their_database_user_is_a_superuser(self):
         self.assertIn("user postgres is a PostgreSQL superuser", self.c.agents["pg"].log())

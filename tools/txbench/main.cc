@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/bearer_token.h"
 #include "common/process_setup.h"
 #include "common/flags.h"
 #include "tools/txbench/accounts.h"
@@ -55,6 +56,10 @@ common::FlagSet BenchFlags() {
   f.Add({"coordinator-metrics", "HOST:PORT",
          "txcoord's --metrics-listen: report its decision-log fsyncs for the run", ""});
   f.Add({"json", "", "print one JSON object instead of text", ""});
+  f.Add({"token-file", "FILE",
+         "bearer token for txcoord (a client one when it has --token-file): the token alone, or "
+         "a 'SCOPE TOKEN [NAME]' line",
+         ""});
   return f;
 }
 
@@ -120,6 +125,11 @@ int Main(int argc, char** argv) {
   w.participants = flags.GetAll("participant");
   w.wait_for_completion = flags.GetBool("wait");
   w.timeout_ms = *timeout_ms;
+  if (const std::string& file = flags.Get("token-file"); !file.empty()) {
+    absl::StatusOr<std::string> token = common::ReadBearerToken(file);
+    if (!token.ok()) return Fail(std::string(token.status().message()));
+    w.token = *token;
+  }
   const bool direct = flags.GetBool("direct");
   if (direct && w.workload != Workload::kTransfer) {
     return Fail("--direct runs --workload transfer only");

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/bearer_token.h"
 #include "tools/txbench/sql_clients.h"
 
 namespace txn::bench {
@@ -141,6 +142,7 @@ TxnFunction CoordinatorTxn(const WorkloadOptions& options,
     v1::RunRequest req = BuildRun(options, rng);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    common::AddBearerToken(&ctx, options.token);
     v1::Outcome out;
     grpc::Status s = stubs[client % stubs.size()]->Run(&ctx, req, &out);
     return FromOutcome(s, out);

@@ -33,6 +33,7 @@ struct WorkloadOptions {
   std::vector<std::string> participants;  // for empty
   bool wait_for_completion = false;
   int64_t timeout_ms = 0;  // RunRequest.timeout_ms; 0 = the coordinator's default
+  std::string token;       // bearer token sent with each Run ("" for none)
 };
 
 // A transaction function that calls Run on `stubs[client % stubs.size()]`.

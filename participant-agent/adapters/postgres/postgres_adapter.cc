@@ -330,6 +330,11 @@ absl::Status PostgresAdapter::CheckPrivileges(PgConnection& conn) {
   return absl::OkStatus();
 }
 
+absl::Status PostgresAdapter::KeepFromRunAsRole(PgConnection& conn, const char* table) {
+  if (run_as_role_.empty()) return absl::OkStatus();
+  return conn.Exec(absl::StrCat("REVOKE ALL ON ", table, " FROM ", run_as_quoted_)).status();
+}
+
 absl::Status PostgresAdapter::CheckReady() {
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   TXN_RETURN_IF_ERROR(CheckPrivileges(*conn));
@@ -350,7 +355,8 @@ absl::Status PostgresAdapter::CheckReady() {
                                                       "on the database's default schema): ",
                                                       created.status().message()));
   }
-  return created.status();
+  TXN_RETURN_IF_ERROR(created.status());
+  return KeepFromRunAsRole(*conn, kMarkerTable);
 }
 
 absl::Status PostgresAdapter::EnsureSagaBarrier() {
@@ -366,7 +372,8 @@ absl::Status PostgresAdapter::EnsureSagaBarrier() {
                      " (the agent's user needs CREATE on the database's default schema): ",
                      created.status().message()));
   }
-  return created.status();
+  TXN_RETURN_IF_ERROR(created.status());
+  return KeepFromRunAsRole(*conn, kBarrierTable);
 }
 
 absl::Status PostgresAdapter::EnsureTpcTable() {
@@ -383,7 +390,8 @@ absl::Status PostgresAdapter::EnsureTpcTable() {
                      " (the agent's user needs CREATE on the database's default schema): ",
                      created.status().message()));
   }
-  return created.status();
+  TXN_RETURN_IF_ERROR(created.status());
+  return KeepFromRunAsRole(*conn, kTpcTable);
 }
 
 absl::StatusOr<std::optional<TpcRow>> PostgresAdapter::LoadTpcRecord(const std::string& gid) {

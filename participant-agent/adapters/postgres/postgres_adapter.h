@@ -66,6 +66,9 @@ class PostgresAdapter final : public ResourceAdapter {
   // Notes a superuser (NoteDatabaseSuperuser); FAILED_PRECONDITION when the run-as role is
   // unusable.
   absl::Status CheckPrivileges(PgConnection& conn);
+  // REVOKE ALL on one of the agent's tables from the run-as role (a default privilege may have
+  // granted it): client statements must not forge or erase the proof of an outcome.
+  absl::Status KeepFromRunAsRole(PgConnection& conn, const char* table);
   std::unique_ptr<PgPool> pool_;
   const int marker_retention_hours_;
   bool last_resource_only_ = false;

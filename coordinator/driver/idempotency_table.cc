@@ -1,0 +1,78 @@
+#include "coordinator/driver/idempotency_table.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace txn::driver {
+
+std::string IdempotencyTable::Scoped(const std::string& principal, const std::string& key) {
+  // '\n' cannot be part of a principal's name (token file fields have no whitespace).
+  return absl::StrCat(principal, "\n", key);
+}
+
+void IdempotencyTable::ForgetExpired() {
+  const int64_t now = clock_->NowUnixMs();
+  while (!finished_order_.empty()) {
+    auto it = entries_.find(finished_order_.front());
+    if (it != entries_.end()) {
+      if (it->second.finished_unix_ms + options_.retention_ms > now) return;
+      key_of_txn_.erase(it->second.txn_id);
+      entries_.erase(it);
+    }
+    finished_order_.pop_front();
+  }
+}
+
+absl::StatusOr<bool> IdempotencyTable::Reserve(const std::string& principal,
+                                               const std::string& key,
+                                               const std::string& fingerprint,
+                                               const std::string& txn_id, std::string* existing) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string scoped = Scoped(principal, key);
+  if (auto it = entries_.find(scoped); it != entries_.end()) {
+    if (it->second.fingerprint != fingerprint) {
+      return absl::AlreadyExistsError(absl::StrCat("idempotency_key '", key.substr(0, 100),
+                                                   "' was used for a different request (txn ",
+                                                   it->second.txn_id, ")"));
+    }
+    *existing = it->second.txn_id;
+    return false;
+  }
+  if (entries_.size() >= options_.capacity) ForgetExpired();
+  if (entries_.size() >= options_.capacity) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "idempotency keys: ", entries_.size(), " are remembered, the limit; each is kept while "
+        "its transaction runs and ", options_.retention_ms / 1000,
+        " s after it finishes. Retry later, or send the request without a key"));
+  }
+  entries_[scoped] = Entry{fingerprint, txn_id, 0};
+  key_of_txn_[txn_id] = scoped;
+  return true;
+}
+
+void IdempotencyTable::Restore(const std::string& principal, const std::string& key,
+                               const std::string& fingerprint, const std::string& txn_id,
+                               int64_t finished_unix_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string scoped = Scoped(principal, key);
+  entries_[scoped] = Entry{fingerprint, txn_id, finished_unix_ms};
+  key_of_txn_[txn_id] = scoped;
+  if (finished_unix_ms != 0) finished_order_.push_back(scoped);
+}
+
+void IdempotencyTable::Finished(const std::string& txn_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto k = key_of_txn_.find(txn_id);
+  if (k == key_of_txn_.end()) return;
+  auto it = entries_.find(k->second);
+  if (it == entries_.end() || it->second.finished_unix_ms != 0) return;
+  it->second.finished_unix_ms = clock_->NowUnixMs();
+  finished_order_.push_back(k->second);
+  ForgetExpired();
+}
+
+size_t IdempotencyTable::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+}  // namespace txn::driver

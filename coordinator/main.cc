@@ -74,6 +74,9 @@ common::FlagSet CoordinatorFlags() {
          ""});
   f.Add({"wait-report-ttl-ms", "MS",
          "drop an agent's lock-wait report not renewed within this long", "1000"});
+  f.Add({"max-message-bytes", "N",
+         "largest gRPC message received or sent; a larger request is RESOURCE_EXHAUSTED",
+         "4194304"});
   f.Add({"token-file", "FILE",
          "require bearer tokens: one 'SCOPE TOKEN [NAME]' per line, scopes client, admin, agent; "
          "re-read on SIGHUP",
@@ -110,7 +113,7 @@ int Main(int argc, char** argv) {
     int64_t* out;
   };
   int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0, min_free_mb = 0,
-          idempotency_capacity = 0;
+          idempotency_capacity = 0, max_message = 0;
   driver::DeadlockOptions deadlock_options;
   transport::DirectoryOptions directory_options;
   for (const IntFlag& f :
@@ -129,6 +132,7 @@ int Main(int argc, char** argv) {
         IntFlag{"circuit-max-open-ms", 1, 86'400'000, &directory_options.circuit.max_open_ms},
         IntFlag{"wait-report-ttl-ms", 10, 3'600'000, &deadlock_options.edge_ttl_ms},
         IntFlag{"idempotency-capacity", 1, 100'000'000, &idempotency_capacity},
+        IntFlag{"max-message-bytes", 4096, 1 << 30, &max_message},
         IntFlag{"idempotency-retention-ms", 0, int64_t{1} << 40,
                 &options.idempotency.retention_ms}}) {
     auto v = flags->GetInt(f.name, f.min, f.max);
@@ -219,6 +223,8 @@ int Main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(flags->Get("listen"), grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_message));
+  builder.SetMaxSendMessageSize(static_cast<int>(max_message));
   builder.RegisterService(&service);
   builder.RegisterService(&admin);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

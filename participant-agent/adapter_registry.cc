@@ -1,5 +1,7 @@
 #include "participant-agent/adapter_registry.h"
 
+#include <libpq-fe.h>
+
 #include "absl/strings/str_cat.h"
 #include "participant-agent/adapters/mongodb/mongodb_adapter.h"
 #include "participant-agent/adapters/mysql/mysql_adapter.h"
@@ -42,6 +44,33 @@ absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "--backend must be postgres, mysql, mongodb or noop, got '", config.backend, "'"));
+}
+
+bool DsnCarriesPassword(const AdapterConfig& config) {
+  if (config.backend == "postgres") {
+    bool found = false;
+    if (PQconninfoOption* parsed = PQconninfoParse(config.dsn.c_str(), nullptr)) {
+      for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+        if (std::string(o->keyword) == "password" && o->val != nullptr && *o->val != '\0') {
+          found = true;
+        }
+      }
+      PQconninfoFree(parsed);
+    }
+    return found;
+  }
+  if (config.backend == "mysql") {
+    absl::StatusOr<MysqlDsn> dsn = ParseMysqlDsn(config.dsn);
+    return dsn.ok() && !dsn->password.empty();
+  }
+  if (config.backend == "mongodb") {
+    // mongodb://USER:PASSWORD@HOST/...
+    const size_t scheme = config.dsn.find("://");
+    const size_t at = config.dsn.find('@');
+    if (scheme == std::string::npos || at == std::string::npos || at < scheme) return false;
+    return config.dsn.substr(scheme + 3, at - scheme - 3).find(':') != std::string::npos;
+  }
+  return false;
 }
 
 }  // namespace txn::agent

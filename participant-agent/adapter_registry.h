@@ -25,4 +25,8 @@ struct AdapterConfig {
 // INVALID_ARGUMENT for an unknown backend, UNIMPLEMENTED for one not built yet.
 absl::StatusOr<std::unique_ptr<ResourceAdapter>> MakeAdapter(const AdapterConfig& config);
 
+// Whether `config.dsn` itself holds a password (which then shows in the process list and in
+// config files; --dsn-password-file keeps it out of both).
+bool DsnCarriesPassword(const AdapterConfig& config);
+
 }  // namespace txn::agent

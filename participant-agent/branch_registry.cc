@@ -188,6 +188,18 @@ absl::Status BranchRegistry::EnsureActive(Entry& e, const std::string& gid) {
   return absl::OkStatus();
 }
 
+std::string BranchRegistry::OverResultLimits(const v1::ExecuteResult& r) const {
+  if (r.rows_size() > options_.max_result_rows) {
+    return absl::StrCat("its result has ", r.rows_size(), " rows, over the limit of ",
+                        options_.max_result_rows, " (--max-result-rows)");
+  }
+  if (const size_t bytes = r.ByteSizeLong(); bytes > static_cast<size_t>(options_.max_result_bytes)) {
+    return absl::StrCat("its result has ", bytes, " bytes, over the limit of ",
+                        options_.max_result_bytes, " (--max-result-bytes)");
+  }
+  return "";
+}
+
 absl::Status BranchRegistry::RunOperations(
     Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
     v1::ExecuteBranchResponse* results, std::string* failure) {
@@ -208,6 +220,11 @@ absl::Status BranchRegistry::RunOperations(
       *failure = absl::StrCat("operations[", i, "]: ", why);
       AbortActive(e, *failure);
       return absl::OkStatus();
+    }
+    if (std::string over = OverResultLimits(*r); !over.empty()) {
+      *failure = absl::StrCat("operations[", i, "]: ", over);
+      AbortActive(e, *failure);
+      return absl::ResourceExhaustedError(absl::StrCat(*failure, "; the transaction will abort"));
     }
     if (results != nullptr) *results->add_results() = std::move(*r);
   }

@@ -49,6 +49,10 @@ struct BranchRegistryOptions {
   int64_t idle_timeout_ms = 60'000;
   // How long a finished branch is remembered for duplicate calls.
   int64_t tombstone_ttl_ms = 600'000;
+  // An operation whose result has more rows, or more bytes, aborts its branch with
+  // RESOURCE_EXHAUSTED naming the limit (--max-result-rows / --max-result-bytes).
+  int64_t max_result_rows = 10'000;
+  int64_t max_result_bytes = 1 << 20;
 };
 
 class BranchRegistry {
@@ -139,6 +143,8 @@ class BranchRegistry {
   // Runs ops on an ACTIVE entry. On an expectation mismatch or a database error the branch is
   // rolled back and `*failure` says why (the call still returns OK). INVALID_ARGUMENT for a
   // refused statement.
+  // Why `r` is over the result limits, or "".
+  std::string OverResultLimits(const v1::ExecuteResult& r) const;
   absl::Status RunOperations(Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
                              v1::ExecuteBranchResponse* results, std::string* failure);
 

@@ -183,6 +183,15 @@ common::FlagSet AgentFlags() {
          "run this long; 0 = never report",
          "50"});
   f.Add({"lock-wait-interval-ms", "MS", "how often to look for such waits", "20"});
+  f.Add({"max-result-rows", "N",
+         "an operation returning more rows aborts its branch (RESOURCE_EXHAUSTED)", "10000"});
+  f.Add({"max-result-bytes", "N",
+         "an operation whose result is larger aborts its branch (RESOURCE_EXHAUSTED); keep it "
+         "below --max-message-bytes",
+         "1048576"});
+  f.Add({"max-message-bytes", "N",
+         "largest gRPC message received or sent; a larger request is RESOURCE_EXHAUSTED",
+         "4194304"});
   return f;
 }
 
@@ -212,8 +221,11 @@ int Main(int argc, char** argv) {
   auto termination_timeout = flags->GetInt("termination-timeout-ms", 10, 86'400'000);
   auto wait_threshold = flags->GetInt("lock-wait-threshold-ms", 0, 86'400'000);
   auto wait_interval = flags->GetInt("lock-wait-interval-ms", 1, 60'000);
+  auto max_rows = flags->GetInt("max-result-rows", 1, 100'000'000);
+  auto max_bytes = flags->GetInt("max-result-bytes", 1024, 1 << 30);
+  auto max_message = flags->GetInt("max-message-bytes", 4096, 1 << 30);
   for (const auto* s : {&pool_size, &interval, &idle, &lock_timeout, &termination_timeout,
-                        &wait_threshold, &wait_interval}) {
+                        &wait_threshold, &wait_interval, &max_rows, &max_bytes, &max_message}) {
     if (!s->ok()) return Fail(std::string(s->status().message()));
   }
   if (absl::Status fp = common::ArmFailpointsFromEnvironment(); !fp.ok()) {
@@ -231,6 +243,11 @@ int Main(int argc, char** argv) {
     ss << in.rdbuf();
     config.password = std::string(absl::StripTrailingAsciiWhitespace(ss.str()));
   }
+  if (DsnCarriesPassword(config)) {
+    common::LogWarning(
+        "--dsn holds a password: it shows in the process list and wherever the flags are kept; "
+        "put it in a file readable by txagent only and pass --dsn-password-file");
+  }
   auto adapter = MakeAdapter(config);
   if (!adapter.ok()) return Fail(std::string(adapter.status().message()));
 
@@ -244,7 +261,10 @@ int Main(int argc, char** argv) {
   }
 
   common::SystemClock clock;
-  BranchRegistry registry(adapter->get(), &clock, BranchRegistryOptions{.idle_timeout_ms = *idle});
+  BranchRegistry registry(adapter->get(), &clock,
+                          BranchRegistryOptions{.idle_timeout_ms = *idle,
+                                                .max_result_rows = *max_rows,
+                                                .max_result_bytes = *max_bytes});
   SagaSteps saga_steps(adapter->get());
   ThreePhaseRecords three_phase(adapter->get(), flags->Get("name"));
   registry.set_three_phase(&three_phase);
@@ -309,6 +329,8 @@ int Main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(flags->Get("listen"), grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(*max_message));
+  builder.SetMaxSendMessageSize(static_cast<int>(*max_message));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail(absl::StrCat("cannot listen on ", flags->Get("listen")));

@@ -3,7 +3,10 @@ the Compose Specification schema, the shared configs against the real binaries, 
 syntax."""
 import json
 import os
+import shutil
+import stat
 import subprocess
+import tempfile
 import unittest
 
 import jsonschema
@@ -63,9 +66,61 @@ class ComposeFile(unittest.TestCase):
             db_host = (dsn.split("//")[1].split(":")[0].split("/")[0] if "://" in dsn
                        else dsn.split("host=")[1].split()[0])
             self.assertIn(db_host, self.compose["services"])
-            if "dsn-password-file" in agent:
-                local = agent["dsn-password-file"].replace("/etc/txcoord", "deploy/config")
-                self.assertTrue(os.path.exists(os.path.join(ROOT, local)), local)
+            for key in ("dsn-password-file", "coordinator-token-file"):
+                if key in agent:
+                    self.assertSecretMounted(agent[key], f"agent-{name}")
+        self.assertSecretMounted(coord["token-file"], "coordinator")
+
+    def assertSecretMounted(self, path, service):
+        """`path` is a Compose secret given to `service`, from a file deploy/make-secrets.sh
+        makes."""
+        self.assertTrue(path.startswith("/run/secrets/"), path)
+        secret = path[len("/run/secrets/"):]
+        self.assertIn(secret, self.compose["services"][service].get("secrets", []), service)
+        source = self.compose["secrets"][secret]["file"]
+        self.assertTrue(source.startswith("./deploy/secrets/"), source)
+        with open(os.path.join(ROOT, "deploy/make-secrets.sh")) as f:
+            self.assertIn(os.path.basename(source), f.read().replace("${scope}_token", "agent_token"))
+
+    def test_no_secret_is_committed_and_the_coordinator_is_on_loopback(self):
+        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+        if tracked.returncode == 0:
+            for path in tracked.stdout.split():
+                self.assertFalse(path.startswith("deploy/secrets/"), path)
+                self.assertNotIn("password", os.path.basename(path), path)
+        mysql_env = self.compose["services"]["mysql"]["environment"]
+        self.assertNotIn("MARIADB_PASSWORD", mysql_env)
+        self.assertEqual(mysql_env["MARIADB_PASSWORD_FILE"], "/run/secrets/ledger_password")
+        for port in self.compose["services"]["coordinator"]["ports"]:
+            self.assertTrue(str(port).startswith("127.0.0.1:"), port)
+        for name, svc in self.compose["services"].items():
+            if name != "coordinator":
+                self.assertNotIn("ports", svc, f"{name} is published")
+
+    def test_make_secrets_makes_private_files_once(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "make-secrets.sh")
+            shutil.copy(os.path.join(ROOT, "deploy/make-secrets.sh"), script)
+            subprocess.run(["bash", script], check=True, capture_output=True)
+            secrets = os.path.join(tmp, "secrets")
+            names = sorted(os.listdir(secrets))
+            self.assertEqual(names, ["admin_token", "agent_token", "client_token",
+                                     "ledger_password", "txcoord_tokens"])
+            before = {}
+            for n in names:
+                path = os.path.join(secrets, n)
+                self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, n)
+                with open(path) as f:
+                    before[n] = f.read()
+            lines = [line.split() for line in before["txcoord_tokens"].splitlines()
+                     if not line.startswith("#")]
+            self.assertEqual([fields[0] for fields in lines], ["client", "admin", "agent"])
+            self.assertEqual(lines[2][1], before["agent_token"].strip())
+            self.assertGreaterEqual(min(len(fields[1]) for fields in lines), 16)
+            subprocess.run(["bash", script], check=True, capture_output=True)
+            for n in names:
+                with open(os.path.join(secrets, n)) as f:
+                    self.assertEqual(f.read(), before[n], f"{n} changed on a second run")
 
 
 class ConfigsAndScripts(unittest.TestCase):
@@ -99,7 +154,7 @@ class ConfigsAndScripts(unittest.TestCase):
 
     def test_scripts_parse(self):
         for script in ("deploy/local-cluster.sh", "deploy/install-deps.sh", "deploy/run-tests.sh",
-                       ".ci/run"):
+                       "deploy/make-secrets.sh", ".ci/run"):
             r = subprocess.run(["bash", "-n", os.path.join(ROOT, script)], capture_output=True,
                                text=True)
             self.assertEqual(r.returncode, 0, f"{script}: {r.stderr}")

@@ -234,6 +234,33 @@ class StatementPolicy(unittest.TestCase):
         for agent in ("pg", "pgrole", "my"):
             self.assertEqual(self.metric(agent, "txagent_database_superuser"), 1.0, agent)
 
+    def test_limits_are_named_and_leave_nothing_behind(self):
+        # Rows and bytes of one result (agents' --max-result-rows 10000, --max-result-bytes 1 MiB).
+        txn = self.coord.Begin(pb.BeginRequest(protocol=pb.PROTOCOL_TWO_PHASE), timeout=5).txn_id
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.coord.Execute(pb.ExecuteRequest(
+                txn_id=txn, participant="pg",
+                operation=h.sql_op("SELECT g FROM generate_series(1, 20000) g")), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("20000 rows, over the limit of 10000 (--max-result-rows)",
+                      cm.exception.details())
+        out = self.coord.Commit(pb.CommitRequest(txn_id=txn), timeout=10)
+        self.assertEqual(out.state, pb.TXN_STATE_ABORTED)
+        req = pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE)
+        req.branches.append(h.branch("my", h.sql_op("SELECT REPEAT('x', 2000000)")))
+        req.branches.append(h.branch("pg", h.sql_op("UPDATE acct SET bal = bal WHERE id = 5")))
+        out = self.coord.Run(req, timeout=20)
+        self.assertEqual(out.state, pb.TXN_STATE_ABORTED, out)
+        self.assertIn("(--max-result-bytes)", out.reason)
+        # A statement over 1 MiB, and a request over the 4 MiB message limit.
+        for size, code, why in [(2 << 20, grpc.StatusCode.INVALID_ARGUMENT, "bytes per statement"),
+                                (5 << 20, grpc.StatusCode.RESOURCE_EXHAUSTED, "")]:
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.run_one("pg", "SELECT '" + "x" * size + "'")
+            self.assertEqual(cm.exception.code(), code)
+            self.assertIn(why, cm.exception.details())
+        self.assertNothingPrepared()
+
     def test_an_unusable_run_as_role_stops_the_agent_at_start(self):
         pg = self.c.pgs["shop"]
         port = h.free_port()

@@ -36,6 +36,14 @@ TEST(MysqlDsn, ErrorsNameTheProblemButNotThePassword) {
   EXPECT_FALSE(ParseMysqlDsn("port=99999").ok());
   EXPECT_FALSE(ParseMysqlDsn("password='open").ok());
   EXPECT_FALSE(ParseMysqlDsn("justaword").ok());
+  // A password pasted without its key, or a port that is one: never echoed.
+  for (const char* dsn : {"host=x user=app hunter2-secret", "mysql://app:hunter2@x:hunter2/db",
+                          "host=x port=hunter2"}) {
+    absl::StatusOr<MysqlDsn> bad = ParseMysqlDsn(dsn);
+    ASSERT_FALSE(bad.ok()) << dsn;
+    EXPECT_EQ(bad.status().message().find("hunter2"), absl::string_view::npos)
+        << bad.status().message();
+  }
 }
 
 TEST(Xid, IsHexLiteralWithOurFormatId) {

@@ -28,7 +28,7 @@ absl::Status SetKey(MysqlDsn& d, const std::string& key, const std::string& valu
     d.host = value;
   } else if (key == "port") {
     if (!absl::SimpleAtoi(value, &d.port) || d.port == 0 || d.port > 65535) {
-      return absl::InvalidArgumentError(absl::StrCat("--dsn: port '", value, "' is not a port"));
+      return absl::InvalidArgumentError("--dsn: port is not a number in 1..65535");
     }
   } else if (key == "user") {
     d.user = value;
@@ -84,8 +84,10 @@ absl::StatusOr<MysqlDsn> ParseMysqlDsn(const std::string& dsn) {
     if (i >= dsn.size()) break;
     size_t eq = dsn.find('=', i);
     if (eq == std::string::npos) {
+      // Never quoted: the text may be (part of) a password.
       return absl::InvalidArgumentError(
-          absl::StrCat("--dsn: expected key=value, got '", dsn.substr(i, 40), "'"));
+          absl::StrCat("--dsn: expected key=value at byte ", i, " (the text is not shown: it may "
+                       "hold a password)"));
     }
     std::string key(absl::StripAsciiWhitespace(dsn.substr(i, eq - i)));
     std::string value;

@@ -79,4 +79,11 @@ std::optional<BranchName> ParseBranchGid(absl::string_view gid) {
   return BranchName{std::string(txn), branch};
 }
 
+std::string NodeOfGid(absl::string_view gid) {
+  std::optional<BranchName> name = ParseBranchGid(gid);
+  if (!name) return "";
+  std::optional<TxnIdParts> parts = ParseTxnId(name->txn_id);
+  return parts ? parts->node : "";
+}
+
 }  // namespace txn::common

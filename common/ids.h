@@ -50,5 +50,7 @@ struct BranchName {
 std::string BranchGid(absl::string_view txn_id, uint32_t branch);
 // Parses a gid made by BranchGid; nullopt for anything else (other applications' gids).
 std::optional<BranchName> ParseBranchGid(absl::string_view gid);
+// The coordinator node a gid made by BranchGid belongs to; "" for any other gid.
+std::string NodeOfGid(absl::string_view gid);
 
 }  // namespace txn::common

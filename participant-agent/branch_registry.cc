@@ -173,6 +173,13 @@ void BranchRegistry::MarkLost(Entry& e) {
 
 absl::Status BranchRegistry::EnsureActive(Entry& e, const std::string& gid) {
   if (e.initialized) return absl::OkStatus();
+  if (const std::string node = common::NodeOfGid(gid);
+      !options_.coordinator_node.empty() && node != options_.coordinator_node) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "branch ", gid, " belongs to coordinator node '", node.substr(0, 20),
+        "'; this agent serves node '", options_.coordinator_node,
+        "' (--coordinator-node-id), and no other coordinator would ever resolve it"));
+  }
   common::Stopwatch watch;
   absl::StatusOr<std::unique_ptr<BranchSession>> session = adapter_->Begin(gid);
   steps_.begin->Observe(watch.Seconds());

@@ -53,6 +53,10 @@ struct BranchRegistryOptions {
   // RESOURCE_EXHAUSTED naming the limit (--max-result-rows / --max-result-bytes).
   int64_t max_result_rows = 10'000;
   int64_t max_result_bytes = 1 << 20;
+  // The node id of the coordinator this agent serves (--coordinator-node-id): a branch of any
+  // other node's transaction is refused before it starts, since no coordinator would ever
+  // resolve it (it would stay prepared, holding its locks). Empty: any node.
+  std::string coordinator_node;
 };
 
 class BranchRegistry {

@@ -1,17 +1,40 @@
 #include "participant-agent/in_doubt_reconciler.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
 
 namespace txn::agent {
 
+void InDoubtReconciler::NoteForeign(const std::string& gid,
+                                    std::map<std::string, int64_t>* still_seen) {
+  const int64_t now = clock_ != nullptr ? clock_->NowMonotonicMs() : 0;
+  auto [it, first] = foreign_first_seen_.emplace(gid, now);
+  (*still_seen)[gid] = it->second;
+  const int64_t seen_s = (now - it->second) / 1000;
+  // Once when found, then about every ten minutes while it stays.
+  if (first || (seen_s > 0 && seen_s % 600 < 5)) {
+    common::LogWarning(absl::StrCat(
+        "branch=", gid, " is prepared for coordinator node '", common::NodeOfGid(gid),
+        "', not this agent's ('", coordinator_node_, "'); seen for ", seen_s,
+        " s. Nothing here will finish it: an operator must COMMIT or ROLLBACK it by hand, after "
+        "asking that node's coordinator"));
+  }
+}
+
 absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
   TXN_ASSIGN_OR_RETURN(v1::ListInDoubtResponse in_doubt, registry_->ListInDoubt());
   ReconcilePass pass;
+  std::map<std::string, int64_t> foreign_seen;
   for (const auto& b : in_doubt.branches()) {
     const std::string& gid = b.native_name();
+    if (!coordinator_node_.empty() && common::NodeOfGid(gid) != coordinator_node_) {
+      ++pass.foreign;
+      NoteForeign(gid, &foreign_seen);
+      continue;
+    }
     bool three_phase = false;
     std::optional<v1::Decision> recorded;
     if (three_phase_ != nullptr) {
@@ -68,7 +91,13 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
       ++pass.undecided;
     }
   }
+  foreign_first_seen_ = std::move(foreign_seen);  // forgets those no longer prepared
   auto& metrics = common::DefaultMetrics();
+  metrics
+      .GetGauge("txagent_foreign_prepared_branches",
+                "Prepared branches with txcoord's gid prefix for another coordinator node "
+                "(--coordinator-node-id): no coordinator here will finish them.")
+      ->Set(static_cast<double>(pass.foreign));
   const std::string help = "In-doubt branches this agent finished by asking the coordinator.";
   metrics.GetCounter("txagent_reconciled_branches_total", help, {{"decision", "commit"}})
       ->Inc(pass.committed);

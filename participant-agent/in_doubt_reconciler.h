@@ -9,9 +9,11 @@
 // at a time.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "participant-agent/branch_registry.h"
 #include "participant-agent/three_phase_records.h"
 #include "txn/v1/coordinator.pb.h"
@@ -36,21 +38,38 @@ struct ReconcilePass {
   int committed = 0;
   int aborted = 0;
   int undecided = 0;  // coordinator said UNKNOWN or could not be asked
+  int foreign = 0;    // prepared with our gid prefix for another coordinator node: left alone
 };
 
 class InDoubtReconciler {
  public:
+  // `coordinator_node`: the node id of this agent's coordinator; a prepared branch of another
+  // node's is reported (log with how long it has been seen, gauge
+  // txagent_foreign_prepared_branches), never finished: its coordinator is not ours to ask.
+  // Empty: every branch is asked about.
   InDoubtReconciler(BranchRegistry* registry, DecisionSource* decisions,
-                    ThreePhaseRecords* three_phase = nullptr)
-      : registry_(registry), decisions_(decisions), three_phase_(three_phase) {}
+                    ThreePhaseRecords* three_phase = nullptr, std::string coordinator_node = "",
+                    common::Clock* clock = nullptr)
+      : registry_(registry),
+        decisions_(decisions),
+        three_phase_(three_phase),
+        coordinator_node_(std::move(coordinator_node)),
+        clock_(clock) {}
 
   // One pass over the prepared branches. Errors: the database could not be listed.
   [[nodiscard]] absl::StatusOr<ReconcilePass> RunOnce();
 
  private:
+  // Logs and counts `gid`, a foreign branch, with how long it has been seen.
+  void NoteForeign(const std::string& gid, std::map<std::string, int64_t>* still_seen);
+
   BranchRegistry* const registry_;
   DecisionSource* const decisions_;
   ThreePhaseRecords* const three_phase_;
+  const std::string coordinator_node_;
+  common::Clock* const clock_;
+  // Foreign branches seen, with when first (monotonic ms); RunOnce is called from one thread.
+  std::map<std::string, int64_t> foreign_first_seen_;
 };
 
 }  // namespace txn::agent

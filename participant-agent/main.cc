@@ -18,6 +18,7 @@
 #include "common/failpoint.h"
 #include "common/bearer_token.h"
 #include "common/flags.h"
+#include "common/ids.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/metrics_server.h"
@@ -170,6 +171,11 @@ common::FlagSet AgentFlags() {
          "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
          "database's own setting",
          "5000"});
+  f.Add({"coordinator-node-id", "ID",
+         "the node id of the coordinator this agent serves (txcoord --node-id): branches of any "
+         "other node's transactions are refused, and prepared ones reported, never finished; "
+         "empty = any node",
+         ""});
   f.Add({"coordinator-token-file", "FILE",
          "bearer token for the agent's calls to txcoord (GetDecision, lock-wait and 3PC "
          "reports), when txcoord has --token-file: a token with scope agent",
@@ -207,6 +213,10 @@ int Main(int argc, char** argv) {
   const common::ParsedFlags* flags = &parsed;
   if (flags->Get("name").empty()) return Fail("--name is required");
   if (flags->Get("coordinator").empty()) return Fail("--coordinator is required");
+  if (const std::string& node = flags->Get("coordinator-node-id");
+      !node.empty() && !common::IsValidNodeId(node)) {
+    return Fail("--coordinator-node-id must be 1-16 lowercase letters or digits");
+  }
   auto max_connections = flags->GetInt("max-connections", 1, 1000);
   auto max_queued = flags->GetInt("max-queued-calls", 0, 1'000'000);
   auto finish_workers = flags->GetInt("finish-workers", 1, 256);
@@ -264,7 +274,8 @@ int Main(int argc, char** argv) {
   BranchRegistry registry(adapter->get(), &clock,
                           BranchRegistryOptions{.idle_timeout_ms = *idle,
                                                 .max_result_rows = *max_rows,
-                                                .max_result_bytes = *max_bytes});
+                                                .max_result_bytes = *max_bytes,
+                                                .coordinator_node = flags->Get("coordinator-node-id")});
   SagaSteps saga_steps(adapter->get());
   ThreePhaseRecords three_phase(adapter->get(), flags->Get("name"));
   registry.set_three_phase(&three_phase);
@@ -294,7 +305,8 @@ int Main(int argc, char** argv) {
     coordinator_token = *token;
   }
   GrpcDecisionSource decisions(flags->Get("coordinator"), coordinator_token);
-  InDoubtReconciler reconciler(&registry, &decisions, &three_phase);
+  InDoubtReconciler reconciler(&registry, &decisions, &three_phase,
+                               flags->Get("coordinator-node-id"), &clock);
   auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"));
   if (!peers.ok()) return Fail(std::string(peers.status().message()));
   ThreePhaseTerminator terminator(flags->Get("name"), adapter->get(), &three_phase, &registry,

@@ -4,7 +4,8 @@ installs and in the local cluster).
 
 What a user would check: a refused statement ran nothing (no file written, no setting kept,
 nothing prepared), the next client's transaction sees none of the previous client's session
-state, and a run-as role limits what client statements reach."""
+state, a run-as role limits what client statements reach, limits are named, and an agent takes
+no branch that no coordinator would resolve."""
 import os
 import unittest
 import urllib.request
@@ -47,9 +48,11 @@ class StatementPolicy(unittest.TestCase):
                 # session, which is what a leak needs.
                 return ("--max-connections", "1", "--metrics-listen",
                         f"127.0.0.1:{cls.metrics[name]}")
-            c.add_agent("pg", pg.dsn("shop"), extra=agent_flags("pg"))
+            c.add_agent("pg", pg.dsn("shop"),
+                        extra=agent_flags("pg") + ("--coordinator-node-id", "n1"))
             c.add_agent("pgrole", pg.dsn("shop"),
-                        extra=agent_flags("pgrole") + ("--run-as-role", "txc_client"))
+                        extra=agent_flags("pgrole") + ("--run-as-role", "txc_client",
+                                                       "--coordinator-node-id", "n1"))
             c.add_agent("my", my.dsn("ledger"), backend="mysql",
                         extra=agent_flags("my") + ("--dsn-password-file", my.password_file))
         except Exception:
@@ -260,6 +263,33 @@ class StatementPolicy(unittest.TestCase):
             self.assertEqual(cm.exception.code(), code)
             self.assertIn(why, cm.exception.details())
         self.assertNothingPrepared()
+
+    def test_no_branch_for_another_coordinator_node(self):
+        agent = self.c.participant_stub("pg")
+        ppb = h.participant_pb2
+        with self.assertRaises(grpc.RpcError) as cm:
+            agent.Prepare(ppb.PrepareBranchRequest(
+                ref=ppb.BranchRef(txn_id="n9-00000001-1-1", branch=0), begin=True,
+                operations=[h.sql_op("UPDATE acct SET bal = bal WHERE id = 6")]), timeout=5)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("belongs to coordinator node 'n9'", cm.exception.details())
+        self.assertNothingPrepared()
+        # One prepared by hand under our prefix for node n9: reported, and left alone.
+        pg = self.c.pgs["shop"]
+        pg.sql("BEGIN; UPDATE acct SET bal = bal WHERE id = 7; "
+               "PREPARE TRANSACTION 'txc_n9-00000001-1-2_0'", db="shop")
+        try:
+            h.eventually(lambda: self.metric("pg", "txagent_foreign_prepared_branches") == 1,
+                         what="the foreign branch reported")
+            self.assertIn("is prepared for coordinator node 'n9'", self.c.agents["pg"].log())
+            # Several reconcile passes (300 ms each) later it is still prepared.
+            import time
+            time.sleep(1)
+            self.assertEqual(pg.prepared("shop"), ["txc_n9-00000001-1-2_0"])
+        finally:
+            pg.sql("ROLLBACK PREPARED 'txc_n9-00000001-1-2_0'", db="shop")
+        h.eventually(lambda: self.metric("pg", "txagent_foreign_prepared_branches") == 0,
+                     what="the report cleared")
 
     def test_an_unusable_run_as_role_stops_the_agent_at_start(self):
         pg = self.c.pgs["shop"]

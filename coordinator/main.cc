@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstdio>
+#include <set>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -20,10 +21,11 @@
 #include "common/process_setup.h"
 #include "common/termination_signals.h"
 #include "common/timer_queue.h"
+#include "common/tls.h"
+#include "coordinator/auth/call_authorizer.h"
 #include "coordinator/driver/transaction_driver.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/rocksdb_decision_log.h"
-#include "coordinator/auth/call_authorizer.h"
 #include "coordinator/service/admin_service.h"
 #include "coordinator/service/coordinator_service.h"
 #include "coordinator/transport/static_participant_directory.h"
@@ -74,6 +76,7 @@ common::FlagSet CoordinatorFlags() {
          ""});
   f.Add({"wait-report-ttl-ms", "MS",
          "drop an agent's lock-wait report not renewed within this long", "1000"});
+  common::AddTlsFlags(&f);
   f.Add({"max-message-bytes", "N",
          "largest gRPC message received or sent; a larger request is RESOURCE_EXHAUSTED",
          "4194304"});
@@ -161,6 +164,16 @@ int Main(int argc, char** argv) {
     return Fail(absl::StrCat("TXN_FAILPOINTS: ", fp.message()));
   }
 
+  absl::StatusOr<std::optional<common::TlsConfig>> tls = common::TlsFromFlags(*flags);
+  if (!tls.ok()) return Fail(std::string(tls.status().message()));
+  directory_options.tls = *tls;
+  if (*tls) {
+    std::set<std::string> names;
+    for (const std::string& spec : flags->GetAll("participant")) {
+      names.insert(spec.substr(0, spec.find('=')));
+    }
+    authorizer->RequireAgentIdentities(std::move(names));
+  }
   common::SystemClock clock;
   auto participants = transport::StaticParticipantDirectory::FromSpecs(flags->GetAll("participant"),
                                                                        &clock, directory_options);
@@ -222,7 +235,7 @@ int Main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(flags->Get("listen"), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(flags->Get("listen"), common::ServerCredentialsFor(*tls), &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_message));
   builder.SetMaxSendMessageSize(static_cast<int>(max_message));
   builder.RegisterService(&service);
@@ -235,7 +248,8 @@ int Main(int argc, char** argv) {
                                " participant(s), data in ", flags->Get("data-dir"),
                                authorizer->enabled()
                                    ? absl::StrCat(", bearer tokens from ", flags->Get("token-file"))
-                                   : std::string(", no token file: every caller is trusted")));
+                                   : std::string(", no token file: every caller is trusted"),
+                               *tls ? ", mutual TLS" : ", plaintext (no --tls-cert)"));
 
   std::mutex mu;
   std::condition_variable cv;

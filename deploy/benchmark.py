@@ -27,7 +27,10 @@ DB = ["--pg-dsn", PG, "--mysql-dsn", MY, "--mysql-password-file",
       os.path.join(STATE, "ledger.password")]
 COORD = ["--coordinator", "127.0.0.1:7700", "--coordinator-metrics", "127.0.0.1:9700",
          "--pg-participant", "orders", "--mysql-participant", "ledger",
-         "--token-file", os.path.join(STATE, "client.token")]
+         "--token-file", os.path.join(STATE, "client.token"),
+         "--tls-cert", os.path.join(STATE, "certs", "client.pem"),
+         "--tls-key", os.path.join(STATE, "certs", "client.key"),
+         "--tls-ca", os.path.join(STATE, "certs", "ca.pem")]
 
 
 def txbench(args, duration):

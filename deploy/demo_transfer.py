@@ -7,9 +7,13 @@ affected, gets 0, votes NO, and neither database changes. One transfer of 30 com
 1,000,000 finds alice short (her update matches no row), so it aborts on both sides.
 
 usage: demo_transfer.py [COORDINATOR_ADDRESS] [--token-file FILE]
+                        [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]]
   COORDINATOR_ADDRESS  default 127.0.0.1:7700
   --token-file FILE    a client token for a txcoord with --token-file (the local cluster's is
                        .cluster/client.token); sent as `authorization: Bearer TOKEN`
+  --tls-*              mutual TLS (the local cluster's: .cluster/certs/client.pem, client.key,
+                       ca.pem); the coordinator's certificate must name --tls-server-name
+                       (default coordinator)
 """
 import argparse
 import os
@@ -79,14 +83,32 @@ def read_token(path):
     sys.exit(f"{path} holds no token")
 
 
+def channel(opts):
+    """Plaintext, or mutual TLS when the --tls-* files are given."""
+    files = (opts.tls_cert, opts.tls_key, opts.tls_ca)
+    if not any(files):
+        return grpc.insecure_channel(opts.address)
+    if not all(files):
+        sys.exit("--tls-cert, --tls-key and --tls-ca go together")
+    cert, key, ca = (open(f, "rb").read() for f in files)
+    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                         certificate_chain=cert)
+    return grpc.secure_channel(opts.address, creds,
+                               options=[("grpc.ssl_target_name_override", opts.tls_server_name)])
+
+
 def main():
     args = argparse.ArgumentParser(description="the txcoord demo transfer")
     args.add_argument("address", nargs="?", default="127.0.0.1:7700")
     args.add_argument("--token-file")
+    args.add_argument("--tls-cert")
+    args.add_argument("--tls-key")
+    args.add_argument("--tls-ca")
+    args.add_argument("--tls-server-name", default="coordinator")
     opts = args.parse_args()
     metadata = ((("authorization", f"Bearer {read_token(opts.token_file)}"),)
                 if opts.token_file else None)
-    stub = rpc.CoordinatorStub(grpc.insecure_channel(opts.address))
+    stub = rpc.CoordinatorStub(channel(opts))
 
     def run(req):
         return stub.Run(req, timeout=30, metadata=metadata)

@@ -9,9 +9,10 @@
 #   deploy/local-cluster.sh status   what is running, and prepared transactions left over
 #   deploy/local-cluster.sh down     stop everything (data is kept; `down --wipe` removes it)
 #
-# txcoord requires bearer tokens: `up` makes them once, in $STATE/tokens (txcoord's
-# --token-file) and one file per scope, $STATE/{client,admin,agent}.token, for txbench / the demo,
-# txctl, and the agents. The PostgreSQL agents run client statements as role txcoord_client
+# Everything speaks mutual TLS: `up` makes a CA and certificates once, in $STATE/certs
+# (deploy/make-certs.sh: coordinator, one per agent, client, admin). txcoord also requires
+# bearer tokens: `up` makes them once, in $STATE/tokens (txcoord's --token-file) and one file per
+# scope, $STATE/{client,admin,agent}.token, for txbench / the demo, txctl, and the agents. The PostgreSQL agents run client statements as role txcoord_client
 # (run-as-role in deploy/config/agent-*.yaml), which may touch the application's tables only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,6 +110,11 @@ start_mariadb() {
   mariadb_client ledger <"$ROOT/deploy/db/ledger.sql"
 }
 
+# --tls-cert/--tls-key/--tls-ca for the certificate NAME (paths without spaces).
+tls_flags() {
+  echo "--tls-cert $STATE/certs/$1.pem --tls-key $STATE/certs/$1.key --tls-ca $STATE/certs/ca.pem"
+}
+
 # Random tokens, made once; the files are readable by their owner only.
 make_tokens() {
   [ -f "$STATE/tokens" ] && return
@@ -131,22 +137,23 @@ up() {
   mkdir -p "$STATE/logs" "$STATE/pids"
   chmod 755 "$STATE"
   make_tokens
+  bash deploy/make-certs.sh "$STATE/certs" coordinator "${PARTICIPANTS[@]}" client admin >/dev/null
   for db in "${DBS[@]}"; do start_postgres "$db"; done
   start_mariadb
   local participants=()
   for p in "${PARTICIPANTS[@]}"; do participants+=(--participant "$p=127.0.0.1:$(port_of AGENT_PORT "$p")"); done
-  start_daemon txcoord build/bin/txcoord --config deploy/config/txcoord.yaml \
+  start_daemon txcoord build/bin/txcoord --config deploy/config/txcoord.yaml $(tls_flags coordinator) \
     --listen "127.0.0.1:$COORD_PORT" --data-dir "$STATE/coord-data" "${participants[@]}" \
     --metrics-listen "127.0.0.1:$COORD_METRICS_PORT" --token-file "$STATE/tokens" \
     ${TXCOORD_EXTRA_FLAGS:-}
   for db in "${DBS[@]}"; do
-    start_daemon "agent-$db" build/bin/txagent --config "deploy/config/agent-$db.yaml" \
+    start_daemon "agent-$db" build/bin/txagent --config "deploy/config/agent-$db.yaml" $(tls_flags "$db") \
       --listen "127.0.0.1:$(port_of AGENT_PORT "$db")" \
       --dsn "host=127.0.0.1 port=$(port_of PG_PORT "$db") user=postgres dbname=$db" \
       --coordinator "127.0.0.1:$COORD_PORT" --coordinator-token-file "$STATE/agent.token" \
       --metrics-listen "127.0.0.1:$(( $(port_of AGENT_PORT "$db") + 2000 ))"
   done
-  start_daemon agent-ledger build/bin/txagent --config deploy/config/agent-ledger.yaml \
+  start_daemon agent-ledger build/bin/txagent --config deploy/config/agent-ledger.yaml $(tls_flags ledger) \
     --listen "127.0.0.1:$AGENT_PORT_ledger" \
     --dsn "host=127.0.0.1 port=$MARIADB_PORT user=txcoord dbname=ledger" \
     --dsn-password-file "$STATE/ledger.password" --coordinator "127.0.0.1:$COORD_PORT" \
@@ -159,7 +166,8 @@ up() {
 }
 
 demo() {
-  /usr/bin/python3 deploy/demo_transfer.py "127.0.0.1:$COORD_PORT" --token-file "$STATE/client.token"
+  /usr/bin/python3 deploy/demo_transfer.py "127.0.0.1:$COORD_PORT" --token-file "$STATE/client.token" \
+    $(tls_flags client)
 }
 
 status() {
@@ -178,7 +186,7 @@ status() {
     say "mariadb ledger on $MARIADB_PORT; prepared XA transactions: $(mariadb_client -N -e 'XA RECOVER' | wc -l)"
   fi
   if running txcoord; then
-    local txctl=("$ROOT/build/bin/txctl" --coordinator "127.0.0.1:$COORD_PORT" --token-file "$STATE/admin.token")
+    local txctl=("$ROOT/build/bin/txctl" --coordinator "127.0.0.1:$COORD_PORT" --token-file "$STATE/admin.token" $(tls_flags admin))
     "${txctl[@]}" participants || true
     say "in doubt or heuristic (txctl list --state in-doubt,heuristic-mixed):"
     "${txctl[@]}" list --state in-doubt,heuristic-mixed || true

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes the secrets docker-compose.yml mounts (as Compose secrets, under /run/secrets/), once,
 # in deploy/secrets/ (never committed: .gitignore): the MariaDB password of the ledger agent's
-# user, and txcoord's bearer tokens, with one file per scope for clients.
+# user, txcoord's bearer tokens with one file per scope for clients, and the mutual-TLS CA and
+# certificates (deploy/make-certs.sh: coordinator, each agent, client, admin) in secrets/certs/.
 #
 #   bash deploy/make-secrets.sh      then   docker compose up
 #
@@ -21,4 +22,5 @@ if [ ! -f secrets/txcoord_tokens ]; then
     echo "$scope $token compose-$scope" >>secrets/txcoord_tokens
   done
 fi
-echo "make-secrets: deploy/secrets/ holds ledger_password, txcoord_tokens and {client,admin,agent}_token"
+bash make-certs.sh secrets/certs coordinator orders inventory ledger catalog client admin >/dev/null
+echo "make-secrets: deploy/secrets/ holds ledger_password, txcoord_tokens, {client,admin,agent}_token and certs/"

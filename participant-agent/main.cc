@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,7 @@
 #include "common/bearer_token.h"
 #include "common/flags.h"
 #include "common/ids.h"
+#include "common/tls.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/metrics_server.h"
@@ -36,10 +38,11 @@ namespace {
 
 class GrpcDecisionSource final : public DecisionSource, public WaitSink {
  public:
-  // `token`: sent with every call ("" for none; see txcoord --token-file, scope agent).
-  GrpcDecisionSource(const std::string& address, std::string token)
-      : stub_(v1::Coordinator::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+  // `token`: sent with every call ("" for none; see txcoord --token-file, scope agent). `tls`:
+  // mutual TLS, the coordinator's certificate naming `identity`.
+  GrpcDecisionSource(const std::string& address, std::string token,
+                     const std::optional<common::TlsConfig>& tls, const std::string& identity)
+      : stub_(v1::Coordinator::NewStub(common::MakeChannel(address, tls, identity))),
         token_(std::move(token)) {}
 
   absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) override {
@@ -83,8 +86,9 @@ class GrpcDecisionSource final : public DecisionSource, public WaitSink {
 // The other members' agents, for 3PC termination rounds (addresses only from --peer).
 class GrpcPeerSet final : public PeerSet {
  public:
+  // `tls`: mutual TLS, each peer's certificate naming the peer (its participant name).
   static absl::StatusOr<std::unique_ptr<GrpcPeerSet>> FromSpecs(
-      const std::vector<std::string>& specs) {
+      const std::vector<std::string>& specs, const std::optional<common::TlsConfig>& tls) {
     auto peers = std::make_unique<GrpcPeerSet>();
     for (const std::string& spec : specs) {
       const size_t eq = spec.find('=');
@@ -92,8 +96,9 @@ class GrpcPeerSet final : public PeerSet {
         return absl::InvalidArgumentError(
             absl::StrCat("--peer '", spec, "' must be NAME=HOST:PORT"));
       }
-      peers->stubs_[spec.substr(0, eq)] = v1::Participant::NewStub(
-          grpc::CreateChannel(spec.substr(eq + 1), grpc::InsecureChannelCredentials()));
+      const std::string name = spec.substr(0, eq);
+      peers->stubs_[name] =
+          v1::Participant::NewStub(common::MakeChannel(spec.substr(eq + 1), tls, name));
     }
     return peers;
   }
@@ -171,6 +176,11 @@ common::FlagSet AgentFlags() {
          "a statement waiting longer for a row lock fails (the branch votes NO); 0 = the "
          "database's own setting",
          "5000"});
+  common::AddTlsFlags(&f);
+  f.Add({"coordinator-identity", "NAME",
+         "with TLS: the name (certificate DNS SAN) of the coordinator, the only caller of every "
+         "Participant RPC besides the --peer agents' termination calls",
+         "coordinator"});
   f.Add({"coordinator-node-id", "ID",
          "the node id of the coordinator this agent serves (txcoord --node-id): branches of any "
          "other node's transactions are refused, and prepared ones reported, never finished; "
@@ -294,20 +304,31 @@ int Main(int argc, char** argv) {
       .limit_hint = absl::StrCat("--finish-workers=", *finish_workers)});
   WorkLane control_lane(WorkLaneOptions{
       .name = "control", .workers = 2, .max_queued = 10'000, .limit_hint = "2 workers"});
+  absl::StatusOr<std::optional<common::TlsConfig>> tls = common::TlsFromFlags(*flags);
+  if (!tls.ok()) return Fail(std::string(tls.status().message()));
+  CallerPolicy callers;
+  if (*tls) {
+    std::set<std::string> peer_names;
+    for (const std::string& spec : flags->GetAll("peer")) {
+      peer_names.insert(spec.substr(0, spec.find('=')));
+    }
+    callers = CallerPolicy(flags->Get("coordinator-identity"), std::move(peer_names));
+  }
   ParticipantService service(
       &registry, &saga_steps, &three_phase, adapter->get(),
       ServiceLanes{.work = &work_lane, .finish = &finish_lane, .control = &control_lane},
-      flags->Get("name"), config.backend);
+      flags->Get("name"), config.backend, std::move(callers));
   std::string coordinator_token;
   if (const std::string& file = flags->Get("coordinator-token-file"); !file.empty()) {
     absl::StatusOr<std::string> token = common::ReadBearerToken(file);
     if (!token.ok()) return Fail(std::string(token.status().message()));
     coordinator_token = *token;
   }
-  GrpcDecisionSource decisions(flags->Get("coordinator"), coordinator_token);
+  GrpcDecisionSource decisions(flags->Get("coordinator"), coordinator_token, *tls,
+                               flags->Get("coordinator-identity"));
   InDoubtReconciler reconciler(&registry, &decisions, &three_phase,
                                flags->Get("coordinator-node-id"), &clock);
-  auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"));
+  auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"), *tls);
   if (!peers.ok()) return Fail(std::string(peers.status().message()));
   ThreePhaseTerminator terminator(flags->Get("name"), adapter->get(), &three_phase, &registry,
                                   &decisions, peers->get(), &clock,
@@ -340,7 +361,7 @@ int Main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(flags->Get("listen"), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(flags->Get("listen"), common::ServerCredentialsFor(*tls), &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(*max_message));
   builder.SetMaxSendMessageSize(static_cast<int>(*max_message));
   builder.RegisterService(&service);

@@ -71,10 +71,16 @@ void RunOnLane(WorkLane* lane, const char* method, Cancellable cancellable,
 }
 
 // A unary call: queued on `lane` and finished from the lane's worker.
+// `admitted`: the caller's admission (CallerPolicy); a refused call is finished at once.
 template <typename Resp, typename Work>
 grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, WorkLane* lane,
                                 const char* method, Cancellable cancellable, Resp* resp,
-                                Work work) {
+                                absl::Status admitted, Work work) {
+  if (!admitted.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(common::ToGrpcStatus(admitted));
+    return reactor;
+  }
   auto* reactor = new LaneReactor();
   RunOnLane<Resp>(lane, method, cancellable, ctx->deadline(), reactor->cancellation(),
                   std::move(work), [reactor, resp](absl::StatusOr<Resp> result) {
@@ -114,11 +120,15 @@ absl::StatusOr<v1::BeginBranchResponse> Empty(absl::Status s) {
 grpc::ServerUnaryReactor* ParticipantService::Describe(grpc::CallbackServerContext* ctx,
                                                        const v1::DescribeRequest* req,
                                                        v1::DescribeResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (absl::Status s = callers_.Admit(*ctx, "Describe", /*peers_too=*/false); !s.ok()) {
+    reactor->Finish(common::ToGrpcStatus(s));
+    return reactor;
+  }
   resp->set_name(name_);
   resp->set_backend(backend_);
   resp->set_supports_prepare(adapter_->supports_prepare());
   resp->set_max_txn_lifetime_ms(adapter_->max_txn_lifetime_ms());
-  auto* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -127,6 +137,7 @@ grpc::ServerUnaryReactor* ParticipantService::Begin(grpc::CallbackServerContext*
                                                     const v1::BeginBranchRequest* req,
                                                     v1::BeginBranchResponse* resp) {
   return Serve(ctx, lanes_.work, "Begin", Cancellable::kYes, resp,
+               callers_.Admit(*ctx, "Begin", /*peers_too=*/false),
                [this, req] { return Empty(registry_->Begin(req->ref())); });
 }
 
@@ -134,6 +145,7 @@ grpc::ServerUnaryReactor* ParticipantService::Execute(grpc::CallbackServerContex
                                                       const v1::ExecuteBranchRequest* req,
                                                       v1::ExecuteBranchResponse* resp) {
   return Serve(ctx, lanes_.work, "Execute", Cancellable::kYes, resp,
+               callers_.Admit(*ctx, "Execute", /*peers_too=*/false),
                [this, req] { return registry_->Execute(*req); });
 }
 
@@ -141,6 +153,7 @@ grpc::ServerUnaryReactor* ParticipantService::Prepare(grpc::CallbackServerContex
                                                       const v1::PrepareBranchRequest* req,
                                                       v1::PrepareBranchResponse* resp) {
   return Serve(ctx, lanes_.work, "Prepare", Cancellable::kYes, resp,
+               callers_.Admit(*ctx, "Prepare", /*peers_too=*/false),
                [this, req] { return registry_->Prepare(*req); });
 }
 
@@ -148,6 +161,7 @@ grpc::ServerUnaryReactor* ParticipantService::Commit(grpc::CallbackServerContext
                                                      const v1::CommitBranchRequest* req,
                                                      v1::CommitBranchResponse* resp) {
   return Serve(ctx, lanes_.finish, "Commit", Cancellable::kNo, resp,
+               callers_.Admit(*ctx, "Commit", /*peers_too=*/true),
                [this, req] { return registry_->Commit(*req); });
 }
 
@@ -155,6 +169,7 @@ grpc::ServerUnaryReactor* ParticipantService::Rollback(grpc::CallbackServerConte
                                                        const v1::RollbackBranchRequest* req,
                                                        v1::RollbackBranchResponse* resp) {
   return Serve(ctx, lanes_.finish, "Rollback", Cancellable::kNo, resp,
+               callers_.Admit(*ctx, "Rollback", /*peers_too=*/true),
                [this, req] { return registry_->Rollback(*req); });
 }
 
@@ -162,6 +177,7 @@ grpc::ServerUnaryReactor* ParticipantService::CommitOnePhase(grpc::CallbackServe
                                                              const v1::CommitOnePhaseRequest* req,
                                                              v1::CommitOnePhaseResponse* resp) {
   return Serve(ctx, lanes_.work, "CommitOnePhase", Cancellable::kYes, resp,
+               callers_.Admit(*ctx, "CommitOnePhase", /*peers_too=*/false),
                [this, req] { return registry_->CommitOnePhase(*req); });
 }
 
@@ -169,6 +185,7 @@ grpc::ServerUnaryReactor* ParticipantService::ListInDoubt(grpc::CallbackServerCo
                                                           const v1::ListInDoubtRequest* req,
                                                           v1::ListInDoubtResponse* resp) {
   return Serve(ctx, lanes_.control, "ListInDoubt", Cancellable::kNo, resp,
+               callers_.Admit(*ctx, "ListInDoubt", /*peers_too=*/false),
                [this] { return registry_->ListInDoubt(); });
 }
 
@@ -176,6 +193,7 @@ grpc::ServerUnaryReactor* ParticipantService::ExecuteLocal(grpc::CallbackServerC
                                                            const v1::ExecuteLocalRequest* req,
                                                            v1::ExecuteLocalResponse* resp) {
   return Serve(ctx, lanes_.work, "ExecuteLocal", Cancellable::kYes, resp,
+               callers_.Admit(*ctx, "ExecuteLocal", /*peers_too=*/false),
                [this, req] { return saga_steps_->ExecuteLocal(*req); });
 }
 
@@ -186,11 +204,26 @@ grpc::ServerUnaryReactor* ParticipantService::Compensate(grpc::CallbackServerCon
   // finish lane it could wait for a lock whose release needs a finish worker); it runs to its
   // end even when the coordinator stopped waiting, which retries it anyway.
   return Serve(ctx, lanes_.work, "Compensate", Cancellable::kNo, resp,
+               callers_.Admit(*ctx, "Compensate", /*peers_too=*/false),
                [this, req] { return saga_steps_->Compensate(*req); });
 }
 
+namespace {
+
+// An Exchange stream refused before it starts.
+class RefusedExchange final : public grpc::ServerBidiReactor<v1::CallBatch, v1::AnswerBatch> {
+ public:
+  explicit RefusedExchange(const absl::Status& why) { Finish(common::ToGrpcStatus(why)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 grpc::ServerBidiReactor<v1::CallBatch, v1::AnswerBatch>* ParticipantService::Exchange(
     grpc::CallbackServerContext* ctx) {
+  if (absl::Status s = callers_.Admit(*ctx, "Exchange", /*peers_too=*/false); !s.ok()) {
+    return new RefusedExchange(s);
+  }
   auto* exchange = new CallExchange(
       [this](std::shared_ptr<const v1::StreamedCall> call,
              std::shared_ptr<CallCancellation> cancellation, CallExchange::AnswerFn answer) {
@@ -266,6 +299,7 @@ grpc::ServerUnaryReactor* ParticipantService::Elect(grpc::CallbackServerContext*
                                                     const v1::ElectRequest* req,
                                                     v1::TerminationReply* resp) {
   return Serve(ctx, lanes_.control, "Elect", Cancellable::kNo, resp,
+               callers_.Admit(*ctx, "Elect", /*peers_too=*/true),
                [this, req] { return three_phase_->Elect(*req); });
 }
 
@@ -273,6 +307,7 @@ grpc::ServerUnaryReactor* ParticipantService::PreDecide(grpc::CallbackServerCont
                                                         const v1::PreDecideRequest* req,
                                                         v1::TerminationReply* resp) {
   return Serve(ctx, lanes_.control, "PreDecide", Cancellable::kNo, resp,
+               callers_.Admit(*ctx, "PreDecide", /*peers_too=*/true),
                [this, req] { return three_phase_->PreDecide(*req); });
 }
 

@@ -21,6 +21,7 @@
 
 #include "participant-agent/branch_registry.h"
 #include "participant-agent/call_exchange.h"
+#include "participant-agent/caller_policy.h"
 #include "participant-agent/work_lane.h"
 #include "participant-agent/saga_steps.h"
 #include "participant-agent/three_phase_records.h"
@@ -40,8 +41,10 @@ class ParticipantService final : public v1::Participant::CallbackService {
   // reached); `name` and `backend` come from the agent's flags.
   ParticipantService(BranchRegistry* registry, SagaSteps* saga_steps,
                      ThreePhaseRecords* three_phase, const ResourceAdapter* adapter,
-                     ServiceLanes lanes, std::string name, std::string backend)
+                     ServiceLanes lanes, std::string name, std::string backend,
+                     CallerPolicy callers = {})
       : lanes_(lanes),
+        callers_(std::move(callers)),
         registry_(registry),
         saga_steps_(saga_steps),
         three_phase_(three_phase),
@@ -99,6 +102,7 @@ class ParticipantService final : public v1::Participant::CallbackService {
                         CallExchange::AnswerFn answer);
 
   const ServiceLanes lanes_;
+  const CallerPolicy callers_;
   std::mutex streams_mu_;
   // Guarded by streams_mu_.
   std::set<CallExchange*> streams_ ABSL_GUARDED_BY(streams_mu_);

@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "common/bearer_token.h"
 #include "common/flags.h"
+#include "common/tls.h"
 #include "txn/v1/coordinator.grpc.pb.h"
 
 namespace txn {
@@ -53,6 +54,9 @@ common::FlagSet CtlFlags() {
   f.Add({"limit", "N", "list: at most N transactions (at most 1000)", "100"});
   f.Add({"page-token", "TXN", "list: continue after this transaction", ""});
   f.Add({"timeout-ms", "MS", "deadline of each call", "10000"});
+  common::AddTlsFlags(&f);
+  f.Add({"tls-server-name", "NAME", "with TLS: the name txcoord's certificate must carry",
+         "coordinator"});
   f.Add({"token-file", "FILE",
          "bearer token to send (an admin one when txcoord has --token-file): the token alone, "
          "or a 'SCOPE TOKEN [NAME]' line",
@@ -359,7 +363,9 @@ int Main(int argc, char** argv) {
     if (!read.ok()) return Usage(std::string(read.status().message()));
     token = *read;
   }
-  Ctl ctl(grpc::CreateChannel(flags.Get("coordinator"), grpc::InsecureChannelCredentials()),
+  absl::StatusOr<std::optional<common::TlsConfig>> tls = common::TlsFromFlags(flags);
+  if (!tls.ok()) return Usage(std::string(tls.status().message()));
+  Ctl ctl(common::MakeChannel(flags.Get("coordinator"), *tls, flags.Get("tls-server-name")),
           *timeout, flags.GetBool("json"), std::move(token));
   const std::string& cmd = words[0];
   auto want_args = [&](size_t n, const char* usage) -> std::optional<int> {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/tls.h"
 
 namespace txn::auth {
 namespace {
@@ -72,6 +73,19 @@ absl::Status CallAuthorizer::Reload() {
 
 absl::StatusOr<Principal> CallAuthorizer::Authorize(const grpc::ServerContextBase& ctx,
                                                     Needs needs, const char* rpc) const {
+  if (needs == Needs::kAgent && !agent_identities_.empty()) {
+    bool agent = false;
+    for (const std::string& id : common::PeerIdentities(ctx)) {
+      agent = agent || agent_identities_.count(id) != 0;
+    }
+    if (!agent) {
+      CountRefusal("not_an_agent");
+      common::LogWarning(absl::StrCat("refused ", rpc, " from ", ctx.peer(),
+                                      ": its certificate names no configured participant"));
+      return absl::PermissionDeniedError(absl::StrCat(
+          rpc, " is for the agents: the caller's certificate must name a configured participant"));
+    }
+  }
   if (path_.empty()) return Principal{"", Scope::kAdmin};
   std::shared_ptr<const TokenTable> table;
   {

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,11 @@ class CallAuthorizer {
   // Checks `token_file` now; Reload() re-reads it.
   static absl::StatusOr<std::unique_ptr<CallAuthorizer>> FromFile(const std::string& token_file);
 
+  // With TLS: the agents' calls (GetDecision, ReportDecision, ReportWaits) are taken only from a
+  // peer whose certificate names one of `names` (the configured participants), whatever its
+  // token. Call before serving.
+  void RequireAgentIdentities(std::set<std::string> names) { agent_identities_ = std::move(names); }
+
   // Re-reads the token file; on failure keeps the tokens it had and returns the error.
   absl::Status Reload();
   bool enabled() const { return !path_.empty(); }
@@ -39,6 +45,7 @@ class CallAuthorizer {
 
  private:
   std::string path_;
+  std::set<std::string> agent_identities_;
   mutable std::mutex mu_;
   std::shared_ptr<const TokenTable> table_;  // guarded by mu_
 };

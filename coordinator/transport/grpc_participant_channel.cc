@@ -39,17 +39,20 @@ void Call(const std::string& participant, const Req& req, int64_t timeout_ms, bo
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> GrpcParticipantChannel::Connect(const std::string& address) {
+std::shared_ptr<grpc::Channel> GrpcParticipantChannel::Connect(
+    const std::string& address, const std::optional<common::TlsConfig>& tls,
+    const std::string& identity) {
   grpc::ChannelArguments args;
   // Reconnect quickly after an agent restart.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return common::MakeChannel(address, tls, identity, args);
 }
 
-GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string address)
-    : GrpcParticipantChannel(name, address, Connect(address)) {}
+GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string address,
+                                               const std::optional<common::TlsConfig>& tls)
+    : GrpcParticipantChannel(name, address, Connect(address, tls, name)) {}
 
 GrpcParticipantChannel::GrpcParticipantChannel(std::string name, std::string address,
                                                std::shared_ptr<grpc::Channel> channel)

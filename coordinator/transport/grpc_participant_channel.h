@@ -2,6 +2,9 @@
 // callback API (no thread blocks on a call).
 #pragma once
 
+#include <optional>
+
+#include "common/tls.h"
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/participant.grpc.pb.h"
 
@@ -9,12 +12,16 @@ namespace txn::transport {
 
 class GrpcParticipantChannel final : public ParticipantChannel {
  public:
-  GrpcParticipantChannel(std::string name, std::string address);
+  // `tls`: mutual TLS expecting the agent's certificate to name `name` (common/tls.h).
+  GrpcParticipantChannel(std::string name, std::string address,
+                         const std::optional<common::TlsConfig>& tls = std::nullopt);
   // Over an existing gRPC channel to `address` (shared with a StreamingParticipantChannel).
   GrpcParticipantChannel(std::string name, std::string address,
                          std::shared_ptr<grpc::Channel> channel);
   // A gRPC channel to an agent, set to reconnect quickly after the agent restarts.
-  static std::shared_ptr<grpc::Channel> Connect(const std::string& address);
+  static std::shared_ptr<grpc::Channel> Connect(const std::string& address,
+                                                const std::optional<common::TlsConfig>& tls,
+                                                const std::string& identity);
 
   const std::string& name() const override { return name_; }
   const std::string& address() const override { return address_; }

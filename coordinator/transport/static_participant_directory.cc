@@ -102,9 +102,9 @@ absl::StatusOr<std::unique_ptr<StaticParticipantDirectory>> StaticParticipantDir
       return absl::InvalidArgumentError(absl::StrCat("--participant ", name, " given twice"));
     }
     if (options.stream_calls) {
-      channels[name] = std::make_unique<StreamingParticipantChannel>(name, address);
+      channels[name] = std::make_unique<StreamingParticipantChannel>(name, address, options.tls);
     } else {
-      channels[name] = std::make_unique<GrpcParticipantChannel>(name, address);
+      channels[name] = std::make_unique<GrpcParticipantChannel>(name, address, options.tls);
     }
   }
   return std::make_unique<StaticParticipantDirectory>(std::move(channels), clock, options);

@@ -15,9 +15,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/clock.h"
+#include "common/tls.h"
 #include "coordinator/transport/circuit_breaker.h"
 #include "coordinator/transport/participant_channel.h"
 
@@ -30,6 +32,8 @@ struct DirectoryOptions {
   // Prepare / Commit / Rollback / CommitOnePhase on one Exchange stream per agent
   // (StreamingParticipantChannel); false: one unary call each.
   bool stream_calls = true;
+  // Mutual TLS to every agent, each expected to present its participant name (common/tls.h).
+  std::optional<common::TlsConfig> tls;
 };
 
 class StaticParticipantDirectory final : public ParticipantDirectory {

@@ -208,8 +208,9 @@ class StreamingParticipantChannel::Stream final
   grpc::Status done_status_;
 };
 
-StreamingParticipantChannel::StreamingParticipantChannel(std::string name, std::string address)
-    : channel_(GrpcParticipantChannel::Connect(address)),
+StreamingParticipantChannel::StreamingParticipantChannel(
+    std::string name, std::string address, const std::optional<common::TlsConfig>& tls)
+    : channel_(GrpcParticipantChannel::Connect(address, tls, name)),
       unary_(std::move(name), std::move(address), channel_),
       stub_(v1::Participant::NewStub(channel_)) {
   sweeper_ = std::thread([this] { SweepLoop(); });

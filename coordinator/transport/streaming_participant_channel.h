@@ -35,7 +35,8 @@ namespace txn::transport {
 
 class StreamingParticipantChannel final : public ParticipantChannel {
  public:
-  StreamingParticipantChannel(std::string name, std::string address);
+  StreamingParticipantChannel(std::string name, std::string address,
+                              const std::optional<common::TlsConfig>& tls = std::nullopt);
   ~StreamingParticipantChannel() override;
 
   const std::string& name() const override { return unary_.name(); }

@@ -66,21 +66,36 @@ class ComposeFile(unittest.TestCase):
             db_host = (dsn.split("//")[1].split(":")[0].split("/")[0] if "://" in dsn
                        else dsn.split("host=")[1].split()[0])
             self.assertIn(db_host, self.compose["services"])
-            for key in ("dsn-password-file", "coordinator-token-file"):
+            for key in ("dsn-password-file", "coordinator-token-file", "tls-cert", "tls-key",
+                        "tls-ca"):
                 if key in agent:
                     self.assertSecretMounted(agent[key], f"agent-{name}")
-        self.assertSecretMounted(coord["token-file"], "coordinator")
+            self.assertIn("tls-cert", agent, name)
+        for key in ("token-file", "tls-cert", "tls-key", "tls-ca"):
+            self.assertSecretMounted(coord[key], "coordinator")
 
     def assertSecretMounted(self, path, service):
         """`path` is a Compose secret given to `service`, from a file deploy/make-secrets.sh
         makes."""
         self.assertTrue(path.startswith("/run/secrets/"), path)
-        secret = path[len("/run/secrets/"):]
-        self.assertIn(secret, self.compose["services"][service].get("secrets", []), service)
-        source = self.compose["secrets"][secret]["file"]
+        target = path[len("/run/secrets/"):]
+        by_target = {}
+        for entry in self.compose["services"][service].get("secrets", []):
+            if isinstance(entry, str):
+                by_target[entry] = entry
+            else:
+                by_target[entry.get("target", entry["source"])] = entry["source"]
+        self.assertIn(target, by_target, f"{service} has no secret {target}")
+        source = self.compose["secrets"][by_target[target]]["file"]
         self.assertTrue(source.startswith("./deploy/secrets/"), source)
         with open(os.path.join(ROOT, "deploy/make-secrets.sh")) as f:
-            self.assertIn(os.path.basename(source), f.read().replace("${scope}_token", "agent_token"))
+            script = f.read().replace("${scope}_token", "agent_token")
+        name = os.path.basename(source)
+        if source.startswith("./deploy/secrets/certs/"):
+            stem = name.split(".")[0]
+            self.assertIn(stem if stem != "ca" else "make-certs.sh", script, source)
+        else:
+            self.assertIn(name, script, source)
 
     def test_no_secret_is_committed_and_the_coordinator_is_on_loopback(self):
         tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
@@ -101,12 +116,20 @@ class ComposeFile(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             script = os.path.join(tmp, "make-secrets.sh")
             shutil.copy(os.path.join(ROOT, "deploy/make-secrets.sh"), script)
+            shutil.copy(os.path.join(ROOT, "deploy/make-certs.sh"), tmp)
             subprocess.run(["bash", script], check=True, capture_output=True)
             secrets = os.path.join(tmp, "secrets")
             names = sorted(os.listdir(secrets))
-            self.assertEqual(names, ["admin_token", "agent_token", "client_token",
+            self.assertEqual(names, ["admin_token", "agent_token", "certs", "client_token",
                                      "ledger_password", "txcoord_tokens"])
+            certs = os.path.join(secrets, "certs")
+            for n in ("coordinator", "orders", "inventory", "ledger", "catalog", "client",
+                      "admin"):
+                self.assertTrue(os.path.exists(os.path.join(certs, f"{n}.pem")), n)
+                self.assertEqual(stat.S_IMODE(os.stat(os.path.join(certs, f"{n}.key")).st_mode),
+                                 0o600, n)
             before = {}
+            names.remove("certs")
             for n in names:
                 path = os.path.join(secrets, n)
                 self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, n)
@@ -154,7 +177,7 @@ class ConfigsAndScripts(unittest.TestCase):
 
     def test_scripts_parse(self):
         for script in ("deploy/local-cluster.sh", "deploy/install-deps.sh", "deploy/run-tests.sh",
-                       "deploy/make-secrets.sh", ".ci/run"):
+                       "deploy/make-secrets.sh", "deploy/make-certs.sh", ".ci/run"):
             r = subprocess.run(["bash", "-n", os.path.join(ROOT, script)], capture_output=True,
                                text=True)
             self.assertEqual(r.returncode, 0, f"{script}: {r.stderr}")

@@ -14,6 +14,7 @@
 #include "common/bearer_token.h"
 #include "common/process_setup.h"
 #include "common/flags.h"
+#include "common/tls.h"
 #include "tools/txbench/accounts.h"
 #include "tools/txbench/load_loop.h"
 #include "tools/txbench/log_counters.h"
@@ -56,6 +57,9 @@ common::FlagSet BenchFlags() {
   f.Add({"coordinator-metrics", "HOST:PORT",
          "txcoord's --metrics-listen: report its decision-log fsyncs for the run", ""});
   f.Add({"json", "", "print one JSON object instead of text", ""});
+  common::AddTlsFlags(&f);
+  f.Add({"tls-server-name", "NAME", "with TLS: the name txcoord's certificate must carry",
+         "coordinator"});
   f.Add({"token-file", "FILE",
          "bearer token for txcoord (a client one when it has --token-file): the token alone, or "
          "a 'SCOPE TOKEN [NAME]' line",
@@ -190,12 +194,14 @@ int Main(int argc, char** argv) {
     txn = DirectTransferTxn(w, flags.Get("pg-dsn"), flags.Get("mysql-dsn"), mysql_password,
                             static_cast<int>(*clients));
   } else {
+    absl::StatusOr<std::optional<common::TlsConfig>> tls = common::TlsFromFlags(flags);
+    if (!tls.ok()) return Fail(std::string(tls.status().message()));
     std::vector<std::shared_ptr<v1::Coordinator::Stub>> stubs;
     for (int64_t i = 0; i < *channels; ++i) {
       grpc::ChannelArguments args;
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-      stubs.push_back(v1::Coordinator::NewStub(grpc::CreateCustomChannel(
-          flags.Get("coordinator"), grpc::InsecureChannelCredentials(), args)));
+      stubs.push_back(v1::Coordinator::NewStub(
+          common::MakeChannel(flags.Get("coordinator"), *tls, flags.Get("tls-server-name"), args)));
     }
     txn = CoordinatorTxn(w, std::move(stubs));
   }

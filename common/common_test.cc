@@ -4,6 +4,7 @@
 #include "common/failpoint.h"
 #include "common/flags.h"
 #include "common/ids.h"
+#include "common/logging.h"
 
 namespace txn::common {
 namespace {
@@ -136,6 +137,20 @@ TEST(Flags, GetIntChecksRange) {
   auto parsed = TestFlags().Parse(3, const_cast<char**>(argv));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->GetInt("listen", 0, 10).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Logging, JsonLinesCarryTheFieldsAndEscapeTheMessage) {
+  const std::string line = JsonLogLine("2026-12-02T10:00:00.000Z", Severity::kWarning,
+                                       "txn=n1-ab-1-7 principal=alice said \"hi\"\nbye");
+  EXPECT_NE(line.find(R"("txn_id":"n1-ab-1-7")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("principal":"alice")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("level":"warning")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"(said \"hi\"\nbye)"), std::string::npos) << line;
+  EXPECT_EQ(line.find('\n'), std::string::npos) << "one object per line";
+  LogFormat f;
+  EXPECT_TRUE(ParseLogFormat("json", &f));
+  EXPECT_EQ(f, LogFormat::kJson);
+  EXPECT_FALSE(ParseLogFormat("xml", &f));
 }
 
 }  // namespace

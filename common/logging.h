@@ -1,8 +1,13 @@
-// Structured, line-oriented logging to stderr: `2026-11-22T09:00:00.123Z I txn=n1-1-7 msg`.
-// Callers put `txn=` and `participant=` fields into the message. Never log secrets (DSN
-// passwords, tokens): callers pass redacted values. Thread-safe.
+// Structured, line-oriented logging to stderr. Text (the default):
+//   2026-11-22T09:00:00.123Z I txn=n1-1-7 msg
+// or, after SetLogFormat(kJson) (--log-format json), one JSON object per line:
+//   {"ts":"2026-11-22T09:00:00.123Z","level":"info","msg":"txn=n1-1-7 msg","txn_id":"n1-1-7"}
+// Callers put `txn=`, `branch=`, `participant=` and `principal=` fields into the message; in
+// JSON they also become the fields txn_id, branch, participant and principal. Never log secrets
+// (DSN passwords, tokens): callers pass redacted values. Thread-safe.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "absl/strings/string_view.h"
@@ -10,10 +15,19 @@
 namespace txn::common {
 
 enum class Severity { kInfo, kWarning, kError };
+enum class LogFormat { kText, kJson };
+
+// Process-wide; call once in main, before other threads log.
+void SetLogFormat(LogFormat format);
+// "text" or "json"; false for anything else.
+bool ParseLogFormat(absl::string_view name, LogFormat* format);
 
 void Log(Severity severity, absl::string_view message);
 inline void LogInfo(absl::string_view m) { Log(Severity::kInfo, m); }
 inline void LogWarning(absl::string_view m) { Log(Severity::kWarning, m); }
 inline void LogError(absl::string_view m) { Log(Severity::kError, m); }
+
+// The JSON line Log writes in kJson format, without the newline (for tests).
+std::string JsonLogLine(absl::string_view timestamp, Severity severity, absl::string_view message);
 
 }  // namespace txn::common

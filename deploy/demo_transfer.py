@@ -4,7 +4,9 @@ databases), atomically; then money from alice's wallet in PostgreSQL to bob's in
 
 One order commits; one asks for a pear (stock 0): the inventory statement expects 1 row
 affected, gets 0, votes NO, and neither database changes. One transfer of 30 commits; one of
-1,000,000 finds alice short (her update matches no row), so it aborts on both sides.
+1,000,000 finds alice short (her update matches no row), so it aborts on both sides. Last, a
+client tries to run a program on the database host (COPY ... TO PROGRAM): the agent's statement
+policy refuses it before it reaches PostgreSQL, and the transaction aborts.
 
 usage: demo_transfer.py [COORDINATOR_ADDRESS] [--token-file FILE]
                         [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]]
@@ -122,8 +124,12 @@ def main():
     show("alice (PostgreSQL) pays bob (MariaDB) 30", moved)
     broke = run(transfer(1_000_000))
     show("alice pays bob 1000000", broke)
-    states = (ok.state, no.state, moved.state, broke.state)
-    expected = (pb.TXN_STATE_COMMITTED, pb.TXN_STATE_ABORTED) * 2
+    sneaky = run(pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE, branches=[
+        pb.Branch(participant="orders", operations=[
+            sql("COPY (SELECT 1) TO PROGRAM 'id > /tmp/txcoord-demo-owned'")])]))
+    show("a program on the database host (COPY ... TO PROGRAM)", sneaky)
+    states = (ok.state, no.state, moved.state, broke.state, sneaky.state)
+    expected = (pb.TXN_STATE_COMMITTED, pb.TXN_STATE_ABORTED) * 2 + (pb.TXN_STATE_ABORTED,)
     return 0 if states == expected else 1
 
 

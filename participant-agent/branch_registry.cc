@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/failpoint.h"
 #include "common/ids.h"
@@ -216,6 +217,11 @@ absl::Status BranchRegistry::RunOperations(
     steps_.statement->Observe(watch.Seconds());
     if (!r.ok()) {
       if (r.status().code() == absl::StatusCode::kInvalidArgument) {
+        if (absl::StartsWith(r.status().message(), "statement refused")) {
+          // The policy's refusals are an audit trail: which branch, which rule.
+          common::LogWarning(absl::StrCat("branch=", e.gid, " operations[", i, "]: ",
+                                          r.status().message()));
+        }
         return absl::InvalidArgumentError(
             absl::StrCat("operations[", i, "]: ", r.status().message()));
       }

@@ -170,6 +170,8 @@ common::FlagSet AgentFlags() {
   f.Add({"last-resource", "",
          "never prepare: take part as the transaction's last resource, committed in one phase",
          ""});
+  f.Add({"log-format", "text|json",
+         "json: one object per line, with txn_id, branch, participant, principal fields", "text"});
   f.Add(
       {"metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics", ""});
   f.Add({"lock-timeout-ms", "MS",
@@ -221,6 +223,11 @@ int Main(int argc, char** argv) {
   if (std::optional<int> exit_code = AgentFlags().ParseOrExit(argc, argv, &parsed))
     return *exit_code;
   const common::ParsedFlags* flags = &parsed;
+  if (common::LogFormat format; common::ParseLogFormat(flags->Get("log-format"), &format)) {
+    common::SetLogFormat(format);
+  } else {
+    return Fail("--log-format must be text or json");
+  }
   if (flags->Get("name").empty()) return Fail("--name is required");
   if (flags->Get("coordinator").empty()) return Fail("--coordinator is required");
   if (const std::string& node = flags->Get("coordinator-node-id");

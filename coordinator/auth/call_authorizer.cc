@@ -106,7 +106,7 @@ absl::StatusOr<Principal> CallAuthorizer::Authorize(const grpc::ServerContextBas
   }
   if (!Covers(who->scope, needs)) {
     CountRefusal("scope");
-    common::LogWarning(absl::StrCat("refused ", rpc, " for principal ", who->name, ": it needs ",
+    common::LogWarning(absl::StrCat("principal=", who->name, " refused ", rpc, ": it needs ",
                                     NeedsName(needs), " scope"));
     return absl::PermissionDeniedError(
         absl::StrCat(rpc, " needs a token with ", NeedsName(needs), " scope; principal ",

@@ -3,7 +3,10 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/logging.h"
 #include "coordinator/service/authorize_call.h"
 
 namespace txn::service {
@@ -18,6 +21,20 @@ std::function<void(absl::StatusOr<T>)> Finisher(grpc::ServerUnaryReactor* reacto
   };
 }
 
+// `reply`, after logging a statement the policy refused with the principal that sent it.
+template <typename T>
+std::function<void(absl::StatusOr<T>)> Audited(std::function<void(absl::StatusOr<T>)> reply,
+                                              std::string principal, const char* rpc) {
+  return [reply = std::move(reply), principal = std::move(principal), rpc](absl::StatusOr<T> r) {
+    if (!r.ok() && r.status().code() == absl::StatusCode::kInvalidArgument &&
+        absl::StrContains(r.status().message(), "statement refused")) {
+      common::LogWarning(absl::StrCat("principal=", principal.empty() ? "-" : principal, " ", rpc,
+                                      " refused: ", r.status().message()));
+    }
+    reply(std::move(r));
+  };
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* ctx,
@@ -26,7 +43,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* c
   std::optional<auth::Principal> caller =
       AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "Run");
   if (!caller) return reactor;
-  driver_->Run(*req, Finisher(reactor, resp), caller->name);
+  driver_->Run(*req, Audited(Finisher(reactor, resp), caller->name, "Run"), caller->name);
   return reactor;
 }
 
@@ -48,7 +65,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Execute(grpc::CallbackServerContex
   std::optional<auth::Principal> caller =
       AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kClient, "Execute");
   if (!caller) return reactor;
-  driver_->Execute(*req, Finisher(reactor, resp), caller->name);
+  driver_->Execute(*req, Audited(Finisher(reactor, resp), caller->name, "Execute"), caller->name);
   return reactor;
 }
 

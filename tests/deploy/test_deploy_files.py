@@ -175,6 +175,37 @@ class ConfigsAndScripts(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("/nonexistent.yaml", r.stderr)
 
+    def test_systemd_units_are_hardened_and_verify(self):
+        units = {"txcoord.service": "txcoord", "txagent@.service": "txagent"}
+        for unit in units:
+            with open(os.path.join(ROOT, "deploy/systemd", unit)) as f:
+                text = f.read()
+            for directive in ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                              "ProtectHome=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n",
+                              "LoadCredential=tls_key:", "--tls-key ${CREDENTIALS_DIRECTORY}"):
+                self.assertIn(directive, text, f"{unit}: {directive}")
+            if unit == "txcoord.service":
+                self.assertIn("StateDirectory=txcoord", text)
+                self.assertIn("--data-dir ${STATE_DIRECTORY}", text)
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            self.skipTest("systemd-analyze is not installed")
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for unit, binary in units.items():
+                with open(os.path.join(ROOT, "deploy/systemd", unit)) as f:
+                    text = f.read().replace(f"/usr/local/bin/{binary}",
+                                            os.path.join(BUILD, "bin", binary))
+                name = unit.replace("@.", "@orders.")
+                with open(os.path.join(tmp, name), "w") as f:
+                    f.write(text)
+                paths.append(os.path.join(tmp, name))
+            r = subprocess.run([analyze, "verify", *paths], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            mine = [line for line in r.stderr.splitlines() if tmp in line]
+            self.assertEqual(mine, [], r.stderr)
+
     def test_scripts_parse(self):
         for script in ("deploy/local-cluster.sh", "deploy/install-deps.sh", "deploy/run-tests.sh",
                        "deploy/make-secrets.sh", "deploy/make-certs.sh", ".ci/run"):

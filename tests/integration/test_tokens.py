@@ -5,6 +5,7 @@ What a user would check: a call without a token or with a wrong one is UNAUTHENT
 token cannot use the Admin API or the agents' calls, one principal cannot see, drive or end
 another's transaction, idempotency keys do not collide across principals, SIGHUP swaps the
 tokens, and no token text reaches a log."""
+import json
 import os
 import signal
 import subprocess
@@ -48,7 +49,8 @@ class Tokens(unittest.TestCase):
             pg.sql("CREATE DATABASE shop")
             pg.sql("CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL);"
                    "INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g;", db="shop")
-            c.make_coordinator(["pg"], extra=("--token-file", cls.token_file)).start()
+            c.make_coordinator(["pg"], extra=("--token-file", cls.token_file,
+                                              "--log-format", "json")).start()
             c.add_agent("pg", pg.dsn("shop"), extra=("--coordinator-token-file", agent_token))
         except Exception:
             c.stop()
@@ -182,6 +184,18 @@ class Tokens(unittest.TestCase):
         finally:
             self.write_tokens(BOB)
             self.c.coordinator.proc.send_signal(signal.SIGHUP)
+
+    def test_zz_the_coordinator_logs_json_with_principals(self):
+        entries = []
+        for line in self.c.coordinator.log().splitlines():
+            if line.startswith("--- start"):  # the harness's own line
+                continue
+            entries.append(json.loads(line))  # every line is one JSON object
+        self.assertTrue(all({"ts", "level", "msg"} <= e.keys() for e in entries))
+        admin = [e for e in entries if e.get("principal") == "ops"]
+        self.assertTrue(any("admin ListTransactions" in e["msg"] for e in admin), admin)
+        refused = [e for e in entries if e.get("principal") == "alice" and "refused" in e["msg"]]
+        self.assertTrue(any("ResolveTransaction" in e["msg"] for e in refused), refused)
 
     def test_zz_no_token_text_in_any_log(self):
         # Runs last (zz): after every other test has sent and refused tokens.

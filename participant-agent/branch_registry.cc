@@ -212,8 +212,15 @@ absl::Status BranchRegistry::RunOperations(
     Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
     v1::ExecuteBranchResponse* results, std::string* failure) {
   for (int i = 0; i < ops.size(); ++i) {
+    absl::StatusOr<v1::Operation> op = ResolveOperation(options_.statements, ops[i]);
+    if (!op.ok()) {
+      common::LogWarning(absl::StrCat("branch=", e.gid, " operations[", i, "]: ",
+                                      op.status().message()));
+      return absl::Status(op.status().code(),
+                          absl::StrCat("operations[", i, "]: ", op.status().message()));
+    }
     common::Stopwatch watch;
-    absl::StatusOr<v1::ExecuteResult> r = e.session->Execute(ops[i]);
+    absl::StatusOr<v1::ExecuteResult> r = e.session->Execute(*op);
     steps_.statement->Observe(watch.Seconds());
     if (!r.ok()) {
       if (r.status().code() == absl::StatusCode::kInvalidArgument) {

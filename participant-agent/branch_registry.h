@@ -38,6 +38,7 @@
 #include "common/metrics.h"
 #include "participant-agent/call_cancellation.h"
 #include "participant-agent/resource_adapter.h"
+#include "participant-agent/statement_allow_list.h"
 #include "txn/v1/participant.pb.h"
 
 namespace txn::agent {
@@ -57,6 +58,8 @@ struct BranchRegistryOptions {
   // other node's transaction is refused before it starts, since no coordinator would ever
   // resolve it (it would stay prepared, holding its locks). Empty: any node.
   std::string coordinator_node;
+  // The agent's allow-list (--statements), or nullptr: operations go through ResolveOperation.
+  const StatementAllowList* statements = nullptr;
 };
 
 class BranchRegistry {

@@ -192,6 +192,10 @@ common::FlagSet AgentFlags() {
          "bearer token for the agent's calls to txcoord (GetDecision, lock-wait and 3PC "
          "reports), when txcoord has --token-file: a token with scope agent",
          ""});
+  f.Add({"statements", "FILE",
+         "allow-list (YAML: NAME: {sql: TEXT, params: N}): operations must name one of these "
+         "statements (sql.name), raw SQL is refused",
+         ""});
   f.Add({"run-as-role", "ROLE",
          "PostgreSQL: run client statements as this unprivileged role (SET LOCAL ROLE); the "
          "agent's own statements keep the DSN's user",
@@ -287,13 +291,27 @@ int Main(int argc, char** argv) {
         absl::StrCat("database not reachable yet, serving anyway: ", ready.message()));
   }
 
+  std::optional<StatementAllowList> statements;
+  if (const std::string& file = flags->Get("statements"); !file.empty()) {
+    if (config.backend != "postgres" && config.backend != "mysql") {
+      return Fail("--statements is for the postgres and mysql backends");
+    }
+    auto loaded = StatementAllowList::Load(file, config.backend == "postgres"
+                                                     ? common::SqlDialect::kPostgres
+                                                     : common::SqlDialect::kMysql);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    common::LogInfo(absl::StrCat(loaded->size(), " allow-listed statements from ", file,
+                                 "; raw SQL is refused"));
+    statements = std::move(*loaded);
+  }
   common::SystemClock clock;
   BranchRegistry registry(adapter->get(), &clock,
                           BranchRegistryOptions{.idle_timeout_ms = *idle,
                                                 .max_result_rows = *max_rows,
                                                 .max_result_bytes = *max_bytes,
-                                                .coordinator_node = flags->Get("coordinator-node-id")});
-  SagaSteps saga_steps(adapter->get());
+                                                .coordinator_node = flags->Get("coordinator-node-id"),
+                                                .statements = statements ? &*statements : nullptr});
+  SagaSteps saga_steps(adapter->get(), statements ? &*statements : nullptr);
   ThreePhaseRecords three_phase(adapter->get(), flags->Get("name"));
   registry.set_three_phase(&three_phase);
   // The lanes outlive the server (declared before it): Shutdown waits for every call they

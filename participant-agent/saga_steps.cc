@@ -28,7 +28,9 @@ absl::Status SagaSteps::EnsureBarrier() {
 absl::StatusOr<std::string> SagaSteps::Run(
     BranchSession& session, const google::protobuf::RepeatedPtrField<v1::Operation>& ops) {
   for (int i = 0; i < ops.size(); ++i) {
-    absl::StatusOr<v1::ExecuteResult> r = session.Execute(ops[i]);
+    absl::StatusOr<v1::Operation> op = ResolveOperation(statements_, ops[i]);
+    if (!op.ok()) return absl::StrCat("operations[", i, "]: ", op.status().message());
+    absl::StatusOr<v1::ExecuteResult> r = session.Execute(*op);
     if (!r.ok()) {
       if (r.status().code() == absl::StatusCode::kUnavailable) return r.status();
       return absl::StrCat("operations[", i, "]: ", r.status().message());

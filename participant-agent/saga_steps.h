@@ -24,13 +24,16 @@
 
 #include "absl/status/statusor.h"
 #include "participant-agent/resource_adapter.h"
+#include "participant-agent/statement_allow_list.h"
 #include "txn/v1/participant.pb.h"
 
 namespace txn::agent {
 
 class SagaSteps {
  public:
-  explicit SagaSteps(ResourceAdapter* adapter) : adapter_(adapter) {}
+  // `statements`: the agent's allow-list, or nullptr (statement_allow_list.h).
+  explicit SagaSteps(ResourceAdapter* adapter, const StatementAllowList* statements = nullptr)
+      : adapter_(adapter), statements_(statements) {}
 
   absl::StatusOr<v1::ExecuteLocalResponse> ExecuteLocal(const v1::ExecuteLocalRequest& req);
   absl::StatusOr<v1::CompensateResponse> Compensate(const v1::CompensateRequest& req);
@@ -44,6 +47,7 @@ class SagaSteps {
                                   const google::protobuf::RepeatedPtrField<v1::Operation>& ops);
 
   ResourceAdapter* const adapter_;
+  const StatementAllowList* const statements_;
   std::mutex barrier_mu_;
   bool barrier_ready_ = false;  // guarded by barrier_mu_
 };

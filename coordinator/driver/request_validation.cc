@@ -29,11 +29,18 @@ absl::Status ValidateProtocol(v1::Protocol protocol, const std::string& field) {
 absl::Status ValidateOperation(const v1::Operation& op, const std::string& field) {
   if (op.has_sql()) {
     const v1::Sql& sql = op.sql();
-    if (sql.text().empty())
-      return absl::InvalidArgumentError(absl::StrCat(field, ".sql.text is empty"));
-    if (absl::Status s = common::CheckStatement(sql.text(), common::SqlDialect::kGeneric);
-        !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".sql.text: ", s.message()));
+    if (sql.text().empty() && sql.name().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ".sql has neither text nor name"));
+    }
+    if (!sql.text().empty() && !sql.name().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".sql has both text and name (a named statement brings its own)"));
+    }
+    if (!sql.text().empty()) {
+      if (absl::Status s = common::CheckStatement(sql.text(), common::SqlDialect::kGeneric);
+          !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ".sql.text: ", s.message()));
+      }
     }
     for (uint32_t idx : sql.null_params()) {
       if (idx >= static_cast<uint32_t>(sql.params_size())) {

@@ -18,8 +18,12 @@ bool IsNamePart(char c) { return IsNameStart(c) || IsDigit(c) || c == '$'; }
 
 class Lexer {
  public:
-  Lexer(absl::string_view s, SqlDialect dialect, bool backslash_escapes)
-      : s_(s), mysql_(dialect == SqlDialect::kMysql), backslash_(backslash_escapes) {}
+  Lexer(absl::string_view s, SqlDialect dialect, bool backslash_escapes,
+        bool double_quote_backslash)
+      : s_(s),
+        mysql_(dialect == SqlDialect::kMysql),
+        backslash_(backslash_escapes),
+        double_quote_backslash_(double_quote_backslash) {}
 
   SqlLex Run() {
     while (i_ < s_.size() && !Done()) Step();
@@ -28,13 +32,15 @@ class Lexer {
 
  private:
   bool Done() const {
-    return out_.more_after_semicolon || out_.unterminated || out_.executable_comment;
+    return out_.more_after_semicolon || out_.unterminated || out_.executable_comment ||
+           out_.string_continuation;
   }
 
   void Step() {
     const char c = s_[i_];
     const char next = i_ + 1 < s_.size() ? s_[i_ + 1] : '\0';
     if (IsSpace(c)) {
+      if (c == '\n' || c == '\r') newline_in_gap_ = true;
       ++i_;
       gap_ = true;
     } else if (c == '-' && next == '-' && (!mysql_ || i_ + 2 >= s_.size() ||
@@ -51,11 +57,16 @@ class Lexer {
     } else if (after_semicolon_) {
       out_.more_after_semicolon = true;
     } else if (c == '\'') {
+      if (!mysql_ && newline_in_gap_ && !out_.tokens.empty() &&
+          out_.tokens.back().kind == SqlToken::Kind::kString) {
+        out_.string_continuation = true;
+        return;
+      }
       String('\'', backslash_ || EscapeStringPrefix());
     } else if (c == '"') {
       if (mysql_) {
         // A string, or a name under sql_mode ANSI_QUOTES: the policy sees it as a name too.
-        QuotedName('"', backslash_);
+        QuotedName('"', double_quote_backslash_);
       } else {
         QuotedName('"', false);
       }
@@ -72,8 +83,7 @@ class Lexer {
       Push(SqlToken::Kind::kParameter, "?");
       ++i_;
     } else if (IsDigit(c)) {
-      size_t j = i_;
-      while (j < s_.size() && (IsNamePart(s_[j]) || s_[j] == '.')) ++j;
+      const size_t j = NumberEnd(i_);
       Push(SqlToken::Kind::kNumber, s_.substr(i_, j - i_));
       i_ = j;
     } else if (IsNameStart(c)) {
@@ -93,11 +103,39 @@ class Lexer {
   void Push(SqlToken::Kind kind, absl::string_view text) {
     out_.tokens.push_back(SqlToken{kind, std::string(text), !gap_ && !out_.tokens.empty()});
     gap_ = false;
+    newline_in_gap_ = false;
   }
 
+  // Where a number starting at `i` ends, as both servers read it: 0x.. / 0b.. digits, or digits,
+  // a fraction and an exponent. A letter right after it starts the next token (`1e1INTO` is
+  // 1e1 then INTO), so a keyword cannot hide inside a "number".
+  size_t NumberEnd(size_t i) const {
+    auto digits = [&](size_t j, auto is_digit) {
+      while (j < s_.size() && is_digit(s_[j])) ++j;
+      return j;
+    };
+    if (s_[i] == '0' && i + 1 < s_.size() && (s_[i + 1] == 'x' || s_[i + 1] == 'X')) {
+      return digits(i + 2, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+    }
+    if (s_[i] == '0' && i + 1 < s_.size() && (s_[i + 1] == 'b' || s_[i + 1] == 'B')) {
+      return digits(i + 2, [](char c) { return c == '0' || c == '1'; });
+    }
+    size_t j = digits(i, IsDigit);
+    if (j < s_.size() && s_[j] == '.') j = digits(j + 1, IsDigit);
+    if (j < s_.size() && (s_[j] == 'e' || s_[j] == 'E')) {
+      size_t k = j + 1;
+      if (k < s_.size() && (s_[k] == '+' || s_[k] == '-')) ++k;
+      if (k < s_.size() && IsDigit(s_[k])) j = digits(k, IsDigit);
+    }
+    return j;
+  }
+
+  // A line comment ends at a line break: \n, or \r, where PostgreSQL ends it too (stopping
+  // early only ever shows the policy more text, never less).
   void SkipLine() {
-    while (i_ < s_.size() && s_[i_] != '\n') ++i_;
+    while (i_ < s_.size() && s_[i_] != '\n' && s_[i_] != '\r') ++i_;
     gap_ = true;
+    newline_in_gap_ = true;
   }
 
   void SkipBlockComment() {
@@ -224,16 +262,19 @@ class Lexer {
   const absl::string_view s_;
   const bool mysql_;
   const bool backslash_;
+  const bool double_quote_backslash_;
   size_t i_ = 0;
-  bool gap_ = false;  // whitespace or a comment since the last token
+  bool gap_ = false;             // whitespace or a comment since the last token
+  bool newline_in_gap_ = false;  // ... with a line break in it
   bool after_semicolon_ = false;
   SqlLex out_;
 };
 
 }  // namespace
 
-SqlLex LexSql(absl::string_view sql, SqlDialect dialect, bool backslash_escapes) {
-  return Lexer(sql, dialect, backslash_escapes).Run();
+SqlLex LexSql(absl::string_view sql, SqlDialect dialect, bool backslash_escapes,
+              bool double_quote_backslash_escapes) {
+  return Lexer(sql, dialect, backslash_escapes, double_quote_backslash_escapes).Run();
 }
 
 }  // namespace txn::common

@@ -49,8 +49,17 @@ struct SqlLex {
   bool unterminated = false;          // a string, name or comment never ends
   bool executable_comment = false;    // MySQL /*! */ or /*M! */
   bool unicode_escapes = false;       // PostgreSQL U&'...' or U&"..."
+  // PostgreSQL: a string continued after a line break ('a'<newline>'b'), which keeps the first
+  // part's escape rules and so reads differently from two strings.
+  bool string_continuation = false;
 };
 
-SqlLex LexSql(absl::string_view sql, SqlDialect dialect, bool backslash_escapes);
+// `backslash_escapes`: in '...' strings; `double_quote_backslash_escapes` (MySQL only): in
+// "..." (both true by default; ANSI_QUOTES makes "..." a name without escapes).
+SqlLex LexSql(absl::string_view sql, SqlDialect dialect, bool backslash_escapes,
+              bool double_quote_backslash_escapes);
+inline SqlLex LexSql(absl::string_view sql, SqlDialect dialect, bool backslash_escapes) {
+  return LexSql(sql, dialect, backslash_escapes, backslash_escapes);
+}
 
 }  // namespace txn::common

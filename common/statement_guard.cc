@@ -76,6 +76,9 @@ absl::Status CheckCommon(const SqlLex& lex) {
     return Refuse("MySQL executable comments (/*! ... */) are refused: the server runs their text");
   }
   if (lex.unicode_escapes) return Refuse("Unicode-escape strings and names (U&'...') are refused");
+  if (lex.string_continuation) {
+    return Refuse("a string constant continued after a line break is refused (write it as one)");
+  }
   if (lex.unterminated) return Refuse("unterminated quote or comment");
   if (lex.more_after_semicolon) return Refuse("more than one statement in one text");
   Statement st(lex.tokens);
@@ -130,7 +133,7 @@ bool IsDangerousPostgresObject(const std::string& w) {
                    "EVENT", "RULE", "SERVER", "FOREIGN", "USER", "ROLE", "GROUP", "DATABASE",
                    "TABLESPACE", "SUBSCRIPTION", "PUBLICATION", "CAST", "OPERATOR", "AGGREGATE",
                    "CONVERSION", "TRANSFORM", "ACCESS", "SYSTEM", "DEFAULT", "LARGE", "TEXT",
-                   "POLICY"});
+                   "POLICY", "SCHEMA", "OWNED"});
 }
 
 absl::Status CheckPostgresFunction(const std::string& f) {
@@ -229,9 +232,19 @@ absl::Status CheckPostgres(const Statement& st) {
       }
     }
   }
+  // A write to the system catalogs changes the server, not this transaction's data; pg_settings
+  // is writable by every role and its rule calls set_config(..., false).
+  const bool writes = OneOf(w0, {"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE"}) ||
+                      st.FindWord("INSERT") < st.size() || st.FindWord("UPDATE") < st.size() ||
+                      st.FindWord("DELETE") < st.size() || st.FindWord("MERGE") < st.size();
   for (size_t k = 0; k < st.size(); ++k) {
-    if (OneOf(st.Name(k), {"PG_AUTHID", "PG_SHADOW", "PG_USER_MAPPING", "PG_USER_MAPPINGS"})) {
-      return Refuse(absl::StrCat(st.Name(k), " holds credentials"));
+    const std::string name = st.Name(k);
+    if (OneOf(name, {"PG_AUTHID", "PG_SHADOW", "PG_USER_MAPPING", "PG_USER_MAPPINGS"})) {
+      return Refuse(absl::StrCat(name, " holds credentials"));
+    }
+    if (name == "PG_SETTINGS") return Refuse("pg_settings changes session settings");
+    if (writes && (absl::StartsWith(name, "PG_") || name == "INFORMATION_SCHEMA")) {
+      return Refuse(absl::StrCat("writing to the system catalog (", name, ") is refused"));
     }
   }
   for (const std::string& f : st.CalledNames()) {
@@ -265,12 +278,10 @@ absl::Status CheckMysql(const Statement& st) {
     if (st.Symbol(k, ":=")) {
       return Refuse("assigning a user variable (:=) keeps it past the transaction");
     }
+    if (OneOf(st.Word(k), {"OUTFILE", "DUMPFILE"})) {
+      return Refuse(absl::StrCat("INTO ", st.Word(k), " writes a server file"));
+    }
     if (st.Word(k) == "INTO") {
-      const std::string target = st.Word(k + 1);
-      if ((target == "OUTFILE" || target == "DUMPFILE") && k + 2 < st.size() &&
-          st.Name(k + 2).empty() && !st.Symbol(k + 2, "(")) {
-        return Refuse(absl::StrCat("INTO ", target, " writes a server file"));
-      }
       if (st.Symbol(k + 1, "@")) {
         return Refuse("SELECT ... INTO @variable keeps it past the transaction");
       }
@@ -292,8 +303,9 @@ absl::Status CheckMysql(const Statement& st) {
   return absl::OkStatus();
 }
 
-absl::Status CheckLexed(absl::string_view sql, SqlDialect dialect, bool backslash_escapes) {
-  SqlLex lex = LexSql(sql, dialect, backslash_escapes);
+absl::Status CheckLexed(absl::string_view sql, SqlDialect dialect, bool backslash_escapes,
+                        bool double_quote_backslash_escapes) {
+  SqlLex lex = LexSql(sql, dialect, backslash_escapes, double_quote_backslash_escapes);
   if (absl::Status s = CheckCommon(lex); !s.ok()) return s;
   Statement st(lex.tokens);
   if (dialect == SqlDialect::kPostgres) return CheckPostgres(st);
@@ -311,7 +323,7 @@ absl::Status CheckStatement(absl::string_view sql, SqlDialect dialect) {
   }
   if (dialect == SqlDialect::kGeneric) {
     // Refused only if refused under both dialects' rules of reading.
-    absl::Status pg = CheckLexed(sql, SqlDialect::kGeneric, false);
+    absl::Status pg = CheckLexed(sql, SqlDialect::kGeneric, false, false);
     if (pg.ok()) return pg;
     SqlLex mysql = LexSql(sql, SqlDialect::kMysql, true);
     mysql.executable_comment = false;  // PostgreSQL reads those as comments
@@ -322,8 +334,11 @@ absl::Status CheckStatement(absl::string_view sql, SqlDialect dialect) {
   // sql_mode NO_BACKSLASH_ESCAPES) the client cannot change but the operator can: the text
   // must pass under both.
   const bool usual = dialect == SqlDialect::kMysql;
-  if (absl::Status s = CheckLexed(sql, dialect, usual); !s.ok()) return s;
-  return CheckLexed(sql, dialect, !usual);
+  if (absl::Status s = CheckLexed(sql, dialect, usual, usual); !s.ok()) return s;
+  if (absl::Status s = CheckLexed(sql, dialect, !usual, !usual); !s.ok()) return s;
+  // MySQL with sql_mode ANSI_QUOTES: '...' keeps its escapes, "..." is a name without them.
+  if (dialect == SqlDialect::kMysql) return CheckLexed(sql, dialect, true, false);
+  return absl::OkStatus();
 }
 
 absl::Status CheckParameterCount(size_t count) {

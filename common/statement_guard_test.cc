@@ -156,6 +156,19 @@ const std::vector<std::string> kPostgresBypasses = {
     "SELECT 'unterminated",
     "SELECT $a$ unterminated",
     "SELECT 1 /* /* nested */ still a comment",
+    // found in review: \r ends a -- comment in PostgreSQL
+    "SELECT 1 --\r, set_config('role','none',true), pg_read_file('/etc/passwd')",
+    "CREATE --\rFUNCTION f() RETURNS void LANGUAGE sql AS $f$ SELECT 1 $f$",
+    // an E'' string continued after a newline keeps its backslash escapes
+    "SELECT E'x'\n'\\' ', '\\' , pg_read_file($p$/etc/passwd$p$) , ' --'",
+    // pg_settings' rule calls set_config(..., false); catalogs are not data
+    "UPDATE pg_settings SET setting = 'none' WHERE name = 'role'",
+    "SELECT * FROM pg_settings",
+    "UPDATE pg_proc SET prosrc = 'x' WHERE proname = 'f'",
+    "DELETE FROM pg_catalog.pg_class WHERE relname = 'acct'",
+    "DROP OWNED BY CURRENT_USER",
+    "DROP SCHEMA public CASCADE",
+    "ALTER SCHEMA public RENAME TO gone",
     // the agent's proof of outcomes
     "INSERT INTO txcoord_markers (gid) VALUES ('txc_n1-1-1-1_0')",
     "DELETE FROM public.\"txcoord_saga_barrier\"",
@@ -214,6 +227,11 @@ const std::vector<std::string> kMysqlBypasses = {
     "SELECT 1; COMMIT",
     "SELECT 'unterminated",
     "SELECT 1 /* unterminated",
+    // found in review: a double-quoted file name, a keyword glued to a number, ANSI_QUOTES
+    "SELECT * FROM acct INTO OUTFILE \"/tmp/x\"",
+    "SELECT 1e1INTO OUTFILE '/tmp/x'",
+    "SELECT 1 AS \"\\\", '\\' ', load_file(0x2f6574632f706173737764), ' #'#\"",
+    "SELECT 1 --\r, LOAD_FILE('/etc/passwd')",
     "INSERT INTO txcoord_xa_markers (gid) VALUES (?)",
     "UPDATE `txcoord_3pc` SET state = 'C'",
     "",
@@ -301,7 +319,6 @@ const std::vector<std::string> kMysqlOrdinary = {
     "SELECT * FROM t WHERE a = ? FOR UPDATE",
     "SELECT LAST_INSERT_ID()",
     "SELECT LAST_INSERT_ID(5)",
-    "INSERT INTO outfile VALUES (1)",
     "SELECT 1 -- comment",
     "SELECT 1 # comment",
     "SELECT 5--1",

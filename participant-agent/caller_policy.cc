@@ -7,6 +7,13 @@
 
 namespace txn::agent {
 
+bool CallerPolicy::IsPeerOnly(const grpc::ServerContextBase& ctx) const {
+  if (!enforced_) return false;
+  bool coordinator = false;
+  for (const std::string& id : common::PeerIdentities(ctx)) coordinator = coordinator || id == coordinator_;
+  return !coordinator;
+}
+
 absl::Status CallerPolicy::Admit(const grpc::ServerContextBase& ctx, const char* rpc,
                                  bool peers_too) const {
   if (!enforced_) return absl::OkStatus();

@@ -26,6 +26,9 @@ class CallerPolicy {
 
   // OK, or PERMISSION_DENIED naming `rpc` and who may call it. `peers_too`: a 3PC peer may.
   absl::Status Admit(const grpc::ServerContextBase& ctx, const char* rpc, bool peers_too) const;
+  // Whether the caller is admitted only as a 3PC peer (not the coordinator): it may then finish
+  // three-phase branches only, which the caller of Admit checks.
+  bool IsPeerOnly(const grpc::ServerContextBase& ctx) const;
 
  private:
   bool enforced_ = false;

@@ -7,6 +7,7 @@
 #include "common/grpc_status.h"
 #include "absl/strings/str_cat.h"
 #include "common/metrics.h"
+#include "common/status_macros.h"
 #include "participant-agent/call_cancellation.h"
 
 namespace txn::agent {
@@ -117,6 +118,18 @@ absl::StatusOr<v1::BeginBranchResponse> Empty(absl::Status s) {
 
 }  // namespace
 
+absl::Status ParticipantService::PeerMayFinish(const v1::BranchRef& ref, bool three_phase) {
+  // On a lane worker: reading the 3PC record is database work.
+  if (three_phase && three_phase_ != nullptr) {
+    TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(ref));
+    TXN_ASSIGN_OR_RETURN(std::optional<core::TpcRecord> rec, three_phase_->Load(gid));
+    if (rec) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      "a 3PC peer may finish only three-phase branches recorded here; this one is the "
+      "coordinator's to finish");
+}
+
 grpc::ServerUnaryReactor* ParticipantService::Describe(grpc::CallbackServerContext* ctx,
                                                        const v1::DescribeRequest* req,
                                                        v1::DescribeResponse* resp) {
@@ -160,17 +173,25 @@ grpc::ServerUnaryReactor* ParticipantService::Prepare(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* ParticipantService::Commit(grpc::CallbackServerContext* ctx,
                                                      const v1::CommitBranchRequest* req,
                                                      v1::CommitBranchResponse* resp) {
+  const bool peer = callers_.IsPeerOnly(*ctx);
   return Serve(ctx, lanes_.finish, "Commit", Cancellable::kNo, resp,
                callers_.Admit(*ctx, "Commit", /*peers_too=*/true),
-               [this, req] { return registry_->Commit(*req); });
+               [this, req, peer]() -> absl::StatusOr<v1::CommitBranchResponse> {
+                 if (peer) TXN_RETURN_IF_ERROR(PeerMayFinish(req->ref(), req->three_phase()));
+                 return registry_->Commit(*req);
+               });
 }
 
 grpc::ServerUnaryReactor* ParticipantService::Rollback(grpc::CallbackServerContext* ctx,
                                                        const v1::RollbackBranchRequest* req,
                                                        v1::RollbackBranchResponse* resp) {
+  const bool peer = callers_.IsPeerOnly(*ctx);
   return Serve(ctx, lanes_.finish, "Rollback", Cancellable::kNo, resp,
                callers_.Admit(*ctx, "Rollback", /*peers_too=*/true),
-               [this, req] { return registry_->Rollback(*req); });
+               [this, req, peer]() -> absl::StatusOr<v1::RollbackBranchResponse> {
+                 if (peer) TXN_RETURN_IF_ERROR(PeerMayFinish(req->ref(), req->three_phase()));
+                 return registry_->Rollback(*req);
+               });
 }
 
 grpc::ServerUnaryReactor* ParticipantService::CommitOnePhase(grpc::CallbackServerContext* ctx,

@@ -97,6 +97,9 @@ class ParticipantService final : public v1::Participant::CallbackService {
   void CloseStreams();
 
  private:
+  // For a caller admitted only as a 3PC peer: OK when `ref` is a three-phase branch with a
+  // record here, else PERMISSION_DENIED. Reads the database: call on a lane.
+  absl::Status PeerMayFinish(const v1::BranchRef& ref, bool three_phase);
   void DispatchStreamed(std::shared_ptr<const v1::StreamedCall> call,
                         std::shared_ptr<CallCancellation> cancellation,
                         CallExchange::AnswerFn answer);

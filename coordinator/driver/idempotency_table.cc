@@ -12,8 +12,9 @@ std::string IdempotencyTable::Scoped(const std::string& principal, const std::st
 void IdempotencyTable::ForgetExpired() {
   const int64_t now = clock_->NowUnixMs();
   while (!finished_order_.empty()) {
-    auto it = entries_.find(finished_order_.front());
-    if (it != entries_.end()) {
+    const auto& [scoped, txn_id] = finished_order_.front();
+    auto it = entries_.find(scoped);
+    if (it != entries_.end() && it->second.txn_id == txn_id && it->second.finished_unix_ms != 0) {
       if (it->second.finished_unix_ms + options_.retention_ms > now) return;
       key_of_txn_.erase(it->second.txn_id);
       entries_.erase(it);
@@ -54,9 +55,18 @@ void IdempotencyTable::Restore(const std::string& principal, const std::string& 
                                int64_t finished_unix_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string scoped = Scoped(principal, key);
+  // A key reused after its window has two records: keep the unfinished one, else the later.
+  if (auto it = entries_.find(scoped); it != entries_.end()) {
+    const Entry& kept = it->second;
+    if (kept.finished_unix_ms == 0 ||
+        (finished_unix_ms != 0 && finished_unix_ms < kept.finished_unix_ms)) {
+      return;
+    }
+    key_of_txn_.erase(kept.txn_id);
+  }
   entries_[scoped] = Entry{fingerprint, txn_id, finished_unix_ms};
   key_of_txn_[txn_id] = scoped;
-  if (finished_unix_ms != 0) finished_order_.push_back(scoped);
+  if (finished_unix_ms != 0) finished_order_.emplace_back(scoped, txn_id);
 }
 
 void IdempotencyTable::Finished(const std::string& txn_id) {
@@ -66,7 +76,7 @@ void IdempotencyTable::Finished(const std::string& txn_id) {
   auto it = entries_.find(k->second);
   if (it == entries_.end() || it->second.finished_unix_ms != 0) return;
   it->second.finished_unix_ms = clock_->NowUnixMs();
-  finished_order_.push_back(k->second);
+  finished_order_.emplace_back(k->second, txn_id);
   ForgetExpired();
 }
 

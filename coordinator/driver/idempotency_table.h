@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -62,8 +63,9 @@ class IdempotencyTable {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by scoped key
   std::unordered_map<std::string, std::string> key_of_txn_ ABSL_GUARDED_BY(mu_);
-  // Scoped keys of finished entries in the order they finished.
-  std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
+  // Finished entries in the order they finished: scoped key and the transaction it then named
+  // (an entry restored again for a later transaction is not forgotten with the older one).
+  std::deque<std::pair<std::string, std::string>> finished_order_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace txn::driver

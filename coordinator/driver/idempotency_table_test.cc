@@ -68,5 +68,20 @@ TEST_F(IdempotencyTableTest, RestoredEntriesKeepTheirFinishTime) {
   EXPECT_EQ(existing_, "t2");
 }
 
+TEST_F(IdempotencyTableTest, AKeyReusedAfterItsWindowKeepsItsNewestTransactionAfterARestart) {
+  const int64_t now = clock_.NowUnixMs();
+  // t1 finished long ago; the key was used again for t2, still running at the crash.
+  table_.Restore("a", "k", "f1", "t1", now - 600'000);
+  table_.Restore("a", "k", "f2", "t2", 0);
+  table_.Restore("a", "k", "f1", "t1", now - 600'000);  // in either order
+  EXPECT_FALSE(*table_.Reserve("a", "k", "f2", "t9", &existing_));
+  EXPECT_EQ(existing_, "t2");
+  // Filling the table forgets nothing kept: t2 is unfinished.
+  EXPECT_TRUE(*table_.Reserve("a", "k2", "f", "t3", &existing_));
+  EXPECT_TRUE(*table_.Reserve("a", "k3", "f", "t4", &existing_));
+  EXPECT_FALSE(*table_.Reserve("a", "k", "f2", "t9", &existing_));
+  EXPECT_EQ(existing_, "t2");
+}
+
 }  // namespace
 }  // namespace txn::driver

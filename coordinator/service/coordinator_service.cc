@@ -1,5 +1,6 @@
 #include "coordinator/service/coordinator_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/tls.h"
 #include "coordinator/service/authorize_call.h"
 
 namespace txn::service {
@@ -123,6 +125,14 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportDecision(grpc::CallbackServe
   std::optional<auth::Principal> caller =
       AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAgent, "ReportDecision");
   if (!caller) return reactor;
+  // With TLS an agent reports for itself only: the participant it names must be its identity.
+  if (const std::vector<std::string> ids = common::PeerIdentities(*ctx);
+      !ids.empty() && std::find(ids.begin(), ids.end(), req->participant()) == ids.end()) {
+    reactor->Finish(common::ToGrpcStatus(absl::PermissionDeniedError(absl::StrCat(
+        "ReportDecision for participant '", req->participant().substr(0, 60),
+        "' from a certificate that does not name it"))));
+    return reactor;
+  }
   reactor->Finish(common::ToGrpcStatus(driver_->ReportDecision(*req)));
   return reactor;
 }

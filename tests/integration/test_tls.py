@@ -144,6 +144,18 @@ class MutualTls(unittest.TestCase):
         self.assertIn("must name a configured participant", why)
         self.assertRefused(D, coord.GetDecision, pb.GetDecisionRequest(txn_id="n1-00000001-1-1"))
 
+    def test_an_agent_reports_decisions_for_itself_only(self):
+        as_pg = self.coord(name="pg")
+        why = self.assertRefused(grpc.StatusCode.PERMISSION_DENIED, as_pg.ReportDecision,
+                                 pb.ReportDecisionRequest(txn_id="n1-00000001-1-1",
+                                                          participant="inventory",
+                                                          decision=pb.DECISION_COMMIT))
+        self.assertIn("does not name it", why)
+        # For itself it gets the driver's answer (no such 3PC transaction here).
+        self.assertRefused(grpc.StatusCode.NOT_FOUND, as_pg.ReportDecision,
+                           pb.ReportDecisionRequest(txn_id="n1-00000001-1-1", participant="pg",
+                                                    decision=pb.DECISION_COMMIT))
+
     def test_the_agent_asks_the_coordinator_over_tls(self):
         # A branch prepared by a caller with the coordinator's certificate for a transaction the
         # coordinator never decided: the agent's reconciler asks (GetDecision, with its own

@@ -332,7 +332,8 @@ absl::Status PostgresAdapter::CheckPrivileges(PgConnection& conn) {
 
 absl::Status PostgresAdapter::KeepFromRunAsRole(PgConnection& conn, const char* table) {
   if (run_as_role_.empty()) return absl::OkStatus();
-  return conn.Exec(absl::StrCat("REVOKE ALL ON ", table, " FROM ", run_as_quoted_)).status();
+  return conn.Exec(absl::StrCat("REVOKE ALL ON ", table, " FROM ", run_as_quoted_, ", PUBLIC"))
+      .status();
 }
 
 absl::Status PostgresAdapter::CheckReady() {
@@ -356,7 +357,9 @@ absl::Status PostgresAdapter::CheckReady() {
                                                       created.status().message()));
   }
   TXN_RETURN_IF_ERROR(created.status());
-  return KeepFromRunAsRole(*conn, kMarkerTable);
+  TXN_RETURN_IF_ERROR(KeepFromRunAsRole(*conn, kMarkerTable));
+  role_checked_.store(true);
+  return absl::OkStatus();
 }
 
 absl::Status PostgresAdapter::EnsureSagaBarrier() {
@@ -463,6 +466,11 @@ absl::Status PostgresAdapter::CollectGarbage() {
 }
 
 absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin(const std::string& gid) {
+  if (!run_as_role_.empty() && !role_checked_.load()) {
+    // Fail closed: until CheckReady has checked the role, it might be missing or a superuser.
+    return absl::UnavailableError(absl::StrCat("--run-as-role ", run_as_role_,
+                                               " has not been checked yet (database not reached)"));
+  }
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
   auto session = std::make_unique<PostgresSession>(std::move(conn), run_as_quoted_);
   TXN_RETURN_IF_ERROR(session->Open());

@@ -18,6 +18,7 @@
 // restarts (prepared transactions survive them too). Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -74,6 +75,7 @@ class PostgresAdapter final : public ResourceAdapter {
   bool last_resource_only_ = false;
   std::string run_as_role_;    // as given
   std::string run_as_quoted_;  // as an SQL identifier, "role"
+  std::atomic<bool> role_checked_{false};  // CheckPrivileges passed once
 };
 
 }  // namespace txn::agent

@@ -1,21 +1,18 @@
 #include "common/bearer_token.h"
 
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_text.h"
 
 namespace txn::common {
 
 absl::StatusOr<std::string> ReadBearerToken(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  for (absl::string_view line : absl::StrSplit(ss.str(), '\n')) {
+  std::optional<std::string> text = ReadFileText(path);
+  if (!text) return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;
     std::vector<absl::string_view> fields =

@@ -32,6 +32,15 @@ bool ParseLogFormat(absl::string_view name, LogFormat* format) {
   return true;
 }
 
+absl::Status ApplyLogFormatFlag(absl::string_view value) {
+  LogFormat format;
+  if (!ParseLogFormat(value, &format)) {
+    return absl::InvalidArgumentError("--log-format must be text or json");
+  }
+  SetLogFormat(format);
+  return absl::OkStatus();
+}
+
 std::string JsonLogLine(absl::string_view timestamp, Severity severity,
                         absl::string_view message) {
   // protobuf's JSON printer does the escaping (a Struct is a JSON object).

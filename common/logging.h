@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace txn::common {
@@ -19,6 +20,11 @@ enum class LogFormat { kText, kJson };
 
 // Process-wide; call once in main, before other threads log.
 void SetLogFormat(LogFormat format);
+// The daemons' --log-format flag: the description both share, and applying its value
+// (INVALID_ARGUMENT for anything but text or json).
+inline constexpr char kLogFormatFlagHelp[] =
+    "json: one object per line, with txn_id, branch, participant, principal fields";
+absl::Status ApplyLogFormatFlag(absl::string_view value);
 // "text" or "json"; false for anything else.
 bool ParseLogFormat(absl::string_view name, LogFormat* format);
 

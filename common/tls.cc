@@ -1,9 +1,7 @@
 #include "common/tls.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "common/file_text.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
@@ -11,14 +9,12 @@ namespace txn::common {
 namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, " ", path, ": cannot read"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().find("-----BEGIN") == std::string::npos) {
+  std::optional<std::string> pem = ReadFileText(path);
+  if (!pem) return absl::NotFoundError(absl::StrCat("--", flag, " ", path, ": cannot read"));
+  if (pem->find("-----BEGIN") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, " ", path, " is not PEM"));
   }
-  return ss.str();
+  return *pem;
 }
 
 }  // namespace

@@ -60,8 +60,7 @@ common::FlagSet CoordinatorFlags() {
          ""});
   f.Add({"log-min-free-mb", "MB",
          "refuse decision writes (fail closed) while the data dir has less free space", "64"});
-  f.Add({"log-format", "text|json",
-         "json: one object per line, with txn_id, branch, participant, principal fields", "text"});
+  f.Add({"log-format", "text|json", common::kLogFormatFlagHelp, "text"});
   f.Add(
       {"metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics", ""});
   f.Add({"probe-interval-ms", "MS", "how often each agent's health is probed", "250"});
@@ -106,10 +105,8 @@ int Main(int argc, char** argv) {
   if (std::optional<int> exit_code = CoordinatorFlags().ParseOrExit(argc, argv, &parsed))
     return *exit_code;
   const common::ParsedFlags* flags = &parsed;
-  if (common::LogFormat format; common::ParseLogFormat(flags->Get("log-format"), &format)) {
-    common::SetLogFormat(format);
-  } else {
-    return Fail("--log-format must be text or json");
+  if (absl::Status s = common::ApplyLogFormatFlag(flags->Get("log-format")); !s.ok()) {
+    return Fail(std::string(s.message()));
   }
   if (flags->Get("data-dir").empty()) return Fail("--data-dir is required");
   if (!common::IsValidNodeId(flags->Get("node-id"))) {

@@ -7,13 +7,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/file_text.h"
 #include "common/process_setup.h"
 #include "common/clock.h"
 #include "common/failpoint.h"
@@ -170,8 +169,7 @@ common::FlagSet AgentFlags() {
   f.Add({"last-resource", "",
          "never prepare: take part as the transaction's last resource, committed in one phase",
          ""});
-  f.Add({"log-format", "text|json",
-         "json: one object per line, with txn_id, branch, participant, principal fields", "text"});
+  f.Add({"log-format", "text|json", common::kLogFormatFlagHelp, "text"});
   f.Add(
       {"metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics", ""});
   f.Add({"lock-timeout-ms", "MS",
@@ -227,10 +225,8 @@ int Main(int argc, char** argv) {
   if (std::optional<int> exit_code = AgentFlags().ParseOrExit(argc, argv, &parsed))
     return *exit_code;
   const common::ParsedFlags* flags = &parsed;
-  if (common::LogFormat format; common::ParseLogFormat(flags->Get("log-format"), &format)) {
-    common::SetLogFormat(format);
-  } else {
-    return Fail("--log-format must be text or json");
+  if (absl::Status s = common::ApplyLogFormatFlag(flags->Get("log-format")); !s.ok()) {
+    return Fail(std::string(s.message()));
   }
   if (flags->Get("name").empty()) return Fail("--name is required");
   if (flags->Get("coordinator").empty()) return Fail("--coordinator is required");
@@ -268,11 +264,9 @@ int Main(int argc, char** argv) {
       static_cast<int>(*pool_size), *lock_timeout,     flags->GetBool("last-resource"),
       flags->Get("run-as-role")};
   if (const std::string& pw = flags->Get("dsn-password-file"); !pw.empty()) {
-    std::ifstream in(pw);
-    if (!in) return Fail(absl::StrCat("--dsn-password-file ", pw, ": cannot read"));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    config.password = std::string(absl::StripTrailingAsciiWhitespace(ss.str()));
+    std::optional<std::string> text = common::ReadFileText(pw);
+    if (!text) return Fail(absl::StrCat("--dsn-password-file ", pw, ": cannot read"));
+    config.password = std::string(absl::StripTrailingAsciiWhitespace(*text));
   }
   if (DsnCarriesPassword(config)) {
     common::LogWarning(

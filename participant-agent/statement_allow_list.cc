@@ -2,10 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "common/file_text.h"
 #include "common/statement_guard.h"
 
 namespace txn::agent {
@@ -52,11 +50,9 @@ absl::StatusOr<StatementAllowList> StatementAllowList::Parse(absl::string_view y
 
 absl::StatusOr<StatementAllowList> StatementAllowList::Load(const std::string& path,
                                                             common::SqlDialect dialect) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--statements ", path, ": cannot read"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Parse(ss.str(), dialect);
+  std::optional<std::string> text = common::ReadFileText(path);
+  if (!text) return absl::NotFoundError(absl::StrCat("--statements ", path, ": cannot read"));
+  return Parse(*text, dialect);
 }
 
 absl::StatusOr<v1::Operation> StatementAllowList::Resolve(const v1::Operation& op) const {

@@ -2,14 +2,13 @@
 
 #include <openssl/sha.h>
 
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_text.h"
 
 namespace txn::auth {
 namespace {
@@ -74,11 +73,9 @@ absl::StatusOr<TokenTable> TokenTable::Parse(absl::string_view text) {
 }
 
 absl::StatusOr<TokenTable> TokenTable::Load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  absl::StatusOr<TokenTable> table = Parse(ss.str());
+  std::optional<std::string> text = common::ReadFileText(path);
+  if (!text) return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
+  absl::StatusOr<TokenTable> table = Parse(*text);
   if (!table.ok()) {
     return absl::Status(table.status().code(), absl::StrCat(path, ": ", table.status().message()));
   }

@@ -104,11 +104,14 @@ class StatementPolicy(unittest.TestCase):
         self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
         return rows
 
-    def execute_fails(self, txn, participant, text):
-        """Executes `text` in `txn`, which must fail, then rolls `txn` back; the error's text."""
+    def execute_fails(self, txn, participant, text, code=None):
+        """Executes `text` in `txn`, which must fail (with `code`, if given), then rolls `txn`
+        back; the error's text."""
         with self.assertRaises(grpc.RpcError) as cm:
             self.coord.Execute(pb.ExecuteRequest(txn_id=txn, participant=participant,
                                                  operation=h.sql_op(text)), timeout=10)
+        if code is not None:
+            self.assertEqual(cm.exception.code(), code, cm.exception.details())
         self.coord.Rollback(pb.RollbackRequest(txn_id=txn), timeout=10)
         return cm.exception.details()
 
@@ -331,13 +334,9 @@ class StatementPolicy(unittest.TestCase):
             self.assertEqual(out.state, pb.TXN_STATE_ABORTED, out)
             self.assertIn(why, out.reason)
         txn = self.coord.Begin(pb.BeginRequest(protocol=pb.PROTOCOL_TWO_PHASE), timeout=5).txn_id
-        with self.assertRaises(grpc.RpcError) as cm:
-            self.coord.Execute(pb.ExecuteRequest(
-                txn_id=txn, participant="pglist",
-                operation=h.sql_op("UPDATE acct SET bal = 0 WHERE id = 8")), timeout=10)
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
-        self.assertIn("raw SQL is refused", cm.exception.details())
-        self.coord.Rollback(pb.RollbackRequest(txn_id=txn), timeout=10)
+        self.assertIn("raw SQL is refused",
+                      self.execute_fails(txn, "pglist", "UPDATE acct SET bal = 0 WHERE id = 8",
+                                         code=grpc.StatusCode.PERMISSION_DENIED))
         self.assertEqual(self.pg_balances()[8], before[8] - 2)
         self.assertNothingPrepared()
 

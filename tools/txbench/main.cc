@@ -5,13 +5,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/bearer_token.h"
+#include "common/file_text.h"
 #include "common/process_setup.h"
 #include "common/flags.h"
 #include "common/tls.h"
@@ -143,11 +142,9 @@ int Main(int argc, char** argv) {
   }
   std::string mysql_password;
   if (const std::string& file = flags.Get("mysql-password-file"); !file.empty()) {
-    std::ifstream in(file);
-    if (!in) return Fail(absl::StrCat("--mysql-password-file ", file, ": cannot read"));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    mysql_password = std::string(absl::StripTrailingAsciiWhitespace(ss.str()));
+    std::optional<std::string> text = common::ReadFileText(file);
+    if (!text) return Fail(absl::StrCat("--mysql-password-file ", file, ": cannot read"));
+    mysql_password = std::string(absl::StripTrailingAsciiWhitespace(*text));
   }
 
   // The tables: needed by --setup, --direct and the balance check of transfer and mix (which

@@ -88,6 +88,12 @@ common::FlagSet CoordinatorFlags() {
   f.Add({"idempotency-capacity", "N",
          "idempotency keys remembered at most (a new key beyond it is RESOURCE_EXHAUSTED)",
          "1000000"});
+  f.Add({"idempotency-keys-per-principal", "N",
+         "idempotency keys one principal (a token's name) may hold at once; 0 = no share",
+         "100000"});
+  f.Add({"max-active-per-principal", "N",
+         "transactions one principal (a token's name) may have in flight; 0 = only --max-active",
+         "5000"});
   f.Add({"idempotency-retention-ms", "MS",
          "keep an idempotency key this long after its transaction finished: how long a retry "
          "stays safe",
@@ -120,7 +126,8 @@ int Main(int argc, char** argv) {
     int64_t* out;
   };
   int64_t retry_initial = 0, retry_max = 0, max_active = 0, circuit_failures = 0, min_free_mb = 0,
-          idempotency_capacity = 0, max_message = 0;
+          idempotency_capacity = 0, max_message = 0, idempotency_share = 0,
+          max_active_per_principal = 0;
   driver::DeadlockOptions deadlock_options;
   transport::DirectoryOptions directory_options;
   for (const IntFlag& f :
@@ -139,6 +146,8 @@ int Main(int argc, char** argv) {
         IntFlag{"circuit-max-open-ms", 1, 86'400'000, &directory_options.circuit.max_open_ms},
         IntFlag{"wait-report-ttl-ms", 10, 3'600'000, &deadlock_options.edge_ttl_ms},
         IntFlag{"idempotency-capacity", 1, 100'000'000, &idempotency_capacity},
+        IntFlag{"idempotency-keys-per-principal", 0, 100'000'000, &idempotency_share},
+        IntFlag{"max-active-per-principal", 0, 10'000'000, &max_active_per_principal},
         IntFlag{"max-message-bytes", 4096, 1 << 30, &max_message},
         IntFlag{"idempotency-retention-ms", 0, int64_t{1} << 40,
                 &options.idempotency.retention_ms}}) {
@@ -149,7 +158,9 @@ int Main(int argc, char** argv) {
   options.retry_backoff = {.initial_ms = retry_initial,
                            .max_ms = std::max(retry_initial, retry_max)};
   options.max_active = static_cast<size_t>(max_active);
+  options.max_active_per_principal = static_cast<size_t>(max_active_per_principal);
   options.idempotency.capacity = static_cast<size_t>(idempotency_capacity);
+  options.idempotency.per_principal = static_cast<size_t>(idempotency_share);
   auth::CallAuthorizer open_authorizer;
   std::unique_ptr<auth::CallAuthorizer> token_authorizer;
   if (const std::string& file = flags->Get("token-file"); !file.empty()) {
@@ -232,8 +243,12 @@ int Main(int argc, char** argv) {
       &txns, &clock,
       [directory](const std::string& name) { return directory->Find(name) != nullptr; },
       deadlock_options);
-  service::CoordinatorService service(&txns, &deadlocks, authorizer);
-  service::AdminService admin(&txns, participants->get(), &deadlocks, authorizer);
+  // Agents report every reconcile pass (5 s by default); a report not renewed for a minute is
+  // dropped.
+  driver::ForeignBranchBook foreign_branches(&clock, /*ttl_ms=*/60'000);
+  service::CoordinatorService service(&txns, &deadlocks, &foreign_branches, authorizer);
+  service::AdminService admin(&txns, participants->get(), &deadlocks, &foreign_branches,
+                              authorizer);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

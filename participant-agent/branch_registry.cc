@@ -71,7 +71,10 @@ BranchRegistry::StepTimes BranchRegistry::MakeStepTimes() {
 
 BranchRegistry::BranchRegistry(ResourceAdapter* adapter, common::Clock* clock,
                                BranchRegistryOptions options)
-    : adapter_(adapter), clock_(clock), options_(options) {}
+    : adapter_(adapter),
+      clock_(clock),
+      options_(options),
+      sessions_(options_.max_sessions, options_.session_wait_ms) {}
 
 BranchRegistry::~BranchRegistry() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -138,6 +141,10 @@ void BranchRegistry::DropSession(Entry& e) {
     live_.erase(&e);
   }
   e.session.reset();
+  if (e.holds_session_slot) {
+    e.holds_session_slot = false;
+    sessions_.Release();
+  }
 }
 
 void BranchRegistry::InterruptRunning(Entry& e) {
@@ -182,9 +189,15 @@ absl::Status BranchRegistry::EnsureActive(Entry& e, const std::string& gid) {
         "' (--coordinator-node-id), and no other coordinator would ever resolve it"));
   }
   common::Stopwatch watch;
+  TXN_RETURN_IF_ERROR(sessions_.Acquire());
   absl::StatusOr<std::unique_ptr<BranchSession>> session = adapter_->Begin(gid);
   steps_.begin->Observe(watch.Seconds());
-  TXN_ASSIGN_OR_RETURN(e.session, std::move(session));
+  if (!session.ok()) {
+    sessions_.Release();
+    return session.status();
+  }
+  e.session = std::move(*session);
+  e.holds_session_slot = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
     e.db_session = e.session->database_session_id();
@@ -234,6 +247,12 @@ absl::Status BranchRegistry::RunOperations(
       }
       *failure = absl::StrCat("operations[", i, "]: ", r.status().message());
       AbortActive(e, *failure);
+      if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+        // A limit the adapter enforces while it runs the statement (result size, statement
+        // timeout): answered like the result limits below.
+        return absl::ResourceExhaustedError(
+            absl::StrCat(*failure, "; the transaction will abort"));
+      }
       return absl::OkStatus();
     }
     if (std::string why = ExpectationFailure(ops[i], *r); !why.empty()) {

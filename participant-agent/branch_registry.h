@@ -38,6 +38,7 @@
 #include "common/metrics.h"
 #include "participant-agent/call_cancellation.h"
 #include "participant-agent/resource_adapter.h"
+#include "participant-agent/session_budget.h"
 #include "participant-agent/statement_allow_list.h"
 #include "txn/v1/participant.pb.h"
 
@@ -60,6 +61,10 @@ struct BranchRegistryOptions {
   std::string coordinator_node;
   // The agent's allow-list (--statements), or nullptr: operations go through ResolveOperation.
   const StatementAllowList* statements = nullptr;
+  // Database sessions open branches may hold at once (--max-db-connections; SessionBudget),
+  // 0 = no limit, and the longest a new branch waits for one.
+  size_t max_sessions = 0;
+  int64_t session_wait_ms = 10'000;
 };
 
 class BranchRegistry {
@@ -93,6 +98,8 @@ class BranchRegistry {
   // Every branch with an open database session now, with how long its current call has run:
   // what the lock-wait reporter (lock_wait_reporter.h) asks the database about.
   std::vector<LiveBranch> LiveBranches() const;
+  // The connection budget of open branches (--max-db-connections), for metrics.
+  const SessionBudget& sessions() const { return sessions_; }
 
  private:
   enum class State { kActive, kPrepared, kReadOnly, kCommitted, kAborted };
@@ -102,6 +109,7 @@ class BranchRegistry {
     bool initialized = false;
     State state = State::kActive;
     std::unique_ptr<BranchSession> session;  // set while ACTIVE
+    bool holds_session_slot = false;          // session counts against sessions_
     std::string native_id;
     std::string reason;   // why it aborted, or why it will vote NO
     bool doomed = false;  // an expectation failed during Execute: Prepare votes NO
@@ -180,6 +188,7 @@ class BranchRegistry {
   ThreePhaseRecords* tpc_ = nullptr;
   common::Clock* const clock_;
   const BranchRegistryOptions options_;
+  SessionBudget sessions_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
   // The entries that have an open session (a subset of entries_).

@@ -24,6 +24,20 @@ bool CallCancellation::cancelled() const {
 
 CallCancellation* CallCancellation::Current() { return current_cancellation; }
 
+std::optional<int64_t> CallCancellation::CurrentRemainingMs() {
+  if (current_cancellation == nullptr) return std::nullopt;
+  std::chrono::system_clock::time_point deadline;
+  {
+    std::lock_guard<std::mutex> lock(current_cancellation->mu_);
+    deadline = current_cancellation->deadline_;
+  }
+  if (deadline == std::chrono::system_clock::time_point::max()) return std::nullopt;
+  const int64_t left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           deadline - std::chrono::system_clock::now())
+                           .count();
+  return left < 1 ? 1 : left;
+}
+
 CallCancellation::Scope::Scope(CallCancellation* c) : previous_(current_cancellation) {
   current_cancellation = c;
 }

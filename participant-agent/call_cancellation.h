@@ -13,9 +13,12 @@
 // Thread-safe: Cancel() may run on any thread while the serving thread runs statements.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 
@@ -29,6 +32,18 @@ class CallCancellation : public std::enable_shared_from_this<CallCancellation> {
 
   // The cancellation of the call the current thread serves, or nullptr outside a Scope.
   static CallCancellation* Current();
+
+  // When the coordinator gives up on the call (its gRPC deadline, or the timeout of a streamed
+  // call); time_point::max() when it set none. Set before the call runs.
+  void set_deadline(std::chrono::system_clock::time_point d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    deadline_ = d;
+  }
+  // Milliseconds left until the current thread's call's deadline (at least 1), or nullopt when
+  // no call is current or it has no deadline. Adapters derive their statement timeouts from it
+  // (statement_timeout, max_statement_time), so that a statement ends in the database even
+  // when the cancellation cannot reach it (the agent lost its coordinator, or died).
+  static std::optional<int64_t> CurrentRemainingMs();
 
   // Makes `c` the current thread's cancellation until destroyed.
   class Scope {
@@ -66,6 +81,8 @@ class CallCancellation : public std::enable_shared_from_this<CallCancellation> {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> interrupt_ ABSL_GUARDED_BY(mu_);
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
+  std::chrono::system_clock::time_point deadline_ ABSL_GUARDED_BY(mu_) =
+      std::chrono::system_clock::time_point::max();
 };
 
 }  // namespace txn::agent

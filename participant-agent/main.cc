@@ -160,6 +160,13 @@ common::FlagSet AgentFlags() {
          "calls that take a database connection (Begin, Execute, Prepare, one-phase commits, "
          "saga steps) run on this many workers at most",
          "32"});
+  f.Add({"max-db-connections", "N",
+         "database connections open branches may hold at once, also between an interactive "
+         "client's calls; a new branch waits (up to --db-connection-wait-ms) for one, then is "
+         "RESOURCE_EXHAUSTED; 0 = no limit",
+         "64"});
+  f.Add({"db-connection-wait-ms", "MS",
+         "the longest a new branch waits for a connection under --max-db-connections", "10000"});
   f.Add({"max-queued-calls", "N",
          "such calls that may wait for a worker; one more is RESOURCE_EXHAUSTED", "256"});
   f.Add({"finish-workers", "N",
@@ -237,7 +244,10 @@ int Main(int argc, char** argv) {
   auto max_connections = flags->GetInt("max-connections", 1, 1000);
   auto max_queued = flags->GetInt("max-queued-calls", 0, 1'000'000);
   auto finish_workers = flags->GetInt("finish-workers", 1, 256);
-  for (const auto* s : {&max_connections, &max_queued, &finish_workers}) {
+  auto max_db_connections = flags->GetInt("max-db-connections", 0, 100'000);
+  auto db_connection_wait = flags->GetInt("db-connection-wait-ms", 0, 3'600'000);
+  for (const auto* s : {&max_connections, &max_queued, &finish_workers, &max_db_connections,
+                        &db_connection_wait}) {
     if (!s->ok()) return Fail(std::string(s->status().message()));
   }
   auto pool_size = flags->Get("pool-size").empty() ? absl::StatusOr<int64_t>(*max_connections)
@@ -298,13 +308,17 @@ int Main(int argc, char** argv) {
                                  "; raw SQL is refused"));
     statements = std::move(*loaded);
   }
+  (*adapter)->set_result_limits(ResultLimits{.max_rows = *max_rows, .max_bytes = *max_bytes});
   common::SystemClock clock;
   BranchRegistry registry(adapter->get(), &clock,
                           BranchRegistryOptions{.idle_timeout_ms = *idle,
                                                 .max_result_rows = *max_rows,
                                                 .max_result_bytes = *max_bytes,
                                                 .coordinator_node = flags->Get("coordinator-node-id"),
-                                                .statements = statements ? &*statements : nullptr});
+                                                .statements = statements ? &*statements : nullptr,
+                                                .max_sessions =
+                                                    static_cast<size_t>(*max_db_connections),
+                                                .session_wait_ms = *db_connection_wait});
   SagaSteps saga_steps(adapter->get(), statements ? &*statements : nullptr);
   ThreePhaseRecords three_phase(adapter->get(), flags->Get("name"));
   registry.set_three_phase(&three_phase);
@@ -360,6 +374,14 @@ int Main(int argc, char** argv) {
       metrics
           .GetGauge("txagent_branches", "Branches this agent is tracking now (live and recent).")
           ->Set(static_cast<double>(registry.size()));
+      metrics
+          .GetGauge("txagent_branch_connections",
+                    "Database connections open branches hold now (--max-db-connections).")
+          ->Set(static_cast<double>(registry.sessions().held()));
+      metrics
+          .GetGauge("txagent_branch_connections_waiting",
+                    "New branches waiting for a database connection now.")
+          ->Set(static_cast<double>(registry.sessions().waiting()));
       for (const WorkLane* lane : {&work_lane, &finish_lane, &control_lane}) {
         metrics
             .GetGauge("txagent_lane_queued", "Calls waiting for a worker, by lane.",

@@ -59,7 +59,10 @@ void RunOnLane(WorkLane* lane, const char* method, Cancellable cancellable,
           absl::StrCat(method, " waited in the agent's queue past its deadline"));
     } else {
       std::optional<CallCancellation::Scope> scope;
-      if (cancellable == Cancellable::kYes) scope.emplace(cancellation.get());
+      if (cancellable == Cancellable::kYes) {
+        cancellation->set_deadline(deadline);
+        scope.emplace(cancellation.get());
+      }
       result = work();
     }
     Record(method, watch, result.status());

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "txn/v1/common.pb.h"
 
 namespace txn::agent {
@@ -67,6 +68,27 @@ struct LockWaitFound {
   std::string holder;
 };
 
+// The most one operation's result may hold (--max-result-rows / --max-result-bytes). Adapters
+// that read results row by row stop reading there (so a huge result never fills the agent's
+// memory); BranchRegistry checks every result against the same limits as well.
+struct ResultLimits {
+  int64_t max_rows = 10'000;
+  int64_t max_bytes = 1 << 20;
+  // RESOURCE_EXHAUSTED naming the limit once `rows` rows holding `value_bytes` bytes of values
+  // (read so far) are more than allowed.
+  absl::Status Check(int64_t rows, int64_t value_bytes) const {
+    if (rows > max_rows) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "its result has more than ", max_rows, " rows, the limit (--max-result-rows)"));
+    }
+    if (value_bytes > max_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "its result has more than ", max_bytes, " bytes, the limit (--max-result-bytes)"));
+    }
+    return absl::OkStatus();
+  }
+};
+
 class BranchSession {
  public:
   virtual ~BranchSession() = default;
@@ -112,6 +134,9 @@ class ResourceAdapter {
   virtual ~ResourceAdapter() = default;
   // Whether the database can hold a prepared transaction across disconnects.
   virtual bool supports_prepare() const = 0;
+  // The result limits to read results under (see ResultLimits); set before serving. Adapters
+  // that cannot read row by row ignore it (BranchRegistry's check still applies).
+  virtual void set_result_limits(const ResultLimits& limits) {}
   // The longest a transaction may stay open here (0: no limit), reported to the coordinator.
   virtual int64_t max_txn_lifetime_ms() const { return 0; }
   // Checks the database is reachable and configured for prepared transactions. FAILED_PRECONDITION

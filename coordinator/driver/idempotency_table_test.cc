@@ -83,5 +83,43 @@ TEST_F(IdempotencyTableTest, AKeyReusedAfterItsWindowKeepsItsNewestTransactionAf
   EXPECT_EQ(existing_, "t2");
 }
 
+TEST(IdempotencyShareTest, OnePrincipalCannotTakeEveryonesKeys) {
+  common::ManualClock clock;
+  IdempotencyTable table(
+      IdempotencyOptions{.capacity = 10, .per_principal = 2, .retention_ms = 60'000}, &clock);
+  std::string existing;
+  EXPECT_TRUE(*table.Reserve("mallory", "a", "f", "t1", &existing));
+  EXPECT_TRUE(*table.Reserve("mallory", "b", "f", "t2", &existing));
+  absl::Status full = table.Reserve("mallory", "c", "f", "t3", &existing).status();
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("--idempotency-keys-per-principal"), absl::string_view::npos);
+  EXPECT_NE(full.message().find("mallory"), absl::string_view::npos);
+  // Others still get new keys, and mallory's retries of kept keys still work.
+  EXPECT_TRUE(*table.Reserve("victim", "pay-1", "f", "t4", &existing));
+  EXPECT_FALSE(*table.Reserve("mallory", "a", "f", "t5", &existing));
+  EXPECT_EQ(existing, "t1");
+  // The share frees up once a key's retention has passed.
+  table.Finished("t1");
+  clock.Advance(60'000);
+  EXPECT_TRUE(*table.Reserve("mallory", "c", "f", "t6", &existing));
+  // Restored entries count toward the share (a restart does not reset it).
+  table.Restore("mallory", "r", "f", "t7", 0);
+  EXPECT_EQ(table.Reserve("mallory", "d", "f", "t8", &existing).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(IdempotencyShareTest, TheAnonymousPrincipalIsBoundedByCapacityOnly) {
+  common::ManualClock clock;
+  IdempotencyTable table(
+      IdempotencyOptions{.capacity = 4, .per_principal = 2, .retention_ms = 60'000}, &clock);
+  std::string existing;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(*table.Reserve("", absl::StrCat("k", i), "f", absl::StrCat("t", i), &existing));
+  }
+  absl::Status full = table.Reserve("", "k9", "f", "t9", &existing).status();
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("--idempotency-capacity"), absl::string_view::npos);
+}
+
 }  // namespace
 }  // namespace txn::driver

@@ -1,5 +1,6 @@
 #include "coordinator/driver/transaction_driver.h"
 
+#include <algorithm>
 #include <set>
 #include <tuple>
 #include <type_traits>
@@ -42,6 +43,9 @@ struct TransactionDriver::TxnContext {
   uint64_t start_order = 0;
   // Begin's timeout_ms as the client asked (0: the default).
   int64_t requested_timeout_ms = 0;
+  // Interactive: when its deadline passes (clock ms); an Execute call gets no more time than
+  // is left, and the agent bounds the statement by it (statement_timeout / max_statement_time).
+  int64_t deadline_unix_ms = 0;
   // For the phase latency metrics: since the commit was asked for, since the decision.
   std::optional<common::Stopwatch> since_commit_requested ABSL_GUARDED_BY(mu);
   std::optional<common::Stopwatch> since_decided ABSL_GUARDED_BY(mu);
@@ -78,6 +82,7 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       incarnation_(deps_.log->incarnation()),
       other_incarnations_(options_.node_id, incarnation_),
       idempotency_(options_.idempotency, deps_.clock),
+      in_flight_(options_.max_active_per_principal),
       random_(std::random_device{}()) {
   sagas_ = std::make_unique<SagaDriver>(SagaDriverDeps{
       .group_log = deps_.group_log,
@@ -135,12 +140,18 @@ absl::Status TransactionDriver::Recover() {
                            r.done() ? std::max<int64_t>(r.done_unix_ms(), 1) : 0);
     }
     if (r.protocol() == v1::PROTOCOL_SAGA) {
-      if (!r.done()) sagas_to_resume.push_back(r);
+      if (!r.done()) {
+        sagas_to_resume.push_back(r);
+        in_flight_.Restore(r.owner(), r.txn_id());
+      }
       return true;
     }
     if (r.protocol() == v1::PROTOCOL_THREE_PHASE) {
       const bool finished = r.done() || r.state() == v1::TXN_STATE_HEURISTIC_MIXED;
-      if (!finished) three_phase_to_resume.push_back(r);
+      if (!finished) {
+        three_phase_to_resume.push_back(r);
+        in_flight_.Restore(r.owner(), r.txn_id());
+      }
       return true;
     }
     const bool committing_last = r.committing_last() && r.decision() == v1::DECISION_UNSPECIFIED;
@@ -153,6 +164,7 @@ absl::Status TransactionDriver::Recover() {
     // The completion write rewrites the whole record: without these a restart after it would
     // no longer know the key, and a client's retry would run the transaction again.
     ctx->identity = RequestIdentity::FromRecord(r);
+    in_flight_.Restore(r.owner(), r.txn_id());
     to_resume.push_back(ctx);
     return true;
   }));
@@ -491,6 +503,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
 
 void TransactionDriver::Remember(const v1::Transaction& finished) {
   idempotency_.Finished(finished.txn_id());
+  in_flight_.Release(finished.txn_id());
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(finished.txn_id());
   ++finished_counts_[finished.state()];
@@ -522,7 +535,13 @@ absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinished(const std::str
 
 bool TransactionDriver::ReserveForRun(const RequestIdentity& identity, const std::string& txn_id,
                                       OutcomeReply& reply) {
-  if (identity.idempotency_key.empty()) return true;
+  if (identity.idempotency_key.empty()) {
+    if (absl::Status s = in_flight_.Admit(identity.owner, txn_id); !s.ok()) {
+      reply(s);
+      return false;
+    }
+    return true;
+  }
   std::string existing;
   absl::StatusOr<bool> fresh = idempotency_.Reserve(identity.owner, identity.idempotency_key,
                                                     identity.fingerprint, txn_id, &existing);
@@ -532,6 +551,13 @@ bool TransactionDriver::ReserveForRun(const RequestIdentity& identity, const std
   }
   if (!*fresh) {
     ReplyExisting(existing, std::move(reply));
+    return false;
+  }
+  // A retry of a known key (above) is answered even when the principal is at its limit; a new
+  // one that is refused here gives its key back, so a later retry is not taken for a run.
+  if (absl::Status s = in_flight_.Admit(identity.owner, txn_id); !s.ok()) {
+    idempotency_.Abandon(identity.owner, identity.idempotency_key, txn_id);
+    reply(s);
     return false;
   }
   return true;
@@ -807,6 +833,12 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
       return resp;
     }
   }
+  if (absl::Status s = in_flight_.Admit(principal, ctx->txn.id); !s.ok()) {
+    if (!req.idempotency_key().empty()) {
+      idempotency_.Abandon(principal, req.idempotency_key(), ctx->txn.id);
+    }
+    return s;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     active_[ctx->txn.id] = ctx;
@@ -814,6 +846,7 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
   ctx->requested_timeout_ms = req.timeout_ms();
   const int64_t timeout = req.timeout_ms() > 0 ? req.timeout_ms() : options_.default_txn_timeout_ms;
   ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, timeout);
+  ctx->deadline_unix_ms = deps_.clock->NowUnixMs() + timeout;
   std::weak_ptr<TxnContext> weak = ctx;
   deps_.timers->After(
       timeout, Guard(Action([this, weak, timeout] {
@@ -880,7 +913,12 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
     ++ctx->executes_in_flight;
     breq.set_call_number(StartCall(*ctx, it->second));
   }
-  ch->Execute(breq, options_.rpc_timeout_ms,
+  const int64_t call_timeout_ms =
+      ctx->deadline_unix_ms == 0
+          ? options_.rpc_timeout_ms
+          : std::clamp<int64_t>(ctx->deadline_unix_ms - deps_.clock->NowUnixMs(), 1,
+                                options_.rpc_timeout_ms);
+  ch->Execute(breq, call_timeout_ms,
               [ctx, reply = std::move(reply), b = breq.ref().branch(),
                call = breq.call_number()](absl::StatusOr<v1::ExecuteBranchResponse> r) {
                 std::string aborted_because;

@@ -44,6 +44,7 @@
 #include "coordinator/core/wait_for_graph.h"
 #include "coordinator/driver/deadlock_detector.h"
 #include "coordinator/driver/idempotency_table.h"
+#include "coordinator/driver/principal_in_flight.h"
 #include "coordinator/driver/other_incarnations.h"
 #include "coordinator/driver/saga_driver.h"
 #include "coordinator/driver/three_phase_driver.h"
@@ -70,6 +71,8 @@ struct DriverOptions {
   size_t finished_cache_size = 100'000;
   // Transactions in flight at once; beyond it new ones get RESOURCE_EXHAUSTED.
   size_t max_active = 10'000;
+  // Of those, at most this many per named principal (PrincipalInFlight); 0: no such limit.
+  size_t max_active_per_principal = 5'000;
   // Single-branch transactions commit in one phase; false only to measure what that saves.
   bool one_phase = true;
   // Idempotency keys remembered at most, and how long each is kept after its transaction
@@ -154,6 +157,10 @@ class TransactionDriver final : public DeadlockTarget {
   absl::Status ProbeLog();
 
   size_t active_count() const;
+  // Whether `name` is one of the configured participants.
+  bool IsParticipant(const std::string& name) const {
+    return deps_.participants->Find(name) != nullptr;
+  }
 
  private:
   struct TxnContext;
@@ -246,6 +253,7 @@ class TransactionDriver final : public DeadlockTarget {
   std::unordered_map<std::string, v1::Transaction> finished_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
   IdempotencyTable idempotency_;
+  PrincipalInFlight in_flight_;
 
   std::atomic<bool> log_failing_{false};
   int64_t started_unix_ms_ = 0;

@@ -234,12 +234,13 @@ class TransactionDriverTest : public testing::Test {
     inventory_ = dir_.Add("inventory");
     MakeDriver();
   }
-  void MakeDriver() {
+  void MakeDriver(const std::function<void(DriverOptions&)>& adjust = nullptr) {
     driver_.reset();
     group_ = std::make_unique<log::GroupCommitLog>(&log_);
     DriverOptions options;
     options.prepare_timeout_ms = 200;
     options.retry_backoff = {.initial_ms = 1, .max_ms = 5, .multiplier = 2};
+    if (adjust) adjust(options);
     driver_ = std::make_unique<TransactionDriver>(
         DriverDeps{&log_, group_.get(), &dir_, &clock_, &timers_}, options);
     ASSERT_TRUE(driver_->Recover().ok());
@@ -587,6 +588,41 @@ TEST_F(TransactionDriverTest, InteractiveBeginExecuteCommit) {
   std::promise<absl::StatusOr<v1::Outcome>> p4;
   driver_->Commit(commit, [&](absl::StatusOr<v1::Outcome> o) { p4.set_value(o); });
   EXPECT_EQ(p4.get_future().get()->state(), v1::TXN_STATE_COMMITTED);
+}
+
+TEST_F(TransactionDriverTest, APrincipalAtItsInFlightLimitIsRefusedAndOthersAreNot) {
+  MakeDriver([](DriverOptions& o) { o.max_active_per_principal = 2; });
+  v1::BeginRequest begin;
+  begin.set_protocol(v1::PROTOCOL_TWO_PHASE);
+  auto first = driver_->Begin(begin, "alice");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(driver_->Begin(begin, "alice").ok());
+  absl::Status refused = driver_->Begin(begin, "alice").status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.message().find("--max-active-per-principal"), absl::string_view::npos);
+  v1::RunRequest keyed = Transfer();
+  keyed.set_idempotency_key("pay-1");
+  EXPECT_EQ(RunSync(keyed, "alice").status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(orders_->prepares, 0);
+  // Others are not held back by alice; the anonymous principal has no limit of its own.
+  ASSERT_TRUE(driver_->Begin(begin, "bob").ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(driver_->Begin(begin, "").ok());
+  // A finished transaction frees its slot, and the refused key was given back: its retry runs.
+  v1::RollbackRequest rollback;
+  rollback.set_txn_id(first->txn_id());
+  std::promise<absl::StatusOr<v1::Outcome>> rolled;
+  driver_->Rollback(rollback, [&](absl::StatusOr<v1::Outcome> o) { rolled.set_value(o); },
+                    "alice");
+  ASSERT_TRUE(rolled.get_future().get().ok());
+  for (int i = 0; i < 200 && RunSync(keyed, "alice").status().code() ==
+                                 absl::StatusCode::kResourceExhausted;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto ran = RunSync(keyed, "alice");
+  ASSERT_TRUE(ran.ok()) << ran.status();
+  EXPECT_EQ(ran->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->prepares, 1);
 }
 
 TEST_F(TransactionDriverTest, InteractiveDeadlineRollsBack) {

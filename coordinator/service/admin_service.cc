@@ -114,4 +114,16 @@ grpc::ServerUnaryReactor* AdminService::ListWaits(grpc::CallbackServerContext* c
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminService::ListForeignBranches(
+    grpc::CallbackServerContext* ctx, const v1::ListForeignBranchesRequest* req,
+    v1::ListForeignBranchesResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAdmin, "ListForeignBranches");
+  if (!caller) return reactor;
+  *resp = foreign_->List();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 }  // namespace txn::service

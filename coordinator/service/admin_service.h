@@ -5,6 +5,7 @@
 #pragma once
 
 #include "coordinator/auth/call_authorizer.h"
+#include "coordinator/driver/foreign_branches.h"
 #include "coordinator/driver/transaction_driver.h"
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/coordinator.grpc.pb.h"
@@ -14,10 +15,12 @@ namespace txn::service {
 class AdminService final : public v1::Admin::CallbackService {
  public:
   AdminService(driver::TransactionDriver* driver, transport::ParticipantDirectory* participants,
-               driver::DeadlockDetector* deadlocks, const auth::CallAuthorizer* authorizer)
+               driver::DeadlockDetector* deadlocks, const driver::ForeignBranchBook* foreign,
+               const auth::CallAuthorizer* authorizer)
       : driver_(driver),
         participants_(participants),
         deadlocks_(deadlocks),
+        foreign_(foreign),
         authorizer_(authorizer) {}
 
   grpc::ServerUnaryReactor* ListTransactions(grpc::CallbackServerContext* ctx,
@@ -34,11 +37,15 @@ class AdminService final : public v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* ListWaits(grpc::CallbackServerContext* ctx,
                                       const v1::ListWaitsRequest* req,
                                       v1::ListWaitsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListForeignBranches(grpc::CallbackServerContext* ctx,
+                                                const v1::ListForeignBranchesRequest* req,
+                                                v1::ListForeignBranchesResponse* resp) override;
 
  private:
   driver::TransactionDriver* const driver_;
   transport::ParticipantDirectory* const participants_;
   driver::DeadlockDetector* const deadlocks_;
+  const driver::ForeignBranchBook* const foreign_;
   const auth::CallAuthorizer* const authorizer_;
 };
 

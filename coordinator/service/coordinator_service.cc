@@ -37,6 +37,18 @@ std::function<void(absl::StatusOr<T>)> Audited(std::function<void(absl::StatusOr
   };
 }
 
+// With TLS an agent reports for itself only: the participant it names must be its identity.
+absl::Status ReportsForItself(const grpc::CallbackServerContext& ctx,
+                              const std::string& participant, const char* rpc) {
+  const std::vector<std::string> ids = common::PeerIdentities(ctx);
+  if (ids.empty() || std::find(ids.begin(), ids.end(), participant) != ids.end()) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(rpc, " for participant '",
+                                                  participant.substr(0, 60),
+                                                  "' from a certificate that does not name it"));
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* ctx,
@@ -125,15 +137,28 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportDecision(grpc::CallbackServe
   std::optional<auth::Principal> caller =
       AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAgent, "ReportDecision");
   if (!caller) return reactor;
-  // With TLS an agent reports for itself only: the participant it names must be its identity.
-  if (const std::vector<std::string> ids = common::PeerIdentities(*ctx);
-      !ids.empty() && std::find(ids.begin(), ids.end(), req->participant()) == ids.end()) {
-    reactor->Finish(common::ToGrpcStatus(absl::PermissionDeniedError(absl::StrCat(
-        "ReportDecision for participant '", req->participant().substr(0, 60),
-        "' from a certificate that does not name it"))));
+  if (absl::Status s = ReportsForItself(*ctx, req->participant(), "ReportDecision"); !s.ok()) {
+    reactor->Finish(common::ToGrpcStatus(s));
     return reactor;
   }
   reactor->Finish(common::ToGrpcStatus(driver_->ReportDecision(*req)));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::ReportForeignBranches(
+    grpc::CallbackServerContext* ctx, const v1::ReportForeignBranchesRequest* req,
+    v1::ReportForeignBranchesResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  std::optional<auth::Principal> caller =
+      AuthorizeCall(*authorizer_, ctx, reactor, auth::Needs::kAgent, "ReportForeignBranches");
+  if (!caller) return reactor;
+  absl::Status s = ReportsForItself(*ctx, req->participant(), "ReportForeignBranches");
+  if (s.ok() && !driver_->IsParticipant(req->participant())) {
+    s = absl::NotFoundError(absl::StrCat("participant '", req->participant().substr(0, 60),
+                                         "' is not a configured participant"));
+  }
+  if (s.ok()) foreign_->Report(*req);
+  reactor->Finish(common::ToGrpcStatus(s));
   return reactor;
 }
 

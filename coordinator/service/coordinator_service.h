@@ -5,6 +5,7 @@
 #pragma once
 
 #include "coordinator/auth/call_authorizer.h"
+#include "coordinator/driver/foreign_branches.h"
 #include "coordinator/driver/transaction_driver.h"
 #include "txn/v1/coordinator.grpc.pb.h"
 
@@ -13,8 +14,8 @@ namespace txn::service {
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
   CoordinatorService(driver::TransactionDriver* driver, driver::DeadlockDetector* deadlocks,
-                     const auth::CallAuthorizer* authorizer)
-      : driver_(driver), deadlocks_(deadlocks), authorizer_(authorizer) {}
+                     driver::ForeignBranchBook* foreign, const auth::CallAuthorizer* authorizer)
+      : driver_(driver), deadlocks_(deadlocks), foreign_(foreign), authorizer_(authorizer) {}
 
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const v1::RunRequest* req,
                                 v1::Outcome* resp) override;
@@ -38,10 +39,14 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* ReportWaits(grpc::CallbackServerContext* ctx,
                                         const v1::ReportWaitsRequest* req,
                                         v1::ReportWaitsResponse* resp) override;
+  grpc::ServerUnaryReactor* ReportForeignBranches(
+      grpc::CallbackServerContext* ctx, const v1::ReportForeignBranchesRequest* req,
+      v1::ReportForeignBranchesResponse* resp) override;
 
  private:
   driver::TransactionDriver* const driver_;
   driver::DeadlockDetector* const deadlocks_;
+  driver::ForeignBranchBook* const foreign_;
   const auth::CallAuthorizer* const authorizer_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 
@@ -14,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/sql_lexer.h"
 #include "common/statement_guard.h"
 #include "common/status_macros.h"
 #include "participant-agent/adapters/mysql/mysql_connection.h"
@@ -55,15 +57,43 @@ void KillQuery(MysqlPool* pool, int64_t thread) {
   if (!s.ok()) common::LogWarning(absl::StrCat("KILL QUERY ", thread, " failed: ", s.message()));
 }
 
+// `sql` run with a max_statement_time from the time the current call has left
+// (CallCancellation), so that the statement ends in the server by the transaction's deadline
+// even when the call's KILL QUERY cannot reach it. SET STATEMENT ... FOR limits this one
+// statement and leaves no session state behind (a parked XA connection keeps its session). The
+// time is rounded down to whole seconds from 10 s up and to tenths below, so that the
+// connection's statement cache (keyed by text) still finds the statement on most calls. Only
+// statements MariaDB accepts after FOR get the prefix; the policy refuses every way a client
+// could change max_statement_time itself.
+v1::Sql WithStatementTime(const v1::Sql& sql) {
+  std::optional<int64_t> left = CallCancellation::CurrentRemainingMs();
+  if (!left) return sql;
+  common::SqlLex lex = common::LexSql(sql.text(), common::SqlDialect::kMysql, true);
+  if (lex.tokens.empty() || lex.tokens[0].kind != common::SqlToken::Kind::kWord) return sql;
+  const std::string& first = lex.tokens[0].text;
+  if (first != "SELECT" && first != "INSERT" && first != "UPDATE" && first != "DELETE" &&
+      first != "REPLACE" && first != "WITH") {
+    return sql;
+  }
+  const int64_t ms = std::min<int64_t>(*left, int64_t{24} * 3600 * 1000);
+  const std::string seconds = ms >= 10'000 ? absl::StrCat(ms / 1000)
+                                           : absl::StrCat(std::max<int64_t>(ms / 100, 1) / 10, ".",
+                                                          std::max<int64_t>(ms / 100, 1) % 10);
+  v1::Sql limited = sql;
+  limited.set_text(absl::StrCat("SET STATEMENT max_statement_time=", seconds, " FOR ", sql.text()));
+  return limited;
+}
+
 class MysqlSession final : public BranchSession {
  public:
   MysqlSession(std::unique_ptr<MysqlConnection> conn, std::string gid, ParkedXaConnections* parked,
-               MysqlPool* pool)
+               MysqlPool* pool, ResultLimits limits)
       : conn_(std::move(conn)),
         gid_(std::move(gid)),
         xid_(XidLiteral(gid_)),
         parked_(parked),
-        pool_(pool) {}
+        pool_(pool),
+        limits_(limits) {}
 
   int64_t database_session_id() const override { return conn_ ? conn_->thread_id() : 0; }
 
@@ -100,7 +130,7 @@ class MysqlSession final : public BranchSession {
           [pool = pool_, thread = conn_->thread_id()] { KillQuery(pool, thread); });
       if (interruptible.interrupted()) return absl::CancelledError("the call was cancelled");
       conn_->NoteClientStatement();
-      r = conn_->Execute(op.sql(), &wrote);
+      r = conn_->Execute(WithStatementTime(op.sql()), &wrote, limits_);
       // A late KILL QUERY could hit this connection's next statement: never reuse it.
       if (interruptible.interrupted()) conn_->Discard();
     }
@@ -208,6 +238,7 @@ class MysqlSession final : public BranchSession {
   const std::string xid_;
   ParkedXaConnections* const parked_;
   MysqlPool* const pool_;
+  const ResultLimits limits_;
   bool open_ = false;
   bool wrote_ = false;
 };
@@ -382,7 +413,8 @@ absl::StatusOr<std::vector<std::string>> MysqlAdapter::ListUndecidedTpc() {
 absl::StatusOr<std::unique_ptr<BranchSession>> MysqlAdapter::Begin(const std::string& gid) {
   TXN_RETURN_IF_ERROR(CheckGid(gid));
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  auto session = std::make_unique<MysqlSession>(std::move(conn), gid, parked_.get(), pool_.get());
+  auto session = std::make_unique<MysqlSession>(std::move(conn), gid, parked_.get(), pool_.get(),
+                                                 limits_);
   TXN_RETURN_IF_ERROR(session->Open());
   return std::unique_ptr<BranchSession>(std::move(session));
 }

@@ -46,6 +46,7 @@ class MysqlAdapter final : public ResourceAdapter {
   ~MysqlAdapter() override;
 
   bool supports_prepare() const override { return !last_resource_only_; }
+  void set_result_limits(const ResultLimits& limits) override { limits_ = limits; }
   void set_last_resource_only(bool on) { last_resource_only_ = on; }
   absl::Status CheckReady() override;
   absl::Status EnsureSagaBarrier() override;
@@ -82,6 +83,7 @@ class MysqlAdapter final : public ResourceAdapter {
   // After pool_: parked connections go back to (or are closed through) the pool.
   std::unique_ptr<ParkedXaConnections> parked_;
   const int marker_retention_hours_;
+  ResultLimits limits_;
   bool last_resource_only_ = false;
 };
 

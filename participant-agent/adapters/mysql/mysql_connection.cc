@@ -21,6 +21,11 @@ absl::Status StatusFor(unsigned err, const char* sqlstate, const char* message) 
   std::string text = absl::StrCat("MySQL error ", err, " (", sqlstate, "): ", message);
   if (ConnectionLost(err)) return absl::UnavailableError(text);
   if (err == kErLockDeadlock || err == kErLockWaitTimeout) return absl::AbortedError(text);
+  if (err == kErStatementTimeout) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the statement ran past its transaction's deadline (max_statement_time, set from the "
+        "time the call had left): ", text));
+  }
   return absl::FailedPreconditionError(text);
 }
 
@@ -96,7 +101,8 @@ absl::StatusOr<std::vector<std::vector<std::string>>> MysqlConnection::QueryRows
   return rows;
 }
 
-absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, bool* wrote) {
+absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, bool* wrote,
+                                                           const ResultLimits& limits) {
   last_errno_ = 0;
   StatementCache& cache = pooled_->statements;
   MYSQL_STMT* stmt = cache.Find(sql.text());
@@ -147,7 +153,9 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
   const unsigned n = mysql_num_fields(meta.get());
   MYSQL_FIELD* fields = mysql_fetch_fields(meta.get());
   for (unsigned i = 0; i < n; ++i) out.add_columns(fields[i].name);
-  if (mysql_stmt_store_result(stmt) != 0) return failed();
+  // Rows are fetched one at a time from the server (no mysql_stmt_store_result), so that a
+  // result over the limits is never held whole: reading stops there, and closing the statement
+  // drops what the server still sends.
   // Fetch each column into a zero-length buffer to learn its length, then fetch it for real.
   std::vector<MYSQL_BIND> cols(n);
   std::vector<unsigned long> lengths(n);
@@ -160,10 +168,16 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
     cols[i].error = &errors[i];
   }
   if (n > 0 && mysql_stmt_bind_result(stmt, cols.data()) != 0) return failed();
+  int64_t bytes = 0;
   for (;;) {
     int rc = mysql_stmt_fetch(stmt);
     if (rc == MYSQL_NO_DATA) break;
     if (rc == 1) return failed();
+    for (unsigned i = 0; i < n; ++i) bytes += is_null[i] ? 0 : static_cast<int64_t>(lengths[i]);
+    if (absl::Status over = limits.Check(out.rows_size() + 1, bytes); !over.ok()) {
+      cache.Drop(sql.text());  // closing it reads and drops the rest of the result
+      return over;
+    }
     v1::Row* row = out.add_rows();
     for (unsigned i = 0; i < n; ++i) {
       if (is_null[i]) {

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "participant-agent/adapters/mysql/mysql_dsn.h"
+#include "participant-agent/resource_adapter.h"
 #include "txn/v1/common.pb.h"
 
 namespace txn::agent {
@@ -26,6 +27,7 @@ namespace txn::agent {
 inline constexpr unsigned kErLockWaitTimeout = 1205;
 inline constexpr unsigned kErLockDeadlock = 1213;
 inline constexpr unsigned kErXaerNota = 1397;  // unknown XID
+inline constexpr unsigned kErStatementTimeout = 1969;  // max_statement_time exceeded
 
 class MysqlPool;
 
@@ -81,7 +83,9 @@ class MysqlConnection {
   absl::StatusOr<std::vector<std::vector<std::string>>> QueryRows(const std::string& sql);
   // Runs a client's statement as a server-side prepared statement. `wrote` is set when it
   // returned no result set (a data change).
-  absl::StatusOr<v1::ExecuteResult> Execute(const v1::Sql& sql, bool* wrote);
+  // Reading its rows stops at `limits` (RESOURCE_EXHAUSTED naming the limit).
+  absl::StatusOr<v1::ExecuteResult> Execute(const v1::Sql& sql, bool* wrote,
+                                            const ResultLimits& limits = ResultLimits());
 
   unsigned last_errno() const { return last_errno_; }
   // The server's id of this connection (KILL QUERY takes it; INNODB_TRX shows it).

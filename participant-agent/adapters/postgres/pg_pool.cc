@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "participant-agent/call_cancellation.h"
@@ -92,9 +93,23 @@ absl::StatusOr<std::vector<absl::StatusOr<PgResult>>> PgConnection::ExecPipeline
   std::vector<absl::StatusOr<PgResult>> results;
   std::string failed_sqlstate;
   for (size_t i = 0; i < queries.size(); ++i) {
+    absl::Status row_refused;
+    if (queries[i].on_row && PQsetSingleRowMode(conn_) != 1) return lost("single-row mode");
     PgResult r(PQgetResult(conn_));
+    for (; r && PQresultStatus(r.get()) == PGRES_SINGLE_TUPLE; r.reset(PQgetResult(conn_))) {
+      if (!row_refused.ok()) continue;  // cancelled: drained and dropped
+      row_refused = queries[i].on_row(*r);
+      if (!row_refused.ok()) {
+        if (cancel_ == nullptr) cancel_ = PQgetCancel(conn_);
+        char err[256];
+        if (cancel_ != nullptr) (void)PQcancel(cancel_, err, sizeof err);
+        interrupted_ = true;  // the cancel may reach a later statement: never pooled again
+      }
+    }
     if (!r) return lost("reading");
-    if (PQresultStatus(r.get()) == PGRES_PIPELINE_ABORTED) {
+    if (!row_refused.ok()) {
+      results.push_back(row_refused);
+    } else if (PQresultStatus(r.get()) == PGRES_PIPELINE_ABORTED) {
       results.push_back(absl::AbortedError("skipped: an earlier statement in the pipeline failed"));
     } else {
       results.push_back(Check(std::move(r)));
@@ -125,6 +140,12 @@ absl::StatusOr<PgResult> PgConnection::Check(PgResult r) {
   }
   std::string text = absl::StrCat("SQLSTATE ", last_sqlstate_, ": ", msg);
   if (last_sqlstate_.rfind("40", 0) == 0) return absl::AbortedError(text);
+  if (last_sqlstate_ == "57014" && absl::StrContains(msg, "statement timeout")) {
+    // The agent's statement_timeout, set from the time the call had left (PostgresSession).
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the statement ran past its transaction's deadline (statement_timeout, set from the "
+        "time the call had left): ", text));
+  }
   return absl::FailedPreconditionError(text);
 }
 

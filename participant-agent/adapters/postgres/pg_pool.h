@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,10 +22,16 @@ using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
 class PgPool;
 
-// One statement of a pipeline: text and text parameters (nullptr = NULL).
+// One statement of a pipeline: text and text parameters (nullptr = NULL). With `on_row` set, its
+// rows are read one at a time (libpq's single-row mode) and handed to `on_row` instead of being
+// kept in the result, so reading a result never holds more of it in memory than its caller
+// keeps. The first error `on_row` returns becomes the statement's answer: the statement is
+// cancelled in the server, what it still sends is read and dropped, and the connection is not
+// pooled again.
 struct PgQuery {
   std::string sql;
   std::vector<const char*> params;
+  std::function<absl::Status(const PGresult& row)> on_row;
 };
 
 // A connection borrowed from the pool; returned (or dropped if broken) on destruction.

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include <limits>
+#include <optional>
 #include <unordered_map>
 
 #include "absl/strings/match.h"
@@ -14,6 +16,7 @@
 #include "common/statement_guard.h"
 #include "common/status_macros.h"
 #include "participant-agent/adapters/postgres/pg_pool.h"
+#include "participant-agent/call_cancellation.h"
 #include "participant-agent/database_superuser.h"
 
 namespace txn::agent {
@@ -46,8 +49,8 @@ class PostgresSession final : public BranchSession {
  public:
   // `run_as` (a quoted role name, or empty): client statements run under SET LOCAL ROLE to it;
   // the agent's own statements (markers, barriers, PREPARE TRANSACTION) under the session user.
-  PostgresSession(std::unique_ptr<PgConnection> conn, std::string run_as)
-      : conn_(std::move(conn)), run_as_(std::move(run_as)) {}
+  PostgresSession(std::unique_ptr<PgConnection> conn, std::string run_as, ResultLimits limits)
+      : conn_(std::move(conn)), run_as_(std::move(run_as)), limits_(limits) {}
 
   int64_t database_session_id() const override { return PQbackendPID(conn_->get()); }
 
@@ -75,47 +78,55 @@ class PostgresSession final : public BranchSession {
       params[idx] = nullptr;
     }
     conn_->NoteClientStatement();
-    // BEGIN (with the branch's first statement) and the switch to the run-as role travel with
-    // the statement: one round trip.
+    // BEGIN (with the branch's first statement), the statement timeout and the switch to the
+    // run-as role travel with the statement: one round trip.
     std::vector<PgQuery> queries;
     if (!begun_) queries.push_back({"BEGIN", {}});
+    const std::optional<int64_t> timeout = StatementTimeoutToSet();
+    if (timeout) {
+      queries.push_back({absl::StrCat("SET LOCAL statement_timeout = ", *timeout), {}});
+    }
     const bool switch_role = !run_as_.empty() && !role_active_;
     if (switch_role) queries.push_back({absl::StrCat("SET LOCAL ROLE ", run_as_), {}});
-    PgResult r;
-    if (queries.empty()) {
-      TXN_ASSIGN_OR_RETURN(r, conn_->ExecCancellable(sql.text(), params));
-    } else {
-      queries.push_back({sql.text(), params});
-      const bool sends_begin = !begun_;
-      TXN_ASSIGN_OR_RETURN(auto results, conn_->ExecPipeline(queries, /*cancellable=*/true));
-      if (sends_begin && results[0].ok()) begun_ = true;
-      for (size_t i = 0; i + 1 < results.size(); ++i) TXN_RETURN_IF_ERROR(results[i].status());
-      role_active_ = role_active_ || switch_role;
-      TXN_ASSIGN_OR_RETURN(r, std::move(results.back()));
-    }
-    NoteWrite(r.get());
+    // Rows are read one at a time and the result stops at the agent's limits, so a statement
+    // that returns a huge result never has it in the agent's memory.
     v1::ExecuteResult out;
+    int64_t bytes = 0;
+    queries.push_back({sql.text(), params, [&](const PGresult& one) -> absl::Status {
+                         const int cols = PQnfields(&one);
+                         if (out.columns_size() == 0) {
+                           for (int c = 0; c < cols; ++c) out.add_columns(PQfname(&one, c));
+                         }
+                         v1::Row* pr = out.add_rows();
+                         for (int c = 0; c < cols; ++c) {
+                           if (PQgetisnull(&one, 0, c)) {
+                             pr->add_values("");
+                             pr->add_null_values(c);
+                           } else {
+                             bytes += PQgetlength(&one, 0, c);
+                             pr->add_values(PQgetvalue(&one, 0, c), PQgetlength(&one, 0, c));
+                           }
+                         }
+                         return limits_.Check(out.rows_size(), bytes);
+                       }});
+    const bool sends_begin = !begun_;
+    TXN_ASSIGN_OR_RETURN(auto results, conn_->ExecPipeline(queries, /*cancellable=*/true));
+    if (sends_begin && results[0].ok()) begun_ = true;
+    for (size_t i = 0; i + 1 < results.size(); ++i) TXN_RETURN_IF_ERROR(results[i].status());
+    role_active_ = role_active_ || switch_role;
+    if (timeout) statement_timeout_ms_ = *timeout;
+    TXN_ASSIGN_OR_RETURN(PgResult r, std::move(results.back()));
+    NoteWrite(r.get());
     const char* affected = PQcmdTuples(r.get());
     int64_t n = 0;
     if (affected != nullptr && *affected != '\0' && absl::SimpleAtoi(affected, &n)) {
       out.set_rows_affected(n);
     } else if (PQresultStatus(r.get()) == PGRES_TUPLES_OK) {
-      out.set_rows_affected(PQntuples(r.get()));
+      out.set_rows_affected(out.rows_size());
     }
-    if (PQresultStatus(r.get()) == PGRES_TUPLES_OK) {
-      const int cols = PQnfields(r.get());
-      for (int c = 0; c < cols; ++c) out.add_columns(PQfname(r.get(), c));
-      for (int row = 0; row < PQntuples(r.get()); ++row) {
-        v1::Row* pr = out.add_rows();
-        for (int c = 0; c < cols; ++c) {
-          if (PQgetisnull(r.get(), row, c)) {
-            pr->add_values("");
-            pr->add_null_values(c);
-          } else {
-            pr->add_values(PQgetvalue(r.get(), row, c));
-          }
-        }
-      }
+    if (PQresultStatus(r.get()) == PGRES_TUPLES_OK && out.columns_size() == 0) {
+      // No rows: the columns come with the final (empty) result.
+      for (int c = 0; c < PQnfields(r.get()); ++c) out.add_columns(PQfname(r.get(), c));
     }
     return out;
   }
@@ -205,6 +216,22 @@ class PostgresSession final : public BranchSession {
     return absl::OkStatus();
   }
 
+  // The statement_timeout to set before a client statement, or nullopt to keep the one set:
+  // the time the current call has left (CallCancellation), so that a statement ends in the
+  // database by the transaction's deadline even if the call's cancellation cannot reach it.
+  // The setting is LOCAL (gone with the transaction, and the policy refuses a client's own
+  // SET of it); it is sent again only when the call has less time than it allows, or much more.
+  std::optional<int64_t> StatementTimeoutToSet() const {
+    std::optional<int64_t> left = CallCancellation::CurrentRemainingMs();
+    if (!left) return std::nullopt;
+    const int64_t ms = std::min<int64_t>(*left, std::numeric_limits<int32_t>::max());
+    if (statement_timeout_ms_ != 0 && statement_timeout_ms_ <= ms &&
+        ms <= statement_timeout_ms_ + statement_timeout_ms_ / 4) {
+      return std::nullopt;
+    }
+    return ms;
+  }
+
   // Runs one of the agent's own statements in the branch's transaction, under the session user:
   // a client's SET LOCAL ROLE (the run-as role) is ended first, in the same round trip. The
   // owner of a prepared transaction is the role current at PREPARE, and only that role or a
@@ -264,9 +291,11 @@ class PostgresSession final : public BranchSession {
 
   std::unique_ptr<PgConnection> conn_;
   const std::string run_as_;
+  const ResultLimits limits_;
   bool role_active_ = false;  // SET LOCAL ROLE run_as_ is in effect
   bool begun_ = false;        // BEGIN was sent
   bool wrote_ = false;  // a statement changed rows (so an xid is assigned)
+  int64_t statement_timeout_ms_ = 0;  // the SET LOCAL statement_timeout in effect; 0: none
 };
 
 }  // namespace
@@ -332,8 +361,24 @@ absl::Status PostgresAdapter::CheckPrivileges(PgConnection& conn) {
 
 absl::Status PostgresAdapter::KeepFromRunAsRole(PgConnection& conn, const char* table) {
   if (run_as_role_.empty()) return absl::OkStatus();
-  return conn.Exec(absl::StrCat("REVOKE ALL ON ", table, " FROM ", run_as_quoted_, ", PUBLIC"))
-      .status();
+  TXN_RETURN_IF_ERROR(
+      conn.Exec(absl::StrCat("REVOKE ALL ON ", table, " FROM ", run_as_quoted_, ", PUBLIC"))
+          .status());
+  // A REVOKE does not take away what the role has through another role it belongs to, or as
+  // the table's owner: check what it can really do, and refuse to serve if anything.
+  TXN_ASSIGN_OR_RETURN(
+      PgResult can,
+      conn.Exec("SELECT has_table_privilege($1, $2, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, "
+                "REFERENCES, TRIGGER')",
+                {run_as_role_.c_str(), table}));
+  if (PQntuples(can.get()) == 1 && std::string(PQgetvalue(can.get(), 0, 0)) == "f") {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--run-as-role ", run_as_role_, " still has privileges on the agent's table ", table,
+      " after REVOKE (it owns it, or has them through another role): clients could forge "
+      "outcome records; give the agent's table to the agent's user and take the role out of "
+      "the roles that have them"));
 }
 
 absl::Status PostgresAdapter::CheckReady() {
@@ -472,7 +517,7 @@ absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin(const std:
                                                " has not been checked yet (database not reached)"));
   }
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  auto session = std::make_unique<PostgresSession>(std::move(conn), run_as_quoted_);
+  auto session = std::make_unique<PostgresSession>(std::move(conn), run_as_quoted_, limits_);
   TXN_RETURN_IF_ERROR(session->Open());
   return std::unique_ptr<BranchSession>(std::move(session));
 }

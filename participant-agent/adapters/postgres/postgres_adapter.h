@@ -38,6 +38,7 @@ class PostgresAdapter final : public ResourceAdapter {
   ~PostgresAdapter() override;
 
   bool supports_prepare() const override { return !last_resource_only_; }
+  void set_result_limits(const ResultLimits& limits) override { limits_ = limits; }
   // Run as a last resource only (no PREPARE TRANSACTION; works with max_prepared_transactions=0).
   void set_last_resource_only(bool on) { last_resource_only_ = on; }
   // Client statements run as `role` (SET LOCAL ROLE), an unprivileged role the agent's user is
@@ -75,6 +76,7 @@ class PostgresAdapter final : public ResourceAdapter {
   bool last_resource_only_ = false;
   std::string run_as_role_;    // as given
   std::string run_as_quoted_;  // as an SQL identifier, "role"
+  ResultLimits limits_;
   std::atomic<bool> role_checked_{false};  // CheckPrivileges passed once
 };
 

@@ -92,6 +92,19 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
     }
   }
   foreign_first_seen_ = std::move(foreign_seen);  // forgets those no longer prepared
+  if (!foreign_first_seen_.empty() || reported_foreign_) {
+    const int64_t now = clock_ != nullptr ? clock_->NowMonotonicMs() : 0;
+    std::vector<v1::ForeignBranch> report;
+    for (const auto& [gid, first_seen] : foreign_first_seen_) {
+      v1::ForeignBranch b;
+      b.set_gid(gid);
+      b.set_node_id(common::NodeOfGid(gid));
+      b.set_seen_ms(now - first_seen);
+      report.push_back(std::move(b));
+    }
+    // Best effort: sent again next pass, and the log and gauge have them meanwhile.
+    reported_foreign_ = decisions_->ReportForeignBranches(report).ok() ? !report.empty() : true;
+  }
   auto& metrics = common::DefaultMetrics();
   metrics
       .GetGauge("txagent_foreign_prepared_branches",

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
@@ -32,6 +33,12 @@ class DecisionSource {
                                                     v1::Decision decision) {
     return absl::UnimplementedError("this decision source takes no reports");
   }
+  // Tells the coordinator every foreign branch seen now (empty: none any more), so that
+  // operators see them (txctl foreign).
+  [[nodiscard]] virtual absl::Status ReportForeignBranches(
+      const std::vector<v1::ForeignBranch>& branches) {
+    return absl::UnimplementedError("this decision source takes no reports");
+  }
 };
 
 struct ReconcilePass {
@@ -45,7 +52,8 @@ class InDoubtReconciler {
  public:
   // `coordinator_node`: the node id of this agent's coordinator; a prepared branch of another
   // node's is reported (log with how long it has been seen, gauge
-  // txagent_foreign_prepared_branches), never finished: its coordinator is not ours to ask.
+  // txagent_foreign_prepared_branches, and to the coordinator for txctl foreign), never
+  // finished: its coordinator is not ours to ask.
   // Empty: every branch is asked about.
   InDoubtReconciler(BranchRegistry* registry, DecisionSource* decisions,
                     ThreePhaseRecords* three_phase = nullptr, std::string coordinator_node = "",
@@ -70,6 +78,7 @@ class InDoubtReconciler {
   common::Clock* const clock_;
   // Foreign branches seen, with when first (monotonic ms); RunOnce is called from one thread.
   std::map<std::string, int64_t> foreign_first_seen_;
+  bool reported_foreign_ = false;  // the last report to the coordinator was not empty
 };
 
 }  // namespace txn::agent

@@ -39,10 +39,13 @@ class GrpcDecisionSource final : public DecisionSource, public WaitSink {
  public:
   // `token`: sent with every call ("" for none; see txcoord --token-file, scope agent). `tls`:
   // mutual TLS, the coordinator's certificate naming `identity`.
+  // `name`: this agent's participant name, which its reports carry.
   GrpcDecisionSource(const std::string& address, std::string token,
-                     const std::optional<common::TlsConfig>& tls, const std::string& identity)
+                     const std::optional<common::TlsConfig>& tls, const std::string& identity,
+                     std::string name)
       : stub_(v1::Coordinator::NewStub(common::MakeChannel(address, tls, identity))),
-        token_(std::move(token)) {}
+        token_(std::move(token)),
+        name_(std::move(name)) {}
 
   absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) override {
     grpc::ClientContext ctx;
@@ -69,6 +72,17 @@ class GrpcDecisionSource final : public DecisionSource, public WaitSink {
     return common::ToAbslStatus(stub_->ReportDecision(&ctx, req, &resp));
   }
 
+  absl::Status ReportForeignBranches(const std::vector<v1::ForeignBranch>& branches) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    common::AddBearerToken(&ctx, token_);
+    v1::ReportForeignBranchesRequest req;
+    req.set_participant(name_);
+    for (const v1::ForeignBranch& b : branches) *req.add_branches() = b;
+    v1::ReportForeignBranchesResponse resp;
+    return common::ToAbslStatus(stub_->ReportForeignBranches(&ctx, req, &resp));
+  }
+
   absl::Status ReportWaits(const v1::ReportWaitsRequest& req) override {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
@@ -80,6 +94,7 @@ class GrpcDecisionSource final : public DecisionSource, public WaitSink {
  private:
   std::unique_ptr<v1::Coordinator::Stub> stub_;
   const std::string token_;
+  const std::string name_;
 };
 
 // The other members' agents, for 3PC termination rounds (addresses only from --peer).
@@ -358,7 +373,7 @@ int Main(int argc, char** argv) {
     coordinator_token = *token;
   }
   GrpcDecisionSource decisions(flags->Get("coordinator"), coordinator_token, *tls,
-                               flags->Get("coordinator-identity"));
+                               flags->Get("coordinator-identity"), flags->Get("name"));
   InDoubtReconciler reconciler(&registry, &decisions, &three_phase,
                                flags->Get("coordinator-node-id"), &clock);
   auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"), *tls);

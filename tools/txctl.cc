@@ -47,7 +47,10 @@ common::FlagSet CtlFlags() {
                     "  participants                agents with health and circuit state\n"
                     "  stats                       counts by state, decision log size\n"
                     "  waits                       lock waits the agents report now (who waits\n"
-                    "                              for whom, where), deadlocks broken");
+                    "                              for whom, where), deadlocks broken\n"
+                    "  foreign                     transactions prepared in the agents' databases\n"
+                    "                              for another coordinator node: nothing here\n"
+                    "                              finishes them");
   f.Add({"coordinator", "HOST:PORT", "txcoord's address", "127.0.0.1:7700"});
   f.Add({"json", "", "print the response as JSON", ""});
   f.Add({"state", "S[,S...]", "list: only these states", "", /*repeated=*/true});
@@ -316,6 +319,32 @@ class Ctl {
     return 0;
   }
 
+  int Foreign() {
+    v1::ListForeignBranchesResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    grpc::Status s = admin_->ListForeignBranches(&ctx, v1::ListForeignBranchesRequest(), &resp);
+    if (!s.ok()) return Failed(s);
+    if (json_) {
+      PrintJson(resp);
+      return 0;
+    }
+    if (resp.branches().empty()) {
+      std::cout << "no foreign prepared branches reported\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {{"PARTICIPANT", "GID", "NODE", "SEEN_S"}};
+    for (const auto& r : resp.branches()) {
+      rows.push_back({r.participant(), r.branch().gid(), r.branch().node_id(),
+                      absl::StrCat(r.branch().seen_ms() / 1000)});
+    }
+    PrintTable(rows);
+    std::cout << "each holds its locks until an operator finishes it in its database (COMMIT "
+                 "PREPARED / ROLLBACK PREPARED, XA COMMIT / XA ROLLBACK) after asking its own "
+                 "coordinator\n";
+    return 0;
+  }
+
  private:
   // The deadline and the bearer token every call carries.
   void Deadline(grpc::ClientContext* ctx) const {
@@ -395,6 +424,10 @@ int Main(int argc, char** argv) {
   if (cmd == "waits") {
     if (auto bad = want_args(0, "waits")) return *bad;
     return ctl.Waits();
+  }
+  if (cmd == "foreign") {
+    if (auto bad = want_args(0, "foreign")) return *bad;
+    return ctl.Foreign();
   }
   return Usage(absl::StrCat("unknown command '", cmd, "'"));
 }

@@ -4,7 +4,8 @@
 //
 // With one: no or an unknown token is UNAUTHENTICATED; a token whose scope does not cover the RPC
 // is PERMISSION_DENIED. client covers the Coordinator API's client calls, admin those and the
-// Admin API, agent the calls txagent makes (GetDecision, ReportDecision, ReportWaits). Refusals
+// Admin API, agent the calls txagent makes (GetDecision, ReportDecision, ReportWaits,
+// ReportForeignBranches). Refusals
 // are logged with the principal (never the token). Reload() swaps the table (SIGHUP).
 // Thread-safe.
 #pragma once
@@ -30,9 +31,9 @@ class CallAuthorizer {
   // Checks `token_file` now; Reload() re-reads it.
   static absl::StatusOr<std::unique_ptr<CallAuthorizer>> FromFile(const std::string& token_file);
 
-  // With TLS: the agents' calls (GetDecision, ReportDecision, ReportWaits) are taken only from a
-  // peer whose certificate names one of `names` (the configured participants), whatever its
-  // token. Call before serving.
+  // With TLS: the agents' calls (GetDecision, ReportDecision, ReportWaits,
+  // ReportForeignBranches) are taken only from a peer whose certificate names one of `names`
+  // (the configured participants), whatever its token. Call before serving.
   void RequireAgentIdentities(std::set<std::string> names) { agent_identities_ = std::move(names); }
 
   // Re-reads the token file; on failure keeps the tokens it had and returns the error.

@@ -2,7 +2,7 @@
 //
 // One token per line: `SCOPE TOKEN [NAME]`. SCOPE is `client` (the Coordinator API), `admin`
 // (the Admin API, and the Coordinator API as well) or `agent` (what txagent calls on the
-// coordinator: GetDecision, ReportDecision, ReportWaits). TOKEN is at least 16 printable
+// coordinator: GetDecision, ReportDecision, ReportWaits, ReportForeignBranches). TOKEN is at least 16 printable
 // characters without spaces. NAME names the principal in logs and as the owner of its
 // transactions; without it the principal is SCOPE-<first 12 hex digits of SHA-256(TOKEN)>, which
 // is stable and says nothing about the token. Blank lines and lines starting with `#` are

@@ -7,6 +7,7 @@ nothing prepared), the next client's transaction sees none of the previous clien
 state, a run-as role limits what client statements reach, limits are named, and an agent takes
 no branch that no coordinator would resolve."""
 import os
+import subprocess
 import unittest
 import urllib.request
 
@@ -304,14 +305,33 @@ class StatementPolicy(unittest.TestCase):
             h.eventually(lambda: self.metric("pg", "txagent_foreign_prepared_branches") == 1,
                          what="the foreign branch reported")
             self.assertIn("is prepared for coordinator node 'n9'", self.c.agents["pg"].log())
+            # The operator sees it through txcoord: which agent, which node, for how long.
+            admin = self.c.admin_stub()
+            # Every agent of this database with --coordinator-node-id n1 sees it.
+            listed = h.eventually(lambda: (lambda b: b if len(b) == 3 else None)(
+                admin.ListForeignBranches(pb.ListForeignBranchesRequest(), timeout=5).branches),
+                what="listed by txcoord for the three agents")
+            self.assertEqual(sorted((b.participant, b.branch.gid, b.branch.node_id)
+                                    for b in listed),
+                             [(agent, "txc_n9-00000001-1-2_0", "n9")
+                              for agent in ("pg", "pglist", "pgrole")])
+            out = subprocess.run([os.path.join(h.BIN, "txctl"), "--coordinator",
+                                  f"127.0.0.1:{self.c.coordinator.port}", "foreign"],
+                                 check=True, stdout=subprocess.PIPE, text=True).stdout
+            self.assertIn("txc_n9-00000001-1-2_0", out)
+            self.assertIn("n9", out)
             # Several reconcile passes (300 ms each) later it is still prepared.
             import time
             time.sleep(1)
             self.assertEqual(pg.prepared("shop"), ["txc_n9-00000001-1-2_0"])
+            self.assertGreater(admin.ListForeignBranches(
+                pb.ListForeignBranchesRequest(), timeout=5).branches[0].branch.seen_ms, 900)
         finally:
             pg.sql("ROLLBACK PREPARED 'txc_n9-00000001-1-2_0'", db="shop")
         h.eventually(lambda: self.metric("pg", "txagent_foreign_prepared_branches") == 0,
                      what="the report cleared")
+        h.eventually(lambda: not self.c.admin_stub().ListForeignBranches(
+            pb.ListForeignBranchesRequest(), timeout=5).branches, what="txcoord's list cleared")
 
     def named(self, participant, name, *params):
         op = h.sql_op("", *params, expect=1)

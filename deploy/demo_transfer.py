@@ -6,7 +6,8 @@ One order commits; one asks for a pear (stock 0): the inventory statement expect
 affected, gets 0, votes NO, and neither database changes. One transfer of 30 commits; one of
 1,000,000 finds alice short (her update matches no row), so it aborts on both sides. Last, a
 client tries to run a program on the database host (COPY ... TO PROGRAM): the agent's statement
-policy refuses it before it reaches PostgreSQL, and the transaction aborts.
+policy refuses it before it reaches PostgreSQL, and the transaction aborts. With TLS and tokens
+configured (the local cluster), a plaintext client and a client without a token are refused too.
 
 usage: demo_transfer.py [COORDINATOR_ADDRESS] [--token-file FILE]
                         [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]]
@@ -130,7 +131,25 @@ def main():
     show("a program on the database host (COPY ... TO PROGRAM)", sneaky)
     states = (ok.state, no.state, moved.state, broke.state, sneaky.state)
     expected = (pb.TXN_STATE_COMMITTED, pb.TXN_STATE_ABORTED) * 2 + (pb.TXN_STATE_ABORTED,)
-    return 0 if states == expected else 1
+    refused_as_expected = True
+    # Who may not call at all: a client without TLS, and one without a token.
+    probes = []
+    if opts.tls_cert:
+        probes.append(("a plaintext client", rpc.CoordinatorStub(grpc.insecure_channel(opts.address)),
+                       metadata, grpc.StatusCode.UNAVAILABLE))
+    if metadata:
+        probes.append(("a client without a token", stub, None, grpc.StatusCode.UNAUTHENTICATED))
+    for title, probe, probe_metadata, want in probes:
+        try:
+            out = probe.Run(transfer(1), timeout=5, metadata=probe_metadata)
+            print(f"{title}: NOT refused: {out.txn_id} {pb.TxnState.Name(out.state)}")
+            refused_as_expected = False
+        except grpc.RpcError as e:
+            print(f"{title}: refused, {e.code().name}"
+                  + (f" ({e.details()})" if e.code() != grpc.StatusCode.UNAVAILABLE else
+                     " (no TLS, no connection)"))
+            refused_as_expected = refused_as_expected and e.code() == want
+    return 0 if states == expected and refused_as_expected else 1
 
 
 if __name__ == "__main__":

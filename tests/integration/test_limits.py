@@ -169,6 +169,16 @@ class Limits(unittest.TestCase):
             "my", "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 200) "
                   "SELECT REPEAT('x', 1000000) FROM t")
 
+    def test_too_many_parameters_are_refused_before_the_database(self):
+        params = [1] * 70000
+        op = h.sql_op("SELECT " + ", ".join(f"${i + 1}" for i in range(len(params))), *params)
+        out = self.coord.Run(pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE, branches=[
+            h.branch("pg", op), h.branch("my", h.sql_op("SELECT 1"))]),
+            timeout=30, metadata=auth(ALICE))
+        self.assertEqual(out.state, pb.TXN_STATE_ABORTED, out)
+        self.assertIn("70000 parameters is over the limit of 65535", out.reason)
+        self.assertTrue(self.nothing_prepared())
+
     # --- the agent's connection cap --------------------------------------------------------------
 
     def agent_connections(self):

@@ -245,7 +245,7 @@ int Main(int argc, char** argv) {
       deadlock_options);
   // Agents report every reconcile pass (5 s by default); a report not renewed for a minute is
   // dropped.
-  driver::ForeignBranchBook foreign_branches(&clock, /*ttl_ms=*/60'000);
+  driver::ForeignBranchBook foreign_branches(&clock, /*ttl_ms=*/60'000, options.node_id);
   service::CoordinatorService service(&txns, &deadlocks, &foreign_branches, authorizer);
   service::AdminService admin(&txns, participants->get(), &deadlocks, &foreign_branches,
                               authorizer);

@@ -274,6 +274,8 @@ absl::Status BranchRegistry::Begin(const v1::BranchRef& ref) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(ref));
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
+  // A Begin may wait for a database connection (SessionBudget): a Rollback interrupts it.
+  RunningCall running(this, e.get(), /*call_number=*/0);
   Touch(gid, *e);
   if (e->initialized && e->state != State::kActive) {
     return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is already finished"));

@@ -1,12 +1,32 @@
 #include "coordinator/driver/foreign_branches.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+
 namespace txn::driver {
 
-void ForeignBranchBook::Report(const v1::ReportForeignBranchesRequest& report) {
+absl::Status ForeignBranchBook::Report(const v1::ReportForeignBranchesRequest& report) {
+  for (int i = 0; i < report.branches_size(); ++i) {
+    const v1::ForeignBranch& b = report.branches(i);
+    std::string problem;
+    if (!common::ParseBranchGid(b.gid())) {
+      problem = "gid is not a txcoord branch name (txc_<txn id>_<branch>)";
+    } else if (b.node_id() != common::NodeOfGid(b.gid())) {
+      problem = "node_id is not the node its gid names";
+    } else if (b.node_id() == own_node_) {
+      problem = "it is this coordinator's own branch, not a foreign one";
+    } else if (b.seen_ms() < 0) {
+      problem = "seen_ms is negative";
+    }
+    if (!problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "branches[", i, "] ('", b.gid().substr(0, 70), "'): ", problem, "; report not taken"));
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (report.branches().empty()) {
     by_participant_.erase(report.participant());
-    return;
+    return absl::OkStatus();
   }
   Last& last = by_participant_[report.participant()];
   last.report = report;
@@ -15,6 +35,7 @@ void ForeignBranchBook::Report(const v1::ReportForeignBranchesRequest& report) {
         kMaxPerParticipant, last.report.branches_size() - kMaxPerParticipant);
   }
   last.unix_ms = clock_->NowUnixMs();
+  return absl::OkStatus();
 }
 
 v1::ListForeignBranchesResponse ForeignBranchBook::List() const {

@@ -839,14 +839,15 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
     }
     return s;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    active_[ctx->txn.id] = ctx;
-  }
+  // Set before the context is published: Execute reads them as soon as it can find it.
   ctx->requested_timeout_ms = req.timeout_ms();
   const int64_t timeout = req.timeout_ms() > 0 ? req.timeout_ms() : options_.default_txn_timeout_ms;
   ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, timeout);
   ctx->deadline_unix_ms = deps_.clock->NowUnixMs() + timeout;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_[ctx->txn.id] = ctx;
+  }
   std::weak_ptr<TxnContext> weak = ctx;
   deps_.timers->After(
       timeout, Guard(Action([this, weak, timeout] {

@@ -157,7 +157,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportForeignBranches(
     s = absl::NotFoundError(absl::StrCat("participant '", req->participant().substr(0, 60),
                                          "' is not a configured participant"));
   }
-  if (s.ok()) foreign_->Report(*req);
+  if (s.ok()) s = foreign_->Report(*req);
   reactor->Finish(common::ToGrpcStatus(s));
   return reactor;
 }

@@ -102,10 +102,11 @@ class Limits(unittest.TestCase):
         except Exception:
             return False
 
-    def check_statement_ends_with_its_deadline(self, agent, sleep_sql, sleeping, row_free):
+    def check_statement_ends_with_its_deadline(self, agent, sleep_sql, sleeping, row_free,
+                                               txn_id):
         stub = self.c.participant_stub(agent)
         call = stub.Execute.future(ppb.ExecuteBranchRequest(
-            ref=ppb.BranchRef(txn_id=f"n1-1-97{len(agent)}001"), begin=True,
+            ref=ppb.BranchRef(txn_id=txn_id), begin=True,
             operations=[h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = 1", expect=1),
                         h.sql_op(sleep_sql)]), timeout=3)
         h.eventually(sleeping, timeout=10, what="the statement running")
@@ -128,16 +129,67 @@ class Limits(unittest.TestCase):
                 "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' "
                 "AND state = 'active'")[0][0] != "0"
         self.check_statement_ends_with_its_deadline("pg", "SELECT pg_sleep(60)", sleeping,
-                                                    self.pg_row_free)
+                                                    self.pg_row_free, "n1-1-97001")
+
+    def mariadb_busy(self):
+        return any("BENCHMARK(" in " ".join(r) for r in self.c.mariadbs["ledger"].sql(
+            "SELECT info FROM information_schema.PROCESSLIST WHERE info LIKE '%BENCHMARK(%' "
+            "AND info NOT LIKE '%PROCESSLIST%'"))
 
     def test_a_mariadb_statement_ends_at_its_deadline_even_when_the_agent_is_killed(self):
-        def sleeping():
-            return any("BENCHMARK(" in " ".join(r) for r in self.c.mariadbs["ledger"].sql(
-                "SELECT info FROM information_schema.PROCESSLIST WHERE info LIKE '%FOR SELECT%'"
-                " OR info LIKE 'SELECT BENCHMARK%'"))
         # SLEEP() notices a vanished client by itself; a statement busy computing does not.
         self.check_statement_ends_with_its_deadline(
-            "my", "SELECT BENCHMARK(5000000000, MD5('x'))", sleeping, self.my_row_free)
+            "my", "SELECT BENCHMARK(5000000000, MD5('x'))", self.mariadb_busy, self.my_row_free,
+            "n1-1-97002")
+
+    def test_a_mariadb_statement_that_is_not_a_select_ends_at_its_deadline_too(self):
+        self.check_statement_ends_with_its_deadline(
+            "my", "DO BENCHMARK(5000000000, MD5('x'))", self.mariadb_busy, self.my_row_free,
+            "n1-1-97003")
+
+    def hold_marker_table(self, seconds):
+        """Another session holds the agent's commit-marker table for `seconds` (less than the
+        harness's --lock-timeout-ms of 1 s): the marker insert of a one-phase commit waits."""
+        pg = self.c.pgs["shop"]
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        held = pool.submit(pg.sql, "BEGIN; LOCK TABLE txcoord_markers IN SHARE MODE; "
+                           f"SELECT pg_sleep({seconds}); COMMIT;", db="shop")
+        pool.shutdown(wait=False)
+        for _ in range(100):
+            if pg.sql("SELECT 1 FROM pg_locks WHERE granted AND mode = 'ShareLock' AND "
+                      "relation = 'txcoord_markers'::regclass", db="shop"):
+                return held
+            time.sleep(0.02)
+        self.fail("the marker table was never locked")
+
+    def test_the_agents_own_statements_have_the_calls_time_not_the_last_executes(self):
+        # The Execute had 0.3 s and set its statement's timeout from that; the one-phase commit
+        # after it has 10 s, and its marker insert waits 0.7 s for a lock.
+        pg = self.c.pgs["shop"]
+        stub = self.c.participant_stub("pg")
+        ref = ppb.BranchRef(txn_id="n1-1-98001")
+        stub.Execute(ppb.ExecuteBranchRequest(ref=ref, begin=True, operations=[
+            h.sql_op("UPDATE acct SET bal = bal + 1 WHERE id = 7", expect=1)]), timeout=0.3)
+        held = self.hold_marker_table(0.7)
+        done = stub.CommitOnePhase(ppb.CommitOnePhaseRequest(ref=ref), timeout=10)
+        self.assertEqual(done.result, ppb.BRANCH_RESULT_COMMITTED, done.reason)
+        held.result()
+        self.assertEqual(pg.sql("SELECT bal FROM acct WHERE id = 7", db="shop"), [["101"]])
+        # A commit with less time than the wait is still stopped by its own deadline, and
+        # nothing of it lands.
+        ref = ppb.BranchRef(txn_id="n1-1-98002")
+        stub.Execute(ppb.ExecuteBranchRequest(ref=ref, begin=True, operations=[
+            h.sql_op("UPDATE acct SET bal = bal + 1 WHERE id = 7", expect=1)]), timeout=10)
+        held = self.hold_marker_table(0.7)
+        try:
+            done = stub.CommitOnePhase(ppb.CommitOnePhaseRequest(ref=ref), timeout=0.3)
+            self.assertNotEqual(done.result, ppb.BRANCH_RESULT_COMMITTED)
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        held.result()
+        time.sleep(0.5)
+        self.assertEqual(pg.sql("SELECT bal FROM acct WHERE id = 7", db="shop"), [["101"]])
+        self.assertEqual(pg.prepared("shop"), [])
 
     # --- results read row by row ------------------------------------------------------------
 

@@ -366,11 +366,17 @@ class StatementPolicy(unittest.TestCase):
         port = h.free_port()
         # A role that reaches the agent's table through another role it belongs to: the REVOKE
         # does not take that away, and the agent must not serve with it.
+        # The same through a privilege on one column only, which has_table_privilege misses.
         pg.sql("CREATE ROLE marker_readers NOLOGIN; GRANT SELECT ON txcoord_markers TO "
                "marker_readers; CREATE ROLE leaky NOLOGIN; GRANT marker_readers TO leaky; "
-               "GRANT leaky TO postgres", db="shop")
+               "GRANT leaky TO postgres; "
+               "CREATE ROLE marker_column_writers NOLOGIN; "
+               "GRANT INSERT (gid) ON txcoord_markers TO marker_column_writers; "
+               "CREATE ROLE column_leaky NOLOGIN; GRANT marker_column_writers TO column_leaky; "
+               "GRANT column_leaky TO postgres", db="shop")
         for role, why in [("nobody_here", "no such role"), ("postgres", "is a superuser"),
-                          ("Bad-Name", "plain role name"), ("leaky", "still has privileges")]:
+                          ("Bad-Name", "plain role name"), ("leaky", "still has privileges"),
+                          ("column_leaky", "still has privileges")]:
             p = h.Process(self.c.root, f"agent-badrole-{port}",
                           [os.path.join(h.BIN, "txagent"), "--listen", f"127.0.0.1:{port}",
                            "--name", "pg", "--backend", "postgres", "--dsn", pg.dsn("shop"),

@@ -15,7 +15,6 @@
 #include "absl/time/time.h"
 #include "common/ids.h"
 #include "common/logging.h"
-#include "common/sql_lexer.h"
 #include "common/statement_guard.h"
 #include "common/status_macros.h"
 #include "participant-agent/adapters/mysql/mysql_connection.h"
@@ -62,19 +61,12 @@ void KillQuery(MysqlPool* pool, int64_t thread) {
 // even when the call's KILL QUERY cannot reach it. SET STATEMENT ... FOR limits this one
 // statement and leaves no session state behind (a parked XA connection keeps its session). The
 // time is rounded down to whole seconds from 10 s up and to tenths below, so that the
-// connection's statement cache (keyed by text) still finds the statement on most calls. Only
-// statements MariaDB accepts after FOR get the prefix; the policy refuses every way a client
-// could change max_statement_time itself.
+// connection's statement cache (keyed by text) still finds the statement on most calls. Every
+// statement gets the prefix (MariaDB takes any statement after FOR, DO and VALUES included); the
+// policy refuses every way a client could change max_statement_time itself.
 v1::Sql WithStatementTime(const v1::Sql& sql) {
   std::optional<int64_t> left = CallCancellation::CurrentRemainingMs();
   if (!left) return sql;
-  common::SqlLex lex = common::LexSql(sql.text(), common::SqlDialect::kMysql, true);
-  if (lex.tokens.empty() || lex.tokens[0].kind != common::SqlToken::Kind::kWord) return sql;
-  const std::string& first = lex.tokens[0].text;
-  if (first != "SELECT" && first != "INSERT" && first != "UPDATE" && first != "DELETE" &&
-      first != "REPLACE" && first != "WITH") {
-    return sql;
-  }
   const int64_t ms = std::min<int64_t>(*left, int64_t{24} * 3600 * 1000);
   const std::string seconds = ms >= 10'000 ? absl::StrCat(ms / 1000)
                                            : absl::StrCat(std::max<int64_t>(ms / 100, 1) / 10, ".",
@@ -126,11 +118,11 @@ class MysqlSession final : public BranchSession {
       // A statement waiting for a row lock is interrupted with KILL QUERY from another
       // connection when the call is cancelled (a Rollback of the branch, e.g. a deadlock
       // victim's), instead of holding the branch until innodb_lock_wait_timeout.
-      CallCancellation::Interruptible interruptible(
-          [pool = pool_, thread = conn_->thread_id()] { KillQuery(pool, thread); });
+      auto kill = [pool = pool_, thread = conn_->thread_id()] { KillQuery(pool, thread); };
+      CallCancellation::Interruptible interruptible(kill);
       if (interruptible.interrupted()) return absl::CancelledError("the call was cancelled");
       conn_->NoteClientStatement();
-      r = conn_->Execute(WithStatementTime(op.sql()), &wrote, limits_);
+      r = conn_->Execute(WithStatementTime(op.sql()), &wrote, limits_, kill);
       // A late KILL QUERY could hit this connection's next statement: never reuse it.
       if (interruptible.interrupted()) conn_->Discard();
     }

@@ -102,7 +102,8 @@ absl::StatusOr<std::vector<std::vector<std::string>>> MysqlConnection::QueryRows
 }
 
 absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, bool* wrote,
-                                                           const ResultLimits& limits) {
+                                                           const ResultLimits& limits,
+                                                           const std::function<void()>& stop_statement) {
   last_errno_ = 0;
   StatementCache& cache = pooled_->statements;
   MYSQL_STMT* stmt = cache.Find(sql.text());
@@ -154,8 +155,8 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
   MYSQL_FIELD* fields = mysql_fetch_fields(meta.get());
   for (unsigned i = 0; i < n; ++i) out.add_columns(fields[i].name);
   // Rows are fetched one at a time from the server (no mysql_stmt_store_result), so that a
-  // result over the limits is never held whole: reading stops there, and closing the statement
-  // drops what the server still sends.
+  // result over the limits is never held whole: reading stops there, the statement is stopped in
+  // the server, and closing it drops what the server still sent.
   // Fetch each column into a zero-length buffer to learn its length, then fetch it for real.
   std::vector<MYSQL_BIND> cols(n);
   std::vector<unsigned long> lengths(n);
@@ -175,7 +176,11 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
     if (rc == 1) return failed();
     for (unsigned i = 0; i < n; ++i) bytes += is_null[i] ? 0 : static_cast<int64_t>(lengths[i]);
     if (absl::Status over = limits.Check(out.rows_size() + 1, bytes); !over.ok()) {
-      cache.Drop(sql.text());  // closing it reads and drops the rest of the result
+      if (stop_statement) {
+        stop_statement();
+        discard_ = true;
+      }
+      cache.Drop(sql.text());  // closing it reads and drops what the server still sends
       return over;
     }
     v1::Row* row = out.add_rows();

@@ -10,6 +10,7 @@
 
 #include <mysql.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -83,9 +84,13 @@ class MysqlConnection {
   absl::StatusOr<std::vector<std::vector<std::string>>> QueryRows(const std::string& sql);
   // Runs a client's statement as a server-side prepared statement. `wrote` is set when it
   // returned no result set (a data change).
-  // Reading its rows stops at `limits` (RESOURCE_EXHAUSTED naming the limit).
+  // Reading its rows stops at `limits` (RESOURCE_EXHAUSTED naming the limit); then
+  // `stop_statement`, if given, stops the statement in the server (KILL QUERY from another
+  // connection), so that dropping the rest of the result does not read all of it, and the
+  // connection is never pooled again (a late KILL QUERY could reach its next statement).
   absl::StatusOr<v1::ExecuteResult> Execute(const v1::Sql& sql, bool* wrote,
-                                            const ResultLimits& limits = ResultLimits());
+                                            const ResultLimits& limits = ResultLimits(),
+                                            const std::function<void()>& stop_statement = {});
 
   unsigned last_errno() const { return last_errno_; }
   // The server's id of this connection (KILL QUERY takes it; INNODB_TRX shows it).

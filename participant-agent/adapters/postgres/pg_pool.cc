@@ -94,7 +94,12 @@ absl::StatusOr<std::vector<absl::StatusOr<PgResult>>> PgConnection::ExecPipeline
   std::string failed_sqlstate;
   for (size_t i = 0; i < queries.size(); ++i) {
     absl::Status row_refused;
-    if (queries[i].on_row && PQsetSingleRowMode(conn_) != 1) return lost("single-row mode");
+    // In a pipeline an earlier statement aborted, the server sends nothing for this one (libpq
+    // has its PIPELINE_ABORTED result ready, and refuses single-row mode for it).
+    if (queries[i].on_row && PQsetSingleRowMode(conn_) != 1 &&
+        PQpipelineStatus(conn_) != PQ_PIPELINE_ABORTED) {
+      return lost("single-row mode");
+    }
     PgResult r(PQgetResult(conn_));
     for (; r && PQresultStatus(r.get()) == PGRES_SINGLE_TUPLE; r.reset(PQgetResult(conn_))) {
       if (!row_refused.ok()) continue;  // cancelled: drained and dropped

@@ -84,6 +84,10 @@ class PostgresSession final : public BranchSession {
     if (!begun_) queries.push_back({"BEGIN", {}});
     const std::optional<int64_t> timeout = StatementTimeoutToSet();
     if (timeout) {
+      // PostgreSQL arms each statement's timer as its Execute arrives, with the setting then in
+      // effect: this SET, ahead in the same pipeline, is the statement's timeout. BEGIN and this
+      // SET cannot fail on a healthy connection outside a failed transaction, and in a failed
+      // one the statement fails too.
       queries.push_back({absl::StrCat("SET LOCAL statement_timeout = ", *timeout), {}});
     }
     const bool switch_role = !run_as_.empty() && !role_active_;
@@ -142,11 +146,14 @@ class PostgresSession final : public BranchSession {
     TXN_ASSIGN_OR_RETURN(PgResult xid, AgentExec("SELECT pg_current_xact_id_if_assigned()::text"));
     if (PQgetisnull(xid.get(), 0, 0)) {
       // No xid: nothing was written. Finish the local transaction; no phase 2 for us.
-      TXN_ASSIGN_OR_RETURN(PgResult done, conn_->Exec("COMMIT"));
+      TXN_ASSIGN_OR_RETURN(PgResult done, AgentExec("COMMIT"));
+      EndedTransaction();
       return PrepareResult{LocalVote::kReadOnly, "", ""};
     }
     std::string native_id = PQgetvalue(xid.get(), 0, 0);
-    return VoteFrom(conn_->Exec(absl::StrCat("PREPARE TRANSACTION '", gid, "'")), native_id);
+    absl::StatusOr<PgResult> prepared = AgentExec(absl::StrCat("PREPARE TRANSACTION '", gid, "'"));
+    EndedTransaction();
+    return VoteFrom(std::move(prepared), native_id);
   }
 
   absl::Status CommitLocal(const std::string& gid) override {
@@ -157,15 +164,12 @@ class PostgresSession final : public BranchSession {
           absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES ($1)"), {gid.c_str()});
       if (!marked.ok() && marked.status().code() != absl::StatusCode::kUnavailable) {
         (void)conn_->Exec("ROLLBACK");
+        EndedTransaction();
         return absl::AbortedError(absl::StrCat("commit marker: ", marked.status().message()));
       }
       if (!marked.ok()) return marked.status();
     }
-    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec("COMMIT"));
-    if (std::string(PQcmdStatus(r.get())) != "COMMIT") {
-      return absl::AbortedError("the transaction failed earlier and was rolled back");
-    }
-    return absl::OkStatus();
+    return Commit();
   }
 
   absl::Status RollbackLocal() override {
@@ -195,8 +199,10 @@ class PostgresSession final : public BranchSession {
 
   absl::Status Commit() override {
     TXN_RETURN_IF_ERROR(EnsureBegun());
-    TXN_ASSIGN_OR_RETURN(PgResult r, conn_->Exec("COMMIT"));
-    if (std::string(PQcmdStatus(r.get())) != "COMMIT") {
+    absl::StatusOr<PgResult> r = AgentExec("COMMIT");
+    EndedTransaction();
+    TXN_RETURN_IF_ERROR(r.status());
+    if (std::string(PQcmdStatus(r->get())) != "COMMIT") {
       return absl::AbortedError("the transaction failed earlier and was rolled back");
     }
     return absl::OkStatus();
@@ -232,19 +238,53 @@ class PostgresSession final : public BranchSession {
     return ms;
   }
 
-  // Runs one of the agent's own statements in the branch's transaction, under the session user:
-  // a client's SET LOCAL ROLE (the run-as role) is ended first, in the same round trip. The
+  // Runs the agent's own statements in the branch's transaction (in one round trip) as the
+  // agent, not as the client's last statement left the session: the run-as role is ended (the
   // owner of a prepared transaction is the role current at PREPARE, and only that role or a
-  // superuser may finish it.
+  // superuser may finish it), and the statement timeout is the current call's, not the one an
+  // earlier Execute set from its own deadline: a Prepare's marker insert or xid read must not be
+  // cut short by what was left of an Execute's time. Outside a call with a deadline (recovery)
+  // there is none. Both travel with the statements. PostgreSQL never times out PREPARE
+  // TRANSACTION or COMMIT themselves (it stops the timer before it commits), so deferred
+  // triggers and constraint checks there are bounded by nothing the agent sets.
+  // Returns one result per statement of `own`.
+  absl::StatusOr<std::vector<absl::StatusOr<PgResult>>> AgentPipeline(
+      const std::vector<PgQuery>& own) {
+    std::vector<PgQuery> queries;
+    // A failed transaction runs nothing but its end (COMMIT answers ROLLBACK), and ends them.
+    const bool failed = PQtransactionStatus(conn_->get()) == PQTRANS_INERROR;
+    if (role_active_ && !failed) queries.push_back({"SET LOCAL ROLE NONE", {}});
+    std::optional<int64_t> timeout;
+    if (!failed) {
+      timeout = CallCancellation::CurrentRemainingMs() ? StatementTimeoutToSet()
+                : statement_timeout_ms_ != 0          ? std::optional<int64_t>(0)
+                                                      : std::nullopt;
+    }
+    if (timeout) queries.push_back({absl::StrCat("SET LOCAL statement_timeout = ", *timeout), {}});
+    // If a reset fails, the transaction is aborted and the agent's statements fail too.
+    const size_t resets = queries.size();
+    std::vector<absl::StatusOr<PgResult>> results;
+    if (resets == 0 && own.size() == 1) {
+      results.push_back(conn_->Exec(own[0].sql, own[0].params));
+      return results;
+    }
+    queries.insert(queries.end(), own.begin(), own.end());
+    TXN_ASSIGN_OR_RETURN(results, conn_->ExecPipeline(queries, /*cancellable=*/false));
+    bool reset = true;
+    for (size_t i = 0; i < resets; ++i) reset = reset && results[i].ok();
+    if (reset) {
+      role_active_ = false;
+      if (timeout) statement_timeout_ms_ = *timeout;
+    }
+    results.erase(results.begin(), results.begin() + static_cast<std::ptrdiff_t>(resets));
+    return results;
+  }
+
+  // One of the agent's own statements, as AgentPipeline.
   absl::StatusOr<PgResult> AgentExec(const std::string& sql,
                                      const std::vector<const char*>& params = {}) {
-    if (!role_active_) return conn_->Exec(sql, params);
-    TXN_ASSIGN_OR_RETURN(auto results,
-                         conn_->ExecPipeline({{"SET LOCAL ROLE NONE", {}}, {sql, params}},
-                                             /*cancellable=*/false));
-    TXN_RETURN_IF_ERROR(results[0].status());
-    role_active_ = false;
-    return std::move(results[1]);
+    TXN_ASSIGN_OR_RETURN(auto results, AgentPipeline({{sql, params}}));
+    return std::move(results[0]);
   }
 
   // A statement that inserted, updated or deleted rows has certainly been given a transaction
@@ -261,16 +301,20 @@ class PostgresSession final : public BranchSession {
   // Prepare of a branch known to have written: the xid read and PREPARE TRANSACTION in one
   // round trip.
   absl::StatusOr<PrepareResult> PrepareWritten(const std::string& gid) {
-    std::vector<PgQuery> queries;
-    if (role_active_) queries.push_back({"SET LOCAL ROLE NONE", {}});
-    queries.push_back({"SELECT pg_current_xact_id_if_assigned()::text", {}});
-    queries.push_back({absl::StrCat("PREPARE TRANSACTION '", gid, "'"), {}});
-    TXN_ASSIGN_OR_RETURN(auto results, conn_->ExecPipeline(queries, /*cancellable=*/false));
-    role_active_ = false;
-    const absl::StatusOr<PgResult>& xid = results[results.size() - 2];
+    TXN_ASSIGN_OR_RETURN(auto results,
+                         AgentPipeline({{"SELECT pg_current_xact_id_if_assigned()::text", {}},
+                                        {absl::StrCat("PREPARE TRANSACTION '", gid, "'"), {}}}));
+    EndedTransaction();
+    const absl::StatusOr<PgResult>& xid = results[0];
     std::string native_id;
     if (xid.ok() && !PQgetisnull(xid->get(), 0, 0)) native_id = PQgetvalue(xid->get(), 0, 0);
-    return VoteFrom(std::move(results.back()), native_id);
+    return VoteFrom(std::move(results[1]), native_id);
+  }
+
+  // PREPARE TRANSACTION, COMMIT or ROLLBACK was sent: nothing LOCAL is in effect any more.
+  void EndedTransaction() {
+    role_active_ = false;
+    statement_timeout_ms_ = 0;
   }
 
   // The vote from PREPARE TRANSACTION's result (the transaction is rolled back on a NO).
@@ -365,11 +409,13 @@ absl::Status PostgresAdapter::KeepFromRunAsRole(PgConnection& conn, const char* 
       conn.Exec(absl::StrCat("REVOKE ALL ON ", table, " FROM ", run_as_quoted_, ", PUBLIC"))
           .status());
   // A REVOKE does not take away what the role has through another role it belongs to, or as
-  // the table's owner: check what it can really do, and refuse to serve if anything.
+  // the table's owner: check what it can really do (on the table, or on any of its columns),
+  // and refuse to serve if anything.
   TXN_ASSIGN_OR_RETURN(
       PgResult can,
       conn.Exec("SELECT has_table_privilege($1, $2, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, "
-                "REFERENCES, TRIGGER')",
+                "REFERENCES, TRIGGER') OR "
+                "has_any_column_privilege($1, $2, 'SELECT, INSERT, UPDATE, REFERENCES')",
                 {run_as_role_.c_str(), table}));
   if (PQntuples(can.get()) == 1 && std::string(PQgetvalue(can.get(), 0, 0)) == "f") {
     return absl::OkStatus();

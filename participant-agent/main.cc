@@ -224,7 +224,10 @@ common::FlagSet AgentFlags() {
          "report a branch's lock wait to the coordinator's deadlock detector once its call has "
          "run this long; 0 = never report",
          "50"});
-  f.Add({"lock-wait-interval-ms", "MS", "how often to look for such waits", "20"});
+  f.Add({"lock-wait-interval-ms", "MS",
+         "how often to look for such waits (MySQL/MariaDB: at most every 150 ms, so that "
+         "InnoDB refreshes its lock tables between looks)",
+         "20"});
   f.Add({"max-result-rows", "N",
          "an operation returning more rows aborts its branch (RESOURCE_EXHAUSTED)", "10000"});
   f.Add({"max-result-bytes", "N",
@@ -476,6 +479,8 @@ int Main(int argc, char** argv) {
   // much shorter than the background loop's, and a slow reconciler pass must not delay it.
   LockWaitReporter wait_reporter(flags->Get("name"), &registry, adapter->get(), &decisions, &clock,
                                  LockWaitReporterOptions{.threshold_ms = *wait_threshold});
+  const int64_t report_every_ms =
+      std::max<int64_t>(*wait_interval, adapter->get()->min_lock_wait_interval_ms());
   std::thread wait_reporting([&] {
     if (*wait_threshold == 0) return;
     bool warned = false;
@@ -493,7 +498,7 @@ int Main(int argc, char** argv) {
         warned = false;
       }
       lock.lock();
-      cv.wait_for(lock, std::chrono::milliseconds(*wait_interval), [&] { return stopping; });
+      cv.wait_for(lock, std::chrono::milliseconds(report_every_ms), [&] { return stopping; });
     }
   });
 

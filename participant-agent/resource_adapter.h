@@ -190,6 +190,9 @@ class ResourceAdapter {
       const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) {
     return absl::UnimplementedError("this participant cannot report lock waits");
   }
+  // The shortest time between two FindLockWaits calls that still sees the database's present
+  // (0: any); the agent's reporter never looks more often (see MysqlAdapter).
+  virtual int64_t min_lock_wait_interval_ms() const { return 0; }
 
   // Periodic housekeeping (e.g. old commit markers). Called from the agent's background loop.
   [[nodiscard]] virtual absl::Status CollectGarbage() { return absl::OkStatus(); }

@@ -260,6 +260,56 @@ class Deadlocks(unittest.TestCase):
         self.assertEqual(self.broken(), before)
         h.eventually(lambda: not shown(), what="the wait cleared")
 
+    def test_a_cycle_is_found_while_another_mariadb_wait_goes_on(self):
+        # t0 waits in MariaDB for a session that is not ours the whole time, so the ledger agent
+        # keeps looking at InnoDB's lock tables; a cycle that forms meanwhile must still be seen
+        # (InnoDB refreshes those tables only after 100 ms without a reader: an agent looking
+        # every 20 ms saw t0's wait alone until it ended).
+        before = self.broken()
+        my = self.c.mariadbs["ledger"]
+        outsider = subprocess.Popen(
+            ["mariadb", "--no-defaults", "-S", my.socket, "-uroot", "ledger"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        try:
+            outsider.stdin.write("BEGIN; UPDATE acct SET bal = bal WHERE id = 8;\n")
+            outsider.stdin.flush()
+            h.eventually(lambda: my.sql("SELECT count(*) FROM information_schema.INNODB_TRX "
+                                        "WHERE trx_rows_locked > 0")[0][0] != "0",
+                         what="the outsider holds row 8")
+            t0 = self.begin()
+            (f0,) = self.run_waits([lambda: self.debit(t0, "ledger", 8)])
+            h.eventually(lambda: any(w.waiter_txn_id == t0 for w in self.admin.ListWaits(
+                pb.ListWaitsRequest(), timeout=5).waits), what="t0's wait listed")
+            time.sleep(0.3)  # the agent has looked many times since
+            t1, t2 = self.begin(), self.begin()
+            self.debit(t1, "orders", 7)
+            self.debit(t2, "ledger", 7)
+            f1, f2 = self.run_waits([lambda: self.debit(t1, "ledger", 7),
+                                     lambda: self.debit(t2, "orders", 7)])
+            r2, s2 = f2.result(timeout=30)
+            self.assert_victim(r2, t2, t1)
+            self.assertLess(s2, VICTIM_WITHIN_S, f"the victim waited {s2:.3f}s")
+            r1, _ = f1.result(timeout=30)
+            self.assertNotIsInstance(r1, grpc.RpcError, r1)
+            self.assertFalse(f0.done(), "t0 still waits for the outsider")
+            outsider.stdin.write("ROLLBACK;\n")
+            outsider.stdin.flush()
+            r0, _ = f0.result(timeout=30)
+            self.assertNotIsInstance(r0, grpc.RpcError, r0)
+        finally:
+            outsider.stdin.close()
+            outsider.wait(timeout=10)
+        o7, l7, l8 = self.bal("orders", 7), self.bal("ledger", 7), self.bal("ledger", 8)
+        out = self.coord.Commit(pb.CommitRequest(txn_id=t1, wait_for_completion=True), timeout=30)
+        self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out.reason)
+        self.assertEqual(self.coord.Rollback(pb.RollbackRequest(txn_id=t0), timeout=30).state,
+                         pb.TXN_STATE_ABORTED)
+        # t1's two debits landed; t0's and the victim's did not.
+        self.assertEqual((self.bal("orders", 7), self.bal("ledger", 7), self.bal("ledger", 8)),
+                         (o7 - 1, l7 - 1, l8))
+        h.eventually(self.nothing_prepared, what="nothing left prepared")
+        self.assertEqual(self.broken(), before + 1)
+
     def test_an_agent_that_does_not_report_leaves_the_lock_timeout_to_end_the_wait(self):
         # "quiet" works on the same MariaDB table but never reports: the coordinator sees only
         # half of the cycle, so nobody is chosen, and the lock timeout (1 s on "quiet") ends it.

@@ -381,7 +381,7 @@ int Main(int argc, char** argv) {
                                flags->Get("coordinator-node-id"), &clock);
   auto peers = GrpcPeerSet::FromSpecs(flags->GetAll("peer"), *tls);
   if (!peers.ok()) return Fail(std::string(peers.status().message()));
-  ThreePhaseTerminator terminator(flags->Get("name"), adapter->get(), &three_phase, &registry,
+  ThreePhaseTerminator terminator(flags->Get("name"), &three_phase, &registry,
                                   &decisions, peers->get(), &clock,
                                   TerminatorOptions{.timeout_ms = *termination_timeout});
 

@@ -86,6 +86,11 @@ absl::StatusOr<std::optional<core::TpcRecord>> ThreePhaseRecords::Load(const std
   return std::optional<core::TpcRecord>(std::move(rec));
 }
 
+absl::StatusOr<std::vector<std::string>> ThreePhaseRecords::ListUndecided() {
+  TXN_RETURN_IF_ERROR(Ensure());
+  return adapter_->ListUndecidedTpc();
+}
+
 absl::Status ThreePhaseRecords::Store(const std::string& gid, const core::TpcRecord& rec) {
   return adapter_->StoreTpcRecord(gid, RowFromRecord(rec));
 }

@@ -48,6 +48,9 @@ class ThreePhaseRecords {
 
   // The record of `gid` (nullopt: none), for the reconciler and the termination timer.
   absl::StatusOr<std::optional<core::TpcRecord>> Load(const std::string& gid);
+  // The gids whose record is not decided, for the termination timer. Makes the records' table
+  // first: on a database no three-phase transaction has reached yet there is none to scan.
+  absl::StatusOr<std::vector<std::string>> ListUndecided();
 
  private:
   std::shared_ptr<std::mutex> LockFor(const std::string& gid);

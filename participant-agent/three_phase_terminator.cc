@@ -32,7 +32,7 @@ const char* Name(core::Decision d) { return d == core::Decision::kCommit ? "COMM
 
 absl::StatusOr<TerminationPass> ThreePhaseTerminator::RunOnce() {
   TerminationPass pass;
-  TXN_ASSIGN_OR_RETURN(std::vector<std::string> gids, adapter_->ListUndecidedTpc());
+  TXN_ASSIGN_OR_RETURN(std::vector<std::string> gids, records_->ListUndecided());
   std::map<std::string, Watch> still;
   const int64_t now = clock_->NowMonotonicMs();
   for (const std::string& gid : gids) {

@@ -54,11 +54,10 @@ struct TerminationPass {
 
 class ThreePhaseTerminator {
  public:
-  ThreePhaseTerminator(std::string self, ResourceAdapter* adapter, ThreePhaseRecords* records,
+  ThreePhaseTerminator(std::string self, ThreePhaseRecords* records,
                        BranchRegistry* registry, DecisionSource* coordinator, PeerSet* peers,
                        common::Clock* clock, TerminatorOptions options)
       : self_(std::move(self)),
-        adapter_(adapter),
         records_(records),
         registry_(registry),
         coordinator_(coordinator),
@@ -83,7 +82,6 @@ class ThreePhaseTerminator {
                       bool tell_coordinator);
 
   const std::string self_;
-  ResourceAdapter* const adapter_;
   ThreePhaseRecords* const records_;
   BranchRegistry* const registry_;
   DecisionSource* const coordinator_;

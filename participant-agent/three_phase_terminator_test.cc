@@ -111,7 +111,7 @@ class TerminatorTest : public testing::Test {
       net_.agents[kMembers[i]] = agents_.back().get();
       views_.push_back(std::make_unique<View>(&net_, kMembers[i]));
       terminators_.push_back(std::make_unique<ThreePhaseTerminator>(
-          kMembers[i], &agents_[i]->adapter, &agents_[i]->records, &agents_[i]->registry,
+          kMembers[i], &agents_[i]->records, &agents_[i]->registry,
           &coordinator_, views_[i].get(), &clock_, TerminatorOptions{.timeout_ms = 100}));
     }
   }

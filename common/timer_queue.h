@@ -1,4 +1,4 @@
-// TimerQueue: runs callbacks after a delay on one background thread. Callbacks must not block
+// TimerQueue: the real Timers (timers.h): runs callbacks after a delay on one background thread. Callbacks must not block
 // (they dispatch events). Thread-safe. The destructor drops timers that have not fired.
 #pragma once
 
@@ -10,17 +10,19 @@
 #include <thread>
 #include <vector>
 
+#include "common/timers.h"
+
 namespace txn::common {
 
-class TimerQueue {
+class TimerQueue final : public Timers {
  public:
   TimerQueue();
-  ~TimerQueue();
+  ~TimerQueue() override;
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;
 
   // Runs `fn` on the timer thread after `delay_ms` (at once if <= 0).
-  void After(int64_t delay_ms, std::function<void()> fn);
+  void After(int64_t delay_ms, std::function<void()> fn) override;
 
  private:
   struct Timer {

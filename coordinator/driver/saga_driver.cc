@@ -31,7 +31,7 @@ bool RefusedBeforeRunning(const absl::Status& s) {
 }  // namespace
 
 SagaDriver::SagaDriver(SagaDriverDeps deps)
-    : deps_(std::move(deps)), random_(std::random_device{}()) {}
+    : deps_(std::move(deps)) {}
 
 SagaDriver::~SagaDriver() { lifetime_.Close(); }
 
@@ -143,12 +143,8 @@ void SagaDriver::Later(int attempt, Action fn) {
     fn();
     return;
   }
-  double unit;
-  {
-    std::lock_guard<std::mutex> lock(random_mu_);
-    unit = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
-  }
-  deps_.timers->After(common::BackoffDelayMs(deps_.retry_backoff, attempt, unit),
+  deps_.timers->After(common::BackoffDelayMs(deps_.retry_backoff, attempt,
+                                            deps_.random->NextUnit()),
                       Guard(std::move(fn)));
 }
 

@@ -8,7 +8,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,21 +17,23 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/lifetime_guard.h"
-#include "common/timer_queue.h"
+#include "common/random.h"
+#include "common/timers.h"
 #include "coordinator/core/saga.h"
 #include "coordinator/driver/request_identity.h"
 #include "coordinator/log/decision_log.h"
-#include "coordinator/log/group_commit_log.h"
+#include "coordinator/log/decision_writer.h"
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/coordinator.pb.h"
 
 namespace txn::driver {
 
 struct SagaDriverDeps {
-  log::GroupCommitLog* group_log = nullptr;
+  log::DecisionWriter* group_log = nullptr;
   transport::ParticipantDirectory* participants = nullptr;
   common::Clock* clock = nullptr;
-  common::TimerQueue* timers = nullptr;
+  common::Timers* timers = nullptr;
+  common::RandomSource* random = nullptr;  // retry jitter
   int64_t rpc_timeout_ms = 5'000;
   common::BackoffPolicy retry_backoff;
   // A saga finished (its final state); called once, outside any lock.
@@ -77,8 +78,6 @@ class SagaDriver {
   const SagaDriverDeps deps_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<SagaContext>> active_ ABSL_GUARDED_BY(mu_);
-  std::mutex random_mu_;
-  std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);
   // Declared last: closed first, so no callback runs against a half-destroyed driver.
   common::LifetimeGuard lifetime_;
 };

@@ -41,7 +41,7 @@ v1::Decision DecisionProto(core::Decision d) {
 }  // namespace
 
 ThreePhaseDriver::ThreePhaseDriver(ThreePhaseDriverDeps deps)
-    : deps_(std::move(deps)), random_(std::random_device{}()) {}
+    : deps_(std::move(deps)) {}
 
 ThreePhaseDriver::~ThreePhaseDriver() { lifetime_.Close(); }
 
@@ -188,12 +188,7 @@ void ThreePhaseDriver::Dispatch(const std::shared_ptr<Context>& ctx,
 void ThreePhaseDriver::Later(int64_t base_ms, int attempt, Action fn) {
   int64_t delay = base_ms;
   if (attempt > 0) {
-    double unit;
-    {
-      std::lock_guard<std::mutex> lock(random_mu_);
-      unit = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
-    }
-    delay += common::BackoffDelayMs(deps_.retry_backoff, attempt, unit);
+    delay += common::BackoffDelayMs(deps_.retry_backoff, attempt, deps_.random->NextUnit());
   }
   if (delay <= 0) {
     fn();

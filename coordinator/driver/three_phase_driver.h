@@ -12,7 +12,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,21 +21,23 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/lifetime_guard.h"
-#include "common/timer_queue.h"
+#include "common/random.h"
+#include "common/timers.h"
 #include "coordinator/core/three_phase.h"
 #include "coordinator/driver/request_identity.h"
 #include "coordinator/log/decision_log.h"
-#include "coordinator/log/group_commit_log.h"
+#include "coordinator/log/decision_writer.h"
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/coordinator.pb.h"
 
 namespace txn::driver {
 
 struct ThreePhaseDriverDeps {
-  log::GroupCommitLog* group_log = nullptr;
+  log::DecisionWriter* group_log = nullptr;
   transport::ParticipantDirectory* participants = nullptr;
   common::Clock* clock = nullptr;
-  common::TimerQueue* timers = nullptr;
+  common::Timers* timers = nullptr;
+  common::RandomSource* random = nullptr;  // retry jitter
   int64_t rpc_timeout_ms = 5'000;
   int64_t prepare_timeout_ms = 10'000;
   // How long pre-commit ACKs (or a termination round) may take before the coordinator starts a
@@ -87,8 +88,6 @@ class ThreePhaseDriver {
   const ThreePhaseDriverDeps deps_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Context>> active_ ABSL_GUARDED_BY(mu_);
-  std::mutex random_mu_;
-  std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);
   // Declared last: closed first, so no callback runs against a half-destroyed driver.
   common::LifetimeGuard lifetime_;
 };

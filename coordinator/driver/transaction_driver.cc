@@ -83,12 +83,13 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       other_incarnations_(options_.node_id, incarnation_),
       idempotency_(options_.idempotency, deps_.clock),
       in_flight_(options_.max_active_per_principal),
-      random_(std::random_device{}()) {
+      random_(deps_.random != nullptr ? deps_.random : &own_random_) {
   sagas_ = std::make_unique<SagaDriver>(SagaDriverDeps{
       .group_log = deps_.group_log,
       .participants = deps_.participants,
       .clock = deps_.clock,
       .timers = deps_.timers,
+      .random = random_,
       .rpc_timeout_ms = options_.rpc_timeout_ms,
       .retry_backoff = options_.retry_backoff,
       .on_finished = [this](const v1::Transaction& t) { Remember(t); },
@@ -99,6 +100,7 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       .participants = deps_.participants,
       .clock = deps_.clock,
       .timers = deps_.timers,
+      .random = random_,
       .rpc_timeout_ms = options_.rpc_timeout_ms,
       .prepare_timeout_ms = options_.prepare_timeout_ms,
       .termination_timeout_ms = options_.termination_timeout_ms,
@@ -246,12 +248,7 @@ void TransactionDriver::Later(int attempt, Action fn) {
     fn();
     return;
   }
-  double unit;
-  {
-    std::lock_guard<std::mutex> lock(random_mu_);
-    unit = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
-  }
-  deps_.timers->After(common::BackoffDelayMs(options_.retry_backoff, attempt, unit),
+  deps_.timers->After(common::BackoffDelayMs(options_.retry_backoff, attempt, random_->NextUnit()),
                       Guard(std::move(fn)));
 }
 

@@ -27,7 +27,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -39,7 +38,8 @@
 #include "common/ids.h"
 #include "common/lifetime_guard.h"
 #include "common/metrics.h"
-#include "common/timer_queue.h"
+#include "common/random.h"
+#include "common/timers.h"
 #include "coordinator/core/two_phase.h"
 #include "coordinator/core/wait_for_graph.h"
 #include "coordinator/driver/deadlock_detector.h"
@@ -49,7 +49,7 @@
 #include "coordinator/driver/saga_driver.h"
 #include "coordinator/driver/three_phase_driver.h"
 #include "coordinator/log/decision_log.h"
-#include "coordinator/log/group_commit_log.h"
+#include "coordinator/log/decision_writer.h"
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/coordinator.pb.h"
 
@@ -82,10 +82,12 @@ struct DriverOptions {
 
 struct DriverDeps {
   log::DecisionLog* log = nullptr;
-  log::GroupCommitLog* group_log = nullptr;
+  log::DecisionWriter* group_log = nullptr;
   transport::ParticipantDirectory* participants = nullptr;
   common::Clock* clock = nullptr;
-  common::TimerQueue* timers = nullptr;
+  common::Timers* timers = nullptr;
+  // Retry jitter; nullptr: the driver draws from its own std::random_device-seeded source.
+  common::RandomSource* random = nullptr;
 };
 
 class TransactionDriver final : public DeadlockTarget {
@@ -260,8 +262,8 @@ class TransactionDriver final : public DeadlockTarget {
   // Finished transactions since start, by final TxnState.
   std::map<v1::TxnState, uint64_t> finished_counts_ ABSL_GUARDED_BY(mu_);
 
-  std::mutex random_mu_;
-  std::mt19937_64 random_ ABSL_GUARDED_BY(random_mu_);
+  common::SeededRandom own_random_;
+  common::RandomSource* const random_;  // deps_.random or &own_random_
 
   // Timers, RPC completions and log writes may finish after this driver is
   // gone; every such callback goes through lifetime_. Declared last so it is

@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/three_phase_wire.h"
 #include "coordinator/core/three_phase_quorum.h"
+#include "common/timer_queue.h"
+#include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/memory_decision_log.h"
 
 namespace txn::driver {

@@ -1,5 +1,6 @@
-// GroupCommitLog: lets many transactions wait for their decision record without blocking a
-// thread each, and makes records that arrive together share one synced write (group commit).
+// GroupCommitLog: the real DecisionWriter. It lets many transactions wait for their decision
+// record without blocking a thread each, and makes records that arrive together share one synced
+// write (group commit).
 //
 // Append() queues a record and returns at once; a single writer thread takes everything queued,
 // writes it as one batch (synced if any record in it asked for sync), then runs each record's
@@ -14,19 +15,18 @@
 #include <thread>
 
 #include "coordinator/log/decision_log.h"
+#include "coordinator/log/decision_writer.h"
 
 namespace txn::log {
 
-class GroupCommitLog {
+class GroupCommitLog final : public DecisionWriter {
  public:
-  using Done = std::function<void(absl::Status)>;
-
   explicit GroupCommitLog(DecisionLog* log);
-  ~GroupCommitLog();
+  ~GroupCommitLog() override;
   GroupCommitLog(const GroupCommitLog&) = delete;
   GroupCommitLog& operator=(const GroupCommitLog&) = delete;
 
-  void Append(DecisionRecord record, bool sync, Done done);
+  void Append(DecisionRecord record, bool sync, Done done) override;
 
   // Number of batches written so far.
   int64_t batches() const;

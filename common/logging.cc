@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_split.h"
@@ -16,6 +17,7 @@ namespace txn::common {
 namespace {
 
 std::atomic<LogFormat> g_format{LogFormat::kText};
+std::function<void(Severity, absl::string_view)> g_sink;  // set before threads log
 
 const char* LevelName(Severity s) {
   return s == Severity::kInfo ? "info" : s == Severity::kWarning ? "warning" : "error";
@@ -24,6 +26,8 @@ const char* LevelName(Severity s) {
 }  // namespace
 
 void SetLogFormat(LogFormat format) { g_format.store(format); }
+
+void SetLogSink(std::function<void(Severity, absl::string_view)> sink) { g_sink = std::move(sink); }
 
 bool ParseLogFormat(absl::string_view name, LogFormat* format) {
   if (name == "text") *format = LogFormat::kText;
@@ -68,6 +72,10 @@ std::string JsonLogLine(absl::string_view timestamp, Severity severity,
 }
 
 void Log(Severity severity, absl::string_view message) {
+  if (g_sink) {
+    g_sink(severity, message);
+    return;
+  }
   static std::mutex mu;
   std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
   if (g_format.load() == LogFormat::kJson) {

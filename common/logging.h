@@ -7,6 +7,7 @@
 // (DSN passwords, tokens): callers pass redacted values. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,11 @@ inline constexpr char kLogFormatFlagHelp[] =
 absl::Status ApplyLogFormatFlag(absl::string_view value);
 // "text" or "json"; false for anything else.
 bool ParseLogFormat(absl::string_view name, LogFormat* format);
+
+// Process-wide: every message goes to `sink` instead of stderr (the simulation keeps a run's
+// messages and prints them only for a failing seed); an empty function puts stderr back.
+// Call before other threads log.
+void SetLogSink(std::function<void(Severity, absl::string_view)> sink);
 
 void Log(Severity severity, absl::string_view message);
 inline void LogInfo(absl::string_view m) { Log(Severity::kInfo, m); }

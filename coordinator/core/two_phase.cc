@@ -321,6 +321,21 @@ void OnLastResourceFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects
   }
 }
 
+// A one-phase commit's answer was lost or did not tell: ask again (the agent answers a repeated
+// CommitOnePhase from its branch table or the branch's commit marker), forever, since only the
+// database knows. After kMaxOnePhaseQueries the client hears IN_DOUBT; the transaction stays
+// COMMITTING (shown IN_DOUBT) until the answer comes.
+void QueryOnePhaseAgain(TwoPhaseTxn& txn, const std::string& reason, Effects& out) {
+  BranchStatus& br = txn.branches[OnePhaseBranch(txn)];
+  br.reason = reason;
+  if (br.attempts >= kMaxOnePhaseQueries && !txn.client_answered) {
+    txn.reason = absl::StrCat("outcome of the one-phase commit on ", br.participant,
+                              " is not known yet: ", reason);
+    Reply(txn, out);
+  }
+  out.push_back(SendCommitOnePhase{0, br.attempts++});
+}
+
 void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& out) {
   if (e.branch && IsHeuristicResource(txn, *e.branch)) {
     if (txn.state == TxnState::kCommitting && txn.decision_logged) {
@@ -339,6 +354,7 @@ void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& ou
     case BranchResult::kCommitted:
       br.state = BranchState::kCommitted;
       txn.state = TxnState::kCommitted;
+      if (txn.keyed) out.push_back(LogCompletion{});
       break;
     case BranchResult::kAborted:
       br.state = BranchState::kAborted;
@@ -346,11 +362,8 @@ void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& ou
       txn.reason = absl::StrCat("participant ", br.participant, " aborted: ", e.reason);
       break;
     case BranchResult::kUnknown:
-      br.state = BranchState::kInDoubt;
-      txn.state = TxnState::kInDoubt;
-      txn.reason = absl::StrCat("outcome of the one-phase commit on ", br.participant,
-                                " is unknown: ", e.reason);
-      break;
+      QueryOnePhaseAgain(txn, e.reason, out);
+      return;
   }
   Reply(txn, out);
   out.push_back(Forget{});
@@ -366,13 +379,7 @@ void OnOnePhaseFailed(TwoPhaseTxn& txn, const OnePhaseFailed& e, Effects& out) {
     return;
   }
   if (!txn.one_phase || txn.state != TxnState::kCommitting) return;
-  BranchStatus& br = txn.branches[OnePhaseBranch(txn)];
-  if (br.attempts >= kMaxOnePhaseQueries) {
-    OnOnePhaseFinished(txn, OnePhaseFinished{BranchResult::kUnknown, e.reason}, out);
-    return;
-  }
-  br.reason = e.reason;
-  out.push_back(SendCommitOnePhase{0, br.attempts++});
+  QueryOnePhaseAgain(txn, e.reason, out);
 }
 
 void OnOperatorResolved(TwoPhaseTxn& txn, const OperatorResolved& e, Effects& out) {

@@ -7,6 +7,10 @@
 //
 //   ACTIVE --CommitRequested, 0 branches-------------------------------> COMMITTED   [Reply]
 //   ACTIVE --CommitRequested, 1 branch---> COMMITTING (one phase)        [SendCommitOnePhase]
+//   COMMITTING (one phase) --committed / aborted--> COMMITTED / ABORTED
+//                                [LogCompletion if keyed and committed, Reply, Forget]
+//   COMMITTING (one phase) --lost / unknown--> COMMITTING   [SendCommitOnePhase(n+1)] forever;
+//                                after kMaxOnePhaseQueries the client hears IN_DOUBT
 //   ACTIVE --CommitRequested, >1 branch--> PREPARING   [SendPrepare(each), StartPrepareTimer]
 //   ACTIVE|PREPARING --RollbackRequested-> ABORTING    [Reply ABORTED, SendRollback(each)]
 //   PREPARING --NO / PrepareFailed / PrepareTimedOut--> ABORTING
@@ -85,6 +89,10 @@ struct TwoPhaseTxn {
   // A single branch commits in one phase (no prepare, no log record). Off only to measure what
   // that saves (txcoord --no-one-phase): the branch is then prepared and committed like any.
   bool one_phase_allowed = true;
+  // The client gave an idempotency key. A one-phase commit then writes its completion record
+  // (LogCompletion) before the answer: it has no COMMIT record, and without one a retry after a
+  // coordinator restart would not find the key and would run the transaction a second time.
+  bool keyed = false;
   bool client_answered = false;
   // COMMITTING before this is set means the COMMIT record is being written: not yet a decision.
   bool decision_logged = false;

@@ -202,7 +202,24 @@ TEST(TwoPhase, SingleBranchCommitsInOnePhaseWithoutLog) {
   fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
   EXPECT_EQ(t.state, TxnState::kCommitted);
   EXPECT_EQ(Count<LogDecision>(fx), 0);
+  EXPECT_EQ(Count<LogCompletion>(fx), 0);
   EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+}
+
+TEST(TwoPhase, KeyedOnePhaseCommitIsLoggedBeforeItsAnswer) {
+  TwoPhaseTxn t = MakeTxn(1);
+  t.keyed = true;
+  Step(t, CommitRequested{});
+  auto fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  EXPECT_EQ(Count<LogDecision>(fx), 0);
+  ASSERT_EQ(Count<LogCompletion>(fx), 1);
+  ASSERT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_LT(IndexOf<LogCompletion>(fx), IndexOf<ReplyToClient>(fx));
+  // An aborted one is not: presumed abort needs no record.
+  TwoPhaseTxn a = MakeTxn(1);
+  a.keyed = true;
+  Step(a, CommitRequested{});
+  EXPECT_EQ(Count<LogCompletion>(Step(a, OnePhaseFinished{BranchResult::kAborted, "no"})), 0);
 }
 
 TEST(TwoPhase, SingleBranchWithOnePhaseOffIsPreparedAndLogged) {
@@ -232,9 +249,21 @@ TEST(TwoPhase, OnePhaseLostAnswerIsQueriedThenInDoubtNeverGuessed) {
     EXPECT_EQ(std::get<SendCommitOnePhase>(fx[0]).attempt, i);
   }
   auto fx = Step(t, OnePhaseFailed{"deadline"});
-  EXPECT_EQ(t.state, TxnState::kInDoubt);
   EXPECT_EQ(OutcomeState(t), TxnState::kInDoubt);
   EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_NE(t.reason.find("not known yet"), std::string::npos);
+  // It goes on asking, without answering again, until the database's answer comes.
+  for (int i = 0; i < 20; ++i) {
+    fx = Step(t, i % 2 ? TwoPhaseEvent{OnePhaseFailed{"deadline"}}
+                       : TwoPhaseEvent{OnePhaseFinished{BranchResult::kUnknown, "?"}});
+    ASSERT_EQ(Count<SendCommitOnePhase>(fx), 1);
+    EXPECT_EQ(Count<ReplyToClient>(fx), 0);
+    EXPECT_EQ(Count<Forget>(fx), 0);
+  }
+  fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(OutcomeState(t), TxnState::kCommitted);
+  EXPECT_EQ(Count<Forget>(fx), 1);
 }
 
 TEST(TwoPhase, CommitFailureRetriesWithGrowingAttemptForever) {
@@ -697,11 +726,11 @@ TEST(Resolve, UnknownLastResourceOutcomeResolvedAsCommit) {
 TEST(Resolve, OnePhaseInDoubtCannotBeResolvedByTheCoordinator) {
   TwoPhaseTxn t = MakeTxn(1);
   Step(t, CommitRequested{});
-  for (int i = 0; i < kMaxOnePhaseQueries + 1 && t.state == TxnState::kCommitting; ++i) {
-    Step(t, OnePhaseFailed{"lost"});
-  }
-  ASSERT_EQ(t.state, TxnState::kInDoubt);
+  for (int i = 0; i < kMaxOnePhaseQueries + 1; ++i) Step(t, OnePhaseFailed{"lost"});
+  ASSERT_EQ(OutcomeState(t), TxnState::kInDoubt);
+  // Only the database knows; the coordinator keeps asking it.
   EXPECT_TRUE(CheckResolve(t, Decision::kCommit).has_value());
+  EXPECT_TRUE(CheckResolve(t, Decision::kAbort).has_value());
 }
 
 TEST(Resolve, HeuristicAbortIsRecordedSoItIsNeverForgotten) {

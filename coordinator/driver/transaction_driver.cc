@@ -49,6 +49,10 @@ struct TransactionDriver::TxnContext {
   // For the phase latency metrics: since the commit was asked for, since the decision.
   std::optional<common::Stopwatch> since_commit_requested ABSL_GUARDED_BY(mu);
   std::optional<common::Stopwatch> since_decided ABSL_GUARDED_BY(mu);
+  // A one-phase commit with an idempotency key: nothing but its completion record remembers the
+  // key across a crash (it has no COMMIT record), so its answers wait until that is durable;
+  // otherwise a retry after a coordinator restart would run the transfer a second time.
+  bool answer_after_completion ABSL_GUARDED_BY(mu) = false;
 };
 
 namespace {
@@ -220,6 +224,7 @@ std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
   ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
   ctx->txn.one_phase_allowed = options_.one_phase;
   ctx->identity = std::move(identity);
+  ctx->txn.keyed = !ctx->identity.idempotency_key.empty();
   return ctx;
 }
 
@@ -254,7 +259,7 @@ void TransactionDriver::Later(int attempt, Action fn) {
 
 void TransactionDriver::AttachOrReply(TxnContext& ctx, OutcomeReply reply,
                                       std::vector<Action>* actions) {
-  if (ctx.txn.client_answered) {
+  if (ctx.txn.client_answered && !ctx.answer_after_completion) {
     v1::Outcome outcome = OutcomeOf(ctx.txn);
     actions->push_back([reply = std::move(reply), outcome] { reply(outcome); });
   } else {
@@ -274,6 +279,10 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
     ref->set_branch(b);
   };
   const int64_t rpc_timeout = options_.rpc_timeout_ms;
+  // Set by a keyed one-phase commit's completion: the actions planned after it (the answers,
+  // forgetting the context) run once that record is durable.
+  std::shared_ptr<std::vector<Action>> after_completion;
+  size_t after_completion_from = 0;
 
   for (const auto& effect : effects) {
     std::visit(
@@ -438,7 +447,10 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                                               : v1::DECISION_ABORT;
             log::DecisionRecord record = DecisionRecordOf(txn, ctx->protocol, ctx->times, decision);
             // A heuristic outcome must survive a crash: it is kept until an operator clears it.
-            const bool sync = txn.state == core::TxnState::kHeuristicMixed;
+            // So must the key of a one-phase commit (see answer_after_completion).
+            const bool keyed_one_phase =
+                txn.one_phase && txn.state == core::TxnState::kCommitted && txn.keyed;
+            const bool sync = txn.state == core::TxnState::kHeuristicMixed || keyed_one_phase;
             if (ctx->since_decided) ObservePhase("commit", ctx->since_decided->Seconds());
             ctx->identity.WriteTo(&record);
             record.set_done(true);
@@ -449,16 +461,40 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
                                             "decision; see txctl show ",
                                             txn.id));
             }
-            actions.push_back([this, record = std::move(record), sync]() mutable {
-              deps_.group_log->Append(std::move(record), sync, [](absl::Status s) {
-                if (!s.ok()) {
-                  common::LogWarning(
-                      absl::StrCat("marking a record done failed (recovery will "
-                                   "re-drive it): ",
-                                   s.message()));
-                }
-              });
+            std::shared_ptr<std::vector<Action>> held;
+            if (keyed_one_phase) {
+              held = std::make_shared<std::vector<Action>>();
+              ctx->answer_after_completion = true;
+            }
+            actions.push_back([this, ctx, record = std::move(record), sync, held]() mutable {
+              deps_.group_log->Append(
+                  std::move(record), sync,
+                  GuardReply<absl::Status>([this, ctx, held](absl::Status s) {
+                    if (!s.ok()) {
+                      // The database committed: the answer stands, only the key may be forgotten
+                      // by a restart.
+                      common::LogWarning(absl::StrCat("txn=", ctx->txn.id,
+                                                      " marking the record done failed: ",
+                                                      s.message()));
+                    }
+                    if (held == nullptr) return;
+                    std::vector<OutcomeReply> late;
+                    v1::Outcome outcome;
+                    {
+                      std::lock_guard<std::mutex> lock(ctx->mu);
+                      ctx->answer_after_completion = false;
+                      late = std::move(ctx->waiters);
+                      ctx->waiters.clear();
+                      outcome = OutcomeOf(ctx->txn);
+                    }
+                    for (auto& a : *held) a();
+                    for (auto& w : late) w(outcome);
+                  }));
             });
+            if (held != nullptr) {
+              after_completion = held;
+              after_completion_from = actions.size();
+            }
           } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
             if (ctx->times.decided_unix_ms == 0 &&
                 core::OutcomeState(txn) != core::TxnState::kInDoubt) {
@@ -494,6 +530,12 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
           }
         },
         effect);
+  }
+  if (after_completion != nullptr) {
+    for (size_t i = after_completion_from; i < actions.size(); ++i) {
+      after_completion->push_back(std::move(actions[i]));
+    }
+    actions.resize(after_completion_from);
   }
   return actions;
 }

@@ -349,6 +349,30 @@ TEST_F(TransactionDriverTest, SingleBranchUsesOnePhaseAndNoLog) {
   EXPECT_FALSE(log_.Get(out->txn_id())->has_value());
 }
 
+// Found by the simulation (tests/sim): a one-phase commit has no COMMIT record, so its key lived
+// only in memory and a retry after a restart ran the transfer a second time.
+TEST_F(TransactionDriverTest, KeyedOnePhaseCommitIsLoggedBeforeItsAnswerAndSurvivesARestart) {
+  v1::RunRequest req = Transfer();
+  req.mutable_branches()->RemoveLast();
+  req.set_idempotency_key("order-1pc");
+  auto out = RunSync(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  // Durable by the time the client hears COMMITTED.
+  auto record = log_.Get(out->txn_id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->idempotency_key(), "order-1pc");
+  EXPECT_TRUE((*record)->done());
+  WaitIdle();
+  MakeDriver();
+  auto retry = RunSync(req);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->txn_id(), out->txn_id());
+  EXPECT_EQ(retry->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_EQ(orders_->one_phase, 1) << "the retry must not run the transfer again";
+  EXPECT_EQ(driver_->GetDecision(out->txn_id()).value(), v1::DECISION_COMMIT);
+}
+
 TEST_F(TransactionDriverTest, BadRequestsAreRejectedBeforeAnythingStarts) {
   v1::RunRequest req = Transfer();
   req.set_protocol(v1::PROTOCOL_UNSPECIFIED);

@@ -1,0 +1,74 @@
+#include "tests/sim/sim_coordinator.h"
+
+#include <cstdlib>
+#include <utility>
+
+#include "common/logging.h"
+
+namespace txn::sim {
+
+void SimDecisionWriter::Append(log::DecisionRecord record, bool sync, Done done) {
+  if (mode_ == LogMode::kAckBeforeDurable) {
+    done(absl::OkStatus());
+    done = nullptr;
+  }
+  queue_.push_back(Pending{std::move(record), std::move(done)});
+  if (queue_.size() == 1) {
+    scheduler_->After(scheduler_->Between(1, 5), life_->Bind([this] { WriteNext(); }));
+  }
+}
+
+void SimDecisionWriter::WriteNext() {
+  if (queue_.empty()) return;
+  Pending p = std::move(queue_.front());
+  queue_.pop_front();
+  absl::Status s = log_->Write({p.record}, /*sync=*/true);
+  if (!queue_.empty()) {
+    scheduler_->After(scheduler_->Between(1, 5), life_->Bind([this] { WriteNext(); }));
+  }
+  if (p.done) p.done(s);
+}
+
+SimCoordinator::SimCoordinator(SimScheduler* scheduler,
+                               transport::ParticipantDirectory* participants, LogMode mode)
+    : scheduler_(scheduler),
+      participants_(participants),
+      writer_(scheduler, &log_, &life_, mode) {
+  Start();
+}
+
+void SimCoordinator::Start() {
+  driver::DriverOptions options;
+  options.prepare_timeout_ms = 2'000;
+  options.rpc_timeout_ms = 500;
+  options.retry_backoff.initial_ms = 20;
+  options.retry_backoff.max_ms = 500;
+  driver_ = std::make_unique<driver::TransactionDriver>(
+      driver::DriverDeps{.log = &log_,
+                         .group_log = &writer_,
+                         .participants = participants_,
+                         .clock = scheduler_->clock(),
+                         .timers = &timers_,
+                         .random = &random_},
+      options);
+  if (absl::Status s = driver_->Recover(); !s.ok()) {
+    // The in-memory log cannot fail; if it does, the simulation itself is broken.
+    common::LogError(absl::StrCat("simulated coordinator could not recover: ", s.ToString()));
+    std::abort();
+  }
+}
+
+void SimCoordinator::Crash() {
+  if (!life_.up()) return;
+  life_.Crash();
+  writer_.Crash();
+  driver_.reset();
+}
+
+void SimCoordinator::Restart() {
+  if (life_.up()) return;
+  life_.Restart();
+  Start();
+}
+
+}  // namespace txn::sim

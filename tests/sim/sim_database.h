@@ -1,0 +1,93 @@
+// SimDatabase: an in-memory database behind the agents' real ResourceAdapter interface, for the
+// simulation. It models what atomic commit depends on:
+//   - a table acct(id, bal) changed only by the simulation's transfer statement
+//     (kTransferSql: bal = bal + $2 where id = $1 and the result stays >= 0, else 0 rows);
+//   - row locks held to the end of the transaction, also while it is prepared; a statement that
+//     meets another transaction's lock fails at once (the simulation has no lock waits: a wait
+//     that would end in a lock timeout or a deadlock victim ends the same way, sooner);
+//   - PREPARE TRANSACTION under a gid, COMMIT / ROLLBACK PREPARED, a commit marker for one-phase
+//     commits, proof of a finished prepared transaction by its native id (PostgreSQL's xid);
+//   - a crash (Crash()): open transactions are lost, prepared ones survive with their locks.
+// It also refuses to prepare now and then (`refuse_prepare_chance`), as a database may.
+//
+// What it saw (per gid: committed or rolled back) is kept for the run's checks. Single-threaded,
+// like the whole simulation.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "participant-agent/resource_adapter.h"
+#include "tests/sim/sim_scheduler.h"
+
+namespace txn::sim {
+
+inline constexpr char kTransferSql[] =
+    "UPDATE acct SET bal = bal + $2 WHERE id = $1 AND bal + $2 >= 0";
+
+class SimSession;
+
+class SimDatabase final : public agent::ResourceAdapter {
+ public:
+  SimDatabase(std::string name, SimScheduler* scheduler, int accounts, int64_t balance,
+              double refuse_prepare_chance);
+  ~SimDatabase() override;
+
+  const std::string& name() const { return name_; }
+
+  bool supports_prepare() const override { return true; }
+  absl::Status CheckReady() override { return absl::OkStatus(); }
+  absl::StatusOr<std::unique_ptr<agent::BranchSession>> Begin(const std::string& gid) override;
+  absl::StatusOr<agent::FinishResult> CommitPrepared(const std::string& gid,
+                                                     const std::string& native_id) override;
+  absl::StatusOr<agent::FinishResult> RollbackPrepared(const std::string& gid,
+                                                       const std::string& native_id) override;
+  absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
+  absl::StatusOr<std::vector<std::string>> ListPrepared() override;
+  absl::StatusOr<agent::FinishedAs> ProveOnePhase(const std::string& gid) override;
+
+  // The database server restarts: every open transaction is rolled back, every session lost.
+  void Crash();
+
+  // For the run's checks.
+  int64_t TotalBalance() const;
+  // Every gid whose transaction wrote here and finished: true = committed.
+  const std::map<std::string, bool>& finished() const { return finished_; }
+  std::vector<std::string> prepared() const;
+
+ private:
+  friend class SimSession;
+  struct Write {
+    int64_t id;
+    int64_t delta;
+  };
+  struct Prepared {
+    std::vector<Write> writes;
+    std::string native_id;
+  };
+  // Applies `writes` and frees their locks.
+  void Apply(const std::vector<Write>& writes);
+  void Unlock(const std::vector<Write>& writes);
+  // Finishes a prepared transaction; `commit` or roll back.
+  agent::FinishResult FinishPrepared(const std::string& gid, const std::string& native_id,
+                                     bool commit);
+
+  const std::string name_;
+  SimScheduler* const scheduler_;
+  const double refuse_prepare_chance_;
+  std::map<int64_t, int64_t> balances_;
+  std::map<int64_t, std::string> lock_holder_;  // row id -> session token or prepared gid
+  std::map<std::string, Prepared> prepared_;
+  std::map<std::string, bool> native_outcomes_;  // native id -> committed (the commit log)
+  std::set<std::string> one_phase_markers_;
+  std::set<SimSession*> open_;
+  std::map<std::string, bool> finished_;
+  uint64_t next_session_ = 1;
+  uint64_t next_native_ = 1;
+};
+
+}  // namespace txn::sim

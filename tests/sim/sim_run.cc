@@ -1,0 +1,380 @@
+#include "tests/sim/sim_run.h"
+
+#include <map>
+#include <memory>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "tests/sim/sim_agent.h"
+
+namespace txn::sim {
+namespace {
+
+constexpr int kAccounts = 4;  // few rows: transfers meet each other's locks
+constexpr int64_t kBalance = 20;
+const char* const kDatabases[] = {"orders", "ledger", "stock"};
+
+// The coordinator's GetDecision, as an agent's reconciler reaches it: over its link.
+class SimDecisionSource final : public agent::DecisionSource {
+ public:
+  SimDecisionSource(SimScheduler* scheduler, SimNetwork* network, std::string agent)
+      : scheduler_(scheduler), network_(network), agent_(std::move(agent)) {}
+  void set_coordinator(SimCoordinator* c) { coordinator_ = c; }
+  absl::StatusOr<v1::Decision> GetDecision(const std::string& txn_id) override {
+    if (!coordinator_->life().up() || network_->IsCut(agent_) ||
+        scheduler_->Chance(network_->faults().drop)) {
+      return absl::UnavailableError("the simulated coordinator cannot be reached");
+    }
+    return coordinator_->driver().GetDecision(txn_id);
+  }
+
+ private:
+  SimScheduler* const scheduler_;
+  SimNetwork* const network_;
+  const std::string agent_;
+  SimCoordinator* coordinator_ = nullptr;
+};
+
+// What clients were told, per idempotency key.
+struct Answer {
+  std::string txn_id;
+  v1::TxnState state;
+  int coordinator_crashes;  // how many there had been when it was given
+};
+
+struct Transfer {
+  std::string key;
+  v1::RunRequest request;
+  std::vector<Answer> answers;
+  bool finished = false;
+};
+
+class Run {
+ public:
+  explicit Run(const SimOptions& options)
+      : options_(options), scheduler_(options.seed), network_(&scheduler_) {
+    for (const char* name : kDatabases) {
+      sources_.push_back(std::make_unique<SimDecisionSource>(&scheduler_, &network_, name));
+      agents_.push_back(std::make_unique<SimAgent>(
+          &scheduler_,
+          std::make_unique<SimDatabase>(name, &scheduler_, kAccounts, kBalance,
+                                        /*refuse_prepare_chance=*/options.faults ? 0.02 : 0),
+          sources_.back().get(), /*reconcile_every_ms=*/200));
+    }
+  }
+
+  SimResult Go() {
+    // Channels bind answers to the coordinator's life, so they are added to its directory right
+    // after it is made (the driver reads the directory only when it is called).
+    coordinator_ = std::make_unique<SimCoordinator>(&scheduler_, &directory_, options_.log_mode);
+    for (auto& agent : agents_) {
+      directory_.Add(std::make_unique<SimChannel>(&scheduler_, &network_, agent.get(),
+                                                  &coordinator_->life()));
+    }
+    for (auto& source : sources_) source->set_coordinator(coordinator_.get());
+
+    if (options_.faults) {
+      network_.set_faults(NetworkFaults{.drop = 0.03, .duplicate = 0.03, .min_delay_ms = 1,
+                                        .max_delay_ms = 30});
+      scheduler_.After(scheduler_.Between(50, 300), [this] { Fault(); });
+    } else {
+      network_.set_faults(NetworkFaults{.min_delay_ms = 1, .max_delay_ms = 5});
+    }
+    for (int c = 0; c < options_.clients; ++c) {
+      scheduler_.After(scheduler_.Between(0, 20), [this, c] { NextTransfer(c); });
+    }
+    scheduler_.RunUntil(start_ms_ + options_.fault_phase_ms);
+    Heal();
+    scheduler_.RunUntil(start_ms_ + options_.fault_phase_ms + options_.heal_phase_ms);
+    Check();
+    return std::move(result_);
+  }
+
+ private:
+  void Note(const std::string& what) {
+    absl::StrAppend(&result_.trace, scheduler_.now() - start_ms_, " ms ", what, "\n");
+  }
+
+  // --- faults ---
+  bool faulting() const { return !healed_; }
+
+  void Fault() {
+    if (!faulting()) return;
+    const int64_t pick = scheduler_.Between(0, 9);
+    if (pick <= 2 && coordinator_->life().up()) {
+      Note("fault: coordinator crashes");
+      ++result_.coordinator_crashes;
+      coordinator_->Crash();
+      scheduler_.After(scheduler_.Between(10, 1'000), [this] {
+        Note("coordinator restarts");
+        coordinator_->Restart();
+      });
+    } else if (pick <= 5) {
+      SimAgent* agent = agents_[scheduler_.Between(0, static_cast<int64_t>(agents_.size()) - 1)].get();
+      if (agent->life().up()) {
+        Note(absl::StrCat("fault: agent ", agent->name(), " crashes"));
+        ++result_.agent_crashes;
+        agent->Crash();
+        scheduler_.After(scheduler_.Between(10, 1'000), [this, agent] {
+          Note(absl::StrCat("agent ", agent->name(), " restarts"));
+          agent->Restart();
+        });
+      }
+    } else if (pick <= 7) {
+      const std::string name = kDatabases[scheduler_.Between(0, 2)];
+      Note(absl::StrCat("fault: link to ", name, " cut"));
+      network_.Cut(name, true);
+      scheduler_.After(scheduler_.Between(50, 1'000), [this, name] {
+        Note(absl::StrCat("link to ", name, " back"));
+        network_.Cut(name, false);
+      });
+    }
+    scheduler_.After(scheduler_.Between(100, 1'500), [this] { Fault(); });
+  }
+
+  void Heal() {
+    Note("every fault heals");
+    healed_ = true;
+    network_.HealAll();
+    network_.set_faults(NetworkFaults{.min_delay_ms = 1, .max_delay_ms = 5});
+    coordinator_->Restart();
+    for (auto& agent : agents_) agent->Restart();
+  }
+
+  // --- clients ---
+  v1::Operation Move(int account, int delta) {
+    v1::Operation op;
+    op.mutable_sql()->set_text(kTransferSql);
+    op.mutable_sql()->add_params(absl::StrCat(account));
+    op.mutable_sql()->add_params(absl::StrCat(delta));
+    op.mutable_sql()->set_expect_rows_affected(1);
+    return op;
+  }
+
+  // A transfer from one database's account to another's (sometimes within one database, a
+  // one-phase commit, sometimes through all three).
+  v1::RunRequest MakeRequest() {
+    v1::RunRequest req;
+    req.set_protocol(v1::PROTOCOL_TWO_PHASE);
+    req.set_timeout_ms(3'000);
+    req.set_wait_for_completion(scheduler_.Chance(0.5));
+    const int amount = static_cast<int>(scheduler_.Between(1, 5));
+    const int64_t shape = scheduler_.Between(0, 9);
+    const int from = static_cast<int>(scheduler_.Between(0, 2));
+    auto* debit = req.add_branches();
+    debit->set_participant(kDatabases[from]);
+    *debit->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), -amount);
+    if (shape == 0) {  // one database: debit and credit in one branch
+      *debit->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), amount);
+      return req;
+    }
+    const int to = (from + 1 + static_cast<int>(scheduler_.Between(0, 1))) % 3;
+    if (shape == 1) {  // three databases: the credit split in two
+      auto* half = req.add_branches();
+      half->set_participant(kDatabases[3 - from - to]);
+      *half->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), 1);
+      auto* rest = req.add_branches();
+      rest->set_participant(kDatabases[to]);
+      *rest->add_operations() =
+          Move(static_cast<int>(scheduler_.Between(1, kAccounts)), amount - 1);
+      return req;
+    }
+    auto* credit = req.add_branches();
+    credit->set_participant(kDatabases[to]);
+    *credit->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), amount);
+    return req;
+  }
+
+  void NextTransfer(int client) {
+    if (!faulting()) return;  // new transfers only while faults happen; retries go on after
+    auto t = std::make_shared<Transfer>();
+    t->key = absl::StrCat("c", client, "-", transfers_.size());
+    t->request = MakeRequest();
+    t->request.set_idempotency_key(t->key);
+    transfers_.push_back(t);
+    Send(client, t, /*attempt=*/0);
+  }
+
+  // Sends (or resends, under the same key) `t`. Each attempt waits for its answer up to a
+  // client timeout; an answer that comes later still counts as something the client was told.
+  void Send(int client, const std::shared_ptr<Transfer>& t, int attempt) {
+    auto waiting = std::make_shared<bool>(true);
+    auto retry = [this, client, t, attempt, waiting] {
+      if (!*waiting) return;
+      *waiting = false;
+      scheduler_.After(scheduler_.Between(50, 300), [this, client, t, attempt] {
+        Send(client, t, attempt + 1);
+      });
+    };
+    scheduler_.After(4'000, retry);  // the client's own timeout
+    if (!coordinator_->life().up() || scheduler_.Chance(network_.faults().drop)) {
+      return;  // refused or lost on the way: the timeout retries
+    }
+    coordinator_->driver().Run(
+        t->request, coordinator_->life().BindReply<absl::StatusOr<v1::Outcome>>(
+                        [this, client, t, waiting, retry](absl::StatusOr<v1::Outcome> outcome) {
+                          OnAnswer(client, t, waiting, retry, std::move(outcome));
+                        }));
+  }
+
+  void OnAnswer(int client, const std::shared_ptr<Transfer>& t,
+                const std::shared_ptr<bool>& waiting, const std::function<void()>& retry,
+                absl::StatusOr<v1::Outcome> outcome) {
+    if (!outcome.ok()) {
+      const auto code = outcome.status().code();
+      if (code != absl::StatusCode::kUnavailable && code != absl::StatusCode::kDeadlineExceeded &&
+          code != absl::StatusCode::kResourceExhausted && code != absl::StatusCode::kAborted) {
+        Violation(absl::StrCat("transfer ", t->key, " got an unexpected error: ",
+                               outcome.status().ToString()));
+      }
+      retry();
+      return;
+    }
+    const v1::TxnState state = outcome->state();
+    Note(absl::StrCat("client: ", t->key, " (", t->request.branches_size(), " branches) -> ",
+                      outcome->txn_id(), " ", v1::TxnState_Name(state)));
+    if (state == v1::TXN_STATE_HEURISTIC_MIXED) {
+      Violation(absl::StrCat("transfer ", t->key, " ended HEURISTIC_MIXED"));
+    }
+    const bool decided = state == v1::TXN_STATE_COMMITTED || state == v1::TXN_STATE_COMMITTING ||
+                         state == v1::TXN_STATE_ABORTED || state == v1::TXN_STATE_ABORTING;
+    if (!decided) {
+      retry();
+      return;
+    }
+    t->answers.push_back(Answer{outcome->txn_id(), state, result_.coordinator_crashes});
+    if (!*waiting) return;  // a late answer to an attempt the client had given up on
+    *waiting = false;
+    if (!t->finished) {
+      t->finished = true;
+      // Now and then the client retries anyway (it did not see the answer, say): the key must
+      // give back the same transaction, not run it again.
+      if (scheduler_.Chance(0.2)) {
+        scheduler_.After(scheduler_.Between(1, 500), [this, client, t] { Send(client, t, 1); });
+      }
+      scheduler_.After(scheduler_.Between(0, 50), [this, client] { NextTransfer(client); });
+    }
+  }
+
+  // --- checks ---
+  void Violation(const std::string& what) {
+    Note(absl::StrCat("VIOLATION: ", what));
+    result_.violations.push_back(what);
+  }
+
+  void Check() {
+    // Each gid's ending, by transaction.
+    std::map<std::string, std::map<uint32_t, bool>> endings;
+    int64_t total = 0;
+    for (auto& agent : agents_) {
+      SimDatabase& db = agent->database();
+      total += db.TotalBalance();
+      for (const auto& gid : db.prepared()) {
+        Violation(absl::StrCat(db.name(), " still holds ", gid, " prepared"));
+      }
+      for (const auto& [gid, committed] : db.finished()) {
+        auto name = common::ParseBranchGid(gid);
+        if (!name) continue;
+        endings[name->txn_id][name->branch] = committed;
+      }
+    }
+    for (const auto& [txn, branches] : endings) {
+      std::set<bool> ends;
+      for (const auto& [branch, committed] : branches) ends.insert(committed);
+      if (ends.size() > 1) Violation(absl::StrCat(txn, ": some branches committed, some not"));
+    }
+    const int64_t expected = kAccounts * kBalance * static_cast<int64_t>(agents_.size());
+    if (total != expected) {
+      Violation(absl::StrCat("the databases hold ", total, ", not ", expected));
+    }
+    for (const auto& t : transfers_) {
+      if (!t->finished) Violation(absl::StrCat("transfer ", t->key, " never got an answer"));
+      std::set<std::string> ids;
+      for (const Answer& a : t->answers) {
+        ids.insert(a.txn_id);
+        const bool said_commit =
+            a.state == v1::TXN_STATE_COMMITTED || a.state == v1::TXN_STATE_COMMITTING;
+        auto it = endings.find(a.txn_id);
+        for (int b = 0; b < t->request.branches_size(); ++b) {
+          const bool committed = it != endings.end() && it->second.count(b) > 0 &&
+                                 it->second.at(b);
+          if (said_commit && !committed) {
+            Violation(absl::StrCat(t->key, ": told COMMITTED, but branch ", b, " of ", a.txn_id,
+                                   " did not commit"));
+          } else if (!said_commit && committed) {
+            Violation(absl::StrCat(t->key, ": told ABORTED, but branch ", b, " of ", a.txn_id,
+                                   " committed"));
+          }
+        }
+        if (said_commit) ++result_.committed;
+        else ++result_.aborted;
+      }
+      // The key took effect at most once: one transaction committed for it, named by every answer
+      // after the first COMMITTED. Within one coordinator life every answer names the same one;
+      // an ABORTED transaction's key does not outlive a restart (presumed abort logs nothing of
+      // it, README "idempotency keys"), so a retry after one may run the transfer anew.
+      std::set<std::string> committed_ids;
+      std::string committed_as;
+      for (size_t i = 0; i < t->answers.size(); ++i) {
+        const Answer& a = t->answers[i];
+        const bool said_commit =
+            a.state == v1::TXN_STATE_COMMITTED || a.state == v1::TXN_STATE_COMMITTING;
+        if (said_commit) committed_ids.insert(a.txn_id);
+        if (!committed_as.empty() && a.txn_id != committed_as) {
+          Violation(absl::StrCat(t->key, ": answered ", a.txn_id, " after COMMITTED as ",
+                                 committed_as));
+        }
+        if (said_commit && committed_as.empty()) committed_as = a.txn_id;
+        if (i > 0 && a.txn_id != t->answers[i - 1].txn_id &&
+            a.coordinator_crashes == t->answers[i - 1].coordinator_crashes) {
+          Violation(absl::StrCat(t->key, ": one coordinator answered ", t->answers[i - 1].txn_id,
+                                 " and then ", a.txn_id));
+        }
+      }
+      for (const std::string& id : ids) {
+        auto it = endings.find(id);
+        if (it != endings.end() && !it->second.empty() && it->second.begin()->second) {
+          committed_ids.insert(id);
+        }
+      }
+      if (committed_ids.size() > 1) {
+        Violation(absl::StrCat(t->key, ": one idempotency key committed ", committed_ids.size(),
+                               " transactions"));
+      }
+    }
+  }
+
+  const SimOptions options_;
+  SimScheduler scheduler_;
+  const int64_t start_ms_ = scheduler_.now();
+  SimNetwork network_;
+  SimDirectory directory_;
+  std::vector<std::unique_ptr<SimDecisionSource>> sources_;
+  std::vector<std::unique_ptr<SimAgent>> agents_;
+  std::unique_ptr<SimCoordinator> coordinator_;
+  std::vector<std::shared_ptr<Transfer>> transfers_;
+  bool healed_ = false;
+  SimResult result_;
+};
+
+}  // namespace
+
+SimResult RunSimulation(const SimOptions& options) {
+  std::string log;
+  common::SetLogSink([&log](common::Severity, absl::string_view m) {
+    absl::StrAppend(&log, m, "\n");
+  });
+  SimResult result;
+  {
+    Run run(options);
+    result = run.Go();
+  }
+  common::SetLogSink(nullptr);
+  result.log = std::move(log);
+  return result;
+}
+
+}  // namespace txn::sim

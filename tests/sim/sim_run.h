@@ -1,0 +1,43 @@
+// SimRun: one seeded run of the whole system: a coordinator, three agents with their databases,
+// and clients sending transfers (with idempotency keys, retried on errors and timeouts), first
+// under faults (crashes and restarts of the coordinator and agents at any step, messages delayed,
+// reordered, dropped, duplicated, links cut), then with every fault healed until the system is
+// quiet. Then it checks what a user would:
+//   - atomicity: every branch of a transaction ended the same way in its database;
+//   - every COMMITTED answer is true (each branch committed), every ABORTED one too (none did);
+//   - nothing is left prepared;
+//   - an idempotency key ran its transfer once (every answer for it names one transaction);
+//   - no money was made or lost, and every transfer got its answer once faults healed.
+// The same seed gives the same run, event for event.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tests/sim/sim_coordinator.h"
+
+namespace txn::sim {
+
+struct SimOptions {
+  uint64_t seed = 1;
+  LogMode log_mode = LogMode::kCorrect;
+  int clients = 4;
+  int64_t fault_phase_ms = 20'000;
+  int64_t heal_phase_ms = 60'000;
+  bool faults = true;
+};
+
+struct SimResult {
+  std::vector<std::string> violations;  // empty: every check held
+  int committed = 0;
+  int aborted = 0;
+  int coordinator_crashes = 0;
+  int agent_crashes = 0;
+  std::string trace;  // faults, restarts and answers, in order, for a failing seed
+  std::string log;    // what the coordinator and agents logged
+};
+
+SimResult RunSimulation(const SimOptions& options);
+
+}  // namespace txn::sim

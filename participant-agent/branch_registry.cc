@@ -288,7 +288,27 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
+  // The same call again (a duplicated or re-sent message): its statements ran once, and this
+  // gets the answer they gave. An older call than the last one run is refused: running it now
+  // would apply its statements after later ones.
+  if (req.call_number() != 0 && req.call_number() <= e->last_execute_call) {
+    if (req.call_number() == e->last_execute_call) return e->last_execute_answer;
+    return absl::FailedPreconditionError(
+        absl::StrCat("branch ", gid, ": Execute call ", req.call_number(),
+                     " arrived after call ", e->last_execute_call, " ran"));
+  }
   RunningCall running(this, e.get(), req.call_number());
+  absl::StatusOr<v1::ExecuteBranchResponse> answer = ExecuteOnce(*e, gid, req);
+  if (req.call_number() != 0) {
+    e->last_execute_call = req.call_number();
+    e->last_execute_answer = answer;
+  }
+  return answer;
+}
+
+absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::ExecuteOnce(
+    Entry& entry, const std::string& gid, const v1::ExecuteBranchRequest& req) {
+  Entry* e = &entry;
   Touch(gid, *e);
   if (e->initialized && e->state != State::kActive) {
     return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is no longer active",

@@ -123,6 +123,10 @@ class BranchRegistry {
     int64_t running_since_ms = 0;
     uint64_t running_call_number = 0;  // the coordinator's number of that call
     int64_t db_session = 0;
+    // The last Execute call run on this branch (the coordinator's call_number; 0: none) and its
+    // answer, for a duplicate of that call.
+    uint64_t last_execute_call = 0;
+    absl::StatusOr<v1::ExecuteBranchResponse> last_execute_answer;
   };
 
   // Marks `e` as served by the current thread's call (CallCancellation::Current()) until
@@ -142,6 +146,9 @@ class BranchRegistry {
   // up on the branch, so its statement need not finish first).
   void InterruptRunning(Entry& e);
 
+  // Execute's work, once per call. Requires entry.mu held.
+  absl::StatusOr<v1::ExecuteBranchResponse> ExecuteOnce(Entry& entry, const std::string& gid,
+                                                        const v1::ExecuteBranchRequest& req);
   absl::StatusOr<v1::PrepareBranchResponse> PrepareLocal(const v1::PrepareBranchRequest& req,
                                                          const std::string& gid);
   std::shared_ptr<Entry> GetOrCreate(const std::string& gid);

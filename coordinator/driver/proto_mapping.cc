@@ -70,7 +70,11 @@ v1::Transaction TransactionOf(const core::TwoPhaseTxn& txn, v1::Protocol protoco
   out.set_protocol(protocol);
   // Before the COMMIT record is durable the transaction is still deciding: show PREPARING.
   core::TxnState state = txn.state;
-  if (state == core::TxnState::kCommitting && !txn.decision_logged && !txn.one_phase) {
+  if (state == core::TxnState::kCommitting && !txn.decision_logged && txn.one_phase) {
+    // A one-phase commit under way is decided by the database, not here: still deciding, or in
+    // doubt once the client was told so (its answer was lost several times).
+    state = txn.client_answered ? core::TxnState::kInDoubt : core::TxnState::kPreparing;
+  } else if (state == core::TxnState::kCommitting && !txn.decision_logged) {
     state = core::TxnState::kPreparing;
     // Committing the last resource, and its answer is not known yet (asked again, or after a
     // restart): an operator may have to look.

@@ -46,8 +46,11 @@ struct Answer {
 };
 
 struct Transfer {
-  std::string key;
+  std::string key;  // empty for an interactive one
+  // Run's request; an interactive transfer runs its branches' operations one Execute each, in
+  // order, so its branch numbers are the same.
   v1::RunRequest request;
+  std::string txn_id;  // interactive: Begin's
   std::vector<Answer> answers;
   bool finished = false;
 };
@@ -190,6 +193,13 @@ class Run {
 
   void NextTransfer(int client) {
     if (!faulting()) return;  // new transfers only while faults happen; retries go on after
+    if (scheduler_.Chance(0.3)) {
+      auto t = std::make_shared<Transfer>();
+      t->request = MakeRequest();
+      transfers_.push_back(t);
+      BeginInteractive(client, t);
+      return;
+    }
     auto t = std::make_shared<Transfer>();
     t->key = absl::StrCat("c", client, "-", transfers_.size());
     t->request = MakeRequest();
@@ -257,6 +267,126 @@ class Run {
       }
       scheduler_.After(scheduler_.Between(0, 50), [this, client] { NextTransfer(client); });
     }
+  }
+
+  // --- interactive transfers: Begin, one Execute per operation, Commit ---
+  // The client is done with `t` (with an answer or without: it gave up).
+  void Done(int client, const std::shared_ptr<Transfer>& t) {
+    if (t->finished) return;
+    t->finished = true;
+    scheduler_.After(scheduler_.Between(0, 50), [this, client] { NextTransfer(client); });
+  }
+
+  void Record(const std::shared_ptr<Transfer>& t, const v1::Outcome& o) {
+    Note(absl::StrCat("client: interactive ", o.txn_id(), " -> ", v1::TxnState_Name(o.state())));
+    if (o.state() == v1::TXN_STATE_HEURISTIC_MIXED) {
+      Violation(absl::StrCat(o.txn_id(), " ended HEURISTIC_MIXED"));
+    }
+    if (o.state() == v1::TXN_STATE_COMMITTED || o.state() == v1::TXN_STATE_COMMITTING ||
+        o.state() == v1::TXN_STATE_ABORTED || o.state() == v1::TXN_STATE_ABORTING) {
+      t->answers.push_back(Answer{o.txn_id(), o.state(), result_.coordinator_crashes});
+    }
+  }
+
+  void BeginInteractive(int client, const std::shared_ptr<Transfer>& t) {
+    if (!faulting()) return Done(client, t);
+    absl::StatusOr<v1::BeginResponse> begun = absl::UnavailableError("coordinator down");
+    if (coordinator_->life().up()) {
+      v1::BeginRequest req;
+      req.set_protocol(v1::PROTOCOL_TWO_PHASE);
+      req.set_timeout_ms(3'000);
+      begun = coordinator_->driver().Begin(req);
+    }
+    if (!begun.ok()) {
+      scheduler_.After(scheduler_.Between(50, 300), [this, client, t] {
+        BeginInteractive(client, t);
+      });
+      return;
+    }
+    t->txn_id = begun->txn_id();
+    ExecuteNext(client, t, 0, 0);
+  }
+
+  void ExecuteNext(int client, const std::shared_ptr<Transfer>& t, int branch, int op) {
+    if (branch == t->request.branches_size()) return CommitInteractive(client, t);
+    const v1::Branch& b = t->request.branches(branch);
+    if (op == b.operations_size()) return ExecuteNext(client, t, branch + 1, 0);
+    v1::ExecuteRequest req;
+    req.set_txn_id(t->txn_id);
+    req.set_participant(b.participant());
+    *req.mutable_operation() = b.operations(op);
+    auto waiting = std::make_shared<bool>(true);
+    scheduler_.After(4'000, [this, client, t, waiting] {
+      if (!*waiting) return;
+      *waiting = false;
+      RollbackInteractive(client, t);  // the client gives up
+    });
+    if (!coordinator_->life().up() || scheduler_.Chance(network_.faults().drop)) return;
+    coordinator_->driver().Execute(
+        req, coordinator_->life().BindReply<absl::StatusOr<v1::ExecuteResult>>(
+                 [this, client, t, waiting, branch, op](absl::StatusOr<v1::ExecuteResult> r) {
+                   if (!*waiting) return;
+                   *waiting = false;
+                   if (!r.ok() || r->rows_affected() != 1) return RollbackInteractive(client, t);
+                   ExecuteNext(client, t, branch, op + 1);
+                 }));
+  }
+
+  void RollbackInteractive(int client, const std::shared_ptr<Transfer>& t) {
+    if (coordinator_->life().up() && !scheduler_.Chance(network_.faults().drop)) {
+      v1::RollbackRequest req;
+      req.set_txn_id(t->txn_id);
+      coordinator_->driver().Rollback(
+          req, coordinator_->life().BindReply<absl::StatusOr<v1::Outcome>>(
+                   [this, t](absl::StatusOr<v1::Outcome> o) {
+                     if (o.ok()) Record(t, *o);
+                   }));
+    }
+    Done(client, t);  // whatever the Rollback says: nothing was asked to commit
+  }
+
+  void CommitInteractive(int client, const std::shared_ptr<Transfer>& t) {
+    auto waiting = std::make_shared<bool>(true);
+    scheduler_.After(4'000, [this, client, t, waiting] {
+      if (!*waiting) return;
+      *waiting = false;
+      Poll(client, t, 0);
+    });
+    if (!coordinator_->life().up() || scheduler_.Chance(network_.faults().drop)) return;
+    v1::CommitRequest req;
+    req.set_txn_id(t->txn_id);
+    req.set_wait_for_completion(scheduler_.Chance(0.5));
+    coordinator_->driver().Commit(
+        req, coordinator_->life().BindReply<absl::StatusOr<v1::Outcome>>(
+                 [this, client, t, waiting](absl::StatusOr<v1::Outcome> o) {
+                   if (!*waiting) return;
+                   *waiting = false;
+                   if (o.ok()) Record(t, *o);
+                   if (o.ok() && !t->answers.empty()) return Done(client, t);
+                   Poll(client, t, 0);
+                 }));
+  }
+
+  // The Commit's answer did not come (or did not decide): ask GetTransaction, for a while. A
+  // transaction the coordinator no longer knows (NOT_FOUND after a restart) has an outcome the
+  // client cannot learn; it gives up without an answer.
+  void Poll(int client, const std::shared_ptr<Transfer>& t, int attempt) {
+    if (coordinator_->life().up()) {
+      absl::StatusOr<v1::Transaction> got = coordinator_->driver().GetTransaction(t->txn_id);
+      if (got.ok()) {
+        v1::Outcome o;
+        o.set_txn_id(got->txn_id());
+        o.set_state(got->state());
+        Record(t, o);
+        if (!t->answers.empty()) return Done(client, t);
+      } else if (got.status().code() == absl::StatusCode::kNotFound) {
+        return Done(client, t);
+      }
+    }
+    if (attempt >= 100) return Done(client, t);
+    scheduler_.After(scheduler_.Between(100, 300), [this, client, t, attempt] {
+      Poll(client, t, attempt + 1);
+    });
   }
 
   // --- checks ---
@@ -340,6 +470,7 @@ class Run {
           committed_ids.insert(id);
         }
       }
+      if (t->key.empty()) continue;  // interactive: one transaction, no key
       if (committed_ids.size() > 1) {
         Violation(absl::StrCat(t->key, ": one idempotency key committed ", committed_ids.size(),
                                " transactions"));

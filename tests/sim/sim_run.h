@@ -1,13 +1,14 @@
 // SimRun: one seeded run of the whole system: a coordinator, three agents with their databases,
-// and clients sending transfers (with idempotency keys, retried on errors and timeouts), first
-// under faults (crashes and restarts of the coordinator and agents at any step, messages delayed,
-// reordered, dropped, duplicated, links cut), then with every fault healed until the system is
-// quiet. Then it checks what a user would:
+// and clients sending transfers (Run with idempotency keys, retried on errors and timeouts, and
+// interactive Begin / Execute / Commit), first under faults (crashes and restarts of the
+// coordinator and agents at any step, messages delayed, reordered, dropped, duplicated, links
+// cut), then with every fault healed until the system is quiet. Then it checks what a user would:
 //   - atomicity: every branch of a transaction ended the same way in its database;
 //   - every COMMITTED answer is true (each branch committed), every ABORTED one too (none did);
 //   - nothing is left prepared;
-//   - an idempotency key ran its transfer once (every answer for it names one transaction);
-//   - no money was made or lost, and every transfer got its answer once faults healed.
+//   - an idempotency key took effect once (one transaction committed for it; an ABORTED one's
+//     key does not outlive a coordinator restart, by design, so a retry after one may run anew);
+//   - no money was made or lost, and every keyed transfer got its answer once faults healed.
 // The same seed gives the same run, event for event.
 #pragma once
 

@@ -11,6 +11,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "participant-agent/branch_registry.h"
+#include "tests/sim/sim_database.h"
 #include "tests/sim/sim_run.h"
 
 namespace txn::sim {
@@ -88,6 +90,37 @@ TEST(Simulation, ALogThatAcknowledgesBeforeItIsDurableIsCaught) {
     }
   }
   FAIL() << "no seed of " << count << " caught a log that acknowledges before it is durable";
+}
+
+// Found by the simulation: a duplicated Execute message ran its statements twice (one transfer
+// debited twice, money lost). The agent now runs each call_number once.
+TEST(SimulatedAgent, ADuplicatedExecuteRunsItsStatementsOnce) {
+  SimScheduler scheduler(1);
+  SimDatabase db("orders", &scheduler, /*accounts=*/1, /*balance=*/20, 0);
+  agent::BranchRegistry registry(&db, scheduler.clock(), agent::BranchRegistryOptions{});
+  v1::ExecuteBranchRequest req;
+  req.mutable_ref()->set_txn_id("n1-0000000a-1-1");
+  req.set_begin(true);
+  req.set_call_number(1);
+  auto* op = req.add_operations()->mutable_sql();
+  op->set_text(kTransferSql);
+  op->add_params("1");
+  op->add_params("-5");
+  ASSERT_TRUE(registry.Execute(req).ok());
+  auto again = registry.Execute(req);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->results_size(), 1);
+  EXPECT_EQ(again->results(0).rows_affected(), 1);
+  req.set_begin(false);
+  req.set_call_number(3);
+  ASSERT_TRUE(registry.Execute(req).ok());
+  req.set_call_number(2);  // older than the last one run
+  EXPECT_EQ(registry.Execute(req).status().code(), absl::StatusCode::kFailedPrecondition);
+  v1::CommitOnePhaseRequest commit;
+  *commit.mutable_ref() = req.ref();
+  auto committed = registry.CommitOnePhase(commit);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(db.TotalBalance(), 10) << "calls 1 and 3 ran once each";
 }
 
 }  // namespace

@@ -621,6 +621,21 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
       resp.set_result(v1::BRANCH_RESULT_COMMITTED);
       return resp;
     case State::kAborted:
+      if (e->one_phase_unknown) {
+        // Its COMMIT's answer was lost with the connection: the commit marker tells now.
+        absl::StatusOr<FinishedAs> proven = adapter_->ProveOnePhase(gid);
+        if (!proven.ok() || *proven == FinishedAs::kUnknown) {
+          resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
+          resp.set_reason(proven.ok() ? e->reason : std::string(proven.status().message()));
+          return resp;
+        }
+        e->one_phase_unknown = false;
+        if (*proven == FinishedAs::kCommitted) {
+          e->state = State::kCommitted;
+          resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+          return resp;
+        }
+      }
       resp.set_result(v1::BRANCH_RESULT_ABORTED);
       resp.set_reason(e->reason);
       return resp;
@@ -657,8 +672,10 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
     resp.set_result(v1::BRANCH_RESULT_ABORTED);
     resp.set_reason(e->reason);
   } else {
-    // The connection failed during COMMIT: whether it landed cannot be known here.
+    // The connection failed during COMMIT: whether it landed cannot be known now. A repeated
+    // CommitOnePhase asks the commit marker (never answers ABORTED from this entry alone).
     e->state = State::kAborted;
+    e->one_phase_unknown = true;
     e->reason = std::string(committed.message());
     resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
     resp.set_reason(e->reason);

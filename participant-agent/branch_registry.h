@@ -113,6 +113,8 @@ class BranchRegistry {
     std::string native_id;
     std::string reason;   // why it aborted, or why it will vote NO
     bool doomed = false;  // an expectation failed during Execute: Prepare votes NO
+    // kAborted only as far as this agent knows: its one-phase COMMIT's answer was lost.
+    bool one_phase_unknown = false;
     int64_t last_used_ms = 0;
     // The cancellation of the work call running on this branch now (Execute, Prepare,
     // CommitOnePhase), or empty. Guarded by BranchRegistry::mu_, not by `mu`: a Rollback

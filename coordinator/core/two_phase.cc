@@ -333,7 +333,7 @@ void QueryOnePhaseAgain(TwoPhaseTxn& txn, const std::string& reason, Effects& ou
                               " is not known yet: ", reason);
     Reply(txn, out);
   }
-  out.push_back(SendCommitOnePhase{0, br.attempts++});
+  out.push_back(SendCommitOnePhase{OnePhaseBranch(txn), br.attempts++});
 }
 
 void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& out) {

@@ -225,6 +225,10 @@ std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
   ctx->txn.one_phase_allowed = options_.one_phase;
   ctx->identity = std::move(identity);
   ctx->txn.keyed = !ctx->identity.idempotency_key.empty();
+  // A key must outlive a coordinator crash at any step, also one between sending a one-phase
+  // commit and its answer, and only a record written before the commit can do that: a keyed
+  // single-branch transaction is prepared and logged like any other.
+  if (ctx->txn.keyed) ctx->txn.one_phase_allowed = false;
   return ctx;
 }
 
@@ -455,7 +459,7 @@ std::vector<TransactionDriver::Action> TransactionDriver::Plan(
             ctx->identity.WriteTo(&record);
             record.set_done(true);
             record.set_done_unix_ms(deps_.clock->NowUnixMs());
-            if (sync) {
+            if (txn.state == core::TxnState::kHeuristicMixed) {
               common::LogError(absl::StrCat("txn=", txn.id,
                                             " HEURISTIC_MIXED: a branch's outcome differs from the "
                                             "decision; see txctl show ",

@@ -350,8 +350,9 @@ TEST_F(TransactionDriverTest, SingleBranchUsesOnePhaseAndNoLog) {
 }
 
 // Found by the simulation (tests/sim): a one-phase commit has no COMMIT record, so its key lived
-// only in memory and a retry after a restart ran the transfer a second time.
-TEST_F(TransactionDriverTest, KeyedOnePhaseCommitIsLoggedBeforeItsAnswerAndSurvivesARestart) {
+// only in memory and a retry after a restart ran the transfer a second time. A keyed
+// single-branch transaction is prepared and logged instead.
+TEST_F(TransactionDriverTest, KeyedSingleBranchIsLoggedSoARetryAfterARestartRunsOnce) {
   v1::RunRequest req = Transfer();
   req.mutable_branches()->RemoveLast();
   req.set_idempotency_key("order-1pc");
@@ -369,7 +370,8 @@ TEST_F(TransactionDriverTest, KeyedOnePhaseCommitIsLoggedBeforeItsAnswerAndSurvi
   ASSERT_TRUE(retry.ok()) << retry.status();
   EXPECT_EQ(retry->txn_id(), out->txn_id());
   EXPECT_EQ(retry->state(), v1::TXN_STATE_COMMITTED);
-  EXPECT_EQ(orders_->one_phase, 1) << "the retry must not run the transfer again";
+  EXPECT_EQ(orders_->one_phase, 0);
+  EXPECT_EQ(orders_->prepares, 1) << "the retry must not run the transfer again";
   EXPECT_EQ(driver_->GetDecision(out->txn_id()).value(), v1::DECISION_COMMIT);
 }
 

@@ -25,9 +25,13 @@ class SimSession final : public agent::BranchSession {
 
   absl::StatusOr<v1::ExecuteResult> Execute(const v1::Operation& op) override {
     TXN_SIM_RETURN_IF_CLOSED();
-    if (!op.has_sql() || op.sql().text() != kTransferSql || op.sql().params_size() != 2) {
+    const std::string& text = op.sql().text();
+    const std::string statement(kTransferSql);
+    if (!op.has_sql() || text.compare(0, statement.size(), statement) != 0 ||
+        op.sql().params_size() != 2) {
       return absl::InvalidArgumentError("the simulated database runs only its transfer statement");
     }
+    if (text.size() > statement.size()) db_->tags_[gid_] = text.substr(statement.size());
     int64_t id = 0, delta = 0;
     if (!absl::SimpleAtoi(op.sql().params(0), &id) || !absl::SimpleAtoi(op.sql().params(1), &delta) ||
         db_->balances_.count(id) == 0) {
@@ -62,7 +66,7 @@ class SimSession final : public agent::BranchSession {
       r.vote = agent::LocalVote::kReadOnly;
       return r;
     }
-    if (db_->scheduler_->Chance(db_->refuse_prepare_chance_)) {
+    if (db_->scheduler_->Chance(db_->flaky_chance_)) {
       db_->Unlock(writes_);
       db_->finished_[gid] = false;
       r.vote = agent::LocalVote::kNo;
@@ -82,6 +86,9 @@ class SimSession final : public agent::BranchSession {
     db_->Apply(writes_);
     db_->one_phase_markers_.insert(gid);
     db_->finished_[gid] = true;
+    if (db_->scheduler_->Chance(db_->flaky_chance_)) {
+      return absl::UnavailableError("the simulated connection was lost during COMMIT");
+    }
     return absl::OkStatus();
   }
 
@@ -115,8 +122,8 @@ class SimSession final : public agent::BranchSession {
 #undef TXN_SIM_RETURN_IF_CLOSED
 
 SimDatabase::SimDatabase(std::string name, SimScheduler* scheduler, int accounts, int64_t balance,
-                         double refuse_prepare_chance)
-    : name_(std::move(name)), scheduler_(scheduler), refuse_prepare_chance_(refuse_prepare_chance) {
+                         double flaky_chance)
+    : name_(std::move(name)), scheduler_(scheduler), flaky_chance_(flaky_chance) {
   for (int id = 1; id <= accounts; ++id) balances_[id] = balance;
 }
 

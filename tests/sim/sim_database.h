@@ -1,14 +1,16 @@
 // SimDatabase: an in-memory database behind the agents' real ResourceAdapter interface, for the
 // simulation. It models what atomic commit depends on:
 //   - a table acct(id, bal) changed only by the simulation's transfer statement
-//     (kTransferSql: bal = bal + $2 where id = $1 and the result stays >= 0, else 0 rows);
+//     (kTransferSql: bal = bal + $2 where id = $1 and the result stays >= 0, else 0 rows),
+//     which may end in a comment naming the client's transfer (kept per gid for the checks);
 //   - row locks held to the end of the transaction, also while it is prepared; a statement that
 //     meets another transaction's lock fails at once (the simulation has no lock waits: a wait
 //     that would end in a lock timeout or a deadlock victim ends the same way, sooner);
 //   - PREPARE TRANSACTION under a gid, COMMIT / ROLLBACK PREPARED, a commit marker for one-phase
 //     commits, proof of a finished prepared transaction by its native id (PostgreSQL's xid);
 //   - a crash (Crash()): open transactions are lost, prepared ones survive with their locks.
-// It also refuses to prepare now and then (`refuse_prepare_chance`), as a database may.
+// It also refuses to prepare now and then, and loses a one-phase COMMIT's answer after
+// committing now and then (`flaky_chance` each), as a database and its connection may.
 //
 // What it saw (per gid: committed or rolled back) is kept for the run's checks. Single-threaded,
 // like the whole simulation.
@@ -34,7 +36,7 @@ class SimSession;
 class SimDatabase final : public agent::ResourceAdapter {
  public:
   SimDatabase(std::string name, SimScheduler* scheduler, int accounts, int64_t balance,
-              double refuse_prepare_chance);
+              double flaky_chance);
   ~SimDatabase() override;
 
   const std::string& name() const { return name_; }
@@ -57,6 +59,8 @@ class SimDatabase final : public agent::ResourceAdapter {
   int64_t TotalBalance() const;
   // Every gid whose transaction wrote here and finished: true = committed.
   const std::map<std::string, bool>& finished() const { return finished_; }
+  // The comment its statements carried, by gid (see kTransferSql).
+  const std::map<std::string, std::string>& tags() const { return tags_; }
   std::vector<std::string> prepared() const;
 
  private:
@@ -78,7 +82,7 @@ class SimDatabase final : public agent::ResourceAdapter {
 
   const std::string name_;
   SimScheduler* const scheduler_;
-  const double refuse_prepare_chance_;
+  const double flaky_chance_;
   std::map<int64_t, int64_t> balances_;
   std::map<int64_t, std::string> lock_holder_;  // row id -> session token or prepared gid
   std::map<std::string, Prepared> prepared_;
@@ -86,6 +90,7 @@ class SimDatabase final : public agent::ResourceAdapter {
   std::set<std::string> one_phase_markers_;
   std::set<SimSession*> open_;
   std::map<std::string, bool> finished_;
+  std::map<std::string, std::string> tags_;
   uint64_t next_session_ = 1;
   uint64_t next_native_ = 1;
 };

@@ -64,7 +64,7 @@ class Run {
       agents_.push_back(std::make_unique<SimAgent>(
           &scheduler_,
           std::make_unique<SimDatabase>(name, &scheduler_, kAccounts, kBalance,
-                                        /*refuse_prepare_chance=*/options.faults ? 0.02 : 0),
+                                        /*flaky_chance=*/options.faults ? 0.02 : 0),
           sources_.back().get(), /*reconcile_every_ms=*/200));
     }
   }
@@ -204,6 +204,13 @@ class Run {
     t->key = absl::StrCat("c", client, "-", transfers_.size());
     t->request = MakeRequest();
     t->request.set_idempotency_key(t->key);
+    // Each statement names its transfer, so the checks see every transaction the key ran,
+    // also ones no client heard of.
+    for (auto& b : *t->request.mutable_branches()) {
+      for (auto& op : *b.mutable_operations()) {
+        op.mutable_sql()->set_text(absl::StrCat(kTransferSql, " -- ", t->key));
+      }
+    }
     transfers_.push_back(t);
     Send(client, t, /*attempt=*/0);
   }
@@ -398,6 +405,8 @@ class Run {
   void Check() {
     // Each gid's ending, by transaction.
     std::map<std::string, std::map<uint32_t, bool>> endings;
+    // Transactions that committed a statement of each keyed transfer.
+    std::map<std::string, std::set<std::string>> committed_by_key;
     int64_t total = 0;
     for (auto& agent : agents_) {
       SimDatabase& db = agent->database();
@@ -409,6 +418,10 @@ class Run {
         auto name = common::ParseBranchGid(gid);
         if (!name) continue;
         endings[name->txn_id][name->branch] = committed;
+        auto tag = db.tags().find(gid);
+        if (committed && tag != db.tags().end()) {
+          committed_by_key[tag->second.substr(4)].insert(name->txn_id);  // after " -- "
+        }
       }
     }
     for (const auto& [txn, branches] : endings) {
@@ -471,6 +484,7 @@ class Run {
         }
       }
       if (t->key.empty()) continue;  // interactive: one transaction, no key
+      for (const std::string& id : committed_by_key[t->key]) committed_ids.insert(id);
       if (committed_ids.size() > 1) {
         Violation(absl::StrCat(t->key, ": one idempotency key committed ", committed_ids.size(),
                                " transactions"));

@@ -141,6 +141,8 @@ void BranchRegistry::DropSession(Entry& e) {
     live_.erase(&e);
   }
   e.session.reset();
+  // The branch left ACTIVE: a duplicate Execute is refused as too late, so its rows need not stay.
+  e.last_execute_answer = absl::StatusOr<v1::ExecuteBranchResponse>();
   if (e.holds_session_slot) {
     e.holds_session_slot = false;
     sessions_.Release();
@@ -292,7 +294,12 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::Execute(
   // gets the answer they gave. An older call than the last one run is refused: running it now
   // would apply its statements after later ones.
   if (req.call_number() != 0 && req.call_number() <= e->last_execute_call) {
-    if (req.call_number() == e->last_execute_call) return e->last_execute_answer;
+    if (req.call_number() == e->last_execute_call) {
+      if (e->initialized && e->state != State::kActive) {
+        return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is no longer active"));
+      }
+      return e->last_execute_answer;
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("branch ", gid, ": Execute call ", req.call_number(),
                      " arrived after call ", e->last_execute_call, " ran"));

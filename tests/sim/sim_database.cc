@@ -15,9 +15,9 @@ namespace txn::sim {
 // lost connection would.
 class SimSession final : public agent::BranchSession {
  public:
-  SimSession(SimDatabase* db, std::string gid, std::string token)
-      : db_(db), gid_(std::move(gid)), token_(std::move(token)) {
-    db_->open_.insert(this);
+  SimSession(SimDatabase* db, std::string gid, uint64_t number)
+      : db_(db), gid_(std::move(gid)), number_(number), token_(absl::StrCat("session ", number)) {
+    db_->open_[number_] = this;
   }
   ~SimSession() override {
     if (open_) (void)RollbackLocal();
@@ -110,11 +110,12 @@ class SimSession final : public agent::BranchSession {
  private:
   void Close() {
     open_ = false;
-    db_->open_.erase(this);
+    db_->open_.erase(number_);
   }
 
   SimDatabase* const db_;
   const std::string gid_;
+  const uint64_t number_;
   const std::string token_;
   bool open_ = true;
   std::vector<SimDatabase::Write> writes_;
@@ -130,7 +131,7 @@ SimDatabase::SimDatabase(std::string name, SimScheduler* scheduler, int accounts
 SimDatabase::~SimDatabase() { Crash(); }
 
 absl::StatusOr<std::unique_ptr<agent::BranchSession>> SimDatabase::Begin(const std::string& gid) {
-  return std::make_unique<SimSession>(this, gid, absl::StrCat("session ", next_session_++));
+  return std::make_unique<SimSession>(this, gid, next_session_++);
 }
 
 void SimDatabase::Apply(const std::vector<Write>& writes) {
@@ -184,7 +185,7 @@ absl::StatusOr<agent::FinishedAs> SimDatabase::ProveOnePhase(const std::string& 
 }
 
 void SimDatabase::Crash() {
-  while (!open_.empty()) (*open_.begin())->Lose();
+  while (!open_.empty()) open_.begin()->second->Lose();
 }
 
 int64_t SimDatabase::TotalBalance() const {

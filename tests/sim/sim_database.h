@@ -88,7 +88,7 @@ class SimDatabase final : public agent::ResourceAdapter {
   std::map<std::string, Prepared> prepared_;
   std::map<std::string, bool> native_outcomes_;  // native id -> committed (the commit log)
   std::set<std::string> one_phase_markers_;
-  std::set<SimSession*> open_;
+  std::map<uint64_t, SimSession*> open_;  // by session number: crashes go in a fixed order
   std::map<std::string, bool> finished_;
   std::map<std::string, std::string> tags_;
   uint64_t next_session_ = 1;

@@ -86,6 +86,8 @@ TEST(Simulation, ALogThatAcknowledgesBeforeItIsDurableIsCaught) {
     SimResult r = RunSimulation(SimOptions{.seed = seed, .log_mode = LogMode::kAckBeforeDurable});
     if (!r.violations.empty()) {
       std::cout << "caught at seed " << seed << ": " << r.violations.front() << "\n";
+      // The broken log made the difference: with the real one the same seed holds.
+      EXPECT_TRUE(RunSimulation(SimOptions{.seed = seed}).violations.empty());
       return;
     }
   }

@@ -502,7 +502,7 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
     if (tpc_ == nullptr) {
       return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
     }
-    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, core::Decision::kCommit));
+    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, protocol::Decision::kCommit));
   }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
@@ -551,7 +551,7 @@ absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
     if (tpc_ == nullptr) {
       return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
     }
-    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, core::Decision::kAbort));
+    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, protocol::Decision::kAbort));
   }
   auto e = GetOrCreate(gid);
   InterruptRunning(*e);

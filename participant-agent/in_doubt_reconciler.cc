@@ -38,7 +38,7 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
     bool three_phase = false;
     std::optional<v1::Decision> recorded;
     if (three_phase_ != nullptr) {
-      absl::StatusOr<std::optional<core::TpcRecord>> rec = three_phase_->Load(gid);
+      absl::StatusOr<std::optional<protocol::TpcRecord>> rec = three_phase_->Load(gid);
       if (!rec.ok()) {
         ++pass.undecided;
         common::LogWarning(absl::StrCat(
@@ -47,8 +47,8 @@ absl::StatusOr<ReconcilePass> InDoubtReconciler::RunOnce() {
       }
       if (*rec) {
         three_phase = true;
-        if ((*rec)->state == core::TpcState::kCommitted) recorded = v1::DECISION_COMMIT;
-        if ((*rec)->state == core::TpcState::kAborted) recorded = v1::DECISION_ABORT;
+        if ((*rec)->state == protocol::TpcState::kCommitted) recorded = v1::DECISION_COMMIT;
+        if ((*rec)->state == protocol::TpcState::kAborted) recorded = v1::DECISION_ABORT;
       }
     }
     absl::StatusOr<v1::Decision> d = recorded ? absl::StatusOr<v1::Decision>(*recorded)

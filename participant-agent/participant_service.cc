@@ -125,7 +125,7 @@ absl::Status ParticipantService::PeerMayFinish(const v1::BranchRef& ref, bool th
   // On a lane worker: reading the 3PC record is database work.
   if (three_phase && three_phase_ != nullptr) {
     TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(ref));
-    TXN_ASSIGN_OR_RETURN(std::optional<core::TpcRecord> rec, three_phase_->Load(gid));
+    TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, three_phase_->Load(gid));
     if (rec) return absl::OkStatus();
   }
   return absl::PermissionDeniedError(

@@ -5,14 +5,14 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "common/three_phase_wire.h"
+#include "protocol/three_phase_wire.h"
 #include "participant-agent/branch_registry.h"
 
 namespace txn::agent {
 
-using common::BallotFromProto;
-using common::ReplyToProto;
-using core::TpcState;
+using protocol::BallotFromProto;
+using protocol::ReplyToProto;
+using protocol::TpcState;
 
 namespace {
 
@@ -26,13 +26,13 @@ absl::Status CheckBallot(const v1::Ballot& b) {
 
 }  // namespace
 
-absl::StatusOr<core::TpcRecord> RecordFromRow(const TpcRow& row) {
-  core::TpcRecord rec;
+absl::StatusOr<protocol::TpcRecord> RecordFromRow(const TpcRow& row) {
+  protocol::TpcRecord rec;
   // Stored as the core's short names (W, PC, PA, C, A).
   bool known = false;
   for (TpcState s : {TpcState::kWaiting, TpcState::kPreCommitted, TpcState::kPreAborted,
                      TpcState::kCommitted, TpcState::kAborted}) {
-    if (row.state == core::TpcStateName(s)) {
+    if (row.state == protocol::TpcStateName(s)) {
       rec.state = s;
       known = true;
     }
@@ -40,14 +40,14 @@ absl::StatusOr<core::TpcRecord> RecordFromRow(const TpcRow& row) {
   if (!known) {
     return absl::DataLossError(absl::StrCat("unknown 3PC record state '", row.state, "'"));
   }
-  rec.promised = core::Ballot{row.promised_round, row.promised_owner};
-  rec.attempted = core::Ballot{row.attempted_round, row.attempted_owner};
+  rec.promised = protocol::Ballot{row.promised_round, row.promised_owner};
+  rec.attempted = protocol::Ballot{row.attempted_round, row.attempted_owner};
   rec.members = row.members;
   return rec;
 }
 
-TpcRow RowFromRecord(const core::TpcRecord& rec) {
-  return TpcRow{.state = std::string(core::TpcStateName(rec.state)),
+TpcRow RowFromRecord(const protocol::TpcRecord& rec) {
+  return TpcRow{.state = std::string(protocol::TpcStateName(rec.state)),
                 .promised_round = rec.promised.round,
                 .promised_owner = rec.promised.owner,
                 .attempted_round = rec.attempted.round,
@@ -78,12 +78,12 @@ absl::Status ThreePhaseRecords::Ensure() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<core::TpcRecord>> ThreePhaseRecords::Load(const std::string& gid) {
+absl::StatusOr<std::optional<protocol::TpcRecord>> ThreePhaseRecords::Load(const std::string& gid) {
   TXN_RETURN_IF_ERROR(Ensure());
   TXN_ASSIGN_OR_RETURN(std::optional<TpcRow> row, adapter_->LoadTpcRecord(gid));
-  if (!row) return std::optional<core::TpcRecord>();
-  TXN_ASSIGN_OR_RETURN(core::TpcRecord rec, RecordFromRow(*row));
-  return std::optional<core::TpcRecord>(std::move(rec));
+  if (!row) return std::optional<protocol::TpcRecord>();
+  TXN_ASSIGN_OR_RETURN(protocol::TpcRecord rec, RecordFromRow(*row));
+  return std::optional<protocol::TpcRecord>(std::move(rec));
 }
 
 absl::StatusOr<std::vector<std::string>> ThreePhaseRecords::ListUndecided() {
@@ -91,7 +91,7 @@ absl::StatusOr<std::vector<std::string>> ThreePhaseRecords::ListUndecided() {
   return adapter_->ListUndecidedTpc();
 }
 
-absl::Status ThreePhaseRecords::Store(const std::string& gid, const core::TpcRecord& rec) {
+absl::Status ThreePhaseRecords::Store(const std::string& gid, const protocol::TpcRecord& rec) {
   return adapter_->StoreTpcRecord(gid, RowFromRecord(rec));
 }
 
@@ -118,9 +118,9 @@ absl::StatusOr<bool> ThreePhaseRecords::RecordYes(const std::string& gid,
   }
   auto m = LockFor(gid);
   std::lock_guard<std::mutex> lock(*m);
-  TXN_ASSIGN_OR_RETURN(std::optional<core::TpcRecord> rec, Load(gid));
+  TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, Load(gid));
   if (rec) return rec->state != TpcState::kAborted;
-  TXN_RETURN_IF_ERROR(Store(gid, core::WaitingRecord(members)));
+  TXN_RETURN_IF_ERROR(Store(gid, protocol::WaitingRecord(members)));
   return true;
 }
 
@@ -130,8 +130,8 @@ absl::StatusOr<v1::TerminationReply> ThreePhaseRecords::Elect(const v1::ElectReq
   TXN_RETURN_IF_ERROR(CheckBallot(req.ballot()));
   auto m = LockFor(gid);
   std::lock_guard<std::mutex> lock(*m);
-  TXN_ASSIGN_OR_RETURN(std::optional<core::TpcRecord> rec, Load(gid));
-  core::Handled h = core::OnElect(rec, BallotFromProto(req.ballot()));
+  TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, Load(gid));
+  protocol::Handled h = protocol::OnElect(rec, BallotFromProto(req.ballot()));
   if (h.persist) {
     TXN_RETURN_IF_ERROR(Store(gid, *h.persist));
     if (!rec && h.persist->state == TpcState::kAborted) {
@@ -147,38 +147,38 @@ absl::StatusOr<v1::TerminationReply> ThreePhaseRecords::PreDecide(const v1::PreD
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
   TXN_RETURN_IF_ERROR(CheckAddressedToMe(req.participant()));
   TXN_RETURN_IF_ERROR(CheckBallot(req.ballot()));
-  core::Direction d;
+  protocol::Direction d;
   switch (req.direction()) {
     case v1::PRE_DECISION_PRE_COMMIT:
-      d = core::Direction::kPreCommit;
+      d = protocol::Direction::kPreCommit;
       break;
     case v1::PRE_DECISION_PRE_ABORT:
-      d = core::Direction::kPreAbort;
+      d = protocol::Direction::kPreAbort;
       break;
     default:
       return absl::InvalidArgumentError("direction must be PRE_COMMIT or PRE_ABORT");
   }
   auto m = LockFor(gid);
   std::lock_guard<std::mutex> lock(*m);
-  TXN_ASSIGN_OR_RETURN(std::optional<core::TpcRecord> rec, Load(gid));
-  core::Handled h = core::OnPreDecide(rec, BallotFromProto(req.ballot()), d);
+  TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, Load(gid));
+  protocol::Handled h = protocol::OnPreDecide(rec, BallotFromProto(req.ballot()), d);
   if (h.persist) TXN_RETURN_IF_ERROR(Store(gid, *h.persist));
   return ReplyToProto(h.reply);
 }
 
-absl::Status ThreePhaseRecords::RecordDecision(const std::string& gid, core::Decision decision) {
+absl::Status ThreePhaseRecords::RecordDecision(const std::string& gid, protocol::Decision decision) {
   auto m = LockFor(gid);
   std::lock_guard<std::mutex> lock(*m);
-  TXN_ASSIGN_OR_RETURN(std::optional<core::TpcRecord> rec, Load(gid));
-  if (core::DecisionConflicts(rec, decision)) {
+  TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, Load(gid));
+  if (protocol::DecisionConflicts(rec, decision)) {
     std::string msg =
-        absl::StrCat("3PC branch ", gid, " is recorded ", core::TpcStateName(rec->state),
-                     " and was told to ", decision == core::Decision::kCommit ? "COMMIT" : "ABORT",
+        absl::StrCat("3PC branch ", gid, " is recorded ", protocol::TpcStateName(rec->state),
+                     " and was told to ", decision == protocol::Decision::kCommit ? "COMMIT" : "ABORT",
                      ": refusing (a protocol bug; nothing applied)");
     common::LogError(msg);
     return absl::FailedPreconditionError(msg);
   }
-  core::Handled h = core::OnDecision(rec, decision);
+  protocol::Handled h = protocol::OnDecision(rec, decision);
   if (h.persist) TXN_RETURN_IF_ERROR(Store(gid, *h.persist));
   return absl::OkStatus();
 }

@@ -1,7 +1,7 @@
 // ThreePhaseRecords: the agent's side of three-phase commit (docs/three-phase.md sections 3
 // and 8). It keeps one record per 3PC branch in the agent's own table in its database
 // (ResourceAdapter::StoreTpcRecord: txcoord_3pc), and answers ELECT and PRE_COMMIT / PRE_ABORT
-// with the pure rules of coordinator/core/three_phase_quorum.h, writing the record *before* each
+// with the pure rules of protocol/three_phase_quorum.h, writing the record *before* each
 // reply. The agent keeps nothing on its own disk: a replacement agent reads the same table.
 //
 // Calls on one branch run in turn (a lock per gid), so a YES vote racing an ELECT is decided in
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "coordinator/core/three_phase_quorum.h"
+#include "protocol/three_phase_quorum.h"
 #include "participant-agent/resource_adapter.h"
 #include "txn/v1/participant.pb.h"
 
@@ -44,10 +44,10 @@ class ThreePhaseRecords {
 
   // E3, before COMMIT PREPARED / ROLLBACK: persists C or A. FAILED_PRECONDITION (and a loud log
   // line) when the record holds the opposite decision: a protocol bug, never applied.
-  absl::Status RecordDecision(const std::string& gid, core::Decision decision);
+  absl::Status RecordDecision(const std::string& gid, protocol::Decision decision);
 
   // The record of `gid` (nullopt: none), for the reconciler and the termination timer.
-  absl::StatusOr<std::optional<core::TpcRecord>> Load(const std::string& gid);
+  absl::StatusOr<std::optional<protocol::TpcRecord>> Load(const std::string& gid);
   // The gids whose record is not decided, for the termination timer. Makes the records' table
   // first: on a database no three-phase transaction has reached yet there is none to scan.
   absl::StatusOr<std::vector<std::string>> ListUndecided();
@@ -55,7 +55,7 @@ class ThreePhaseRecords {
  private:
   std::shared_ptr<std::mutex> LockFor(const std::string& gid);
   absl::Status Ensure();
-  absl::Status Store(const std::string& gid, const core::TpcRecord& rec);
+  absl::Status Store(const std::string& gid, const protocol::TpcRecord& rec);
 
   absl::Status CheckAddressedToMe(const std::string& participant) const;
 
@@ -67,7 +67,7 @@ class ThreePhaseRecords {
 };
 
 // Conversions between the stored row and the pure core's record.
-absl::StatusOr<core::TpcRecord> RecordFromRow(const TpcRow& row);
-TpcRow RowFromRecord(const core::TpcRecord& rec);
+absl::StatusOr<protocol::TpcRecord> RecordFromRow(const TpcRow& row);
+TpcRow RowFromRecord(const protocol::TpcRecord& rec);
 
 }  // namespace txn::agent

@@ -6,17 +6,17 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "common/three_phase_wire.h"
+#include "protocol/three_phase_wire.h"
 
 namespace txn::agent {
 
-using Kind = core::TerminationRound::Next::Kind;
+using Kind = protocol::TerminationRound::Next::Kind;
 
 namespace {
 
-std::string Fingerprint(const core::TpcRecord& rec) {
-  return absl::StrCat(core::TpcStateName(rec.state), "|", core::BallotString(rec.promised), "|",
-                      core::BallotString(rec.attempted));
+std::string Fingerprint(const protocol::TpcRecord& rec) {
+  return absl::StrCat(protocol::TpcStateName(rec.state), "|", protocol::BallotString(rec.promised), "|",
+                      protocol::BallotString(rec.attempted));
 }
 
 v1::BranchRef RefOf(const std::string& txn_id, size_t index) {
@@ -26,7 +26,7 @@ v1::BranchRef RefOf(const std::string& txn_id, size_t index) {
   return ref;
 }
 
-const char* Name(core::Decision d) { return d == core::Decision::kCommit ? "COMMIT" : "ABORT"; }
+const char* Name(protocol::Decision d) { return d == protocol::Decision::kCommit ? "COMMIT" : "ABORT"; }
 
 }  // namespace
 
@@ -36,8 +36,8 @@ absl::StatusOr<TerminationPass> ThreePhaseTerminator::RunOnce() {
   std::map<std::string, Watch> still;
   const int64_t now = clock_->NowMonotonicMs();
   for (const std::string& gid : gids) {
-    absl::StatusOr<std::optional<core::TpcRecord>> rec = records_->Load(gid);
-    if (!rec.ok() || !*rec || core::IsFinal((*rec)->state)) continue;
+    absl::StatusOr<std::optional<protocol::TpcRecord>> rec = records_->Load(gid);
+    if (!rec.ok() || !*rec || protocol::IsFinal((*rec)->state)) continue;
     Watch w = watch_.count(gid) ? watch_[gid] : Watch{};
     const std::string fp = Fingerprint(**rec);
     if (w.fingerprint != fp) {
@@ -49,7 +49,7 @@ absl::StatusOr<TerminationPass> ThreePhaseTerminator::RunOnce() {
     int64_t wait = options_.timeout_ms * static_cast<int64_t>(std::min(turn, members.size()) + 1);
     // In W the coordinator may still be collecting votes (its prepare timeout is 10 s by
     // default): wait four times as long.
-    if ((*rec)->state == core::TpcState::kWaiting) wait *= 4;
+    if ((*rec)->state == protocol::TpcState::kWaiting) wait *= 4;
     if (now - w.since_ms >= wait) {
       absl::StatusOr<bool> decided = Terminate(gid, **rec, w);
       if (!decided.ok()) {
@@ -70,7 +70,7 @@ absl::StatusOr<TerminationPass> ThreePhaseTerminator::RunOnce() {
 }
 
 absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
-                                                     const core::TpcRecord& rec, Watch& w) {
+                                                     const protocol::TpcRecord& rec, Watch& w) {
   std::optional<common::BranchName> name = common::ParseBranchGid(gid);
   if (!name) return absl::InvalidArgumentError(absl::StrCat("not a branch gid: ", gid));
   // Which member we are comes from our own gid, and must agree with our name.
@@ -84,28 +84,28 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
   absl::StatusOr<v1::Decision> asked = coordinator_->GetDecision(name->txn_id);
   if (asked.ok() && (*asked == v1::DECISION_COMMIT || *asked == v1::DECISION_ABORT)) {
     TXN_RETURN_IF_ERROR(Finish(
-        gid, rec, *asked == v1::DECISION_COMMIT ? core::Decision::kCommit : core::Decision::kAbort,
+        gid, rec, *asked == v1::DECISION_COMMIT ? protocol::Decision::kCommit : protocol::Decision::kAbort,
         /*tell_coordinator=*/false));
     return true;
   }
 
   // T1: a ballot above everything promised or seen.
-  const core::Ballot ballot =
-      core::NextBallot(std::max(rec.promised.round, w.highest_round), self_);
-  core::TerminationRound round(ballot, rec.members);
+  const protocol::Ballot ballot =
+      protocol::NextBallot(std::max(rec.promised.round, w.highest_round), self_);
+  protocol::TerminationRound round(ballot, rec.members);
   common::LogInfo(absl::StrCat("branch=", gid, " coordinator silent (",
                                asked.ok() ? "UNKNOWN" : std::string(asked.status().message()),
-                               "): termination round at ballot ", core::BallotString(ballot)));
-  const v1::Ballot wire_ballot = common::BallotToProto(ballot);
+                               "): termination round at ballot ", protocol::BallotString(ballot)));
+  const v1::Ballot wire_ballot = protocol::BallotToProto(ballot);
   // Our own member first, then the others in order.
   std::vector<size_t> order = {me};
   for (size_t i = 0; i < rec.members.size(); ++i) {
     if (i != me) order.push_back(i);
   }
   // The first answer that ends a phase (have == false: none yet).
-  core::TerminationRound::Next next;
+  protocol::TerminationRound::Next next;
   bool have = false;
-  auto see = [&](const core::TerminationRound::Next& n) {
+  auto see = [&](const protocol::TerminationRound::Next& n) {
     if (n.kind != Kind::kWait) {
       next = n;
       have = true;
@@ -128,12 +128,12 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
       if (!r.ok()) return r.status();
       if (r->kind() != v1::TerminationReply::KIND_STATE &&
           r->kind() != v1::TerminationReply::KIND_DECIDED) {
-        see(round.OnElectReply(rec.members[i], common::ReplyFromProto(*r)));
+        see(round.OnElectReply(rec.members[i], protocol::ReplyFromProto(*r)));
         return false;
       }
     }
     if (!r.ok()) continue;  // unreachable: not part of this round
-    see(round.OnElectReply(rec.members[i], common::ReplyFromProto(*r)));
+    see(round.OnElectReply(rec.members[i], protocol::ReplyFromProto(*r)));
   }
   if (!have || next.kind == Kind::kAbandon) return false;  // no majority, or a later round
   if (next.kind == Kind::kDecided) {
@@ -143,7 +143,7 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
 
   // T5/T6: PRE_x, our own first (persisted: if it is refused or fails, the round stops before
   // anyone else hears it); a majority of ACKs decides.
-  const v1::PreDecision direction = next.direction == core::Direction::kPreCommit
+  const v1::PreDecision direction = next.direction == protocol::Direction::kPreCommit
                                         ? v1::PRE_DECISION_PRE_COMMIT
                                         : v1::PRE_DECISION_PRE_ABORT;
   have = false;
@@ -160,12 +160,12 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
       if (!r.ok()) return r.status();
       if (r->kind() != v1::TerminationReply::KIND_ACK &&
           r->kind() != v1::TerminationReply::KIND_DECIDED) {
-        see(round.OnPreDecideReply(rec.members[i], common::ReplyFromProto(*r)));
+        see(round.OnPreDecideReply(rec.members[i], protocol::ReplyFromProto(*r)));
         return false;
       }
     }
     if (!r.ok()) continue;
-    see(round.OnPreDecideReply(rec.members[i], common::ReplyFromProto(*r)));
+    see(round.OnPreDecideReply(rec.members[i], protocol::ReplyFromProto(*r)));
   }
   if (!have || next.kind != Kind::kDecided) return false;
   // T7.
@@ -173,13 +173,13 @@ absl::StatusOr<bool> ThreePhaseTerminator::Terminate(const std::string& gid,
   return true;
 }
 
-absl::Status ThreePhaseTerminator::Finish(const std::string& gid, const core::TpcRecord& rec,
-                                          core::Decision d, bool tell_coordinator) {
+absl::Status ThreePhaseTerminator::Finish(const std::string& gid, const protocol::TpcRecord& rec,
+                                          protocol::Decision d, bool tell_coordinator) {
   std::optional<common::BranchName> name = common::ParseBranchGid(gid);
   common::LogInfo(absl::StrCat("branch=", gid, " 3PC decided ", Name(d),
                                " without the coordinator; telling the other members"));
   // Our own branch: the record, then the database.
-  if (d == core::Decision::kCommit) {
+  if (d == protocol::Decision::kCommit) {
     v1::CommitBranchRequest req;
     *req.mutable_ref() = RefOf(name->txn_id, name->branch);
     req.set_three_phase(true);
@@ -196,7 +196,7 @@ absl::Status ThreePhaseTerminator::Finish(const std::string& gid, const core::Tp
   if (tell_coordinator) {
     absl::Status told = coordinator_->ReportDecision(
         name->txn_id, self_,
-        d == core::Decision::kCommit ? v1::DECISION_COMMIT : v1::DECISION_ABORT);
+        d == protocol::Decision::kCommit ? v1::DECISION_COMMIT : v1::DECISION_ABORT);
     if (!told.ok()) {
       common::LogWarning(absl::StrCat("branch=", gid, " could not report ", Name(d),
                                       " to the coordinator: ", told.message()));
@@ -206,7 +206,7 @@ absl::Status ThreePhaseTerminator::Finish(const std::string& gid, const core::Tp
   for (size_t i = 0; i < rec.members.size(); ++i) {
     if (rec.members[i] == self_) continue;
     absl::Status s;
-    if (d == core::Decision::kCommit) {
+    if (d == protocol::Decision::kCommit) {
       v1::CommitBranchRequest req;
       *req.mutable_ref() = RefOf(name->txn_id, i);
       req.set_three_phase(true);

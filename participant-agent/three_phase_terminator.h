@@ -75,10 +75,10 @@ class ThreePhaseTerminator {
     uint64_t highest_round = 0;
   };
   // Returns true when the branch was decided.
-  absl::StatusOr<bool> Terminate(const std::string& gid, const core::TpcRecord& rec, Watch& w);
+  absl::StatusOr<bool> Terminate(const std::string& gid, const protocol::TpcRecord& rec, Watch& w);
   // Applies `d` to this agent's own branch (record first), then tells the coordinator (when a
   // round of ours decided) and the peers.
-  absl::Status Finish(const std::string& gid, const core::TpcRecord& rec, core::Decision d,
+  absl::Status Finish(const std::string& gid, const protocol::TpcRecord& rec, protocol::Decision d,
                       bool tell_coordinator);
 
   const std::string self_;

@@ -131,9 +131,9 @@ class TerminatorTest : public testing::Test {
       }
     }
   }
-  core::TpcState State(size_t i) {
+  protocol::TpcState State(size_t i) {
     auto rec = agents_[i]->records.Load(Gid(i));
-    return rec.ok() && *rec ? (*rec)->state : core::TpcState::kNone;
+    return rec.ok() && *rec ? (*rec)->state : protocol::TpcState::kNone;
   }
   bool IsPrepared(size_t i) { return *agents_[i]->adapter.IsPrepared(Gid(i)); }
   // Runs every agent's pass `rounds` times, the clock moving a timeout each time.
@@ -155,14 +155,14 @@ class TerminatorTest : public testing::Test {
 TEST_F(TerminatorTest, NothingHappensBeforeTheTimeout) {
   AllPrepared();
   for (auto& t : terminators_) ASSERT_TRUE(t->RunOnce().ok());
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), core::TpcState::kWaiting);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), protocol::TpcState::kWaiting);
 }
 
 TEST_F(TerminatorTest, AllWaitingWithTheCoordinatorGoneAborts) {
   AllPrepared();
   Run();
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(State(i), core::TpcState::kAborted) << i;
+    EXPECT_EQ(State(i), protocol::TpcState::kAborted) << i;
     EXPECT_FALSE(IsPrepared(i)) << "rolled back";
   }
 }
@@ -171,7 +171,7 @@ TEST_F(TerminatorTest, OnePreCommittedMemberMakesTheMajorityCommit) {
   AllPrepared({0});
   Run();
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(State(i), core::TpcState::kCommitted) << i;
+    EXPECT_EQ(State(i), protocol::TpcState::kCommitted) << i;
     EXPECT_FALSE(IsPrepared(i)) << "committed in the database";
   }
   // The round's candidate (p0, first in turn) told the coordinator.
@@ -182,9 +182,9 @@ TEST_F(TerminatorTest, TheCoordinatorsAnswerIsTakenWithoutARound) {
   AllPrepared();
   coordinator_.answer = v1::DECISION_COMMIT;
   Run(6);
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), core::TpcState::kCommitted) << i;
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), protocol::TpcState::kCommitted) << i;
   auto rec = agents_[1]->records.Load(Gid(1));
-  EXPECT_EQ((*rec)->promised, core::InitialBallot()) << "no round ran";
+  EXPECT_EQ((*rec)->promised, protocol::InitialBallot()) << "no round ran";
   EXPECT_TRUE(coordinator_.reports.empty()) << "nothing to tell the coordinator it decided";
 }
 
@@ -193,13 +193,13 @@ TEST_F(TerminatorTest, AnIsolatedMinorityDecidesNothingAndFollowsAfterHealing) {
   net_.cut = {"p0"};
   Run();
   // The majority {p1, p2} sees only W: it pre-aborts and aborts; p0 alone waits.
-  EXPECT_EQ(State(1), core::TpcState::kAborted);
-  EXPECT_EQ(State(2), core::TpcState::kAborted);
-  EXPECT_EQ(State(0), core::TpcState::kPreCommitted) << "a minority never decides";
+  EXPECT_EQ(State(1), protocol::TpcState::kAborted);
+  EXPECT_EQ(State(2), protocol::TpcState::kAborted);
+  EXPECT_EQ(State(0), protocol::TpcState::kPreCommitted) << "a minority never decides";
   EXPECT_TRUE(IsPrepared(0));
   net_.cut.clear();
   Run();
-  EXPECT_EQ(State(0), core::TpcState::kAborted) << "follows the majority after healing";
+  EXPECT_EQ(State(0), protocol::TpcState::kAborted) << "follows the majority after healing";
   EXPECT_FALSE(IsPrepared(0));
 }
 
@@ -222,13 +222,13 @@ TEST_F(TerminatorTest, TwoMembersCutOffBlockEveryoneUntilHealing) {
   net_.cut = {"p1", "p2"};  // nobody has a majority
   Run();
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_FALSE(core::IsFinal(State(i))) << i;
+    EXPECT_FALSE(protocol::IsFinal(State(i))) << i;
     EXPECT_TRUE(IsPrepared(i)) << i;
   }
   net_.cut.clear();
   Run();
-  const core::TpcState s = State(0);
-  EXPECT_TRUE(core::IsFinal(s));
+  const protocol::TpcState s = State(0);
+  EXPECT_TRUE(protocol::IsFinal(s));
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), s) << "the same outcome everywhere";
 }
 

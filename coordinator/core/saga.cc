@@ -33,6 +33,12 @@ bool WasSent(const BranchStatus& st) {
 void Finish(SagaTxn& saga, TxnState state, bool sync, Effects& out) {
   saga.state = state;
   saga.compensating.reset();
+  if (state == TxnState::kCommitted) {
+    // The answer waits for the record (OnLogged): see "What must be durable when".
+    saga.final_pending = true;
+    out.push_back(LogSaga{SagaLogPoint::kFinal, /*sync=*/true});
+    return;
+  }
   out.push_back(LogSaga{SagaLogPoint::kFinal, sync});
   Reply(saga, out);
   out.push_back(Forget{});
@@ -70,8 +76,13 @@ void OnLogged(SagaTxn& saga, const SagaLogged& e, Effects& out) {
       saga.compensating_logged = true;
       CompensateNext(saga, *saga.failed_step, out);
       return;
-    case SagaLogPoint::kProgress:
     case SagaLogPoint::kFinal:
+      if (!saga.final_pending) return;
+      saga.final_pending = false;
+      Reply(saga, out);
+      out.push_back(Forget{});
+      return;
+    case SagaLogPoint::kProgress:
       return;
   }
 }
@@ -96,8 +107,19 @@ void OnLogFailed(SagaTxn& saga, const SagaLogFailed& e, Effects& out) {
                                  e.reason);
       Reply(saga, out);
       return;
-    case SagaLogPoint::kProgress:
     case SagaLogPoint::kFinal:
+      if (saga.final_pending) {
+        // Every step is done, but a restart would not know it: not COMMITTED until it does.
+        saga.final_pending = false;
+        saga.state = TxnState::kInDoubt;
+        saga.reason = absl::StrCat("every step is done, but the saga's final record could not be "
+                                   "logged: ",
+                                   e.reason, "; a restart finishes it");
+        Reply(saga, out);
+        return;
+      }
+      return;  // a restart repeats the work; the barrier makes that harmless
+    case SagaLogPoint::kProgress:
       return;  // a restart repeats the work; the barrier makes that harmless
   }
 }

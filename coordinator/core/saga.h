@@ -12,7 +12,9 @@
 //   ACTIVE --logged(start)----------------> ACTIVE   [SendStep(0)]
 //   ACTIVE --start write failed-----------> ABORTED  [Reply, Forget] (nothing ran)
 //   ACTIVE --step k DONE------------------> ACTIVE   [LogSaga(progress), SendStep(k+1)]
-//   ACTIVE --last step DONE---------------> COMMITTED [LogSaga(final), Reply, Forget]
+//   ACTIVE --last step DONE---------------> COMMITTED [LogSaga(final, sync)]
+//   COMMITTED --logged(final)-------------> COMMITTED [Reply, Forget]
+//   COMMITTED --final write failed--------> IN_DOUBT  [Reply] (a restart takes it up forward)
 //   ACTIVE --step k UNKNOWN---------------> ACTIVE   [SendStep(k, n+1)] up to kMaxStepAttempts
 //   ACTIVE --step k FAILED (or no answer)-> ABORTING [LogSaga(compensating, sync)]
 //   ABORTING --logged(compensating)-------> ABORTING [SendCompensation(j)] for the highest step
@@ -32,7 +34,9 @@
 //
 // What must be durable when: the START record (with the steps and compensations) before the first
 // step, and the decision to compensate before the first compensation (a restart that missed it
-// would run the failed step again, forward, after compensations had begun). Progress records are
+// would run the failed step again, forward, after compensations had begun), and the COMMITTED
+// record before the client hears COMMITTED (a restart that missed it takes the saga up forward,
+// and a step whose answers are then lost would make it compensate). Progress records are
 // not synced: a restart that misses one re-sends a step or compensation the barrier already has,
 // which answers as done.
 //
@@ -65,6 +69,8 @@ struct SagaTxn {
   // The compensation under way (ABORTING).
   std::optional<uint32_t> compensating;
   bool client_answered = false;
+  // COMMITTED, and its final record is being written: the answer waits for it.
+  bool final_pending = false;
 };
 
 enum class StepResult { kDone, kFailed, kUnknown };

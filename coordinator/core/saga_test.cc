@@ -70,9 +70,23 @@ TEST(Saga, StepsRunInOrderAndTheLastCommits) {
   EXPECT_EQ(Only<SendStep>(fx).step, 2u);
   fx = Step(s, StepFinished{2, StepResult::kDone, ""});
   EXPECT_EQ(s.state, TxnState::kCommitted);
+  // COMMITTED is answered once its record is durable, not before (found by tests/sim: a crash
+  // lost the record after the answer, and the restarted saga compensated).
+  EXPECT_EQ(Only<LogSaga>(fx).point, SagaLogPoint::kFinal);
+  EXPECT_TRUE(Only<LogSaga>(fx).sync);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0);
+  fx = Step(s, SagaLogged{SagaLogPoint::kFinal});
   EXPECT_EQ(Count<ReplyToClient>(fx), 1);
   EXPECT_EQ(Count<Forget>(fx), 1);
-  EXPECT_EQ(Only<LogSaga>(fx).point, SagaLogPoint::kFinal);
+}
+
+TEST(Saga, ACommittedSagaWhoseFinalRecordFailsIsInDoubtNotCommitted) {
+  SagaTxn s = Started(1);
+  Step(s, StepFinished{0, StepResult::kDone, ""});
+  auto fx = Step(s, SagaLogFailed{SagaLogPoint::kFinal, "disk full"});
+  EXPECT_EQ(s.state, TxnState::kInDoubt);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_NE(s.reason.find("disk full"), std::string::npos);
 }
 
 TEST(Saga, AStepAnswerForAStepNotSentIsIgnored) {

@@ -53,11 +53,21 @@
 #include <variant>
 #include <vector>
 
-#include "coordinator/core/three_phase_quorum.h"
+#include "protocol/three_phase_quorum.h"
 #include "coordinator/core/two_phase.h"
 #include "coordinator/core/types.h"
 
 namespace txn::core {
+
+// The quorum rules this state machine runs are shared with the agents (protocol/).
+using protocol::Ballot;
+using protocol::Direction;
+using protocol::InitialBallot;
+using protocol::IsFinal;
+using protocol::QuorumOf;
+using protocol::TerminationRound;
+using protocol::TpcReply;
+using protocol::TpcState;
 
 struct ThreePhaseTxn {
   std::string id;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "protocol/decision.h"
 
 namespace txn::core {
 
@@ -46,7 +47,8 @@ enum class Vote { kYes, kNo, kReadOnly };
 // What a participant reports about a branch it was asked to finish.
 enum class BranchResult { kCommitted, kAborted, kUnknown };
 
-enum class Decision { kNone, kCommit, kAbort };
+// The decision type is shared with the agents (protocol/decision.h).
+using Decision = protocol::Decision;
 
 absl::string_view TxnStateName(TxnState s);
 

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/failpoint.h"
 #include "common/logging.h"
-#include "common/three_phase_wire.h"
+#include "protocol/three_phase_wire.h"
 #include "coordinator/driver/proto_mapping.h"
 
 namespace txn::driver {
@@ -290,20 +290,20 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
             v1::PreDecideRequest req;
             *req.mutable_ref() = ref(e.branch);
             req.set_participant(txn.branches[e.branch].participant);
-            *req.mutable_ballot() = common::BallotToProto(e.ballot);
-            req.set_direction(e.direction == core::Direction::kPreCommit
+            *req.mutable_ballot() = protocol::BallotToProto(e.ballot);
+            req.set_direction(e.direction == protocol::Direction::kPreCommit
                                   ? v1::PRE_DECISION_PRE_COMMIT
                                   : v1::PRE_DECISION_PRE_ABORT);
             transport::ParticipantChannel* ch = channel(e.branch);
             const uint32_t b = e.branch;
-            const core::Ballot ballot = e.ballot;
+            const protocol::Ballot ballot = e.ballot;
             auto done = lifetime_.Wrap(std::function<void(absl::StatusOr<v1::TerminationReply>)>(
                 [this, ctx, b, ballot](absl::StatusOr<v1::TerminationReply> r) {
                   if (!r.ok()) return;  // the ACK timer starts a termination round
-                  Dispatch(ctx, core::PreDecideAnswered{b, ballot, common::ReplyFromProto(*r)});
+                  Dispatch(ctx, core::PreDecideAnswered{b, ballot, protocol::ReplyFromProto(*r)});
                 }));
             const int64_t timeout = deps_.rpc_timeout_ms;
-            const bool b0 = e.ballot == core::InitialBallot();
+            const bool b0 = e.ballot == protocol::InitialBallot();
             actions.push_back([ch, req = std::move(req), done, timeout, b0] {
               ch->PreDecide(req, timeout, done);
               // A crash here: PRE_COMMIT(B0) went out to some; a restart (START only) runs a
@@ -330,14 +330,14 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
             v1::ElectRequest req;
             *req.mutable_ref() = ref(e.branch);
             req.set_participant(txn.branches[e.branch].participant);
-            *req.mutable_ballot() = common::BallotToProto(e.ballot);
+            *req.mutable_ballot() = protocol::BallotToProto(e.ballot);
             transport::ParticipantChannel* ch = channel(e.branch);
             const uint32_t b = e.branch;
-            const core::Ballot ballot = e.ballot;
+            const protocol::Ballot ballot = e.ballot;
             auto done = lifetime_.Wrap(std::function<void(absl::StatusOr<v1::TerminationReply>)>(
                 [this, ctx, b, ballot](absl::StatusOr<v1::TerminationReply> r) {
                   if (!r.ok()) return;
-                  Dispatch(ctx, core::ElectAnswered{b, ballot, common::ReplyFromProto(*r)});
+                  Dispatch(ctx, core::ElectAnswered{b, ballot, protocol::ReplyFromProto(*r)});
                 }));
             const int64_t timeout = deps_.rpc_timeout_ms;
             actions.push_back(

@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/three_phase_wire.h"
-#include "coordinator/core/three_phase_quorum.h"
+#include "protocol/three_phase_wire.h"
+#include "protocol/three_phase_quorum.h"
 #include "common/timer_queue.h"
 #include "coordinator/log/group_commit_log.h"
 #include "coordinator/log/memory_decision_log.h"
@@ -48,7 +48,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
     if (req.three_phase_members_size() > 0 && vote != v1::VOTE_NO) {
       std::lock_guard<std::mutex> lock(mu);
       if (!record) {
-        record = core::WaitingRecord(
+        record = protocol::WaitingRecord(
             {req.three_phase_members().begin(), req.three_phase_members().end()});
       }
     }
@@ -67,7 +67,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
       native_ids.push_back(req.native_id());
       if (req.three_phase()) {
         three_phase_calls.push_back("commit");
-        record = core::OnDecision(record, core::Decision::kCommit).persist.value_or(*record);
+        record = protocol::OnDecision(record, core::Decision::kCommit).persist.value_or(*record);
       }
     }
     if (n <= commit_failures) return done(absl::UnavailableError("down"));
@@ -135,17 +135,17 @@ class ScriptedChannel final : public transport::ParticipantChannel {
     v1::TerminationReply reply;
     {
       std::lock_guard<std::mutex> lock(mu);
-      const core::Ballot b = common::BallotFromProto(req.ballot());
+      const protocol::Ballot b = protocol::BallotFromProto(req.ballot());
       three_phase_calls.push_back(absl::StrCat(
           req.direction() == v1::PRE_DECISION_PRE_COMMIT ? "pre_commit " : "pre_abort ",
-          core::BallotString(b)));
-      if (silent_at_b0 && b == core::InitialBallot()) return;  // lost: the ACK timer must fire
-      core::Handled h = core::OnPreDecide(record, b,
+          protocol::BallotString(b)));
+      if (silent_at_b0 && b == protocol::InitialBallot()) return;  // lost: the ACK timer must fire
+      protocol::Handled h = protocol::OnPreDecide(record, b,
                                           req.direction() == v1::PRE_DECISION_PRE_COMMIT
-                                              ? core::Direction::kPreCommit
-                                              : core::Direction::kPreAbort);
+                                              ? protocol::Direction::kPreCommit
+                                              : protocol::Direction::kPreAbort);
       if (h.persist) record = *h.persist;
-      reply = common::ReplyToProto(h.reply);
+      reply = protocol::ReplyToProto(h.reply);
     }
     done(reply);
   }
@@ -153,11 +153,11 @@ class ScriptedChannel final : public transport::ParticipantChannel {
     v1::TerminationReply reply;
     {
       std::lock_guard<std::mutex> lock(mu);
-      const core::Ballot b = common::BallotFromProto(req.ballot());
-      three_phase_calls.push_back(absl::StrCat("elect ", core::BallotString(b)));
-      core::Handled h = core::OnElect(record, b);
+      const protocol::Ballot b = protocol::BallotFromProto(req.ballot());
+      three_phase_calls.push_back(absl::StrCat("elect ", protocol::BallotString(b)));
+      protocol::Handled h = protocol::OnElect(record, b);
       if (h.persist) record = *h.persist;
-      reply = common::ReplyToProto(h.reply);
+      reply = protocol::ReplyToProto(h.reply);
     }
     done(reply);
   }
@@ -177,7 +177,7 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   int local_transport_failures = 0, local_calls = 0;
   int compensate_failures = 0, compensate_calls = 0;
   bool no_sagas = false;                  // answers UNIMPLEMENTED, like a MongoDB agent
-  std::optional<core::TpcRecord> record;  // 3PC
+  std::optional<protocol::TpcRecord> record;  // 3PC
   bool silent_at_b0 = false;              // 3PC: PRE_COMMIT(B0) is never answered
   std::vector<std::string> three_phase_calls;
   v1::Vote vote = v1::VOTE_YES;
@@ -1214,7 +1214,7 @@ TEST_F(ThreePhaseDriverTest, CommitsAfterPreCommitAndLogsStartFirst) {
               (std::vector<std::string>{"pre_commit 1/coordinator", "commit"}))
         << ch->name();
     ASSERT_TRUE(ch->record.has_value());
-    EXPECT_EQ(ch->record->state, core::TpcState::kCommitted);
+    EXPECT_EQ(ch->record->state, protocol::TpcState::kCommitted);
     EXPECT_EQ(ch->record->members, (std::vector<std::string>{"orders", "inventory", "ledger"}));
   }
   auto record = log_.Get(out->txn_id());
@@ -1247,7 +1247,7 @@ TEST_F(ThreePhaseDriverTest, AQuorumOfAcksIsEnough) {
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
   WaitIdle();
-  EXPECT_EQ(ledger_->record->state, core::TpcState::kCommitted) << "told the decision";
+  EXPECT_EQ(ledger_->record->state, protocol::TpcState::kCommitted) << "told the decision";
 }
 
 TEST_F(ThreePhaseDriverTest, StalledAcksAreFinishedByATerminationRound) {
@@ -1274,9 +1274,9 @@ TEST_F(ThreePhaseDriverTest, RestartWithStartOnlyTerminatesInsteadOfPresumingAbo
   r.set_three_phase_max_round(1);
   for (ScriptedChannel* ch : all()) {
     r.add_branches()->set_participant(ch->name());
-    ch->record = core::TpcRecord{.state = core::TpcState::kPreCommitted,
-                                 .promised = core::InitialBallot(),
-                                 .attempted = core::InitialBallot(),
+    ch->record = protocol::TpcRecord{.state = protocol::TpcState::kPreCommitted,
+                                 .promised = protocol::InitialBallot(),
+                                 .attempted = protocol::InitialBallot(),
                                  .members = {"orders", "inventory", "ledger"}};
   }
   ASSERT_TRUE(log_.Write({r}, true).ok());
@@ -1285,7 +1285,7 @@ TEST_F(ThreePhaseDriverTest, RestartWithStartOnlyTerminatesInsteadOfPresumingAbo
   WaitIdle();
   EXPECT_EQ(*driver_->GetDecision("n1-1-7"), v1::DECISION_COMMIT);
   for (ScriptedChannel* ch : all()) {
-    EXPECT_EQ(ch->record->state, core::TpcState::kCommitted) << ch->name();
+    EXPECT_EQ(ch->record->state, protocol::TpcState::kCommitted) << ch->name();
     EXPECT_EQ(ch->rollbacks, 0);
   }
 }
@@ -1297,14 +1297,14 @@ TEST_F(ThreePhaseDriverTest, RestartAfterAParticipantRoundAbortedFollowsIt) {
   r.set_state(static_cast<int>(core::TxnState::kPreparing));
   r.set_three_phase_max_round(1);
   for (ScriptedChannel* ch : all()) r.add_branches()->set_participant(ch->name());
-  orders_->record = core::TpcRecord{.state = core::TpcState::kAborted};
-  inventory_->record = core::TpcRecord{.state = core::TpcState::kAborted};
-  ledger_->record = core::WaitingRecord({"orders", "inventory", "ledger"});
+  orders_->record = protocol::TpcRecord{.state = protocol::TpcState::kAborted};
+  inventory_->record = protocol::TpcRecord{.state = protocol::TpcState::kAborted};
+  ledger_->record = protocol::WaitingRecord({"orders", "inventory", "ledger"});
   ASSERT_TRUE(log_.Write({r}, true).ok());
   MakeDriver();
   WaitIdle();
   EXPECT_EQ(*driver_->GetDecision("n1-1-8"), v1::DECISION_ABORT);
-  EXPECT_EQ(ledger_->record->state, core::TpcState::kWaiting) << "the scripted agent only counts";
+  EXPECT_EQ(ledger_->record->state, protocol::TpcState::kWaiting) << "the scripted agent only counts";
   EXPECT_EQ(ledger_->rollbacks, 1);
 }
 

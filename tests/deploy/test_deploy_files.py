@@ -214,5 +214,31 @@ class ConfigsAndScripts(unittest.TestCase):
             self.assertEqual(r.returncode, 0, f"{script}: {r.stderr}")
 
 
+
+class SourceLayering(unittest.TestCase):
+    """What each part of the source may include: the shared protocol code and common/ depend on
+    neither side, and the agent depends on no coordinator code."""
+
+    RULES = {
+        "protocol": ("coordinator/", "participant-agent/", "common/"),
+        "common": ("coordinator/", "participant-agent/", "protocol/"),
+        "participant-agent": ("coordinator/",),
+    }
+
+    def test_no_part_includes_what_it_must_not(self):
+        wrong = []
+        for part, forbidden in self.RULES.items():
+            for folder, _, files in os.walk(os.path.join(ROOT, part)):
+                for name in files:
+                    if not name.endswith((".h", ".cc")):
+                        continue
+                    path = os.path.join(folder, name)
+                    with open(path) as f:
+                        for n, line in enumerate(f, 1):
+                            if line.startswith("#include \"") and any(
+                                    line[len("#include \""):].startswith(x) for x in forbidden):
+                                wrong.append(f"{os.path.relpath(path, ROOT)}:{n}: {line.strip()}")
+        self.assertEqual(wrong, [])
+
 if __name__ == "__main__":
     unittest.main()

@@ -2,7 +2,7 @@
  * Three-phase commit with quorum (E3PC-style) termination and ballots, for 3 participants and a
  * separate coordinator C that is not a quorum member (docs/three-phase.md sections 2-8). The
  * C++ that follows this model: coordinator/core/three_phase.{h,cc} (C) and
- * coordinator/core/three_phase_quorum.{h,cc} (the participant rules E1-E3, the decision rule, the
+ * protocol/three_phase_quorum.{h,cc} (the participant rules E1-E3, the decision rule, the
  * termination round), driven by coordinator/driver/three_phase_driver.cc and by the agents'
  * participant-agent/three_phase_records.cc and three_phase_terminator.cc. They name the same
  * states (W, PC, PA, C, A), ballots (LE promised, LA last attempt) and steps (ELECT, STATE,

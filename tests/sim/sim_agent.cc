@@ -19,6 +19,7 @@ void SimAgent::Start() {
   options.idle_timeout_ms = 5'000;
   registry_ = std::make_unique<agent::BranchRegistry>(database_.get(), scheduler_->clock(), options);
   reconciler_ = std::make_unique<agent::InDoubtReconciler>(registry_.get(), decisions_);
+  saga_steps_ = std::make_unique<agent::SagaSteps>(database_.get());
   timers_.After(reconcile_every_ms_, [this] { ReconcileLoop(); });
 }
 
@@ -33,6 +34,7 @@ void SimAgent::Crash() {
   life_.Crash();
   // A killed agent's connections close: the database rolls back what they had open.
   database_->Crash();
+  saga_steps_.reset();
   reconciler_.reset();
   registry_.reset();
 }

@@ -1,5 +1,6 @@
 // SimAgent: one txagent in the simulation, built from the agent's real parts: its BranchRegistry
-// (the branch state machine and idempotent calls) and its InDoubtReconciler (what a restarted
+// (the branch state machine and idempotent calls), its SagaSteps (saga steps and compensations
+// over the barrier table) and its InDoubtReconciler (what a restarted
 // agent does with branches left prepared), over a SimDatabase. A crash loses the registry (the
 // agent's memory) and every open transaction; prepared ones stay, and the reconciler, run every
 // `reconcile_every_ms`, asks the coordinator about them.
@@ -11,6 +12,7 @@
 
 #include "participant-agent/branch_registry.h"
 #include "participant-agent/in_doubt_reconciler.h"
+#include "participant-agent/saga_steps.h"
 #include "tests/sim/sim_database.h"
 #include "tests/sim/sim_scheduler.h"
 
@@ -28,6 +30,7 @@ class SimAgent {
   SimDatabase& database() { return *database_; }
   // Requires life().up().
   agent::BranchRegistry& registry() { return *registry_; }
+  agent::SagaSteps& saga_steps() { return *saga_steps_; }
 
   // The process dies. Its connections close, so the database rolls back what they had open;
   // prepared transactions stay.
@@ -46,6 +49,7 @@ class SimAgent {
   NodeTimers timers_{scheduler_, &life_};
   std::unique_ptr<agent::BranchRegistry> registry_;
   std::unique_ptr<agent::InDoubtReconciler> reconciler_;
+  std::unique_ptr<agent::SagaSteps> saga_steps_;
 };
 
 }  // namespace txn::sim

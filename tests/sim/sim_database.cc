@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <utility>
 
+#include <cstring>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -25,13 +28,24 @@ class SimSession final : public agent::BranchSession {
 
   absl::StatusOr<v1::ExecuteResult> Execute(const v1::Operation& op) override {
     TXN_SIM_RETURN_IF_CLOSED();
-    const std::string& text = op.sql().text();
-    const std::string statement(kTransferSql);
-    if (!op.has_sql() || text.compare(0, statement.size(), statement) != 0 ||
-        op.sql().params_size() != 2) {
+    if (!op.has_sql() || op.sql().params_size() != 2) {
       return absl::InvalidArgumentError("the simulated database runs only its transfer statement");
     }
-    if (text.size() > statement.size()) db_->tags_[gid_] = text.substr(statement.size());
+    const std::string& text = op.sql().text();
+    bool guarded = true;
+    std::string rest;
+    if (absl::StartsWith(text, kTransferSql)) {
+      rest = text.substr(std::strlen(kTransferSql));
+    } else if (absl::StartsWith(text, kAdjustSql)) {
+      guarded = false;
+      rest = text.substr(std::strlen(kAdjustSql));
+    } else {
+      return absl::InvalidArgumentError("the simulated database runs only its transfer statement");
+    }
+    if (!rest.empty() && !absl::StartsWith(rest, " -- ")) {
+      return absl::InvalidArgumentError("the simulated database runs only its transfer statement");
+    }
+    if (!rest.empty()) db_->tags_[gid_] = rest;
     int64_t id = 0, delta = 0;
     if (!absl::SimpleAtoi(op.sql().params(0), &id) || !absl::SimpleAtoi(op.sql().params(1), &delta) ||
         db_->balances_.count(id) == 0) {
@@ -46,7 +60,7 @@ class SimSession final : public agent::BranchSession {
       if (w.id == id) balance += w.delta;
     }
     v1::ExecuteResult result;
-    if (balance + delta >= 0) {
+    if (!guarded || balance + delta >= 0) {
       writes_.push_back({id, delta});
       result.set_rows_affected(1);
     } else if (locked_now) {
@@ -96,7 +110,54 @@ class SimSession final : public agent::BranchSession {
     TXN_SIM_RETURN_IF_CLOSED();
     Close();
     db_->Unlock(writes_);
-    if (!writes_.empty()) db_->finished_[gid_] = false;
+    if (!writes_.empty() && barrier_rows_.empty()) db_->finished_[gid_] = false;
+    return absl::OkStatus();
+  }
+
+  // --- saga steps ---
+  absl::StatusOr<bool> InsertBarrier(const std::string& gid, const std::string& op,
+                                     const std::string& origin) override {
+    TXN_SIM_RETURN_IF_CLOSED();
+    const auto row = std::make_pair(gid, op);
+    if (db_->barrier_.count(row) > 0) return false;
+    for (const auto& [mine, o] : barrier_rows_) {
+      if (mine == row) return false;
+    }
+    auto [it, locked_now] = db_->barrier_locks_.emplace(row, number_);
+    if (!locked_now && it->second != number_) {
+      return absl::UnavailableError("another transaction is inserting the same barrier row");
+    }
+    barrier_rows_.push_back({row, origin});
+    return true;
+  }
+
+  absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
+                                            const std::string& op) override {
+    TXN_SIM_RETURN_IF_CLOSED();
+    auto it = db_->barrier_.find(std::make_pair(gid, op));
+    return it == db_->barrier_.end() ? std::string() : it->second;
+  }
+
+  absl::Status Commit() override {
+    TXN_SIM_RETURN_IF_CLOSED();
+    Close();
+    db_->Apply(writes_);
+    bool compensation = false;
+    for (const auto& [row, origin] : barrier_rows_) {
+      db_->barrier_[row] = origin;
+      compensation |= row.second == "compensation";
+    }
+    SimDatabase::SagaEffects& effects = db_->saga_effects_[gid_];
+    int64_t moved = 0;
+    for (const auto& w : writes_) moved += w.delta;
+    for (const auto& [row, origin] : barrier_rows_) {
+      if (row.second == "action" && origin == "action") effects.step_ran = true;
+      if (row.second == "compensation") effects.compensated = true;
+    }
+    (compensation ? effects.compensation_delta : effects.step_delta) += moved;
+    if (db_->scheduler_->Chance(db_->flaky_chance_)) {
+      return absl::UnavailableError("the simulated connection was lost during COMMIT");
+    }
     return absl::OkStatus();
   }
 
@@ -104,13 +165,14 @@ class SimSession final : public agent::BranchSession {
   void Lose() {
     Close();
     db_->Unlock(writes_);
-    if (!writes_.empty()) db_->finished_[gid_] = false;
+    if (!writes_.empty() && barrier_rows_.empty()) db_->finished_[gid_] = false;
   }
 
  private:
   void Close() {
     open_ = false;
     db_->open_.erase(number_);
+    for (const auto& [row, origin] : barrier_rows_) db_->barrier_locks_.erase(row);
   }
 
   SimDatabase* const db_;
@@ -119,6 +181,7 @@ class SimSession final : public agent::BranchSession {
   const std::string token_;
   bool open_ = true;
   std::vector<SimDatabase::Write> writes_;
+  std::vector<std::pair<std::pair<std::string, std::string>, std::string>> barrier_rows_;
 };
 #undef TXN_SIM_RETURN_IF_CLOSED
 

@@ -8,7 +8,9 @@
 //     that would end in a lock timeout or a deadlock victim ends the same way, sooner);
 //   - PREPARE TRANSACTION under a gid, COMMIT / ROLLBACK PREPARED, a commit marker for one-phase
 //     commits, proof of a finished prepared transaction by its native id (PostgreSQL's xid);
-//   - a crash (Crash()): open transactions are lost, prepared ones survive with their locks.
+//   - a crash (Crash()): open transactions are lost, prepared ones survive with their locks;
+//   - the saga barrier table (gid, op) -> origin, whose row a concurrent inserter holds locked
+//     until it ends (a second inserter fails at once: UNAVAILABLE, so it is retried).
 // It also refuses to prepare now and then, and loses a one-phase COMMIT's answer after
 // committing now and then (`flaky_chance` each), as a database and its connection may.
 //
@@ -30,6 +32,8 @@ namespace txn::sim {
 
 inline constexpr char kTransferSql[] =
     "UPDATE acct SET bal = bal + $2 WHERE id = $1 AND bal + $2 >= 0";
+// The same without the guard (a saga's compensation must not fail for want of money).
+inline constexpr char kAdjustSql[] = "UPDATE acct SET bal = bal + $2 WHERE id = $1";
 
 class SimSession;
 
@@ -51,17 +55,27 @@ class SimDatabase final : public agent::ResourceAdapter {
   absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
   absl::StatusOr<std::vector<std::string>> ListPrepared() override;
   absl::StatusOr<agent::FinishedAs> ProveOnePhase(const std::string& gid) override;
+  absl::Status EnsureSagaBarrier() override { return absl::OkStatus(); }
 
   // The database server restarts: every open transaction is rolled back, every session lost.
   void Crash();
 
   // For the run's checks.
   int64_t TotalBalance() const;
-  // Every gid whose transaction wrote here and finished: true = committed.
+  // Every gid whose (two-phase or one-phase) transaction wrote here and finished: true =
+  // committed. Saga steps are in saga_effects().
   const std::map<std::string, bool>& finished() const { return finished_; }
   // The comment its statements carried, by gid (see kTransferSql).
   const std::map<std::string, std::string>& tags() const { return tags_; }
   std::vector<std::string> prepared() const;
+  // Saga steps: the barrier rows, and what each gid's committed step and compensation changed.
+  struct SagaEffects {
+    bool step_ran = false;           // its ("action") row was written by the step
+    bool compensated = false;        // its ("compensation") row exists
+    int64_t step_delta = 0;          // money the step moved here
+    int64_t compensation_delta = 0;  // money its compensation moved here
+  };
+  const std::map<std::string, SagaEffects>& saga_effects() const { return saga_effects_; }
 
  private:
   friend class SimSession;
@@ -91,6 +105,9 @@ class SimDatabase final : public agent::ResourceAdapter {
   std::map<uint64_t, SimSession*> open_;  // by session number: crashes go in a fixed order
   std::map<std::string, bool> finished_;
   std::map<std::string, std::string> tags_;
+  std::map<std::pair<std::string, std::string>, std::string> barrier_;  // committed rows
+  std::map<std::pair<std::string, std::string>, uint64_t> barrier_locks_;  // -> session number
+  std::map<std::string, SagaEffects> saga_effects_;
   uint64_t next_session_ = 1;
   uint64_t next_native_ = 1;
 };

@@ -94,17 +94,22 @@ void SimChannel::CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t ti
 
 namespace {
 absl::Status NotSimulated() {
-  return absl::UnimplementedError("sagas and three-phase commit are not simulated yet");
+  return absl::UnimplementedError("three-phase commit is not simulated yet");
 }
 }  // namespace
 
-void SimChannel::ExecuteLocal(const v1::ExecuteLocalRequest&, int64_t,
+void SimChannel::ExecuteLocal(const v1::ExecuteLocalRequest& req, int64_t timeout_ms,
                               transport::Reply<v1::ExecuteLocalResponse> done) {
-  done(NotSimulated());
+  Call<v1::ExecuteLocalResponse>(timeout_ms, std::move(done), [this, req](agent::BranchRegistry&) {
+    return agent_->saga_steps().ExecuteLocal(req);
+  });
 }
-void SimChannel::Compensate(const v1::CompensateRequest&, int64_t,
+
+void SimChannel::Compensate(const v1::CompensateRequest& req, int64_t timeout_ms,
                             transport::Reply<v1::CompensateResponse> done) {
-  done(NotSimulated());
+  Call<v1::CompensateResponse>(timeout_ms, std::move(done), [this, req](agent::BranchRegistry&) {
+    return agent_->saga_steps().Compensate(req);
+  });
 }
 void SimChannel::PreDecide(const v1::PreDecideRequest&, int64_t,
                            transport::Reply<v1::TerminationReply> done) {

@@ -51,6 +51,7 @@ struct Transfer {
   // order, so its branch numbers are the same.
   v1::RunRequest request;
   std::string txn_id;  // interactive: Begin's
+  bool saga = false;   // request.protocol is PROTOCOL_SAGA
   std::vector<Answer> answers;
   bool finished = false;
 };
@@ -191,6 +192,28 @@ class Run {
     return req;
   }
 
+  // A saga: debit one database's account, then credit another's; each step's compensation
+  // moves the money back (unguarded: a compensation must not fail for want of money).
+  v1::RunRequest MakeSagaRequest() {
+    v1::RunRequest req;
+    req.set_protocol(v1::PROTOCOL_SAGA);
+    req.set_timeout_ms(3'000);
+    const int amount = static_cast<int>(scheduler_.Between(1, 5));
+    const int from = static_cast<int>(scheduler_.Between(0, 2));
+    const int to = (from + 1 + static_cast<int>(scheduler_.Between(0, 1))) % 3;
+    for (const auto& [db, delta] : {std::pair{from, -amount}, std::pair{to, amount}}) {
+      const int account = static_cast<int>(scheduler_.Between(1, kAccounts));
+      auto* step = req.add_branches();
+      step->set_participant(kDatabases[db]);
+      *step->add_operations() = Move(account, delta);
+      v1::Operation undo = Move(account, -delta);
+      undo.mutable_sql()->set_text(kAdjustSql);
+      undo.mutable_sql()->clear_expect_rows_affected();
+      *step->add_compensations() = undo;
+    }
+    return req;
+  }
+
   void NextTransfer(int client) {
     if (!faulting()) return;  // new transfers only while faults happen; retries go on after
     if (scheduler_.Chance(0.3)) {
@@ -202,13 +225,17 @@ class Run {
     }
     auto t = std::make_shared<Transfer>();
     t->key = absl::StrCat("c", client, "-", transfers_.size());
-    t->request = MakeRequest();
+    t->saga = scheduler_.Chance(0.25);
+    t->request = t->saga ? MakeSagaRequest() : MakeRequest();
     t->request.set_idempotency_key(t->key);
     // Each statement names its transfer, so the checks see every transaction the key ran,
     // also ones no client heard of.
     for (auto& b : *t->request.mutable_branches()) {
       for (auto& op : *b.mutable_operations()) {
-        op.mutable_sql()->set_text(absl::StrCat(kTransferSql, " -- ", t->key));
+        op.mutable_sql()->set_text(absl::StrCat(op.sql().text(), " -- ", t->key));
+      }
+      for (auto& op : *b.mutable_compensations()) {
+        op.mutable_sql()->set_text(absl::StrCat(op.sql().text(), " -- ", t->key));
       }
     }
     transfers_.push_back(t);
@@ -257,7 +284,8 @@ class Run {
       Violation(absl::StrCat("transfer ", t->key, " ended HEURISTIC_MIXED"));
     }
     const bool decided = state == v1::TXN_STATE_COMMITTED || state == v1::TXN_STATE_COMMITTING ||
-                         state == v1::TXN_STATE_ABORTED || state == v1::TXN_STATE_ABORTING;
+                         state == v1::TXN_STATE_ABORTED || state == v1::TXN_STATE_ABORTING ||
+                         state == v1::TXN_STATE_FAILED_COMPENSATION;
     if (!decided) {
       retry();
       return;
@@ -424,12 +452,57 @@ class Run {
         }
       }
     }
+    // Sagas: what each step and compensation did, by transaction.
+    std::map<std::string, std::map<uint32_t, SimDatabase::SagaEffects>> sagas;
+    for (auto& agent : agents_) {
+      SimDatabase& db = agent->database();
+      for (const auto& [gid, effects] : db.saga_effects()) {
+        auto name = common::ParseBranchGid(gid);
+        if (!name) continue;
+        sagas[name->txn_id][name->branch] = effects;
+        auto tag = db.tags().find(gid);
+        if (effects.step_ran && tag != db.tags().end()) {
+          committed_by_key[tag->second.substr(4)].insert(name->txn_id);
+        }
+      }
+    }
+    int64_t left_by_failed_compensations = 0;
+    for (const auto& t : transfers_) {
+      if (!t->saga) continue;
+      std::set<std::string> counted;
+      for (const Answer& a : t->answers) {
+        const auto& steps = sagas[a.txn_id];
+        for (int b = 0; b < t->request.branches_size(); ++b) {
+          auto it = steps.find(b);
+          const SimDatabase::SagaEffects e =
+              it == steps.end() ? SimDatabase::SagaEffects{} : it->second;
+          if (a.state == v1::TXN_STATE_COMMITTED && (!e.step_ran || e.compensated)) {
+            Violation(absl::StrCat(t->key, ": saga told COMMITTED, but step ", b, " of ",
+                                   a.txn_id, e.step_ran ? " was compensated" : " never ran"));
+          }
+          if (a.state == v1::TXN_STATE_ABORTED &&
+              (e.step_ran && (!e.compensated || e.step_delta + e.compensation_delta != 0))) {
+            Violation(absl::StrCat(t->key, ": saga told ABORTED, but step ", b, " of ", a.txn_id,
+                                   " ran and was not undone"));
+          }
+          if (a.state == v1::TXN_STATE_FAILED_COMPENSATION && counted.insert(a.txn_id).second) {
+            for (const auto& [step, effects] : steps) {
+              left_by_failed_compensations += effects.step_delta + effects.compensation_delta;
+            }
+          }
+        }
+        if (a.state == v1::TXN_STATE_FAILED_COMPENSATION) ++result_.failed_compensations;
+      }
+    }
     for (const auto& [txn, branches] : endings) {
       std::set<bool> ends;
       for (const auto& [branch, committed] : branches) ends.insert(committed);
       if (ends.size() > 1) Violation(absl::StrCat(txn, ": some branches committed, some not"));
     }
-    const int64_t expected = kAccounts * kBalance * static_cast<int64_t>(agents_.size());
+    // Money moves only by transfers, which are balanced, except what a saga whose compensation
+    // failed (left for an operator, FAILED_COMPENSATION) left behind.
+    const int64_t expected = kAccounts * kBalance * static_cast<int64_t>(agents_.size()) +
+                             left_by_failed_compensations;
     if (total != expected) {
       Violation(absl::StrCat("the databases hold ", total, ", not ", expected));
     }
@@ -441,7 +514,7 @@ class Run {
         const bool said_commit =
             a.state == v1::TXN_STATE_COMMITTED || a.state == v1::TXN_STATE_COMMITTING;
         auto it = endings.find(a.txn_id);
-        for (int b = 0; b < t->request.branches_size(); ++b) {
+        for (int b = 0; b < t->request.branches_size() && !t->saga; ++b) {
           const bool committed = it != endings.end() && it->second.count(b) > 0 &&
                                  it->second.at(b);
           if (said_commit && !committed) {

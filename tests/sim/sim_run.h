@@ -1,10 +1,12 @@
 // SimRun: one seeded run of the whole system: a coordinator, three agents with their databases,
-// and clients sending transfers (Run with idempotency keys, retried on errors and timeouts, and
-// interactive Begin / Execute / Commit), first under faults (crashes and restarts of the
+// and clients sending transfers (Run with idempotency keys, retried on errors and timeouts, as
+// two-phase commits or sagas, and interactive Begin / Execute / Commit), first under faults (crashes and restarts of the
 // coordinator and agents at any step, messages delayed, reordered, dropped, duplicated, links
 // cut), then with every fault healed until the system is quiet. Then it checks what a user would:
 //   - atomicity: every branch of a transaction ended the same way in its database;
 //   - every COMMITTED answer is true (each branch committed), every ABORTED one too (none did);
+//     for a saga: COMMITTED = every step ran and none was compensated, ABORTED = every step that
+//     ran was undone by its compensation;
 //   - nothing is left prepared;
 //   - an idempotency key took effect once (one transaction committed for it; an ABORTED one's
 //     key does not outlive a coordinator restart, by design, so a retry after one may run anew);
@@ -33,6 +35,7 @@ struct SimResult {
   std::vector<std::string> violations;  // empty: every check held
   int committed = 0;
   int aborted = 0;
+  int failed_compensations = 0;  // sagas left for an operator (their compensation kept failing)
   int coordinator_crashes = 0;
   int agent_crashes = 0;
   std::string trace;  // faults, restarts and answers, in order, for a failing seed

@@ -45,11 +45,12 @@ std::string Tail(const std::string& text, size_t lines) {
 TEST(Simulation, TwoPhaseCommitHoldsUnderFaults) {
   const std::vector<uint64_t> seeds = Seeds();
   const bool replay = seeds.size() == 1;
-  int committed = 0, aborted = 0, crashes = 0;
+  int committed = 0, aborted = 0, crashes = 0, failed_compensations = 0;
   for (uint64_t seed : seeds) {
     SimResult r = RunSimulation(SimOptions{.seed = seed});
     committed += r.committed;
     aborted += r.aborted;
+    failed_compensations += r.failed_compensations;
     crashes += r.coordinator_crashes + r.agent_crashes;
     if (replay) std::cout << r.log << "--- trace ---\n" << r.trace;
     if (!r.violations.empty()) {
@@ -59,7 +60,8 @@ TEST(Simulation, TwoPhaseCommitHoldsUnderFaults) {
     }
   }
   std::cout << seeds.size() << " seeds: " << committed << " transfers committed, " << aborted
-            << " aborted, " << crashes << " crashes\n";
+            << " aborted (" << failed_compensations << " sagas left FAILED_COMPENSATION), "
+            << crashes << " crashes\n";
   // The runs did something: transfers committed through crashes.
   EXPECT_GT(committed, 10 * static_cast<int>(seeds.size()));
   EXPECT_GT(crashes, static_cast<int>(seeds.size()));

@@ -27,9 +27,10 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/core/types.h"
+#include "absl/strings/string_view.h"
+#include "protocol/decision.h"
 
-namespace txn::core {
+namespace txn::protocol {
 
 struct Ballot {
   uint64_t round = 0;  // 0: no ballot (LA before any pre-commit / pre-abort)
@@ -142,4 +143,4 @@ class TerminationRound {
 // The ballot for a candidate's next round: above everything it has seen and promised.
 Ballot NextBallot(uint64_t highest_round_seen, const std::string& owner);
 
-}  // namespace txn::core
+}  // namespace txn::protocol

@@ -1,11 +1,11 @@
-#include "coordinator/core/three_phase_quorum.h"
+#include "protocol/three_phase_quorum.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
-namespace txn::core {
+namespace txn::protocol {
 
 std::string BallotString(const Ballot& b) {
   if (b.empty()) return "-";
@@ -193,4 +193,4 @@ Ballot NextBallot(uint64_t highest_round_seen, const std::string& owner) {
   return Ballot{highest_round_seen + 1, owner};
 }
 
-}  // namespace txn::core
+}  // namespace txn::protocol

@@ -1,8 +1,8 @@
-#include "common/three_phase_wire.h"
+#include "protocol/three_phase_wire.h"
 
-namespace txn::common {
+namespace txn::protocol {
 
-using core::TpcState;
+using protocol::TpcState;
 
 namespace {
 
@@ -43,28 +43,28 @@ TpcState StateFromProto(v1::TpcState s) {
 
 }  // namespace
 
-core::Ballot BallotFromProto(const v1::Ballot& b) { return core::Ballot{b.round(), b.owner()}; }
+protocol::Ballot BallotFromProto(const v1::Ballot& b) { return protocol::Ballot{b.round(), b.owner()}; }
 
-v1::Ballot BallotToProto(const core::Ballot& b) {
+v1::Ballot BallotToProto(const protocol::Ballot& b) {
   v1::Ballot out;
   out.set_round(b.round);
   out.set_owner(b.owner);
   return out;
 }
 
-v1::TerminationReply ReplyToProto(const core::TpcReply& r) {
+v1::TerminationReply ReplyToProto(const protocol::TpcReply& r) {
   v1::TerminationReply out;
   switch (r.kind) {
-    case core::TpcReply::Kind::kState:
+    case protocol::TpcReply::Kind::kState:
       out.set_kind(v1::TerminationReply::KIND_STATE);
       break;
-    case core::TpcReply::Kind::kAck:
+    case protocol::TpcReply::Kind::kAck:
       out.set_kind(v1::TerminationReply::KIND_ACK);
       break;
-    case core::TpcReply::Kind::kNack:
+    case protocol::TpcReply::Kind::kNack:
       out.set_kind(v1::TerminationReply::KIND_NACK);
       break;
-    case core::TpcReply::Kind::kDecided:
+    case protocol::TpcReply::Kind::kDecided:
       out.set_kind(v1::TerminationReply::KIND_DECIDED);
       break;
   }
@@ -74,20 +74,20 @@ v1::TerminationReply ReplyToProto(const core::TpcReply& r) {
   return out;
 }
 
-core::TpcReply ReplyFromProto(const v1::TerminationReply& r) {
-  core::TpcReply out;
+protocol::TpcReply ReplyFromProto(const v1::TerminationReply& r) {
+  protocol::TpcReply out;
   switch (r.kind()) {
     case v1::TerminationReply::KIND_STATE:
-      out.kind = core::TpcReply::Kind::kState;
+      out.kind = protocol::TpcReply::Kind::kState;
       break;
     case v1::TerminationReply::KIND_ACK:
-      out.kind = core::TpcReply::Kind::kAck;
+      out.kind = protocol::TpcReply::Kind::kAck;
       break;
     case v1::TerminationReply::KIND_DECIDED:
-      out.kind = core::TpcReply::Kind::kDecided;
+      out.kind = protocol::TpcReply::Kind::kDecided;
       break;
     default:
-      out.kind = core::TpcReply::Kind::kNack;
+      out.kind = protocol::TpcReply::Kind::kNack;
       break;
   }
   out.ballot = BallotFromProto(r.ballot());
@@ -96,4 +96,4 @@ core::TpcReply ReplyFromProto(const v1::TerminationReply& r) {
   return out;
 }
 
-}  // namespace txn::common
+}  // namespace txn::protocol

@@ -1,8 +1,8 @@
-#include "coordinator/core/three_phase_quorum.h"
+#include "protocol/three_phase_quorum.h"
 
 #include <gtest/gtest.h>
 
-namespace txn::core {
+namespace txn::protocol {
 namespace {
 
 const std::vector<std::string> kMembers = {"p0", "p1", "p2"};
@@ -334,4 +334,4 @@ TEST(Scenario, CandidateThatPromisedALaterRoundAbandonsItsOwn) {
 }
 
 }  // namespace
-}  // namespace txn::core
+}  // namespace txn::protocol

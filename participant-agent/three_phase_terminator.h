@@ -2,7 +2,7 @@
 // is silent (docs/three-phase.md section 3, rules E4 and T0-T7). Each pass looks at this
 // agent's undecided records (W, PC, PA); one that has not changed for its timeout is first asked
 // of the coordinator (GetDecision: a COMMIT or ABORT there is final), and otherwise the agent runs
-// a termination round as candidate, with the pure TerminationRound of coordinator/core:
+// a termination round as candidate, with the pure TerminationRound of protocol/:
 //
 //   - a ballot above everything it has promised or seen, promised to itself first (its own ELECT,
 //     persisted like anyone's), then ELECT to every peer it can reach;

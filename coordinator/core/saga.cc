@@ -33,7 +33,7 @@ bool WasSent(const BranchStatus& st) {
 void Finish(SagaTxn& saga, TxnState state, bool sync, Effects& out) {
   saga.state = state;
   saga.compensating.reset();
-  if (state == TxnState::kCommitted) {
+  if (state == TxnState::kCommitted || sync) {
     // The answer waits for the record (OnLogged): see "What must be durable when".
     saga.final_pending = true;
     out.push_back(LogSaga{SagaLogPoint::kFinal, /*sync=*/true});
@@ -109,12 +109,13 @@ void OnLogFailed(SagaTxn& saga, const SagaLogFailed& e, Effects& out) {
       return;
     case SagaLogPoint::kFinal:
       if (saga.final_pending) {
-        // Every step is done, but a restart would not know it: not COMMITTED until it does.
+        // A restart would not know how it ended: not final until it does.
         saga.final_pending = false;
+        saga.reason = absl::StrCat(saga.reason, saga.reason.empty() ? "" : "; ", "it ended ",
+                                   TxnStateName(saga.state),
+                                   ", but its final record could not be logged: ", e.reason,
+                                   "; a restart takes it up again");
         saga.state = TxnState::kInDoubt;
-        saga.reason = absl::StrCat("every step is done, but the saga's final record could not be "
-                                   "logged: ",
-                                   e.reason, "; a restart finishes it");
         Reply(saga, out);
         return;
       }

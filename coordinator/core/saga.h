@@ -15,6 +15,7 @@
 //   ACTIVE --last step DONE---------------> COMMITTED [LogSaga(final, sync)]
 //   COMMITTED --logged(final)-------------> COMMITTED [Reply, Forget]
 //   COMMITTED --final write failed--------> IN_DOUBT  [Reply] (a restart takes it up forward)
+//   (FAILED_COMPENSATION, whose record is synced too, waits for it the same way)
 //   ACTIVE --step k UNKNOWN---------------> ACTIVE   [SendStep(k, n+1)] up to kMaxStepAttempts
 //   ACTIVE --step k FAILED (or no answer)-> ABORTING [LogSaga(compensating, sync)]
 //   ABORTING --logged(compensating)-------> ABORTING [SendCompensation(j)] for the highest step
@@ -69,7 +70,8 @@ struct SagaTxn {
   // The compensation under way (ABORTING).
   std::optional<uint32_t> compensating;
   bool client_answered = false;
-  // COMMITTED, and its final record is being written: the answer waits for it.
+  // COMMITTED (or FAILED_COMPENSATION), and its final record is being written: the answer
+  // waits for it, and until then the saga shows as still running.
   bool final_pending = false;
 };
 

@@ -163,8 +163,8 @@ v1::Outcome OutcomeOf(const core::SagaTxn& saga) {
   v1::Outcome out;
   out.set_txn_id(saga.id);
   // Still running (forward or compensating): not known yet.
-  const bool running =
-      saga.state == core::TxnState::kActive || saga.state == core::TxnState::kAborting;
+  const bool running = saga.state == core::TxnState::kActive ||
+                       saga.state == core::TxnState::kAborting || saga.final_pending;
   out.set_state(ToProto(running ? core::TxnState::kInDoubt : saga.state));
   out.set_reason(saga.reason);
   for (const auto& st : saga.steps) {
@@ -180,7 +180,13 @@ v1::Transaction TransactionOf(const core::SagaTxn& saga, TxnTimes times) {
   v1::Transaction out;
   out.set_txn_id(saga.id);
   out.set_protocol(v1::PROTOCOL_SAGA);
-  out.set_state(ToProto(saga.state));
+  // An outcome whose record is not durable yet is not shown: the saga is still finishing.
+  core::TxnState state = saga.state;
+  if (saga.final_pending) {
+    state = state == core::TxnState::kCommitted ? core::TxnState::kActive
+                                                : core::TxnState::kAborting;
+  }
+  out.set_state(ToProto(state));
   out.set_reason(saga.reason);
   out.set_created_unix_ms(times.created_unix_ms);
   out.set_decided_unix_ms(times.decided_unix_ms);

@@ -466,6 +466,19 @@ class Run {
         }
       }
     }
+    // Whatever a saga's outcome: a compensation undoes exactly what its step did here, and one
+    // whose step never ran (a null compensation) moves nothing.
+    for (const auto& [txn, steps] : sagas) {
+      for (const auto& [step, e] : steps) {
+        if (e.compensated && e.step_delta + e.compensation_delta != 0) {
+          Violation(absl::StrCat(txn, ": the compensation of step ", step, " moved ",
+                                 e.compensation_delta, " for a step that moved ", e.step_delta));
+        }
+        if (!e.compensated && e.compensation_delta != 0) {
+          Violation(absl::StrCat(txn, ": step ", step, " has no compensation row but moved money"));
+        }
+      }
+    }
     int64_t left_by_failed_compensations = 0;
     for (const auto& t : transfers_) {
       if (!t->saga) continue;
@@ -486,8 +499,9 @@ class Run {
                                    " ran and was not undone"));
           }
           if (a.state == v1::TXN_STATE_FAILED_COMPENSATION && counted.insert(a.txn_id).second) {
+            // Only the steps it could not compensate are left for the operator.
             for (const auto& [step, effects] : steps) {
-              left_by_failed_compensations += effects.step_delta + effects.compensation_delta;
+              if (!effects.compensated) left_by_failed_compensations += effects.step_delta;
             }
           }
         }

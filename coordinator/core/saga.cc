@@ -48,7 +48,8 @@ void Finish(SagaTxn& saga, TxnState state, bool sync, Effects& out) {
 void CompensateNext(SagaTxn& saga, int64_t from, Effects& out) {
   for (int64_t j = from; j >= 0; --j) {
     BranchStatus& st = saga.steps[static_cast<uint32_t>(j)];
-    if (!WasSent(st)) continue;
+    if (!WasSent(st) && !saga.resumed) continue;
+    if (st.state == BranchState::kCompensated) continue;
     saga.compensating = static_cast<uint32_t>(j);
     st.attempts = 1;
     out.push_back(SendCompensation{static_cast<uint32_t>(j), 0});
@@ -74,7 +75,10 @@ void OnLogged(SagaTxn& saga, const SagaLogged& e, Effects& out) {
     case SagaLogPoint::kCompensating:
       if (saga.state != TxnState::kAborting || saga.compensating_logged) return;
       saga.compensating_logged = true;
-      CompensateNext(saga, *saga.failed_step, out);
+      CompensateNext(saga,
+                     saga.resumed ? static_cast<int64_t>(saga.steps.size()) - 1
+                                  : static_cast<int64_t>(*saga.failed_step),
+                     out);
       return;
     case SagaLogPoint::kFinal:
       if (!saga.final_pending) return;
@@ -222,9 +226,10 @@ std::vector<SagaEffect> ResumeSaga(SagaTxn& saga) {
   Effects out;
   saga.client_answered = true;  // nobody is waiting after a restart
   saga.started = true;
+  saga.resumed = true;
   if (saga.state == TxnState::kAborting && saga.compensating_logged && saga.failed_step) {
-    // Start again at the highest step not yet compensated.
-    int64_t from = *saga.failed_step;
+    // Start again at the highest step not yet compensated (see `resumed`).
+    int64_t from = static_cast<int64_t>(saga.steps.size()) - 1;
     while (from >= 0 &&
            saga.steps[static_cast<uint32_t>(from)].state == BranchState::kCompensated) {
       --from;

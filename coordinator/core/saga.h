@@ -70,6 +70,11 @@ struct SagaTxn {
   // The compensation under way (ABORTING).
   std::optional<uint32_t> compensating;
   bool client_answered = false;
+  // Taken up from the log after a restart. Which steps were sent is then known only from
+  // records that may lag (progress is not synced: a step may have run after the last durable
+  // progress record), so every step not compensated yet gets a compensation (a null one where
+  // the step never ran, which the barrier also keeps from running later).
+  bool resumed = false;
   // COMMITTED (or FAILED_COMPENSATION), and its final record is being written: the answer
   // waits for it, and until then the saga shows as still running.
   bool final_pending = false;

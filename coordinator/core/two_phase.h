@@ -92,6 +92,8 @@ struct TwoPhaseTxn {
   // The client gave an idempotency key. A one-phase commit then writes its completion record
   // (LogCompletion) before the answer: it has no COMMIT record, and without one a retry after a
   // coordinator restart would not find the key and would run the transaction a second time.
+  // (The driver prepares a keyed single branch instead; this covers a last resource committed in
+  // one phase because every other branch voted READ_ONLY.)
   bool keyed = false;
   bool client_answered = false;
   // COMMITTING before this is set means the COMMIT record is being written: not yet a decision.

@@ -49,10 +49,7 @@ void SagaDriver::Start(const std::string& txn_id, const v1::RunRequest& req,
     ctx->times.created_unix_ms = deps_.clock->NowUnixMs();
     ctx->waiters.push_back(std::move(reply));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    active_[txn_id] = ctx;
-  }
+  active_.Insert(txn_id, ctx);
   Dispatch(ctx, core::SagaStart{});
 }
 
@@ -65,10 +62,7 @@ void SagaDriver::Resume(const log::DecisionRecord& record) {
     std::lock_guard<std::mutex> lock(ctx->mu);
     ctx->saga = SagaFromRecord(record);
     ctx->times = {record.created_unix_ms(), record.decided_unix_ms()};
-    {
-      std::lock_guard<std::mutex> lock2(mu_);
-      active_[ctx->saga.id] = ctx;
-    }
+    active_.Insert(ctx->saga.id, ctx);
     common::LogInfo(
         absl::StrCat("txn=", ctx->saga.id, " recovery: saga ",
                      ctx->saga.state == core::TxnState::kAborting ? "compensating" : "forward",
@@ -78,77 +72,39 @@ void SagaDriver::Resume(const log::DecisionRecord& record) {
   for (auto& a : actions) a();
 }
 
-std::optional<v1::Transaction> SagaDriver::Find(const std::string& txn_id) const {
-  std::shared_ptr<SagaContext> ctx;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = active_.find(txn_id);
-    if (it == active_.end()) return std::nullopt;
-    ctx = it->second;
-  }
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  v1::Transaction t = TransactionOf(ctx->saga, ctx->times);
-  t.set_owner(ctx->identity.owner);
+namespace {
+
+// What GetTransaction shows of a running saga (a SagaContext, held locked).
+template <typename Ctx>
+v1::Transaction ShownAs(const Ctx& ctx) {
+  v1::Transaction t = TransactionOf(ctx.saga, ctx.times);
+  t.set_owner(ctx.identity.owner);
   return t;
 }
 
+}  // namespace
+
+std::optional<v1::Transaction> SagaDriver::Find(const std::string& txn_id) const {
+  return active_.Inspect(txn_id, [](const auto& ctx) { return ShownAs(ctx); });
+}
+
 std::vector<v1::Transaction> SagaDriver::Snapshot() const {
-  std::vector<std::shared_ptr<SagaContext>> live;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, ctx] : active_) live.push_back(ctx);
-  }
-  std::vector<v1::Transaction> out;
-  for (const auto& ctx : live) {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    out.push_back(TransactionOf(ctx->saga, ctx->times));
-    out.back().set_owner(ctx->identity.owner);
-  }
-  return out;
+  return active_.InspectAll([](const auto& ctx) { return ShownAs(ctx); });
 }
 
 bool SagaDriver::Attach(const std::string& txn_id, OutcomeReply reply) {
-  std::shared_ptr<SagaContext> ctx;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = active_.find(txn_id);
-    if (it == active_.end()) return false;
-    ctx = it->second;
-  }
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  if (ctx->saga.client_answered) {
-    reply(OutcomeOf(ctx->saga));
-  } else {
-    ctx->waiters.push_back(std::move(reply));
-  }
-  return true;
+  return active_.Attach(txn_id, std::move(reply), [](const auto& ctx) {
+    return ctx.saga.client_answered ? std::optional(OutcomeOf(ctx.saga)) : std::nullopt;
+  });
 }
 
-size_t SagaDriver::active_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return active_.size();
-}
+size_t SagaDriver::active_count() const { return active_.size(); }
 
 void SagaDriver::Dispatch(const std::shared_ptr<SagaContext>& ctx, const core::SagaEvent& event) {
-  std::vector<Action> actions;
-  {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    actions = Plan(ctx, core::Step(ctx->saga, event));
-  }
-  for (auto& a : actions) a();
+  PlanThenAct(ctx->mu, [&] { return Plan(ctx, core::Step(ctx->saga, event)); });
 }
 
-void SagaDriver::Later(int attempt, Action fn) {
-  if (attempt <= 0) {
-    fn();
-    return;
-  }
-  deps_.timers->After(common::BackoffDelayMs(deps_.retry_backoff, attempt,
-                                            deps_.random->NextUnit()),
-                      Guard(std::move(fn)));
-}
-
-std::vector<SagaDriver::Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
+std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
                                                  const std::vector<core::SagaEffect>& effects) {
   std::vector<Action> actions;
   core::SagaTxn& saga = ctx->saga;
@@ -280,10 +236,7 @@ std::vector<SagaDriver::Action> SagaDriver::Plan(const std::shared_ptr<SagaConte
             v1::Transaction finished = TransactionOf(saga, ctx->times);
             finished.set_owner(ctx->identity.owner);
             actions.push_back([this, finished = std::move(finished)] {
-              {
-                std::lock_guard<std::mutex> lock(mu_);
-                active_.erase(finished.txn_id());
-              }
+              active_.Erase(finished.txn_id());
               if (deps_.on_finished) deps_.on_finished(finished);
             });
           }

@@ -17,6 +17,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/lifetime_guard.h"
+#include "coordinator/driver/driver_skeleton.h"
 #include "common/random.h"
 #include "common/timers.h"
 #include "coordinator/core/saga.h"
@@ -67,19 +68,20 @@ class SagaDriver {
 
  private:
   struct SagaContext;
-  using Action = std::function<void()>;
 
   void Dispatch(const std::shared_ptr<SagaContext>& ctx, const core::SagaEvent& event);
   std::vector<Action> Plan(const std::shared_ptr<SagaContext>& ctx,
                            const std::vector<core::SagaEffect>& effects);
-  void Later(int attempt, Action fn);
-  Action Guard(Action fn) const { return lifetime_.Wrap(std::move(fn)); }
+  void Later(int attempt, Action fn) const {
+    retries_.Later(deps_.retry_backoff, attempt, std::move(fn));
+  }
 
   const SagaDriverDeps deps_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<SagaContext>> active_ ABSL_GUARDED_BY(mu_);
-  // Declared last: closed first, so no callback runs against a half-destroyed driver.
+  ContextTable<SagaContext> active_;
+  // Closed first (the destructor's first step), so no callback runs against a half-destroyed
+  // driver.
   common::LifetimeGuard lifetime_;
+  const RetryScheduler retries_{deps_.timers, deps_.random, &lifetime_};
 };
 
 }  // namespace txn::driver

@@ -60,10 +60,7 @@ void ThreePhaseDriver::Start(const std::string& txn_id, const v1::RunRequest& re
     ctx->native_ids.resize(req.branches_size());
     ctx->waiters.push_back(std::move(reply));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    active_[txn_id] = ctx;
-  }
+  active_.Insert(txn_id, ctx);
   Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
 }
 
@@ -84,10 +81,7 @@ void ThreePhaseDriver::Resume(const log::DecisionRecord& record) {
       ctx->native_ids.push_back(b.native_id());
     }
     ctx->txn.reason = record.reason();
-    {
-      std::lock_guard<std::mutex> lock2(mu_);
-      active_[ctx->txn.id] = ctx;
-    }
+    active_.Insert(ctx->txn.id, ctx);
     core::Decision logged = record.decision() == v1::DECISION_COMMIT  ? core::Decision::kCommit
                             : record.decision() == v1::DECISION_ABORT ? core::Decision::kAbort
                                                                       : core::Decision::kNone;
@@ -100,62 +94,37 @@ void ThreePhaseDriver::Resume(const log::DecisionRecord& record) {
   for (auto& a : actions) a();
 }
 
-std::optional<v1::Transaction> ThreePhaseDriver::Find(const std::string& txn_id) const {
-  std::shared_ptr<Context> ctx;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = active_.find(txn_id);
-    if (it == active_.end()) return std::nullopt;
-    ctx = it->second;
-  }
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  v1::Transaction t = TransactionOf(ctx->txn, ctx->created_unix_ms, ctx->decided_unix_ms);
-  t.set_owner(ctx->identity.owner);
+namespace {
+
+// What GetTransaction shows of a running three-phase commit (a Context, held locked).
+template <typename Ctx>
+v1::Transaction ShownAs(const Ctx& ctx) {
+  v1::Transaction t = TransactionOf(ctx.txn, ctx.created_unix_ms, ctx.decided_unix_ms);
+  t.set_owner(ctx.identity.owner);
   return t;
 }
 
+}  // namespace
+
+std::optional<v1::Transaction> ThreePhaseDriver::Find(const std::string& txn_id) const {
+  return active_.Inspect(txn_id, [](const auto& ctx) { return ShownAs(ctx); });
+}
+
 std::vector<v1::Transaction> ThreePhaseDriver::Snapshot() const {
-  std::vector<std::shared_ptr<Context>> live;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, ctx] : active_) live.push_back(ctx);
-  }
-  std::vector<v1::Transaction> out;
-  for (const auto& ctx : live) {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    out.push_back(TransactionOf(ctx->txn, ctx->created_unix_ms, ctx->decided_unix_ms));
-    out.back().set_owner(ctx->identity.owner);
-  }
-  return out;
+  return active_.InspectAll([](const auto& ctx) { return ShownAs(ctx); });
 }
 
 bool ThreePhaseDriver::Attach(const std::string& txn_id, OutcomeReply reply) {
-  std::shared_ptr<Context> ctx;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = active_.find(txn_id);
-    if (it == active_.end()) return false;
-    ctx = it->second;
-  }
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  if (ctx->txn.client_answered) {
-    reply(OutcomeOf(ctx->txn));
-  } else {
-    ctx->waiters.push_back(std::move(reply));
-  }
-  return true;
+  return active_.Attach(txn_id, std::move(reply), [](const auto& ctx) {
+    return ctx.txn.client_answered ? std::optional(OutcomeOf(ctx.txn)) : std::nullopt;
+  });
 }
 
 absl::Status ThreePhaseDriver::Report(const std::string& txn_id, const std::string& participant,
                                       core::Decision d) {
-  std::shared_ptr<Context> ctx;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = active_.find(txn_id);
-    if (it == active_.end()) {
-      return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not running here"));
-    }
-    ctx = it->second;
+  std::shared_ptr<Context> ctx = active_.Find(txn_id);
+  if (ctx == nullptr) {
+    return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not running here"));
   }
   {
     std::lock_guard<std::mutex> lock(ctx->mu);
@@ -170,31 +139,11 @@ absl::Status ThreePhaseDriver::Report(const std::string& txn_id, const std::stri
   return absl::OkStatus();
 }
 
-size_t ThreePhaseDriver::active_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return active_.size();
-}
+size_t ThreePhaseDriver::active_count() const { return active_.size(); }
 
 void ThreePhaseDriver::Dispatch(const std::shared_ptr<Context>& ctx,
                                 const core::ThreePhaseEvent& event) {
-  std::vector<Action> actions;
-  {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    actions = Plan(ctx, core::Step(ctx->txn, event));
-  }
-  for (auto& a : actions) a();
-}
-
-void ThreePhaseDriver::Later(int64_t base_ms, int attempt, Action fn) {
-  int64_t delay = base_ms;
-  if (attempt > 0) {
-    delay += common::BackoffDelayMs(deps_.retry_backoff, attempt, deps_.random->NextUnit());
-  }
-  if (delay <= 0) {
-    fn();
-    return;
-  }
-  deps_.timers->After(delay, Guard(std::move(fn)));
+  PlanThenAct(ctx->mu, [&] { return Plan(ctx, core::Step(ctx->txn, event)); });
 }
 
 log::DecisionRecord ThreePhaseDriver::RecordOf(const Context& ctx, v1::Decision decision) const {
@@ -229,7 +178,7 @@ void ThreePhaseDriver::Write(const std::shared_ptr<Context>& ctx, log::DecisionR
                               })));
 }
 
-std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
+std::vector<Action> ThreePhaseDriver::Plan(
     const std::shared_ptr<Context>& ctx, const std::vector<core::ThreePhaseEffect>& effects) {
   std::vector<Action> actions;
   core::ThreePhaseTxn& txn = ctx->txn;
@@ -441,10 +390,7 @@ std::vector<ThreePhaseDriver::Action> ThreePhaseDriver::Plan(
                 TransactionOf(txn, ctx->created_unix_ms, ctx->decided_unix_ms);
             finished.set_owner(ctx->identity.owner);
             actions.push_back([this, finished = std::move(finished)] {
-              {
-                std::lock_guard<std::mutex> lock(mu_);
-                active_.erase(finished.txn_id());
-              }
+              active_.Erase(finished.txn_id());
               if (deps_.on_finished) deps_.on_finished(finished);
             });
           }

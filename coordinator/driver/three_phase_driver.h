@@ -21,6 +21,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/lifetime_guard.h"
+#include "coordinator/driver/driver_skeleton.h"
 #include "common/random.h"
 #include "common/timers.h"
 #include "coordinator/core/three_phase.h"
@@ -73,8 +74,6 @@ class ThreePhaseDriver {
 
  private:
   struct Context;
-  using Action = std::function<void()>;
-
   void Dispatch(const std::shared_ptr<Context>& ctx, const core::ThreePhaseEvent& event);
   std::vector<Action> Plan(const std::shared_ptr<Context>& ctx,
                            const std::vector<core::ThreePhaseEffect>& effects);
@@ -82,14 +81,17 @@ class ThreePhaseDriver {
   log::DecisionRecord RecordOf(const Context& ctx, v1::Decision decision) const;
   void Write(const std::shared_ptr<Context>& ctx, log::DecisionRecord record,
              std::function<void(absl::Status)> done);
-  void Later(int64_t base_ms, int attempt, Action fn);
-  Action Guard(Action fn) const { return lifetime_.Wrap(std::move(fn)); }
+  // After base_ms, plus the retry backoff from attempt 1 on.
+  void Later(int64_t base_ms, int attempt, Action fn) const {
+    retries_.Later(deps_.retry_backoff, attempt, std::move(fn), base_ms);
+  }
 
   const ThreePhaseDriverDeps deps_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<Context>> active_ ABSL_GUARDED_BY(mu_);
-  // Declared last: closed first, so no callback runs against a half-destroyed driver.
+  ContextTable<Context> active_;
+  // Closed first (the destructor's first step), so no callback runs against a half-destroyed
+  // driver.
   common::LifetimeGuard lifetime_;
+  const RetryScheduler retries_{deps_.timers, deps_.random, &lifetime_};
 };
 
 }  // namespace txn::driver

@@ -43,6 +43,7 @@
 #include "coordinator/core/two_phase.h"
 #include "coordinator/core/wait_for_graph.h"
 #include "coordinator/driver/deadlock_detector.h"
+#include "coordinator/driver/driver_skeleton.h"
 #include "coordinator/driver/idempotency_table.h"
 #include "coordinator/driver/principal_in_flight.h"
 #include "coordinator/driver/other_incarnations.h"
@@ -166,7 +167,6 @@ class TransactionDriver final : public DeadlockTarget {
 
  private:
   struct TxnContext;
-  using Action = std::function<void()>;
 
   std::shared_ptr<TxnContext> NewContext(v1::Protocol protocol, bool interactive,
                                          RequestIdentity identity);
@@ -187,7 +187,9 @@ class TransactionDriver final : public DeadlockTarget {
   // Requires ctx->mu held. Answers now if the client was already answered, else
   // queues `reply`.
   void AttachOrReply(TxnContext& ctx, OutcomeReply reply, std::vector<Action>* actions);
-  void Later(int attempt, Action fn);
+  void Later(int attempt, Action fn) const {
+    retries_.Later(options_.retry_backoff, attempt, std::move(fn));
+  }
   // Requires ctx.mu held: numbers a call to `branch` and records it in flight.
   static uint64_t StartCall(TxnContext& ctx, uint32_t branch);
   // Takes ctx.mu: the call returned.
@@ -269,6 +271,7 @@ class TransactionDriver final : public DeadlockTarget {
   // gone; every such callback goes through lifetime_. Declared last so it is
   // destroyed (closed) first.
   common::LifetimeGuard lifetime_;
+  const RetryScheduler retries_{deps_.timers, random_, &lifetime_};
 };
 
 }  // namespace txn::driver

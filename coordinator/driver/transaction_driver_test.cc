@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <thread>
 #include <map>
 #include <set>
 #include <utility>
@@ -1359,6 +1360,48 @@ TEST_F(ThreePhaseDriverTest, BeginAndCannotPrepareParticipantsAreRefused) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(out.status().message().find("ledger"), std::string::npos);
   EXPECT_EQ(orders_->prepares, 0);
+}
+
+// A retried Run (same idempotency key) of a transaction still in flight but answered: the retry
+// is answered at once, and outside the transaction's lock: its reply may look the transaction up
+// (GetTransaction takes that lock). Every protocol's driver attaches retries the same way.
+void ExpectARetryIsAnsweredOutsideTheLock(TransactionDriver& driver, v1::RunRequest req) {
+  req.set_idempotency_key("answered-in-flight");
+  req.set_wait_for_completion(false);
+  std::promise<absl::StatusOr<v1::Outcome>> first;
+  driver.Run(req, [&](absl::StatusOr<v1::Outcome> o) { first.set_value(o); });
+  absl::StatusOr<v1::Outcome> out = first.get_future().get();
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->state(), v1::TXN_STATE_COMMITTED) << out->reason();
+  ASSERT_GT(driver.active_count(), 0u);  // its commits keep failing: still in flight
+  auto retried = std::make_shared<std::promise<absl::StatusOr<v1::Transaction>>>();
+  std::thread([&driver, req, retried] {
+    driver.Run(req, [&driver, retried](absl::StatusOr<v1::Outcome> o) {
+      if (!o.ok()) return retried->set_value(o.status());
+      retried->set_value(driver.GetTransaction(o->txn_id()));
+    });
+  }).detach();
+  std::future<absl::StatusOr<v1::Transaction>> seen = retried->get_future();
+  // A reply run under the lock would wait for itself here: report it instead of hanging.
+  ASSERT_EQ(seen.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the retry's reply ran under the transaction's lock";
+  absl::StatusOr<v1::Transaction> t = seen.get();
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->txn_id(), out->txn_id());
+}
+
+TEST_F(TransactionDriverTest, ARetryOfAnAnsweredTransactionIsAnsweredOutsideItsLock) {
+  orders_->commit_failures = 1'000'000;
+  ExpectARetryIsAnsweredOutsideTheLock(*driver_, Transfer());
+  orders_->commit_failures = 0;
+  WaitIdle();
+}
+
+TEST_F(ThreePhaseDriverTest, ARetryOfAnAnsweredTransactionIsAnsweredOutsideItsLock) {
+  orders_->commit_failures = 1'000'000;
+  ExpectARetryIsAnsweredOutsideTheLock(*driver_, ThreePhase());
+  orders_->commit_failures = 0;
+  WaitIdle();
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 #include "participant-agent/branch_registry.h"
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -353,6 +351,28 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
       return absl::InvalidArgumentError("ref.branch is not among three_phase_members");
     }
   }
+  if (three_phase) {
+    // A Prepare that comes again after the members decided without the coordinator (which then
+    // still waits for votes): the decision stands, and the operations must not run a second time
+    // (after a restart this agent no longer remembers the branch, and the database no longer
+    // holds it prepared).
+    TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, tpc_->Load(gid));
+    if (rec && protocol::IsFinal(rec->state)) {
+      const bool committed = rec->state == protocol::TpcState::kCommitted;
+      auto e = GetOrCreate(gid);
+      std::lock_guard<std::mutex> lock(e->mu);
+      Touch(gid, *e);
+      if (!e->initialized) {
+        e->initialized = true;
+        e->state = committed ? State::kCommitted : State::kAborted;
+        if (!committed) e->reason = "aborted by a termination round";
+      }
+      v1::PrepareBranchResponse resp;
+      resp.set_vote(committed ? v1::VOTE_YES : v1::VOTE_NO);
+      if (!committed) resp.set_reason("aborted by a termination round");
+      return resp;
+    }
+  }
   TXN_ASSIGN_OR_RETURN(v1::PrepareBranchResponse resp, PrepareLocal(req, gid));
   if (!three_phase || resp.vote() == v1::VOTE_NO) return resp;
   // 3PC: the record before the YES (a read-only branch stays a member of the quorum too).
@@ -361,15 +381,10 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
   TXN_ASSIGN_OR_RETURN(bool recorded, tpc_->RecordYes(gid, members));
   if (!recorded) {
     // A termination round reached this branch before its vote and aborted it: roll the prepared
-    // transaction back. MySQL keeps a just-prepared XA transaction attached to its connection for
-    // a moment (UNAVAILABLE); after a few tries the reconciler finishes it from the A record.
+    // transaction back, once. If that fails (the database's own reasons stay in its adapter),
+    // the reconciler finishes it from the A record.
     bool rolled_back = resp.vote() != v1::VOTE_YES;  // READ_ONLY: nothing is prepared
-    for (int attempt = 0; attempt < 20 && !rolled_back; ++attempt) {
-      absl::StatusOr<FinishResult> r = adapter_->RollbackPrepared(gid, resp.native_id());
-      rolled_back = r.ok();
-      if (!r.ok() && r.status().code() != absl::StatusCode::kUnavailable) break;
-      if (!rolled_back) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    if (!rolled_back) rolled_back = adapter_->RollbackPrepared(gid, resp.native_id()).ok();
     const std::string reason = "aborted by a termination round before it voted";
     if (rolled_back) {
       auto e = GetOrCreate(gid);
@@ -498,10 +513,16 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
 absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
     const v1::CommitBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
+  // 3PC: whether this agent's record said COMMIT before this call (a termination round decided
+  // it). A C record is written before the database commit, and nothing but that commit can end
+  // the prepared transaction afterwards: so if the database no longer holds it, it committed.
+  bool recorded_commit = false;
   if (req.three_phase()) {
     if (tpc_ == nullptr) {
       return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
     }
+    TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, tpc_->Load(gid));
+    recorded_commit = rec && rec->state == protocol::TpcState::kCommitted;
     TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, protocol::Decision::kCommit));
   }
   auto e = GetOrCreate(gid);
@@ -530,6 +551,12 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
   absl::StatusOr<FinishResult> finished = adapter_->CommitPrepared(gid, native_id);
   steps_.commit_prepared->Observe(watch.Seconds());
   TXN_ASSIGN_OR_RETURN(FinishResult r, std::move(finished));
+  if (r.as == FinishedAs::kUnknown && recorded_commit) {
+    // Found by the simulation: a round of the members committed the branch, this agent
+    // restarted (forgetting it), and the coordinator's own round sent Commit without the native
+    // id: the database could not tell, and the coordinator took it for a mixed outcome.
+    r = FinishResult{FinishedAs::kCommitted, ""};
+  }
   e->initialized = true;
   if (r.as == FinishedAs::kCommitted) e->state = State::kCommitted;
   if (r.as == FinishedAs::kAborted) {

@@ -32,7 +32,11 @@ absl::StatusOr<int> LockWaitReporter::RunOnce() {
   for (const LiveBranch& b : waiting) waiter_of[b.gid] = &b;
   std::vector<LockWaitFound> found;
   if (!waiting.empty()) {
-    TXN_ASSIGN_OR_RETURN(found, adapter_->FindLockWaits(waiting, live));
+    LockWaitSource* source = adapter_->lock_waits();
+    if (source == nullptr) {
+      return absl::UnimplementedError("this participant cannot report lock waits");
+    }
+    TXN_ASSIGN_OR_RETURN(found, source->FindLockWaits(waiting, live));
   }
   if (found.empty() && !coordinator_may_hold_waits_) return 0;
 

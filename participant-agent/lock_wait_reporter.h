@@ -4,7 +4,7 @@
 //
 // Each pass (RunOnce, on the agent's own reporting thread, never a gRPC or lane worker): the
 // branches whose current call has run longer than `threshold_ms` are looked up in the database
-// (ResourceAdapter::FindLockWaits, one query), and the waits found are sent as one snapshot
+// (LockWaitSource::FindLockWaits, one query), and the waits found are sent as one snapshot
 // (Coordinator.ReportWaits) that replaces this agent's previous one. While waits last, every
 // pass sends them again, which renews them at the coordinator; the first pass that finds none
 // sends an empty snapshot, which clears them. Sequence numbers start from the process's start

@@ -479,8 +479,9 @@ int Main(int argc, char** argv) {
   // much shorter than the background loop's, and a slow reconciler pass must not delay it.
   LockWaitReporter wait_reporter(flags->Get("name"), &registry, adapter->get(), &decisions, &clock,
                                  LockWaitReporterOptions{.threshold_ms = *wait_threshold});
-  const int64_t report_every_ms =
-      std::max<int64_t>(*wait_interval, adapter->get()->min_lock_wait_interval_ms());
+  const LockWaitSource* wait_source = adapter->get()->lock_waits();
+  const int64_t report_every_ms = std::max<int64_t>(
+      *wait_interval, wait_source != nullptr ? wait_source->min_lock_wait_interval_ms() : 0);
   std::thread wait_reporting([&] {
     if (*wait_threshold == 0) return;
     bool warned = false;

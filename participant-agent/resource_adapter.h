@@ -89,6 +89,65 @@ struct ResultLimits {
   }
 };
 
+// --- Optional capabilities. An adapter (or its session) that has one derives from it and
+// returns itself from the accessor (ResourceAdapter::three_phase_records() and the like); the
+// others return nullptr, and the agent refuses that kind of call, naming what is missing. ---
+
+// Saga steps (participant-agent/saga_steps.h) on an open session.
+class SagaSession {
+ public:
+  virtual ~SagaSession() = default;
+  // In the open transaction: inserts the barrier row (gid, op, origin) unless (gid, op) exists
+  // (waiting for a concurrent inserter to finish). Returns whether it inserted.
+  [[nodiscard]] virtual absl::StatusOr<bool> InsertBarrier(const std::string& gid,
+                                                           const std::string& op,
+                                                           const std::string& origin) = 0;
+  // The origin of the barrier row (gid, op), or "" when there is none.
+  [[nodiscard]] virtual absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
+                                                                  const std::string& op) = 0;
+  // Commits the open local transaction (no commit marker). OK only when the database committed;
+  // UNAVAILABLE when the answer was lost; another error when it rolled back.
+  [[nodiscard]] virtual absl::Status Commit() = 0;
+};
+
+// Saga steps: the barrier table beside the data.
+class SagaBarrierStore {
+ public:
+  virtual ~SagaBarrierStore() = default;
+  // Creates the saga barrier table if it is missing (called before the first saga call).
+  [[nodiscard]] virtual absl::Status EnsureSagaBarrier() = 0;
+};
+
+// Three-phase commit: the participant's records (see TpcRow) in its own database.
+class ThreePhaseRecordStore {
+ public:
+  virtual ~ThreePhaseRecordStore() = default;
+  // Creates the record table if it is missing.
+  [[nodiscard]] virtual absl::Status EnsureTpcTable() = 0;
+  // The record of branch `gid`, or nullopt when there is none.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<TpcRow>> LoadTpcRecord(
+      const std::string& gid) = 0;
+  // Inserts or replaces the record in one committed statement of its own; it is durable when
+  // this returns OK (the agent replies only after that).
+  [[nodiscard]] virtual absl::Status StoreTpcRecord(const std::string& gid,
+                                                    const TpcRow& row) = 0;
+  // The gids whose record is not decided (W, PC, PA): what the agent's termination timer watches.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListUndecidedTpc() = 0;
+};
+
+// Deadlock detection (lock_wait_reporter.h): who waits for whom, as the database sees it.
+class LockWaitSource {
+ public:
+  virtual ~LockWaitSource() = default;
+  // Who each of `waiting` waits for, if it waits on a lock: one entry per waiter and holder.
+  // `live` is every branch with a session (holders are looked up among them).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<LockWaitFound>> FindLockWaits(
+      const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) = 0;
+  // The shortest time between two FindLockWaits calls that still sees the database's present
+  // (0: any); the agent's reporter never looks more often (see MysqlAdapter).
+  virtual int64_t min_lock_wait_interval_ms() const { return 0; }
+};
+
 class BranchSession {
  public:
   virtual ~BranchSession() = default;
@@ -109,24 +168,8 @@ class BranchSession {
   [[nodiscard]] virtual absl::Status CommitLocal(const std::string& gid) = 0;
   [[nodiscard]] virtual absl::Status RollbackLocal() = 0;
 
-  // --- Sagas (participant-agent/saga_steps.h) ---
-  // In the open transaction: inserts the barrier row (gid, op, origin) unless (gid, op) exists
-  // (waiting for a concurrent inserter to finish). Returns whether it inserted.
-  [[nodiscard]] virtual absl::StatusOr<bool> InsertBarrier(const std::string& gid,
-                                                           const std::string& op,
-                                                           const std::string& origin) {
-    return absl::UnimplementedError("this participant does not run saga steps");
-  }
-  // The origin of the barrier row (gid, op), or "" when there is none.
-  [[nodiscard]] virtual absl::StatusOr<std::string> BarrierOrigin(const std::string& gid,
-                                                                  const std::string& op) {
-    return absl::UnimplementedError("this participant does not run saga steps");
-  }
-  // Commits the open local transaction (no commit marker). OK only when the database committed;
-  // UNAVAILABLE when the answer was lost; another error when it rolled back.
-  [[nodiscard]] virtual absl::Status Commit() {
-    return absl::UnimplementedError("this participant does not run saga steps");
-  }
+  // Saga steps: the session's SagaSession, or nullptr where the database runs none.
+  virtual SagaSession* saga() { return nullptr; }
 };
 
 class ResourceAdapter {
@@ -157,42 +200,10 @@ class ResourceAdapter {
   // Whether the one-phase commit of `gid` happened: kCommitted when its marker exists, kAborted
   // when not. Requires that no transaction for `gid` can still be running here.
   [[nodiscard]] virtual absl::StatusOr<FinishedAs> ProveOnePhase(const std::string& gid) = 0;
-  // Creates the saga barrier table if it is missing (called before the first saga call).
-  // UNIMPLEMENTED for databases that do not run saga steps.
-  [[nodiscard]] virtual absl::Status EnsureSagaBarrier() {
-    return absl::UnimplementedError("this participant does not run saga steps");
-  }
-  // --- Three-phase commit records (see TpcRow) ---
-  // Creates the record table if it is missing. UNIMPLEMENTED where 3PC is not supported.
-  [[nodiscard]] virtual absl::Status EnsureTpcTable() {
-    return absl::UnimplementedError("this participant does not take part in three-phase commit");
-  }
-  // The record of branch `gid`, or nullopt when there is none.
-  [[nodiscard]] virtual absl::StatusOr<std::optional<TpcRow>> LoadTpcRecord(
-      const std::string& gid) {
-    return absl::UnimplementedError("this participant does not take part in three-phase commit");
-  }
-  // Inserts or replaces the record in one committed statement of its own; it is durable when
-  // this returns OK (the agent replies only after that).
-  [[nodiscard]] virtual absl::Status StoreTpcRecord(const std::string& gid, const TpcRow& row) {
-    return absl::UnimplementedError("this participant does not take part in three-phase commit");
-  }
-  // The gids whose record is not decided (W, PC, PA): what the agent's termination timer watches.
-  [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListUndecidedTpc() {
-    return absl::UnimplementedError("this participant does not take part in three-phase commit");
-  }
-
-  // --- Deadlock detection (lock_wait_reporter.h) ---
-  // Who each of `waiting` waits for, if it waits on a lock: one entry per waiter and holder.
-  // `live` is every branch with a session (holders are looked up among them). UNIMPLEMENTED
-  // where the database cannot tell.
-  [[nodiscard]] virtual absl::StatusOr<std::vector<LockWaitFound>> FindLockWaits(
-      const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) {
-    return absl::UnimplementedError("this participant cannot report lock waits");
-  }
-  // The shortest time between two FindLockWaits calls that still sees the database's present
-  // (0: any); the agent's reporter never looks more often (see MysqlAdapter).
-  virtual int64_t min_lock_wait_interval_ms() const { return 0; }
+  // Optional capabilities (see above); nullptr where the database has none.
+  virtual SagaBarrierStore* saga_barrier() { return nullptr; }
+  virtual ThreePhaseRecordStore* three_phase_records() { return nullptr; }
+  virtual LockWaitSource* lock_waits() { return nullptr; }
 
   // Periodic housekeeping (e.g. old commit markers). Called from the agent's background loop.
   [[nodiscard]] virtual absl::Status CollectGarbage() { return absl::OkStatus(); }

@@ -15,12 +15,28 @@ absl::Status CheckOperations(const google::protobuf::RepeatedPtrField<v1::Operat
   return absl::OkStatus();
 }
 
+absl::Status NoSagas() {
+  return absl::UnimplementedError("this participant does not run saga steps");
+}
+
+// The session's saga capability; UNIMPLEMENTED (and the session rolled back) without one.
+absl::StatusOr<SagaSession*> SagaOf(BranchSession& session) {
+  SagaSession* saga = session.saga();
+  if (saga == nullptr) {
+    (void)session.RollbackLocal();
+    return NoSagas();
+  }
+  return saga;
+}
+
 }  // namespace
 
 absl::Status SagaSteps::EnsureBarrier() {
   std::lock_guard<std::mutex> lock(barrier_mu_);
   if (barrier_ready_) return absl::OkStatus();
-  TXN_RETURN_IF_ERROR(adapter_->EnsureSagaBarrier());
+  SagaBarrierStore* store = adapter_->saga_barrier();
+  if (store == nullptr) return NoSagas();
+  TXN_RETURN_IF_ERROR(store->EnsureSagaBarrier());
   barrier_ready_ = true;
   return absl::OkStatus();
 }
@@ -48,10 +64,11 @@ absl::StatusOr<v1::ExecuteLocalResponse> SagaSteps::ExecuteLocal(
   TXN_RETURN_IF_ERROR(CheckOperations(req.operations()));
   TXN_RETURN_IF_ERROR(EnsureBarrier());
   TXN_ASSIGN_OR_RETURN(std::unique_ptr<BranchSession> session, adapter_->Begin(gid));
+  TXN_ASSIGN_OR_RETURN(SagaSession * saga, SagaOf(*session));
   v1::ExecuteLocalResponse resp;
-  TXN_ASSIGN_OR_RETURN(bool first, session->InsertBarrier(gid, kAction, kAction));
+  TXN_ASSIGN_OR_RETURN(bool first, saga->InsertBarrier(gid, kAction, kAction));
   if (!first) {
-    TXN_ASSIGN_OR_RETURN(std::string origin, session->BarrierOrigin(gid, kAction));
+    TXN_ASSIGN_OR_RETURN(std::string origin, saga->BarrierOrigin(gid, kAction));
     (void)session->RollbackLocal();
     if (origin == kCompensation) {
       resp.set_result(v1::LOCAL_RESULT_REFUSED);
@@ -69,7 +86,7 @@ absl::StatusOr<v1::ExecuteLocalResponse> SagaSteps::ExecuteLocal(
     resp.set_reason(failure);
     return resp;
   }
-  absl::Status committed = session->Commit();
+  absl::Status committed = saga->Commit();
   if (committed.code() == absl::StatusCode::kUnavailable) return committed;
   if (!committed.ok()) {
     resp.set_result(v1::LOCAL_RESULT_FAILED);
@@ -85,10 +102,11 @@ absl::StatusOr<v1::CompensateResponse> SagaSteps::Compensate(const v1::Compensat
   TXN_RETURN_IF_ERROR(CheckOperations(req.operations()));
   TXN_RETURN_IF_ERROR(EnsureBarrier());
   TXN_ASSIGN_OR_RETURN(std::unique_ptr<BranchSession> session, adapter_->Begin(gid));
+  TXN_ASSIGN_OR_RETURN(SagaSession * saga, SagaOf(*session));
   v1::CompensateResponse resp;
   // First the step's row: if this inserts it, the step never ran here, and now never will.
-  TXN_ASSIGN_OR_RETURN(bool step_never_ran, session->InsertBarrier(gid, kAction, kCompensation));
-  TXN_ASSIGN_OR_RETURN(bool first, session->InsertBarrier(gid, kCompensation, kCompensation));
+  TXN_ASSIGN_OR_RETURN(bool step_never_ran, saga->InsertBarrier(gid, kAction, kCompensation));
+  TXN_ASSIGN_OR_RETURN(bool first, saga->InsertBarrier(gid, kCompensation, kCompensation));
   if (!first) {
     (void)session->RollbackLocal();
     resp.set_result(v1::LOCAL_RESULT_DONE);
@@ -104,7 +122,7 @@ absl::StatusOr<v1::CompensateResponse> SagaSteps::Compensate(const v1::Compensat
       return resp;
     }
   }
-  absl::Status committed = session->Commit();
+  absl::Status committed = saga->Commit();
   if (committed.code() == absl::StatusCode::kUnavailable) return committed;
   if (!committed.ok()) {
     resp.set_result(v1::LOCAL_RESULT_FAILED);

@@ -73,14 +73,17 @@ std::shared_ptr<std::mutex> ThreePhaseRecords::LockFor(const std::string& gid) {
 absl::Status ThreePhaseRecords::Ensure() {
   std::lock_guard<std::mutex> lock(mu_);
   if (table_ready_) return absl::OkStatus();
-  TXN_RETURN_IF_ERROR(adapter_->EnsureTpcTable());
+  if (store_ == nullptr) {
+    return absl::UnimplementedError("this participant does not take part in three-phase commit");
+  }
+  TXN_RETURN_IF_ERROR(store_->EnsureTpcTable());
   table_ready_ = true;
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<protocol::TpcRecord>> ThreePhaseRecords::Load(const std::string& gid) {
   TXN_RETURN_IF_ERROR(Ensure());
-  TXN_ASSIGN_OR_RETURN(std::optional<TpcRow> row, adapter_->LoadTpcRecord(gid));
+  TXN_ASSIGN_OR_RETURN(std::optional<TpcRow> row, store_->LoadTpcRecord(gid));
   if (!row) return std::optional<protocol::TpcRecord>();
   TXN_ASSIGN_OR_RETURN(protocol::TpcRecord rec, RecordFromRow(*row));
   return std::optional<protocol::TpcRecord>(std::move(rec));
@@ -88,11 +91,12 @@ absl::StatusOr<std::optional<protocol::TpcRecord>> ThreePhaseRecords::Load(const
 
 absl::StatusOr<std::vector<std::string>> ThreePhaseRecords::ListUndecided() {
   TXN_RETURN_IF_ERROR(Ensure());
-  return adapter_->ListUndecidedTpc();
+  return store_->ListUndecidedTpc();
 }
 
 absl::Status ThreePhaseRecords::Store(const std::string& gid, const protocol::TpcRecord& rec) {
-  return adapter_->StoreTpcRecord(gid, RowFromRecord(rec));
+  TXN_RETURN_IF_ERROR(Ensure());
+  return store_->StoreTpcRecord(gid, RowFromRecord(rec));
 }
 
 absl::Status ThreePhaseRecords::CheckAddressedToMe(const std::string& participant) const {

@@ -1,7 +1,7 @@
 // ThreePhaseRecords: the agent's side of three-phase commit (docs/three-phase.md sections 3
 // and 8). It keeps one record per 3PC branch in the agent's own table in its database
-// (ResourceAdapter::StoreTpcRecord: txcoord_3pc), and answers ELECT and PRE_COMMIT / PRE_ABORT
-// with the pure rules of protocol/three_phase_quorum.h, writing the record *before* each
+// (ThreePhaseRecordStore::StoreTpcRecord: txcoord_3pc), and answers ELECT and PRE_COMMIT /
+// PRE_ABORT with the pure rules of protocol/three_phase_quorum.h, writing the record *before* each
 // reply. The agent keeps nothing on its own disk: a replacement agent reads the same table.
 //
 // Calls on one branch run in turn (a lock per gid), so a YES vote racing an ELECT is decided in
@@ -29,7 +29,7 @@ class ThreePhaseRecords {
   // `self`: this agent's participant name (--name). Requests meant for another member, and
   // Prepares that place this agent elsewhere in the members, are refused.
   ThreePhaseRecords(ResourceAdapter* adapter, std::string self)
-      : adapter_(adapter), self_(std::move(self)) {}
+      : adapter_(adapter), store_(adapter->three_phase_records()), self_(std::move(self)) {}
 
   // After the database PREPARE of `gid`, before voting YES: writes {W, promised B0, members}.
   // Returns false when the branch was aborted by a termination round first (the caller rolls
@@ -60,6 +60,7 @@ class ThreePhaseRecords {
   absl::Status CheckAddressedToMe(const std::string& participant) const;
 
   ResourceAdapter* const adapter_;
+  ThreePhaseRecordStore* const store_;  // nullptr: the database keeps no records (UNIMPLEMENTED)
   const std::string self_;
   std::mutex mu_;
   bool table_ready_ = false;                                          // guarded by mu_

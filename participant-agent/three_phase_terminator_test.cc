@@ -232,5 +232,38 @@ TEST_F(TerminatorTest, TwoMembersCutOffBlockEveryoneUntilHealing) {
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(State(i), s) << "the same outcome everywhere";
 }
 
+// Found by the simulation (tests/sim): the members commit among themselves, an agent restarts
+// (its registry forgets the branch; the database no longer holds it prepared), and the
+// coordinator's own round sends Commit without the native id. The agent's C record says it
+// committed: the answer is COMMITTED, not UNKNOWN (which the coordinator took for a mixed
+// outcome). A Prepare that comes again then (a retry from before the decision) does not run the
+// branch's work a second time.
+TEST_F(TerminatorTest, AfterTheMembersCommittedARestartedAgentAnswersFromItsRecord) {
+  AllPrepared({0});
+  Run();
+  ASSERT_EQ(State(1), protocol::TpcState::kCommitted);
+  BranchRegistry restarted(&agents_[1]->adapter, &clock_, BranchRegistryOptions{});
+  restarted.set_three_phase(&agents_[1]->records);
+  v1::CommitBranchRequest commit;
+  commit.mutable_ref()->set_txn_id(kTxn);
+  commit.mutable_ref()->set_branch(1);
+  commit.set_three_phase(true);
+  auto committed = restarted.Commit(commit);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(committed->result(), v1::BRANCH_RESULT_COMMITTED);
+
+  BranchRegistry restarted_again(&agents_[1]->adapter, &clock_, BranchRegistryOptions{});
+  restarted_again.set_three_phase(&agents_[1]->records);
+  v1::PrepareBranchRequest prepare;
+  *prepare.mutable_ref() = commit.ref();
+  prepare.set_begin(true);
+  prepare.add_operations()->mutable_sql()->set_text("UPDATE acct SET bal = bal + 1 WHERE id = 1");
+  for (const auto& m : kMembers) prepare.add_three_phase_members(m);
+  auto voted = restarted_again.Prepare(prepare);
+  ASSERT_TRUE(voted.ok()) << voted.status();
+  EXPECT_EQ(voted->vote(), v1::VOTE_YES) << "it voted YES before, and the members committed";
+  EXPECT_FALSE(IsPrepared(1)) << "its work did not run and prepare again";
+}
+
 }  // namespace
 }  // namespace txn::agent

@@ -9,7 +9,9 @@ namespace txn::sim {
 
 void SimDecisionWriter::Append(log::DecisionRecord record, bool sync, Done done) {
   if (mode_ == LogMode::kAckBeforeDurable) {
-    done(absl::OkStatus());
+    // OK before the write, but later, as DecisionWriter promises (the 3PC driver queues its
+    // records under the transaction's lock).
+    scheduler_->After(0, life_->Bind([done = std::move(done)] { done(absl::OkStatus()); }));
     done = nullptr;
   }
   queue_.push_back(Pending{std::move(record), std::move(done)});

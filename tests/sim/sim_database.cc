@@ -16,8 +16,9 @@ namespace txn::sim {
 
 // One open transaction. After a crash of its database (or once finished) every call fails as a
 // lost connection would.
-class SimSession final : public agent::BranchSession {
+class SimSession final : public agent::BranchSession, public agent::SagaSession {
  public:
+  agent::SagaSession* saga() override { return this; }
   SimSession(SimDatabase* db, std::string gid, uint64_t number)
       : db_(db), gid_(std::move(gid)), number_(number), token_(absl::StrCat("session ", number)) {
     db_->open_[number_] = this;
@@ -260,6 +261,25 @@ int64_t SimDatabase::TotalBalance() const {
 std::vector<std::string> SimDatabase::prepared() const {
   std::vector<std::string> gids;
   for (const auto& [gid, p] : prepared_) gids.push_back(gid);
+  return gids;
+}
+
+absl::StatusOr<std::optional<agent::TpcRow>> SimDatabase::LoadTpcRecord(const std::string& gid) {
+  auto it = tpc_rows_.find(gid);
+  if (it == tpc_rows_.end()) return std::optional<agent::TpcRow>();
+  return std::optional<agent::TpcRow>(it->second);
+}
+
+absl::Status SimDatabase::StoreTpcRecord(const std::string& gid, const agent::TpcRow& row) {
+  tpc_rows_[gid] = row;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> SimDatabase::ListUndecidedTpc() {
+  std::vector<std::string> gids;
+  for (const auto& [gid, row] : tpc_rows_) {
+    if (row.state == "W" || row.state == "PC" || row.state == "PA") gids.push_back(gid);
+  }
   return gids;
 }
 

@@ -37,7 +37,9 @@ inline constexpr char kAdjustSql[] = "UPDATE acct SET bal = bal + $2 WHERE id = 
 
 class SimSession;
 
-class SimDatabase final : public agent::ResourceAdapter {
+class SimDatabase final : public agent::ResourceAdapter,
+                          public agent::SagaBarrierStore,
+                          public agent::ThreePhaseRecordStore {
  public:
   SimDatabase(std::string name, SimScheduler* scheduler, int accounts, int64_t balance,
               double flaky_chance);
@@ -55,6 +57,13 @@ class SimDatabase final : public agent::ResourceAdapter {
   absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
   absl::StatusOr<std::vector<std::string>> ListPrepared() override;
   absl::StatusOr<agent::FinishedAs> ProveOnePhase(const std::string& gid) override;
+  agent::SagaBarrierStore* saga_barrier() override { return this; }
+  agent::ThreePhaseRecordStore* three_phase_records() override { return this; }
+  // 3PC records: a table of its own, each store one committed statement (it survives crashes).
+  absl::Status EnsureTpcTable() override { return absl::OkStatus(); }
+  absl::StatusOr<std::optional<agent::TpcRow>> LoadTpcRecord(const std::string& gid) override;
+  absl::Status StoreTpcRecord(const std::string& gid, const agent::TpcRow& row) override;
+  absl::StatusOr<std::vector<std::string>> ListUndecidedTpc() override;
   absl::Status EnsureSagaBarrier() override { return absl::OkStatus(); }
 
   // The database server restarts: every open transaction is rolled back, every session lost.
@@ -108,6 +117,7 @@ class SimDatabase final : public agent::ResourceAdapter {
   std::map<std::pair<std::string, std::string>, std::string> barrier_;  // committed rows
   std::map<std::pair<std::string, std::string>, uint64_t> barrier_locks_;  // -> session number
   std::map<std::string, SagaEffects> saga_effects_;
+  std::map<std::string, agent::TpcRow> tpc_rows_;
   uint64_t next_session_ = 1;
   uint64_t next_native_ = 1;
 };

@@ -92,12 +92,6 @@ void SimChannel::CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t ti
       timeout_ms, std::move(done), [req](agent::BranchRegistry& r) { return r.CommitOnePhase(req); });
 }
 
-namespace {
-absl::Status NotSimulated() {
-  return absl::UnimplementedError("three-phase commit is not simulated yet");
-}
-}  // namespace
-
 void SimChannel::ExecuteLocal(const v1::ExecuteLocalRequest& req, int64_t timeout_ms,
                               transport::Reply<v1::ExecuteLocalResponse> done) {
   Call<v1::ExecuteLocalResponse>(timeout_ms, std::move(done), [this, req](agent::BranchRegistry&) {
@@ -111,13 +105,19 @@ void SimChannel::Compensate(const v1::CompensateRequest& req, int64_t timeout_ms
     return agent_->saga_steps().Compensate(req);
   });
 }
-void SimChannel::PreDecide(const v1::PreDecideRequest&, int64_t,
+
+void SimChannel::PreDecide(const v1::PreDecideRequest& req, int64_t timeout_ms,
                            transport::Reply<v1::TerminationReply> done) {
-  done(NotSimulated());
+  Call<v1::TerminationReply>(timeout_ms, std::move(done), [this, req](agent::BranchRegistry&) {
+    return agent_->three_phase().PreDecide(req);
+  });
 }
-void SimChannel::Elect(const v1::ElectRequest&, int64_t,
+
+void SimChannel::Elect(const v1::ElectRequest& req, int64_t timeout_ms,
                        transport::Reply<v1::TerminationReply> done) {
-  done(NotSimulated());
+  Call<v1::TerminationReply>(timeout_ms, std::move(done), [this, req](agent::BranchRegistry&) {
+    return agent_->three_phase().Elect(req);
+  });
 }
 
 void SimDirectory::Add(std::unique_ptr<SimChannel> channel) {

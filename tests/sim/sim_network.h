@@ -66,7 +66,6 @@ class SimChannel final : public transport::ParticipantChannel {
                 transport::Reply<v1::RollbackBranchResponse> done) override;
   void CommitOnePhase(const v1::CommitOnePhaseRequest& req, int64_t timeout_ms,
                       transport::Reply<v1::CommitOnePhaseResponse> done) override;
-  // Three-phase commit is not simulated yet: PreDecide and Elect answer UNIMPLEMENTED.
   void ExecuteLocal(const v1::ExecuteLocalRequest& req, int64_t timeout_ms,
                     transport::Reply<v1::ExecuteLocalResponse> done) override;
   void Compensate(const v1::CompensateRequest& req, int64_t timeout_ms,

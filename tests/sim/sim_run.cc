@@ -30,6 +30,18 @@ class SimDecisionSource final : public agent::DecisionSource {
     }
     return coordinator_->driver().GetDecision(txn_id);
   }
+  absl::Status ReportDecision(const std::string& txn_id, const std::string& participant,
+                              v1::Decision decision) override {
+    if (!coordinator_->life().up() || network_->IsCut(agent_) ||
+        scheduler_->Chance(network_->faults().drop)) {
+      return absl::UnavailableError("the simulated coordinator cannot be reached");
+    }
+    v1::ReportDecisionRequest req;
+    req.set_txn_id(txn_id);
+    req.set_participant(participant);
+    req.set_decision(decision);
+    return coordinator_->driver().ReportDecision(req);
+  }
 
  private:
   SimScheduler* const scheduler_;
@@ -51,7 +63,7 @@ struct Transfer {
   // order, so its branch numbers are the same.
   v1::RunRequest request;
   std::string txn_id;  // interactive: Begin's
-  bool saga = false;   // request.protocol is PROTOCOL_SAGA
+  bool saga = false;   // request.protocol is PROTOCOL_SAGA (else 2PC or 3PC)
   std::vector<Answer> answers;
   bool finished = false;
 };
@@ -62,11 +74,12 @@ class Run {
       : options_(options), scheduler_(options.seed), network_(&scheduler_) {
     for (const char* name : kDatabases) {
       sources_.push_back(std::make_unique<SimDecisionSource>(&scheduler_, &network_, name));
+      peers_.push_back(std::make_unique<SimPeers>(&scheduler_, &network_, name, &agents_));
       agents_.push_back(std::make_unique<SimAgent>(
           &scheduler_,
           std::make_unique<SimDatabase>(name, &scheduler_, kAccounts, kBalance,
                                         /*flaky_chance=*/options.faults ? 0.02 : 0),
-          sources_.back().get(), /*reconcile_every_ms=*/200));
+          sources_.back().get(), peers_.back().get(), /*reconcile_every_ms=*/200));
     }
   }
 
@@ -94,6 +107,7 @@ class Run {
     Heal();
     scheduler_.RunUntil(start_ms_ + options_.fault_phase_ms + options_.heal_phase_ms);
     Check();
+    for (auto& agent : agents_) result_.terminated_by_agents += agent->terminated();
     return std::move(result_);
   }
 
@@ -158,13 +172,19 @@ class Run {
     return op;
   }
 
+  // A Run of `protocol`, waiting for completion or not (sagas always run to their end).
+  v1::RunRequest NewRequest(v1::Protocol protocol) {
+    v1::RunRequest req;
+    req.set_protocol(protocol);
+    req.set_timeout_ms(3'000);
+    if (protocol != v1::PROTOCOL_SAGA) req.set_wait_for_completion(scheduler_.Chance(0.5));
+    return req;
+  }
+
   // A transfer from one database's account to another's (sometimes within one database, a
   // one-phase commit, sometimes through all three).
   v1::RunRequest MakeRequest() {
-    v1::RunRequest req;
-    req.set_protocol(v1::PROTOCOL_TWO_PHASE);
-    req.set_timeout_ms(3'000);
-    req.set_wait_for_completion(scheduler_.Chance(0.5));
+    v1::RunRequest req = NewRequest(v1::PROTOCOL_TWO_PHASE);
     const int amount = static_cast<int>(scheduler_.Between(1, 5));
     const int64_t shape = scheduler_.Between(0, 9);
     const int from = static_cast<int>(scheduler_.Between(0, 2));
@@ -195,9 +215,7 @@ class Run {
   // A saga: debit one database's account, then credit another's; each step's compensation
   // moves the money back (unguarded: a compensation must not fail for want of money).
   v1::RunRequest MakeSagaRequest() {
-    v1::RunRequest req;
-    req.set_protocol(v1::PROTOCOL_SAGA);
-    req.set_timeout_ms(3'000);
+    v1::RunRequest req = NewRequest(v1::PROTOCOL_SAGA);
     const int amount = static_cast<int>(scheduler_.Between(1, 5));
     const int from = static_cast<int>(scheduler_.Between(0, 2));
     const int to = (from + 1 + static_cast<int>(scheduler_.Between(0, 1))) % 3;
@@ -214,6 +232,22 @@ class Run {
     return req;
   }
 
+  // A three-phase commit through all three databases: one debit, the credit split over the other
+  // two (a 3PC transaction takes one branch per participant; its quorums need three members).
+  v1::RunRequest MakeThreePhaseRequest() {
+    v1::RunRequest req = NewRequest(v1::PROTOCOL_THREE_PHASE);
+    const int amount = static_cast<int>(scheduler_.Between(2, 5));
+    const int from = static_cast<int>(scheduler_.Between(0, 2));
+    const int part = static_cast<int>(scheduler_.Between(1, amount - 1));
+    const int deltas[] = {-amount, part, amount - part};
+    for (int i = 0; i < 3; ++i) {
+      auto* b = req.add_branches();
+      b->set_participant(kDatabases[(from + i) % 3]);
+      *b->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), deltas[i]);
+    }
+    return req;
+  }
+
   void NextTransfer(int client) {
     if (!faulting()) return;  // new transfers only while faults happen; retries go on after
     if (scheduler_.Chance(0.3)) {
@@ -225,8 +259,9 @@ class Run {
     }
     auto t = std::make_shared<Transfer>();
     t->key = absl::StrCat("c", client, "-", transfers_.size());
-    t->saga = scheduler_.Chance(0.25);
-    t->request = t->saga ? MakeSagaRequest() : MakeRequest();
+    const int64_t kind = scheduler_.Between(0, 99);
+    t->saga = kind < 25;
+    t->request = t->saga ? MakeSagaRequest() : kind < 45 ? MakeThreePhaseRequest() : MakeRequest();
     t->request.set_idempotency_key(t->key);
     // Each statement names its transfer, so the checks see every transaction the key ran,
     // also ones no client heard of.
@@ -539,8 +574,13 @@ class Run {
                                    " committed"));
           }
         }
-        if (said_commit) ++result_.committed;
-        else ++result_.aborted;
+        if (said_commit) {
+          ++result_.committed;
+          if (t->saga) ++result_.saga_committed;
+          if (t->request.protocol() == v1::PROTOCOL_THREE_PHASE) ++result_.three_phase_committed;
+        } else {
+          ++result_.aborted;
+        }
       }
       // The key took effect at most once: one transaction committed for it, named by every answer
       // after the first COMMITTED. Within one coordinator life every answer names the same one;
@@ -585,6 +625,7 @@ class Run {
   SimNetwork network_;
   SimDirectory directory_;
   std::vector<std::unique_ptr<SimDecisionSource>> sources_;
+  std::vector<std::unique_ptr<SimPeers>> peers_;
   std::vector<std::unique_ptr<SimAgent>> agents_;
   std::unique_ptr<SimCoordinator> coordinator_;
   std::vector<std::shared_ptr<Transfer>> transfers_;

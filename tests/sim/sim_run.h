@@ -1,8 +1,10 @@
 // SimRun: one seeded run of the whole system: a coordinator, three agents with their databases,
 // and clients sending transfers (Run with idempotency keys, retried on errors and timeouts, as
-// two-phase commits or sagas, and interactive Begin / Execute / Commit), first under faults (crashes and restarts of the
-// coordinator and agents at any step, messages delayed, reordered, dropped, duplicated, links
-// cut), then with every fault healed until the system is quiet. Then it checks what a user would:
+// two-phase commits, three-phase commits or sagas, and interactive Begin / Execute / Commit),
+// first under faults (crashes and restarts of the coordinator and agents at any step, messages
+// delayed, reordered, dropped, duplicated, links cut, between the coordinator and an agent and
+// among the agents' termination rounds), then with every fault healed until the system is
+// quiet. Then it checks what a user would:
 //   - atomicity: every branch of a transaction ended the same way in its database;
 //   - every COMMITTED answer is true (each branch committed), every ABORTED one too (none did);
 //     for a saga: COMMITTED = every step ran and none was compensated, ABORTED = every step that
@@ -35,6 +37,11 @@ struct SimResult {
   std::vector<std::string> violations;  // empty: every check held
   int committed = 0;
   int aborted = 0;
+  int three_phase_committed = 0;  // of `committed`
+  int saga_committed = 0;         // of `committed`
+  // 3PC branches the agents finished by themselves (a termination round, or asking the
+  // coordinator after it went silent).
+  int terminated_by_agents = 0;
   int failed_compensations = 0;  // sagas left for an operator (their compensation kept failing)
   int coordinator_crashes = 0;
   int agent_crashes = 0;

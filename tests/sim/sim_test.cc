@@ -42,13 +42,17 @@ std::string Tail(const std::string& text, size_t lines) {
   return pos == std::string::npos ? text : text.substr(pos + 1);
 }
 
-TEST(Simulation, TwoPhaseCommitHoldsUnderFaults) {
+TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
   const std::vector<uint64_t> seeds = Seeds();
   const bool replay = seeds.size() == 1;
   int committed = 0, aborted = 0, crashes = 0, failed_compensations = 0;
+  int three_phase = 0, sagas = 0, terminated = 0;
   for (uint64_t seed : seeds) {
     SimResult r = RunSimulation(SimOptions{.seed = seed});
     committed += r.committed;
+    three_phase += r.three_phase_committed;
+    sagas += r.saga_committed;
+    terminated += r.terminated_by_agents;
     aborted += r.aborted;
     failed_compensations += r.failed_compensations;
     crashes += r.coordinator_crashes + r.agent_crashes;
@@ -59,12 +63,19 @@ TEST(Simulation, TwoPhaseCommitHoldsUnderFaults) {
              << (replay ? "" : "\n--- the end of its trace ---\n" + Tail(r.trace, 60));
     }
   }
-  std::cout << seeds.size() << " seeds: " << committed << " transfers committed, " << aborted
-            << " aborted (" << failed_compensations << " sagas left FAILED_COMPENSATION), "
-            << crashes << " crashes\n";
-  // The runs did something: transfers committed through crashes.
+  std::cout << seeds.size() << " seeds: " << committed << " transfers committed (" << three_phase
+            << " by three-phase commit, " << sagas << " sagas), " << aborted << " aborted ("
+            << failed_compensations << " sagas left FAILED_COMPENSATION), " << crashes
+            << " crashes, " << terminated << " 3PC branches finished by the agents themselves\n";
+  // The runs did something: transfers of every protocol committed through crashes, and agents
+  // ran termination rounds.
   EXPECT_GT(committed, 10 * static_cast<int>(seeds.size()));
+  EXPECT_GT(three_phase, static_cast<int>(seeds.size()));
+  EXPECT_GT(sagas, static_cast<int>(seeds.size()));
   EXPECT_GT(crashes, static_cast<int>(seeds.size()));
+  if (!replay) {
+    EXPECT_GT(terminated, 0);
+  }
 }
 
 TEST(Simulation, ASeedReplaysExactly) {

@@ -76,8 +76,9 @@ v1::Sql WithStatementTime(const v1::Sql& sql) {
   return limited;
 }
 
-class MysqlSession final : public BranchSession {
+class MysqlSession final : public BranchSession, public SagaSession {
  public:
+  SagaSession* saga() override { return this; }
   MysqlSession(std::unique_ptr<MysqlConnection> conn, std::string gid, ParkedXaConnections* parked,
                MysqlPool* pool, ResultLimits limits)
       : conn_(std::move(conn)),

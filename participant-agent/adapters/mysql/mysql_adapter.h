@@ -39,7 +39,10 @@ inline constexpr int kXaFormatId = 7868;
 // `XA ... X'<hex gid>',X'',7868` argument for `gid`.
 std::string XidLiteral(const std::string& gid);
 
-class MysqlAdapter final : public ResourceAdapter {
+class MysqlAdapter final : public ResourceAdapter,
+                           public SagaBarrierStore,
+                           public ThreePhaseRecordStore,
+                           public LockWaitSource {
  public:
   MysqlAdapter(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms = 0,
                int marker_retention_hours = 24 * 7);
@@ -49,6 +52,9 @@ class MysqlAdapter final : public ResourceAdapter {
   void set_result_limits(const ResultLimits& limits) override { limits_ = limits; }
   void set_last_resource_only(bool on) { last_resource_only_ = on; }
   absl::Status CheckReady() override;
+  SagaBarrierStore* saga_barrier() override { return this; }
+  ThreePhaseRecordStore* three_phase_records() override { return this; }
+  LockWaitSource* lock_waits() override { return this; }
   absl::Status EnsureSagaBarrier() override;
   absl::Status EnsureTpcTable() override;
   absl::StatusOr<std::optional<TpcRow>> LoadTpcRecord(const std::string& gid) override;

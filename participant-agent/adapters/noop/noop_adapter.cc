@@ -5,8 +5,9 @@
 namespace txn::agent {
 namespace {
 
-class NoopSession final : public BranchSession {
+class NoopSession final : public BranchSession, public SagaSession {
  public:
+  SagaSession* saga() override { return this; }
   explicit NoopSession(NoopAdapter* adapter) : adapter_(adapter) {}
   absl::StatusOr<v1::ExecuteResult> Execute(const v1::Operation& op) override {
     if (!op.has_sql() && !op.has_mongo()) {

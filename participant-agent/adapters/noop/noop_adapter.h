@@ -12,10 +12,14 @@
 
 namespace txn::agent {
 
-class NoopAdapter final : public ResourceAdapter {
+class NoopAdapter final : public ResourceAdapter,
+                          public SagaBarrierStore,
+                          public ThreePhaseRecordStore {
  public:
   bool supports_prepare() const override { return true; }
   absl::Status CheckReady() override { return absl::OkStatus(); }
+  SagaBarrierStore* saga_barrier() override { return this; }
+  ThreePhaseRecordStore* three_phase_records() override { return this; }
   absl::StatusOr<std::unique_ptr<BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<FinishResult> CommitPrepared(const std::string& gid,
                                               const std::string& native_id) override;

@@ -45,8 +45,9 @@ bool IsDigits(const std::string& s) {
   return true;
 }
 
-class PostgresSession final : public BranchSession {
+class PostgresSession final : public BranchSession, public SagaSession {
  public:
+  SagaSession* saga() override { return this; }
   // `run_as` (a quoted role name, or empty): client statements run under SET LOCAL ROLE to it;
   // the agent's own statements (markers, barriers, PREPARE TRANSACTION) under the session user.
   PostgresSession(std::unique_ptr<PgConnection> conn, std::string run_as, ResultLimits limits)

@@ -29,7 +29,10 @@ namespace txn::agent {
 class PgConnection;
 class PgPool;
 
-class PostgresAdapter final : public ResourceAdapter {
+class PostgresAdapter final : public ResourceAdapter,
+                              public SagaBarrierStore,
+                              public ThreePhaseRecordStore,
+                              public LockWaitSource {
  public:
   // `dsn`: a libpq connection string or postgresql:// URI; `password` (may be empty) overrides
   // any password in it. `max_idle`: pooled idle connections kept.
@@ -46,6 +49,9 @@ class PostgresAdapter final : public ResourceAdapter {
   // INVALID_ARGUMENT unless `role` is a plain name ([a-z_][a-z0-9_]*, at most 63 bytes).
   absl::Status SetRunAsRole(const std::string& role);
   absl::Status CheckReady() override;
+  SagaBarrierStore* saga_barrier() override { return this; }
+  ThreePhaseRecordStore* three_phase_records() override { return this; }
+  LockWaitSource* lock_waits() override { return this; }
   absl::Status EnsureSagaBarrier() override;
   absl::Status EnsureTpcTable() override;
   absl::StatusOr<std::optional<TpcRow>> LoadTpcRecord(const std::string& gid) override;

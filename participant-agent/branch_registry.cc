@@ -353,11 +353,17 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
   }
   if (three_phase) {
     // A Prepare that comes again after the members decided without the coordinator (which then
-    // still waits for votes): the decision stands, and the operations must not run a second time
-    // (after a restart this agent no longer remembers the branch, and the database no longer
-    // holds it prepared).
+    // still waits for votes) and the decision was carried out here: the decision stands, and the
+    // operations must not run a second time (after a restart this agent no longer remembers the
+    // branch). While the database still holds the branch prepared (the decision not carried out
+    // yet), PrepareLocal finds it prepared and the record check below answers as usual.
     TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, tpc_->Load(gid));
-    if (rec && protocol::IsFinal(rec->state)) {
+    bool finished_here = rec && protocol::IsFinal(rec->state);
+    if (finished_here) {
+      TXN_ASSIGN_OR_RETURN(bool still_prepared, adapter_->IsPrepared(gid));
+      finished_here = !still_prepared;
+    }
+    if (finished_here) {
       const bool committed = rec->state == protocol::TpcState::kCommitted;
       auto e = GetOrCreate(gid);
       std::lock_guard<std::mutex> lock(e->mu);
@@ -513,9 +519,12 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
 absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
     const v1::CommitBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
-  // 3PC: whether this agent's record said COMMIT before this call (a termination round decided
-  // it). A C record is written before the database commit, and nothing but that commit can end
-  // the prepared transaction afterwards: so if the database no longer holds it, it committed.
+  // 3PC: whether this agent's record said COMMIT before this call (a termination round, or an
+  // earlier attempt of this Commit). A C record is written before the database commit, and no
+  // code of ours ends the prepared transaction otherwise: so when the database no longer holds
+  // it and, without a native id, cannot say more, it committed. (An operator's manual ROLLBACK
+  // PREPARED against a C record would be reported COMMITTED then; with a native id the database
+  // proves the outcome instead.)
   bool recorded_commit = false;
   if (req.three_phase()) {
     if (tpc_ == nullptr) {
@@ -551,7 +560,7 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
   absl::StatusOr<FinishResult> finished = adapter_->CommitPrepared(gid, native_id);
   steps_.commit_prepared->Observe(watch.Seconds());
   TXN_ASSIGN_OR_RETURN(FinishResult r, std::move(finished));
-  if (r.as == FinishedAs::kUnknown && recorded_commit) {
+  if (r.as == FinishedAs::kUnknown && recorded_commit && native_id.empty()) {
     // Found by the simulation: a round of the members committed the branch, this agent
     // restarted (forgetting it), and the coordinator's own round sent Commit without the native
     // id: the database could not tell, and the coordinator took it for a mixed outcome.

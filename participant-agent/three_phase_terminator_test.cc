@@ -265,5 +265,33 @@ TEST_F(TerminatorTest, AfterTheMembersCommittedARestartedAgentAnswersFromItsReco
   EXPECT_FALSE(IsPrepared(1)) << "its work did not run and prepare again";
 }
 
+// The other side of the test above: the record says C but the commit was not carried out yet
+// (the database still holds the branch prepared). A Prepare that comes again leaves it prepared,
+// and the Commit that follows commits it in the database.
+TEST_F(TerminatorTest, ARepeatedPrepareBeforeTheRecordedCommitIsCarriedOutLeavesItPrepared) {
+  AllPrepared();
+  ASSERT_TRUE(agents_[1]->records.RecordDecision(Gid(1), protocol::Decision::kCommit).ok());
+  ASSERT_TRUE(IsPrepared(1));
+  BranchRegistry restarted(&agents_[1]->adapter, &clock_, BranchRegistryOptions{});
+  restarted.set_three_phase(&agents_[1]->records);
+  v1::PrepareBranchRequest prepare;
+  prepare.mutable_ref()->set_txn_id(kTxn);
+  prepare.mutable_ref()->set_branch(1);
+  prepare.set_begin(true);
+  prepare.add_operations()->mutable_sql()->set_text("UPDATE acct SET bal = bal + 1 WHERE id = 1");
+  for (const auto& m : kMembers) prepare.add_three_phase_members(m);
+  auto voted = restarted.Prepare(prepare);
+  ASSERT_TRUE(voted.ok()) << voted.status();
+  EXPECT_EQ(voted->vote(), v1::VOTE_YES);
+  EXPECT_TRUE(IsPrepared(1)) << "still waiting for its commit";
+  v1::CommitBranchRequest commit;
+  *commit.mutable_ref() = prepare.ref();
+  commit.set_three_phase(true);
+  auto committed = restarted.Commit(commit);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(committed->result(), v1::BRANCH_RESULT_COMMITTED);
+  EXPECT_FALSE(IsPrepared(1)) << "committed in the database";
+}
+
 }  // namespace
 }  // namespace txn::agent

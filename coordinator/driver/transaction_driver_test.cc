@@ -360,12 +360,16 @@ TEST_F(TransactionDriverTest, KeyedSingleBranchIsLoggedSoARetryAfterARestartRuns
   auto out = RunSync(req);
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
-  // Durable by the time the client hears COMMITTED.
+  // The COMMIT record with the key is durable by the time the client hears COMMITTED.
   auto record = log_.Get(out->txn_id());
   ASSERT_TRUE(record.ok() && record->has_value());
   EXPECT_EQ((*record)->idempotency_key(), "order-1pc");
-  EXPECT_TRUE((*record)->done());
   WaitIdle();
+  // Its completion (done) is written after the answer, unsynced: it lands soon after.
+  for (int i = 0; i < 200 && !(*log_.Get(out->txn_id()))->done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE((*log_.Get(out->txn_id()))->done());
   MakeDriver();
   auto retry = RunSync(req);
   ASSERT_TRUE(retry.ok()) << retry.status();

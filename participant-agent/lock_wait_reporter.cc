@@ -23,6 +23,7 @@ LockWaitReporter::LockWaitReporter(std::string participant, BranchRegistry* regi
       next_sequence_(static_cast<uint64_t>(std::max<int64_t>(clock->NowUnixMs(), 1)) * 1000) {}
 
 absl::StatusOr<int> LockWaitReporter::RunOnce() {
+  const int64_t now_ms = clock_->NowMonotonicMs();
   std::vector<LiveBranch> live = registry_->LiveBranches();
   std::vector<LiveBranch> waiting;
   std::unordered_map<std::string, const LiveBranch*> waiter_of;
@@ -38,12 +39,27 @@ absl::StatusOr<int> LockWaitReporter::RunOnce() {
     }
     TXN_ASSIGN_OR_RETURN(found, source->FindLockWaits(waiting, live));
   }
+  // How long each waiter has waited for the holder found, not since its call began (a statement
+  // queued behind several holders in turn has waited for the current one only since the last
+  // one let go): the coordinator builds a cycle's age from these.
+  std::vector<WaitAges::Looked> looked;
+  looked.reserve(waiting.size());
+  for (const LiveBranch& b : waiting) {
+    looked.push_back(WaitAges::Looked{b.gid, b.call_number, now_ms - b.running_ms});
+  }
+  std::vector<WaitAges::Found> pairs;
+  pairs.reserve(found.size());
+  for (const LockWaitFound& f : found) {
+    pairs.push_back(WaitAges::Found{f.waiter_gid, f.holder_gid.empty() ? f.holder : f.holder_gid});
+  }
+  const std::vector<int64_t> waited = ages_.Pass(now_ms, looked, pairs);
   if (found.empty() && !coordinator_may_hold_waits_) return 0;
 
   v1::ReportWaitsRequest req;
   req.set_participant(participant_);
   req.set_sequence(next_sequence_++);
-  for (const LockWaitFound& f : found) {
+  for (size_t i = 0; i < found.size(); ++i) {
+    const LockWaitFound& f = found[i];
     std::optional<common::BranchName> waiter = common::ParseBranchGid(f.waiter_gid);
     if (!waiter) continue;
     v1::LockWait* w = req.add_waits();
@@ -54,7 +70,7 @@ absl::StatusOr<int> LockWaitReporter::RunOnce() {
     }
     w->set_holder(f.holder);
     if (auto it = waiter_of.find(f.waiter_gid); it != waiter_of.end()) {
-      w->set_waited_ms(it->second->running_ms);
+      w->set_waited_ms(waited[i]);
       w->set_waiter_call(it->second->call_number);
     }
   }

@@ -10,6 +10,8 @@
 // sends an empty snapshot, which clears them. Sequence numbers start from the process's start
 // time, so a restarted agent's reports are newer than its predecessor's.
 //
+// Each wait says how long the waiter has waited for that holder (WaitAges), at most.
+//
 // Waits on sessions that are not txcoord branches are reported too (with an empty holder txn
 // id): never part of a cycle the coordinator can break, but an operator sees them in
 // `txctl waits`. Not thread-safe: one thread calls RunOnce.
@@ -23,6 +25,7 @@
 #include "common/clock.h"
 #include "participant-agent/branch_registry.h"
 #include "participant-agent/resource_adapter.h"
+#include "participant-agent/wait_ages.h"
 #include "txn/v1/coordinator.pb.h"
 
 namespace txn::agent {
@@ -57,6 +60,7 @@ class LockWaitReporter {
   uint64_t next_sequence_;
   // The last snapshot sent was not empty (or its send failed): the next empty one must be sent.
   bool coordinator_may_hold_waits_ = false;
+  WaitAges ages_;
 };
 
 }  // namespace txn::agent

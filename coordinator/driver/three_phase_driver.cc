@@ -22,6 +22,11 @@ struct ThreePhaseDriver::Context {
   int64_t decided_unix_ms ABSL_GUARDED_BY(mu) = 0;
   int ack_timers ABSL_GUARDED_BY(mu) = 0;  // how many AckTimers so far: their backoff
   RequestIdentity identity;
+  uint64_t start_order = 0;  // 0 after a restart: a resumed transaction is past its vote phase
+  // Prepare calls in flight, by branch: the call_number sent (unique within the transaction),
+  // which the agent echoes in the lock waits it reports.
+  std::unordered_map<uint32_t, uint64_t> call_in_flight ABSL_GUARDED_BY(mu);
+  uint64_t next_call_number ABSL_GUARDED_BY(mu) = 1;
 };
 
 namespace {
@@ -45,9 +50,11 @@ ThreePhaseDriver::ThreePhaseDriver(ThreePhaseDriverDeps deps)
 
 ThreePhaseDriver::~ThreePhaseDriver() { lifetime_.Close(); }
 
-void ThreePhaseDriver::Start(const std::string& txn_id, const v1::RunRequest& req,
-                             RequestIdentity identity, OutcomeReply reply) {
+void ThreePhaseDriver::Start(const std::string& txn_id, uint64_t start_order,
+                             const v1::RunRequest& req, RequestIdentity identity,
+                             OutcomeReply reply) {
   auto ctx = std::make_shared<Context>();
+  ctx->start_order = start_order;
   ctx->branches.assign(req.branches().begin(), req.branches().end());
   ctx->identity = std::move(identity);
   ctx->created_unix_ms = deps_.clock->NowUnixMs();
@@ -141,6 +148,49 @@ absl::Status ThreePhaseDriver::Report(const std::string& txn_id, const std::stri
 
 size_t ThreePhaseDriver::active_count() const { return active_.size(); }
 
+namespace {
+
+// The vote phase: START written, no PRE_COMMIT sent, no decision, and a branch that has not
+// voted yet (one whose branches have all voted waits for nothing).
+bool InVotePhase(const core::ThreePhaseTxn& txn) {
+  if (txn.state != core::TxnState::kPreparing || !txn.start_logged) return false;
+  return std::any_of(txn.branches.begin(), txn.branches.end(), [](const core::BranchStatus& b) {
+    return b.state == core::BranchState::kPreparing || b.state == core::BranchState::kActive;
+  });
+}
+
+}  // namespace
+
+std::optional<core::MemberStanding> ThreePhaseDriver::DeadlockStanding(
+    const core::WaitEdge& edge) const {
+  std::shared_ptr<Context> ctx = active_.Find(edge.waiter);
+  if (ctx == nullptr) return std::nullopt;
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  bool call_waits = false;
+  for (uint32_t b = 0; b < ctx->txn.branches.size(); ++b) {
+    if (ctx->txn.branches[b].participant != edge.participant) continue;
+    auto it = ctx->call_in_flight.find(b);
+    call_waits =
+        edge.waiter_call != 0 && it != ctx->call_in_flight.end() && it->second == edge.waiter_call;
+  }
+  return core::MemberStanding{call_waits && InVotePhase(ctx->txn), ctx->start_order};
+}
+
+bool ThreePhaseDriver::AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) {
+  std::shared_ptr<Context> ctx = active_.Find(txn_id);
+  if (ctx == nullptr) return false;
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    if (!InVotePhase(ctx->txn)) return false;
+    common::LogWarning(absl::StrCat("txn=", txn_id, " aborted: ", reason));
+    // Legal in the vote phase only: the ABORT is logged before any rollback goes out.
+    actions = Plan(ctx, core::Step(ctx->txn, core::RollbackRequested{reason}));
+  }
+  for (auto& a : actions) a();
+  return true;
+}
+
 void ThreePhaseDriver::Dispatch(const std::shared_ptr<Context>& ctx,
                                 const core::ThreePhaseEvent& event) {
   PlanThenAct(ctx->mu, [&] { return Plan(ctx, core::Step(ctx->txn, event)); });
@@ -212,17 +262,24 @@ std::vector<Action> ThreePhaseDriver::Plan(
             }
             req.set_begin(true);
             for (const auto& m : members) req.add_three_phase_members(m);
+            const uint64_t call = ctx->next_call_number++;
+            ctx->call_in_flight[e.branch] = call;
+            req.set_call_number(call);
             transport::ParticipantChannel* ch = channel(e.branch);
             const uint32_t b = e.branch;
             auto done = lifetime_.Wrap(std::function<void(
                                            absl::StatusOr<v1::PrepareBranchResponse>)>(
-                [this, ctx, b](absl::StatusOr<v1::PrepareBranchResponse> r) {
-                  if (!r.ok()) {
-                    return Dispatch(ctx, core::PrepareFailed{b, std::string(r.status().message())});
-                  }
+                [this, ctx, b, call](absl::StatusOr<v1::PrepareBranchResponse> r) {
                   {
                     std::lock_guard<std::mutex> lock(ctx->mu);
-                    if (b < ctx->native_ids.size()) ctx->native_ids[b] = r->native_id();
+                    if (auto it = ctx->call_in_flight.find(b);
+                        it != ctx->call_in_flight.end() && it->second == call) {
+                      ctx->call_in_flight.erase(it);
+                    }
+                    if (r.ok() && b < ctx->native_ids.size()) ctx->native_ids[b] = r->native_id();
+                  }
+                  if (!r.ok()) {
+                    return Dispatch(ctx, core::PrepareFailed{b, std::string(r.status().message())});
                   }
                   Dispatch(ctx,
                            core::VoteReceived{b, VoteOf(r->vote()), r->reason(), r->native_id()});

@@ -24,6 +24,7 @@
 #include "common/random.h"
 #include "common/timers.h"
 #include "coordinator/core/three_phase.h"
+#include "coordinator/core/wait_for_graph.h"
 #include "coordinator/driver/driver_skeleton.h"
 #include "coordinator/driver/request_identity.h"
 #include "coordinator/log/decision_log.h"
@@ -58,9 +59,10 @@ class ThreePhaseDriver {
 
   // Starts transaction `txn_id` for a validated Run request. `reply` runs once: when the outcome
   // is known (COMMITTED once the decision is durable, unless wait_for_completion; ABORTED), or
-  // IN_DOUBT when a decision could not be written.
-  void Start(const std::string& txn_id, const v1::RunRequest& req, RequestIdentity identity,
-             OutcomeReply reply);
+  // IN_DOUBT when a decision could not be written. `start_order` is the sequence part of its id
+  // (larger = younger: deadlock victims are the youngest).
+  void Start(const std::string& txn_id, uint64_t start_order, const v1::RunRequest& req,
+             RequestIdentity identity, OutcomeReply reply);
   // Takes up an unfinished 3PC record after a restart.
   void Resume(const log::DecisionRecord& record);
 
@@ -71,6 +73,15 @@ class ThreePhaseDriver {
   // here, INVALID_ARGUMENT when `participant` is not one of its members.
   absl::Status Report(const std::string& txn_id, const std::string& participant, core::Decision d);
   size_t active_count() const;
+
+  // Deadlock detection, as TransactionDriver's for 2PC: a three-phase transaction may be on a
+  // cycle only in its vote phase (no PRE_COMMIT sent, no decision) while the Prepare call the
+  // edge names (edge.waiter_call at edge.participant) is still in flight; nullopt when
+  // edge.waiter is not running here.
+  std::optional<core::MemberStanding> DeadlockStanding(const core::WaitEdge& edge) const;
+  // Aborts `txn_id` (its ABORT logged, then its branches rolled back, which interrupts the
+  // statement that waits) if it is still in its vote phase; false otherwise.
+  bool AbortDeadlockVictim(const std::string& txn_id, const std::string& reason);
 
  private:
   struct Context;

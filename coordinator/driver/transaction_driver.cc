@@ -273,7 +273,7 @@ bool Executing(const core::TwoPhaseTxn& txn) {
 std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
     const core::WaitEdge& edge) {
   auto ctx = FindActive(edge.waiter);
-  if (ctx == nullptr) return std::nullopt;
+  if (ctx == nullptr) return three_phase_->DeadlockStanding(edge);
   std::lock_guard<std::mutex> lock(ctx->mu);
   bool call_waits = false;
   for (uint32_t b = 0; b < ctx->txn.branches.size(); ++b) {
@@ -287,7 +287,7 @@ std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
 
 bool TransactionDriver::AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) {
   auto ctx = FindActive(txn_id);
-  if (ctx == nullptr) return false;
+  if (ctx == nullptr) return three_phase_->AbortDeadlockVictim(txn_id, reason);
   std::vector<Action> actions;
   {
     std::lock_guard<std::mutex> lock(ctx->mu);

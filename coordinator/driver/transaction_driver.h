@@ -127,7 +127,8 @@ class TransactionDriver final : public DeadlockTarget {
   // Deadlock detection (deadlock_detector.h). What edge.waiter is doing now: executing means
   // undecided, with a branch that still runs statements or has not voted, and the call that
   // waits (edge.waiter_call at edge.participant) still in flight; nullopt when it is not a
-  // two-phase transaction in flight here.
+  // two-phase or three-phase transaction in flight here (ThreePhaseDriver answers for 3PC: its
+  // vote phase only).
   [[nodiscard]] std::optional<core::MemberStanding> DeadlockStanding(
       const core::WaitEdge& edge) override;
   // Aborts `txn_id` as a deadlock victim, with `reason` as its outcome's reason, if it is

@@ -1350,6 +1350,66 @@ TEST_F(ThreePhaseDriverTest, ADecisionReportedByTheAgentsIsLoggedAndAnswered) {
   EXPECT_EQ(driver_->ReportDecision(report).code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ThreePhaseDriverTest, ADeadlockVictimIsTakenInItsVotePhaseAndAbortedThroughTheLog) {
+  inventory_->silent = true;  // its Prepare "waits for a lock" and never answers
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver_->Run(ThreePhase(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  const std::string id = WaitForTheOnePreparing();
+  ASSERT_FALSE(id.empty());
+  uint64_t call = 0;
+  for (int i = 0; i < 500; ++i) {  // PREPARING shows from the start; Prepare follows START
+    {
+      std::lock_guard<std::mutex> lock(inventory_->mu);
+      if (inventory_->prepares > 0) {
+        call = inventory_->last_call_number;
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_NE(call, 0u) << "a three-phase Prepare carries its call number";
+  core::WaitEdge wait{id, "n1-9-9", "inventory", "", 80, call};
+  std::optional<core::MemberStanding> standing = driver_->DeadlockStanding(wait);
+  ASSERT_TRUE(standing.has_value());
+  EXPECT_TRUE(standing->executing);
+  core::WaitEdge other_call = wait;
+  other_call.waiter_call = call + 7;
+  EXPECT_FALSE(driver_->DeadlockStanding(other_call)->executing);
+  core::WaitEdge voted = wait;  // orders answered its Prepare: none of its waits is current
+  voted.participant = "orders";
+  EXPECT_FALSE(driver_->DeadlockStanding(voted)->executing);
+
+  ASSERT_TRUE(driver_->AbortDeadlockVictim(id, "chosen as the victim of a deadlock"));
+  auto client = p.get_future().get();
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(client->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_EQ(client->reason(), "chosen as the victim of a deadlock");
+  EXPECT_FALSE(driver_->AbortDeadlockVictim(id, "again"));
+  // The ABORT was logged (START was) before the rollbacks; nothing was pre-committed.
+  EXPECT_EQ((*log_.Get(id))->decision(), v1::DECISION_ABORT);
+  EXPECT_EQ(*driver_->GetDecision(id), v1::DECISION_ABORT);
+  std::vector<std::string> calls;
+  for (int i = 0; i < 500 && calls.empty(); ++i) {  // the rollbacks follow the answer
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::lock_guard<std::mutex> lock(orders_->mu);
+    calls = orders_->three_phase_calls;
+  }
+  EXPECT_EQ(calls, std::vector<std::string>{"rollback"});
+}
+
+TEST_F(ThreePhaseDriverTest, APreCommittedTransactionIsNeverADeadlockVictim) {
+  orders_->commit_failures = 1'000'000;  // stays COMMITTING, decision logged
+  auto out = RunSync(ThreePhase(/*wait=*/false));
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->state(), v1::TXN_STATE_COMMITTED);
+  EXPECT_FALSE(driver_->AbortDeadlockVictim(out->txn_id(), "victim"));
+  std::optional<core::MemberStanding> s =
+      driver_->DeadlockStanding(core::WaitEdge{out->txn_id(), "", "orders", "", 80, 1});
+  ASSERT_TRUE(s.has_value());  // still in memory, committing
+  EXPECT_FALSE(s->executing);
+  EXPECT_EQ(*driver_->GetDecision(out->txn_id()), v1::DECISION_COMMIT);
+}
+
 TEST_F(ThreePhaseDriverTest, BeginAndCannotPrepareParticipantsAreRefused) {
   v1::BeginRequest begin;
   begin.set_protocol(v1::PROTOCOL_THREE_PHASE);

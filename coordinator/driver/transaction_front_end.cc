@@ -242,10 +242,11 @@ absl::Status TransactionDriver::CheckThreePhaseParticipants(const v1::RunRequest
 void TransactionDriver::RunThreePhase(const v1::RunRequest& req, RequestIdentity identity,
                                       OutcomeReply reply) {
   if (absl::Status s = CheckThreePhaseParticipants(req); !s.ok()) return reply(s);
+  const uint64_t start_order = next_seq_.fetch_add(1);
   const std::string txn_id =
-      common::MakeTxnId(options_.node_id, incarnation_, epoch_, next_seq_.fetch_add(1));
+      common::MakeTxnId(options_.node_id, incarnation_, epoch_, start_order);
   if (!ReserveForRun(identity, txn_id, reply)) return;
-  three_phase_->Start(txn_id, req, std::move(identity), std::move(reply));
+  three_phase_->Start(txn_id, start_order, req, std::move(identity), std::move(reply));
 }
 
 absl::Status TransactionDriver::RefuseSaga(const std::string& txn_id, const char* what,

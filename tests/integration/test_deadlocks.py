@@ -140,7 +140,8 @@ class Deadlocks(unittest.TestCase):
         h.eventually(self.nothing_prepared, what="nothing left prepared")
         self.assertEqual(self.broken(), before + 1)
 
-    def cycle_through_a_prepared_branch(self, row, prepared_in, waits_in):
+    def cycle_through_a_prepared_branch(self, row, prepared_in, waits_in,
+                                        protocol=pb.PROTOCOL_TWO_PHASE):
         """t0 holds `row` in `waits_in`. t1, a one-shot Run over both databases, prepares its
         branch in `prepared_in` (the row is now held by a prepared transaction) and waits for t0
         in `waits_in`; then t0 waits in `prepared_in` for t1's prepared row. t1, the younger,
@@ -149,7 +150,7 @@ class Deadlocks(unittest.TestCase):
         start = {p: self.bal(p, row) for p in ("orders", "ledger")}
         t0 = self.begin()
         self.debit(t0, waits_in, row)
-        run = pb.RunRequest(protocol=pb.PROTOCOL_TWO_PHASE, timeout_ms=30000, branches=[
+        run = pb.RunRequest(protocol=protocol, timeout_ms=30000, branches=[
             h.branch("orders", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = $1", row,
                                         expect=1)),
             h.branch("ledger", h.sql_op("UPDATE acct SET bal = bal - 1 WHERE id = ?", row,
@@ -182,6 +183,13 @@ class Deadlocks(unittest.TestCase):
     def test_a_cycle_through_a_parked_xa_branch_is_found(self):
         # MariaDB: the prepared branch's parked connection holds the row.
         self.cycle_through_a_prepared_branch(3, prepared_in="ledger", waits_in="orders")
+
+    def test_a_cycle_through_a_three_phase_transaction_aborts_it_in_its_vote_phase(self):
+        # t1 is a three-phase Run: its PostgreSQL branch voted YES (prepared, recorded), its
+        # MariaDB Prepare waits for t0. The coordinator may still abort it (no PRE_COMMIT went
+        # out): ABORT logged, then the rollbacks stop the waiting statement.
+        self.cycle_through_a_prepared_branch(9, prepared_in="orders", waits_in="ledger",
+                                             protocol=pb.PROTOCOL_THREE_PHASE)
 
     def test_a_cycle_through_three_databases_costs_one_victim(self):
         before = self.broken()

@@ -22,14 +22,27 @@ LockWaitReporter::LockWaitReporter(std::string participant, BranchRegistry* regi
       // pass, at most one pass per millisecond).
       next_sequence_(static_cast<uint64_t>(std::max<int64_t>(clock->NowUnixMs(), 1)) * 1000) {}
 
+std::vector<LiveBranch> CallsToLookUp(const std::vector<LiveBranch>& live, int64_t threshold_ms) {
+  std::vector<LiveBranch> out;
+  // Nothing is asked while no call has run `threshold_ms`. Once one has, every running call is
+  // asked about: it is one query either way, and the wait that closes a cycle is often one that
+  // has only just begun (asking only about calls past the threshold left it to a later pass: up
+  // to threshold + interval later).
+  if (std::none_of(live.begin(), live.end(),
+                   [&](const LiveBranch& b) { return b.running_ms >= threshold_ms; })) {
+    return out;
+  }
+  for (const LiveBranch& b : live) {
+    if (b.running_ms >= 0) out.push_back(b);
+  }
+  return out;
+}
+
 absl::StatusOr<int> LockWaitReporter::RunOnce() {
   const int64_t now_ms = clock_->NowMonotonicMs();
   std::vector<LiveBranch> live = registry_->LiveBranches();
-  std::vector<LiveBranch> waiting;
+  std::vector<LiveBranch> waiting = CallsToLookUp(live, options_.threshold_ms);
   std::unordered_map<std::string, const LiveBranch*> waiter_of;
-  for (const LiveBranch& b : live) {
-    if (b.running_ms >= options_.threshold_ms) waiting.push_back(b);
-  }
   for (const LiveBranch& b : waiting) waiter_of[b.gid] = &b;
   std::vector<LockWaitFound> found;
   if (!waiting.empty()) {
@@ -37,7 +50,16 @@ absl::StatusOr<int> LockWaitReporter::RunOnce() {
     if (source == nullptr) {
       return absl::UnimplementedError("this participant cannot report lock waits");
     }
+    // A database that must be left alone between looks (MariaDB: see MysqlAdapter) is asked
+    // again only once that long has passed since the last look ended; until then the snapshot
+    // last sent stands (the coordinator keeps it for --wait-report-ttl-ms). Passes in between
+    // cost nothing, and the first one after a call crosses the threshold may look at once.
+    if (last_look_end_ms_.has_value() &&
+        now_ms - *last_look_end_ms_ < source->min_lock_wait_interval_ms()) {
+      return 0;
+    }
     TXN_ASSIGN_OR_RETURN(found, source->FindLockWaits(waiting, live));
+    last_look_end_ms_ = clock_->NowMonotonicMs();
   }
   // How long each waiter has waited for the holder found, not since its call began (a statement
   // queued behind several holders in turn has waited for the current one only since the last

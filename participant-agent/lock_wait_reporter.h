@@ -2,9 +2,10 @@
 // global deadlock detector (coordinator/driver/deadlock_detector.h). Neither database can see a
 // deadlock that runs through two of them; the coordinator can, given every agent's waits.
 //
-// Each pass (RunOnce, on the agent's own reporting thread, never a gRPC or lane worker): the
-// branches whose current call has run longer than `threshold_ms` are looked up in the database
-// (LockWaitSource::FindLockWaits, one query), and the waits found are sent as one snapshot
+// Each pass (RunOnce, on the agent's own reporting thread, never a gRPC or lane worker): once
+// some branch's current call has run longer than `threshold_ms`, the branches with a call running
+// are looked up in the database (CallsToLookUp; LockWaitSource::FindLockWaits, one query), and
+// the waits found are sent as one snapshot
 // (Coordinator.ReportWaits) that replaces this agent's previous one. While waits last, every
 // pass sends them again, which renews them at the coordinator; the first pass that finds none
 // sends an empty snapshot, which clears them. Sequence numbers start from the process's start
@@ -18,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -38,9 +40,13 @@ class WaitSink {
 };
 
 struct LockWaitReporterOptions {
-  // A call running longer than this is looked up (shorter waits are not worth a query).
+  // No query is made until some call has run this long (shorter waits are not worth one).
   int64_t threshold_ms = 50;
 };
+
+// The branches a pass asks the database about: none while no call has run `threshold_ms`,
+// otherwise every branch with a call running.
+std::vector<LiveBranch> CallsToLookUp(const std::vector<LiveBranch>& live, int64_t threshold_ms);
 
 class LockWaitReporter {
  public:
@@ -61,6 +67,8 @@ class LockWaitReporter {
   // The last snapshot sent was not empty (or its send failed): the next empty one must be sent.
   bool coordinator_may_hold_waits_ = false;
   WaitAges ages_;
+  // When the last FindLockWaits returned (monotonic ms); none yet: nullopt.
+  std::optional<int64_t> last_look_end_ms_;
 };
 
 }  // namespace txn::agent

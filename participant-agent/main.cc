@@ -221,12 +221,13 @@ common::FlagSet AgentFlags() {
          "agent's own statements keep the DSN's user",
          ""});
   f.Add({"lock-wait-threshold-ms", "MS",
-         "report a branch's lock wait to the coordinator's deadlock detector once its call has "
-         "run this long; 0 = never report",
+         "look for lock waits to report to the coordinator's deadlock detector once a branch's "
+         "call has run this long (then every running call's waits are reported); 0 = never "
+         "report",
          "50"});
   f.Add({"lock-wait-interval-ms", "MS",
-         "how often to look for such waits (MySQL/MariaDB: at most every 150 ms, so that "
-         "InnoDB refreshes its lock tables between looks)",
+         "how often to look for such waits (MySQL/MariaDB: 120 ms at least from the end of one "
+         "look to the next, so that InnoDB refreshes its lock tables between looks)",
          "20"});
   f.Add({"max-result-rows", "N",
          "an operation returning more rows aborts its branch (RESOURCE_EXHAUSTED)", "10000"});
@@ -479,9 +480,9 @@ int Main(int argc, char** argv) {
   // much shorter than the background loop's, and a slow reconciler pass must not delay it.
   LockWaitReporter wait_reporter(flags->Get("name"), &registry, adapter->get(), &decisions, &clock,
                                  LockWaitReporterOptions{.threshold_ms = *wait_threshold});
-  const LockWaitSource* wait_source = adapter->get()->lock_waits();
-  const int64_t report_every_ms = std::max<int64_t>(
-      *wait_interval, wait_source != nullptr ? wait_source->min_lock_wait_interval_ms() : 0);
+  // Every --lock-wait-interval-ms; the reporter itself leaves a database that needs it alone for
+  // its min_lock_wait_interval_ms between looks (MariaDB).
+  const int64_t report_every_ms = *wait_interval;
   std::thread wait_reporting([&] {
     if (*wait_threshold == 0) return;
     bool warned = false;

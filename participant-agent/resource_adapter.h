@@ -143,8 +143,9 @@ class LockWaitSource {
   // `live` is every branch with a session (holders are looked up among them).
   [[nodiscard]] virtual absl::StatusOr<std::vector<LockWaitFound>> FindLockWaits(
       const std::vector<LiveBranch>& waiting, const std::vector<LiveBranch>& live) = 0;
-  // The shortest time between two FindLockWaits calls that still sees the database's present
-  // (0: any); the agent's reporter never looks more often (see MysqlAdapter).
+  // The shortest time from the end of one FindLockWaits call to the start of the next that
+  // still sees the database's present (0: any); the agent's reporter never looks sooner (see
+  // MysqlAdapter).
   virtual int64_t min_lock_wait_interval_ms() const { return 0; }
 };
 

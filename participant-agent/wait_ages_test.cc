@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "participant-agent/lock_wait_reporter.h"
+
 namespace txn::agent {
 namespace {
 
@@ -60,6 +62,29 @@ TEST(WaitAges, AWaitThatStoppedAndCameBackIsNew) {
   ages.Pass(1'150, {Looked{"w", 1, 900}}, {Found{"w", "h2"}});
   EXPECT_EQ(ages.Pass(1'300, {Looked{"w", 1, 900}}, {Found{"w", "h1"}}),
             std::vector<int64_t>{150});
+}
+
+}  // namespace
+}  // namespace txn::agent
+
+namespace txn::agent {
+namespace {
+
+std::vector<std::string> Gids(const std::vector<LiveBranch>& branches) {
+  std::vector<std::string> out;
+  for (const LiveBranch& b : branches) out.push_back(b.gid);
+  return out;
+}
+
+TEST(CallsToLookUp, NothingIsAskedUntilSomeCallHasRunTheThreshold) {
+  std::vector<LiveBranch> live{{"a", 11, 49, 1}, {"b", 12, -1, 0}, {"c", 13, 10, 4}};
+  EXPECT_TRUE(CallsToLookUp(live, 50).empty());
+}
+
+TEST(CallsToLookUp, ThenEveryRunningCallIsAskedAbout) {
+  // c's wait may be the one that closes a cycle although it has just begun; b runs no call.
+  std::vector<LiveBranch> live{{"a", 11, 50, 1}, {"b", 12, -1, 0}, {"c", 13, 0, 4}};
+  EXPECT_EQ(Gids(CallsToLookUp(live, 50)), (std::vector<std::string>{"a", "c"}));
 }
 
 }  // namespace

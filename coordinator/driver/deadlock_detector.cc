@@ -25,8 +25,9 @@ DeadlockDetector::DeadlockDetector(DeadlockTarget* target, common::Clock* clock,
           "Deadlocks across databases broken by aborting their youngest transaction.")),
       cycle_age_(common::DefaultMetrics().GetHistogram(
           "txcoord_deadlock_cycle_age_seconds",
-          "From a deadlock's last wait beginning to its victim's abort (as agents measure waits).",
-          {}, {0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.5, 1, 2, 5})),
+          "From a deadlock's last wait beginning to its victim's abort (each wait of the cycle "
+          "for its present holder, as agents bound it).",
+          {}, {0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.5, 1, 2, 5})),
       waits_(common::DefaultMetrics().GetGauge(
           "txcoord_lock_waits", "Lock waits agents reported that the coordinator holds now.")),
       graph_(options.edge_ttl_ms, options.exclude_ms) {}

@@ -5,7 +5,12 @@
 //   AnswerOrQueue  a (retried) client's reply: answered at once, after unlocking, if the client
 //                  was answered already, else queued with the other waiters;
 //   RetryScheduler a retry now or after a capped exponential backoff with jitter, on the
-//                  injected timers and randomness, doing nothing once its driver is gone.
+//                  injected timers and randomness, doing nothing once its driver is gone;
+//   CallsInFlight  the numbered calls a transaction has in flight, which the deadlock
+//                  detector matches against the agents' reports;
+//   ProtocolDriverDeps, ProtocolDriverBase
+//                  what the saga and 3PC drivers take from TransactionDriver, and what they
+//                  offer its front end and catalog (find, list, attach a retried call).
 // Each driver keeps only its protocol's effects (its Plan) and what its records hold.
 #pragma once
 
@@ -20,14 +25,22 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "common/backoff.h"
+#include "common/clock.h"
 #include "common/lifetime_guard.h"
 #include "common/random.h"
 #include "common/timers.h"
+#include "coordinator/core/types.h"
+#include "coordinator/log/decision_writer.h"
+#include "coordinator/transport/participant_channel.h"
+#include "txn/v1/coordinator.pb.h"
 
 namespace txn::driver {
 
 using Action = std::function<void()>;
+// How a client's Run / Commit is answered.
+using OutcomeReply = std::function<void(absl::StatusOr<v1::Outcome>)>;
 
 // Locks `mu`, lets `plan` (returning std::vector<Action>) decide, unlocks, runs the actions.
 template <typename Plan>
@@ -151,5 +164,118 @@ class RetryScheduler {
   common::RandomSource* const random_;
   const common::LifetimeGuard* const lifetime_;
 };
+
+// The Execute / Prepare / CommitOnePhase calls a transaction has in flight, by branch: the
+// call_number sent (unique within the transaction), which agents echo in the lock waits they
+// report, so that the deadlock detector takes a wait only while that very call is in flight.
+// Guarded by the transaction's lock.
+class CallsInFlight {
+ public:
+  // Numbers a call to `branch` and records it in flight.
+  uint64_t Start(uint32_t branch) {
+    const uint64_t call = next_++;
+    by_branch_[branch] = call;
+    return call;
+  }
+  // The call returned (a later call to the same branch stays).
+  void End(uint32_t branch, uint64_t call) {
+    auto it = by_branch_.find(branch);
+    if (it != by_branch_.end() && it->second == call) by_branch_.erase(it);
+  }
+  // Whether `call` (0: none named) is in flight on the branch of `participant`.
+  bool Waits(const std::vector<core::BranchStatus>& branches, const std::string& participant,
+             uint64_t call) const {
+    if (call == 0) return false;
+    for (uint32_t b = 0; b < branches.size(); ++b) {
+      if (branches[b].participant != participant) continue;
+      auto it = by_branch_.find(b);
+      return it != by_branch_.end() && it->second == call;
+    }
+    return false;
+  }
+
+ private:
+  std::unordered_map<uint32_t, uint64_t> by_branch_;
+  uint64_t next_ = 1;
+};
+
+// What the saga and 3PC drivers take from the TransactionDriver that owns them.
+struct ProtocolDriverDeps {
+  log::DecisionWriter* group_log = nullptr;
+  transport::ParticipantDirectory* participants = nullptr;
+  common::Clock* clock = nullptr;
+  common::Timers* timers = nullptr;
+  common::RandomSource* random = nullptr;  // retry jitter
+  int64_t rpc_timeout_ms = 5'000;
+  common::BackoffPolicy retry_backoff;
+  // A transaction finished (its final state); called once, outside any lock.
+  std::function<void(const v1::Transaction&)> on_finished;
+  // A log write failed (the coordinator fails closed).
+  std::function<void(const absl::Status&)> on_log_failure;
+};
+
+// The part of a protocol driver that is the same for every protocol: its table of running
+// transactions and the views of it that TransactionDriver's front end and catalog use. Derived
+// (CRTP) supplies, for its context type Ctx (held locked):
+//   static v1::Transaction ShownAs(const Ctx&)                   what GetTransaction shows;
+//   static std::optional<v1::Outcome> AnsweredWith(const Ctx&)   what an answered client
+//                                                                heard, nullopt before.
+// Derived's destructor must close lifetime_ first, so no callback runs against a half-destroyed
+// driver. Ctx is complete only in Derived's .cc: Derived's header declares the instantiation
+// extern and its .cc instantiates it.
+template <typename Derived, typename Ctx>
+class ProtocolDriverBase {
+ public:
+  std::optional<v1::Transaction> Find(const std::string& txn_id) const;
+  std::vector<v1::Transaction> Snapshot() const;
+  // A retried client's call for `txn_id`: answered (after unlocking) if the client was answered
+  // already, else queued for the outcome. False when the transaction is not running here.
+  bool Attach(const std::string& txn_id, OutcomeReply reply);
+  size_t active_count() const { return active_.size(); }
+
+ protected:
+  explicit ProtocolDriverBase(ProtocolDriverDeps deps) : deps_(std::move(deps)) {}
+  ~ProtocolDriverBase() = default;
+
+  // Requires the transaction's lock held: the action that answers every client waiting on it.
+  static Action AnswerWaiters(std::vector<OutcomeReply>* waiters, v1::Outcome outcome) {
+    return [waiters = std::exchange(*waiters, {}), outcome = std::move(outcome)] {
+      for (const auto& w : waiters) w(outcome);
+    };
+  }
+  // The action that drops a finished transaction from the table and reports it.
+  Action Forget(v1::Transaction finished) {
+    return [this, finished = std::move(finished)] {
+      active_.Erase(finished.txn_id());
+      if (deps_.on_finished) deps_.on_finished(finished);
+    };
+  }
+  // After base_ms, plus the retry backoff from attempt 1 on.
+  void Later(int64_t base_ms, int attempt, Action fn) const {
+    retries_.Later(deps_.retry_backoff, attempt, std::move(fn), base_ms);
+  }
+
+  const ProtocolDriverDeps deps_;
+  ContextTable<Ctx> active_;
+  common::LifetimeGuard lifetime_;
+  const RetryScheduler retries_{deps_.timers, deps_.random, &lifetime_};
+};
+
+template <typename Derived, typename Ctx>
+std::optional<v1::Transaction> ProtocolDriverBase<Derived, Ctx>::Find(
+    const std::string& txn_id) const {
+  return active_.Inspect(txn_id, [](const Ctx& ctx) { return Derived::ShownAs(ctx); });
+}
+
+template <typename Derived, typename Ctx>
+std::vector<v1::Transaction> ProtocolDriverBase<Derived, Ctx>::Snapshot() const {
+  return active_.InspectAll([](const Ctx& ctx) { return Derived::ShownAs(ctx); });
+}
+
+template <typename Derived, typename Ctx>
+bool ProtocolDriverBase<Derived, Ctx>::Attach(const std::string& txn_id, OutcomeReply reply) {
+  return active_.Attach(txn_id, std::move(reply),
+                        [](const Ctx& ctx) { return Derived::AnsweredWith(ctx); });
+}
 
 }  // namespace txn::driver

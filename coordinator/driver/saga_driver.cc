@@ -10,7 +10,7 @@
 
 namespace txn::driver {
 
-struct SagaDriver::SagaContext {
+struct SagaContext {
   std::mutex mu;
   core::SagaTxn saga ABSL_GUARDED_BY(mu);
   std::vector<v1::Branch> steps;  // the request's, fixed
@@ -18,6 +18,8 @@ struct SagaDriver::SagaContext {
   TxnTimes times ABSL_GUARDED_BY(mu);
   RequestIdentity identity;
 };
+
+template class ProtocolDriverBase<SagaDriver, SagaContext>;
 
 namespace {
 
@@ -30,8 +32,7 @@ bool RefusedBeforeRunning(const absl::Status& s) {
 
 }  // namespace
 
-SagaDriver::SagaDriver(SagaDriverDeps deps)
-    : deps_(std::move(deps)) {}
+SagaDriver::SagaDriver(ProtocolDriverDeps deps) : ProtocolDriverBase(std::move(deps)) {}
 
 SagaDriver::~SagaDriver() { lifetime_.Close(); }
 
@@ -72,33 +73,15 @@ void SagaDriver::Resume(const log::DecisionRecord& record) {
   for (auto& a : actions) a();
 }
 
-namespace {
-
-// What GetTransaction shows of a running saga (a SagaContext, held locked).
-template <typename Ctx>
-v1::Transaction ShownAs(const Ctx& ctx) {
+v1::Transaction SagaDriver::ShownAs(const SagaContext& ctx) {
   v1::Transaction t = TransactionOf(ctx.saga, ctx.times);
   t.set_owner(ctx.identity.owner);
   return t;
 }
 
-}  // namespace
-
-std::optional<v1::Transaction> SagaDriver::Find(const std::string& txn_id) const {
-  return active_.Inspect(txn_id, [](const auto& ctx) { return ShownAs(ctx); });
+std::optional<v1::Outcome> SagaDriver::AnsweredWith(const SagaContext& ctx) {
+  return ctx.saga.client_answered ? std::optional(OutcomeOf(ctx.saga)) : std::nullopt;
 }
-
-std::vector<v1::Transaction> SagaDriver::Snapshot() const {
-  return active_.InspectAll([](const auto& ctx) { return ShownAs(ctx); });
-}
-
-bool SagaDriver::Attach(const std::string& txn_id, OutcomeReply reply) {
-  return active_.Attach(txn_id, std::move(reply), [](const auto& ctx) {
-    return ctx.saga.client_answered ? std::optional(OutcomeOf(ctx.saga)) : std::nullopt;
-  });
-}
-
-size_t SagaDriver::active_count() const { return active_.size(); }
 
 void SagaDriver::Dispatch(const std::shared_ptr<SagaContext>& ctx, const core::SagaEvent& event) {
   PlanThenAct(ctx->mu, [&] { return Plan(ctx, core::Step(ctx->saga, event)); });
@@ -169,7 +152,7 @@ std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
             const int64_t timeout = deps_.rpc_timeout_ms;
             actions.push_back(
                 [this, ch, req = std::move(req), on_reply, timeout, attempt = e.attempt] {
-                  Later(attempt, [ch, req, on_reply, timeout] {
+                  Later(0, attempt, [ch, req, on_reply, timeout] {
                     // A crash here: the step may or may not have been sent; recovery re-sends it
                     // and the barrier runs it at most once.
                     (void)common::Failpoint("coord.saga_before_step");
@@ -214,7 +197,7 @@ std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
             const int64_t timeout = deps_.rpc_timeout_ms;
             actions.push_back(
                 [this, ch, req = std::move(req), on_reply, timeout, attempt = e.attempt] {
-                  Later(attempt, [ch, req, on_reply, timeout] {
+                  Later(0, attempt, [ch, req, on_reply, timeout] {
                     // A crash here: the decision to compensate is durable; recovery goes on
                     // backward.
                     (void)common::Failpoint("coord.saga_before_compensation");
@@ -222,11 +205,7 @@ std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
                   });
                 });
           } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
-            v1::Outcome outcome = OutcomeOf(saga);
-            std::vector<OutcomeReply> waiters = std::exchange(ctx->waiters, {});
-            actions.push_back([waiters = std::move(waiters), outcome = std::move(outcome)] {
-              for (const auto& w : waiters) w(outcome);
-            });
+            actions.push_back(AnswerWaiters(&ctx->waiters, OutcomeOf(saga)));
           } else if constexpr (std::is_same_v<E, core::Forget>) {
             if (saga.state == core::TxnState::kFailedCompensation) {
               common::LogError(
@@ -235,10 +214,7 @@ std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
             }
             v1::Transaction finished = TransactionOf(saga, ctx->times);
             finished.set_owner(ctx->identity.owner);
-            actions.push_back([this, finished = std::move(finished)] {
-              active_.Erase(finished.txn_id());
-              if (deps_.on_finished) deps_.on_finished(finished);
-            });
+            actions.push_back(Forget(std::move(finished)));
           }
         },
         effect);

@@ -29,25 +29,12 @@
 
 namespace txn::driver {
 
-struct SagaDriverDeps {
-  log::DecisionWriter* group_log = nullptr;
-  transport::ParticipantDirectory* participants = nullptr;
-  common::Clock* clock = nullptr;
-  common::Timers* timers = nullptr;
-  common::RandomSource* random = nullptr;  // retry jitter
-  int64_t rpc_timeout_ms = 5'000;
-  common::BackoffPolicy retry_backoff;
-  // A saga finished (its final state); called once, outside any lock.
-  std::function<void(const v1::Transaction&)> on_finished;
-  // A log write failed (the coordinator fails closed).
-  std::function<void(const absl::Status&)> on_log_failure;
-};
+// A running saga (saga_driver.cc).
+struct SagaContext;
 
-class SagaDriver {
+class SagaDriver final : public ProtocolDriverBase<SagaDriver, SagaContext> {
  public:
-  using OutcomeReply = std::function<void(absl::StatusOr<v1::Outcome>)>;
-
-  explicit SagaDriver(SagaDriverDeps deps);
+  explicit SagaDriver(ProtocolDriverDeps deps);
   ~SagaDriver();
 
   // Starts saga `txn_id` for a validated Run request. `reply` runs once, when the saga finished
@@ -58,30 +45,16 @@ class SagaDriver {
   // Takes up a saga from its unfinished record after a restart.
   void Resume(const log::DecisionRecord& record);
 
-  // A running saga, as GetTransaction shows it; nullopt when it is not running here.
-  std::optional<v1::Transaction> Find(const std::string& txn_id) const;
-  // Every running saga.
-  std::vector<v1::Transaction> Snapshot() const;
-  // Attaches `reply` to a running saga (an idempotent retry); false when it is not running.
-  bool Attach(const std::string& txn_id, OutcomeReply reply);
-  size_t active_count() const;
+  // For ProtocolDriverBase's Find / Snapshot / Attach (the context held locked).
+  static v1::Transaction ShownAs(const SagaContext& ctx);
+  static std::optional<v1::Outcome> AnsweredWith(const SagaContext& ctx);
 
  private:
-  struct SagaContext;
-
   void Dispatch(const std::shared_ptr<SagaContext>& ctx, const core::SagaEvent& event);
   std::vector<Action> Plan(const std::shared_ptr<SagaContext>& ctx,
                            const std::vector<core::SagaEffect>& effects);
-  void Later(int attempt, Action fn) const {
-    retries_.Later(deps_.retry_backoff, attempt, std::move(fn));
-  }
-
-  const SagaDriverDeps deps_;
-  ContextTable<SagaContext> active_;
-  // Closed first (the destructor's first step), so no callback runs against a half-destroyed
-  // driver.
-  common::LifetimeGuard lifetime_;
-  const RetryScheduler retries_{deps_.timers, deps_.random, &lifetime_};
 };
+
+extern template class ProtocolDriverBase<SagaDriver, SagaContext>;
 
 }  // namespace txn::driver

@@ -12,7 +12,7 @@
 
 namespace txn::driver {
 
-struct ThreePhaseDriver::Context {
+struct ThreePhaseContext {
   std::mutex mu;
   core::ThreePhaseTxn txn ABSL_GUARDED_BY(mu);
   std::vector<v1::Branch> branches;  // the request's, fixed (empty after a restart)
@@ -25,9 +25,10 @@ struct ThreePhaseDriver::Context {
   uint64_t start_order = 0;  // 0 after a restart: a resumed transaction is past its vote phase
   // Prepare calls in flight, by branch: the call_number sent (unique within the transaction),
   // which the agent echoes in the lock waits it reports.
-  std::unordered_map<uint32_t, uint64_t> call_in_flight ABSL_GUARDED_BY(mu);
-  uint64_t next_call_number ABSL_GUARDED_BY(mu) = 1;
+  CallsInFlight calls ABSL_GUARDED_BY(mu);
 };
+
+template class ProtocolDriverBase<ThreePhaseDriver, ThreePhaseContext>;
 
 namespace {
 
@@ -45,8 +46,8 @@ v1::Decision DecisionProto(core::Decision d) {
 
 }  // namespace
 
-ThreePhaseDriver::ThreePhaseDriver(ThreePhaseDriverDeps deps)
-    : deps_(std::move(deps)) {}
+ThreePhaseDriver::ThreePhaseDriver(ProtocolDriverDeps deps, ThreePhaseTimeouts timeouts)
+    : ProtocolDriverBase(std::move(deps)), timeouts_(timeouts) {}
 
 ThreePhaseDriver::~ThreePhaseDriver() { lifetime_.Close(); }
 
@@ -101,30 +102,14 @@ void ThreePhaseDriver::Resume(const log::DecisionRecord& record) {
   for (auto& a : actions) a();
 }
 
-namespace {
-
-// What GetTransaction shows of a running three-phase commit (a Context, held locked).
-template <typename Ctx>
-v1::Transaction ShownAs(const Ctx& ctx) {
+v1::Transaction ThreePhaseDriver::ShownAs(const ThreePhaseContext& ctx) {
   v1::Transaction t = TransactionOf(ctx.txn, ctx.created_unix_ms, ctx.decided_unix_ms);
   t.set_owner(ctx.identity.owner);
   return t;
 }
 
-}  // namespace
-
-std::optional<v1::Transaction> ThreePhaseDriver::Find(const std::string& txn_id) const {
-  return active_.Inspect(txn_id, [](const auto& ctx) { return ShownAs(ctx); });
-}
-
-std::vector<v1::Transaction> ThreePhaseDriver::Snapshot() const {
-  return active_.InspectAll([](const auto& ctx) { return ShownAs(ctx); });
-}
-
-bool ThreePhaseDriver::Attach(const std::string& txn_id, OutcomeReply reply) {
-  return active_.Attach(txn_id, std::move(reply), [](const auto& ctx) {
-    return ctx.txn.client_answered ? std::optional(OutcomeOf(ctx.txn)) : std::nullopt;
-  });
+std::optional<v1::Outcome> ThreePhaseDriver::AnsweredWith(const ThreePhaseContext& ctx) {
+  return ctx.txn.client_answered ? std::optional(OutcomeOf(ctx.txn)) : std::nullopt;
 }
 
 absl::Status ThreePhaseDriver::Report(const std::string& txn_id, const std::string& participant,
@@ -146,8 +131,6 @@ absl::Status ThreePhaseDriver::Report(const std::string& txn_id, const std::stri
   return absl::OkStatus();
 }
 
-size_t ThreePhaseDriver::active_count() const { return active_.size(); }
-
 namespace {
 
 // The vote phase: START written, no PRE_COMMIT sent, no decision, and a branch that has not
@@ -166,13 +149,7 @@ std::optional<core::MemberStanding> ThreePhaseDriver::DeadlockStanding(
   std::shared_ptr<Context> ctx = active_.Find(edge.waiter);
   if (ctx == nullptr) return std::nullopt;
   std::lock_guard<std::mutex> lock(ctx->mu);
-  bool call_waits = false;
-  for (uint32_t b = 0; b < ctx->txn.branches.size(); ++b) {
-    if (ctx->txn.branches[b].participant != edge.participant) continue;
-    auto it = ctx->call_in_flight.find(b);
-    call_waits =
-        edge.waiter_call != 0 && it != ctx->call_in_flight.end() && it->second == edge.waiter_call;
-  }
+  const bool call_waits = ctx->calls.Waits(ctx->txn.branches, edge.participant, edge.waiter_call);
   return core::MemberStanding{call_waits && InVotePhase(ctx->txn), ctx->start_order};
 }
 
@@ -262,8 +239,7 @@ std::vector<Action> ThreePhaseDriver::Plan(
             }
             req.set_begin(true);
             for (const auto& m : members) req.add_three_phase_members(m);
-            const uint64_t call = ctx->next_call_number++;
-            ctx->call_in_flight[e.branch] = call;
+            const uint64_t call = ctx->calls.Start(e.branch);
             req.set_call_number(call);
             transport::ParticipantChannel* ch = channel(e.branch);
             const uint32_t b = e.branch;
@@ -272,10 +248,7 @@ std::vector<Action> ThreePhaseDriver::Plan(
                 [this, ctx, b, call](absl::StatusOr<v1::PrepareBranchResponse> r) {
                   {
                     std::lock_guard<std::mutex> lock(ctx->mu);
-                    if (auto it = ctx->call_in_flight.find(b);
-                        it != ctx->call_in_flight.end() && it->second == call) {
-                      ctx->call_in_flight.erase(it);
-                    }
+                    ctx->calls.End(b, call);
                     if (r.ok() && b < ctx->native_ids.size()) ctx->native_ids[b] = r->native_id();
                   }
                   if (!r.ok()) {
@@ -284,12 +257,12 @@ std::vector<Action> ThreePhaseDriver::Plan(
                   Dispatch(ctx,
                            core::VoteReceived{b, VoteOf(r->vote()), r->reason(), r->native_id()});
                 }));
-            const int64_t timeout = deps_.prepare_timeout_ms;
+            const int64_t timeout = timeouts_.prepare_timeout_ms;
             actions.push_back(
                 [ch, req = std::move(req), done, timeout] { ch->Prepare(req, timeout, done); });
           } else if constexpr (std::is_same_v<E, core::StartPrepareTimer>) {
             actions.push_back([this, ctx] {
-              Later(deps_.prepare_timeout_ms, 0,
+              Later(timeouts_.prepare_timeout_ms, 0,
                     [this, ctx] { Dispatch(ctx, core::PrepareTimedOut{}); });
             });
           } else if constexpr (std::is_same_v<E, core::SendPreDecide>) {
@@ -319,7 +292,7 @@ std::vector<Action> ThreePhaseDriver::Plan(
           } else if constexpr (std::is_same_v<E, core::StartAckTimer>) {
             const int attempt = ctx->ack_timers++;
             actions.push_back([this, ctx, attempt] {
-              Later(deps_.termination_timeout_ms, attempt,
+              Later(timeouts_.termination_timeout_ms, attempt,
                     [this, ctx] { Dispatch(ctx, core::AckTimedOut{}); });
             });
           } else if constexpr (std::is_same_v<E, core::LogBallot>) {
@@ -434,11 +407,7 @@ std::vector<Action> ThreePhaseDriver::Plan(
                   })));
             });
           } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
-            v1::Outcome outcome = OutcomeOf(txn);
-            std::vector<OutcomeReply> waiters = std::exchange(ctx->waiters, {});
-            actions.push_back([waiters = std::move(waiters), outcome = std::move(outcome)] {
-              for (const auto& w : waiters) w(outcome);
-            });
+            actions.push_back(AnswerWaiters(&ctx->waiters, OutcomeOf(txn)));
           } else if constexpr (std::is_same_v<E, core::Forget>) {
             if (!txn.conflict.empty()) {
               common::LogError(absl::StrCat("txn=", txn.id, " ", txn.conflict));
@@ -446,10 +415,7 @@ std::vector<Action> ThreePhaseDriver::Plan(
             v1::Transaction finished =
                 TransactionOf(txn, ctx->created_unix_ms, ctx->decided_unix_ms);
             finished.set_owner(ctx->identity.owner);
-            actions.push_back([this, finished = std::move(finished)] {
-              active_.Erase(finished.txn_id());
-              if (deps_.on_finished) deps_.on_finished(finished);
-            });
+            actions.push_back(Forget(std::move(finished)));
           }
         },
         effect);

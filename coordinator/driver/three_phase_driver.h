@@ -34,27 +34,19 @@
 
 namespace txn::driver {
 
-struct ThreePhaseDriverDeps {
-  log::DecisionWriter* group_log = nullptr;
-  transport::ParticipantDirectory* participants = nullptr;
-  common::Clock* clock = nullptr;
-  common::Timers* timers = nullptr;
-  common::RandomSource* random = nullptr;  // retry jitter
-  int64_t rpc_timeout_ms = 5'000;
+struct ThreePhaseTimeouts {
   int64_t prepare_timeout_ms = 10'000;
   // How long pre-commit ACKs (or a termination round) may take before the coordinator starts a
   // (new) termination round; doubled, with jitter, on each retry up to retry_backoff's cap.
   int64_t termination_timeout_ms = 2'000;
-  common::BackoffPolicy retry_backoff;
-  std::function<void(const v1::Transaction&)> on_finished;
-  std::function<void(const absl::Status&)> on_log_failure;
 };
 
-class ThreePhaseDriver {
- public:
-  using OutcomeReply = std::function<void(absl::StatusOr<v1::Outcome>)>;
+// A running three-phase commit (three_phase_driver.cc).
+struct ThreePhaseContext;
 
-  explicit ThreePhaseDriver(ThreePhaseDriverDeps deps);
+class ThreePhaseDriver final : public ProtocolDriverBase<ThreePhaseDriver, ThreePhaseContext> {
+ public:
+  ThreePhaseDriver(ProtocolDriverDeps deps, ThreePhaseTimeouts timeouts);
   ~ThreePhaseDriver();
 
   // Starts transaction `txn_id` for a validated Run request. `reply` runs once: when the outcome
@@ -66,13 +58,9 @@ class ThreePhaseDriver {
   // Takes up an unfinished 3PC record after a restart.
   void Resume(const log::DecisionRecord& record);
 
-  std::optional<v1::Transaction> Find(const std::string& txn_id) const;
-  std::vector<v1::Transaction> Snapshot() const;
-  bool Attach(const std::string& txn_id, OutcomeReply reply);
   // A decision the participants reached by themselves. NOT_FOUND when `txn_id` is not running
   // here, INVALID_ARGUMENT when `participant` is not one of its members.
   absl::Status Report(const std::string& txn_id, const std::string& participant, core::Decision d);
-  size_t active_count() const;
 
   // Deadlock detection, as TransactionDriver's for 2PC: a three-phase transaction may be on a
   // cycle only in its vote phase (no PRE_COMMIT sent, no decision) while the Prepare call the
@@ -83,8 +71,12 @@ class ThreePhaseDriver {
   // statement that waits) if it is still in its vote phase; false otherwise.
   bool AbortDeadlockVictim(const std::string& txn_id, const std::string& reason);
 
+  // For ProtocolDriverBase's Find / Snapshot / Attach (the context held locked).
+  static v1::Transaction ShownAs(const ThreePhaseContext& ctx);
+  static std::optional<v1::Outcome> AnsweredWith(const ThreePhaseContext& ctx);
+
  private:
-  struct Context;
+  using Context = ThreePhaseContext;
   void Dispatch(const std::shared_ptr<Context>& ctx, const core::ThreePhaseEvent& event);
   std::vector<Action> Plan(const std::shared_ptr<Context>& ctx,
                            const std::vector<core::ThreePhaseEffect>& effects);
@@ -92,17 +84,10 @@ class ThreePhaseDriver {
   log::DecisionRecord RecordOf(const Context& ctx, v1::Decision decision) const;
   void Write(const std::shared_ptr<Context>& ctx, log::DecisionRecord record,
              std::function<void(absl::Status)> done);
-  // After base_ms, plus the retry backoff from attempt 1 on.
-  void Later(int64_t base_ms, int attempt, Action fn) const {
-    retries_.Later(deps_.retry_backoff, attempt, std::move(fn), base_ms);
-  }
 
-  const ThreePhaseDriverDeps deps_;
-  ContextTable<Context> active_;
-  // Closed first (the destructor's first step), so no callback runs against a half-destroyed
-  // driver.
-  common::LifetimeGuard lifetime_;
-  const RetryScheduler retries_{deps_.timers, deps_.random, &lifetime_};
+  const ThreePhaseTimeouts timeouts_;
 };
+
+extern template class ProtocolDriverBase<ThreePhaseDriver, ThreePhaseContext>;
 
 }  // namespace txn::driver

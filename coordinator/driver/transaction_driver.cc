@@ -25,7 +25,7 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       idempotency_(options_.idempotency, deps_.clock),
       in_flight_(options_.max_active_per_principal),
       random_(deps_.random != nullptr ? deps_.random : &own_random_) {
-  sagas_ = std::make_unique<SagaDriver>(SagaDriverDeps{
+  const ProtocolDriverDeps shared{
       .group_log = deps_.group_log,
       .participants = deps_.participants,
       .clock = deps_.clock,
@@ -35,20 +35,11 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       .retry_backoff = options_.retry_backoff,
       .on_finished = [this](const v1::Transaction& t) { Remember(t); },
       .on_log_failure = [this](const absl::Status& s) { NoteLogFailure(s); },
-  });
-  three_phase_ = std::make_unique<ThreePhaseDriver>(ThreePhaseDriverDeps{
-      .group_log = deps_.group_log,
-      .participants = deps_.participants,
-      .clock = deps_.clock,
-      .timers = deps_.timers,
-      .random = random_,
-      .rpc_timeout_ms = options_.rpc_timeout_ms,
-      .prepare_timeout_ms = options_.prepare_timeout_ms,
-      .termination_timeout_ms = options_.termination_timeout_ms,
-      .retry_backoff = options_.retry_backoff,
-      .on_finished = [this](const v1::Transaction& t) { Remember(t); },
-      .on_log_failure = [this](const absl::Status& s) { NoteLogFailure(s); },
-  });
+  };
+  sagas_ = std::make_unique<SagaDriver>(shared);
+  three_phase_ = std::make_unique<ThreePhaseDriver>(
+      shared, ThreePhaseTimeouts{.prepare_timeout_ms = options_.prepare_timeout_ms,
+                                 .termination_timeout_ms = options_.termination_timeout_ms});
 }
 
 TransactionDriver::~TransactionDriver() {
@@ -232,15 +223,12 @@ v1::Transaction TransactionDriver::Snapshot(const TxnContext& ctx) {
 }
 
 uint64_t TransactionDriver::StartCall(TxnContext& ctx, uint32_t branch) {
-  const uint64_t call = ctx.next_call_number++;
-  ctx.call_in_flight[branch] = call;
-  return call;
+  return ctx.calls.Start(branch);
 }
 
 void TransactionDriver::EndCall(TxnContext& ctx, uint32_t branch, uint64_t call) {
   std::lock_guard<std::mutex> lock(ctx.mu);
-  auto it = ctx.call_in_flight.find(branch);
-  if (it != ctx.call_in_flight.end() && it->second == call) ctx.call_in_flight.erase(it);
+  ctx.calls.End(branch, call);
 }
 
 absl::Status TransactionDriver::ProbeLog() {
@@ -275,13 +263,7 @@ std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
   auto ctx = FindActive(edge.waiter);
   if (ctx == nullptr) return three_phase_->DeadlockStanding(edge);
   std::lock_guard<std::mutex> lock(ctx->mu);
-  bool call_waits = false;
-  for (uint32_t b = 0; b < ctx->txn.branches.size(); ++b) {
-    if (ctx->txn.branches[b].participant != edge.participant) continue;
-    auto it = ctx->call_in_flight.find(b);
-    call_waits =
-        edge.waiter_call != 0 && it != ctx->call_in_flight.end() && it->second == edge.waiter_call;
-  }
+  const bool call_waits = ctx->calls.Waits(ctx->txn.branches, edge.participant, edge.waiter_call);
   return core::MemberStanding{call_waits && Executing(ctx->txn), ctx->start_order};
 }
 

@@ -35,10 +35,9 @@ struct TransactionDriver::TxnContext {
   std::vector<OutcomeReply> waiters ABSL_GUARDED_BY(mu);
   bool commit_requested ABSL_GUARDED_BY(mu) = false;
   int executes_in_flight ABSL_GUARDED_BY(mu) = 0;
-  // Execute / Prepare / CommitOnePhase calls in flight, by branch: the call_number sent (unique
-  // in the transaction). The deadlock detector takes a reported wait only while its call is here.
-  std::unordered_map<uint32_t, uint64_t> call_in_flight ABSL_GUARDED_BY(mu);
-  uint64_t next_call_number ABSL_GUARDED_BY(mu) = 1;
+  // Execute / Prepare / CommitOnePhase calls in flight (the deadlock detector takes a reported
+  // wait only while its call is here).
+  CallsInFlight calls ABSL_GUARDED_BY(mu);
   int64_t prepare_timeout_ms = 0;
   TxnTimes times ABSL_GUARDED_BY(mu);
   RequestIdentity identity;

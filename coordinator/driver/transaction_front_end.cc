@@ -384,10 +384,7 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
                 {
                   std::lock_guard<std::mutex> lock(ctx->mu);
                   --ctx->executes_in_flight;
-                  if (auto it = ctx->call_in_flight.find(b);
-                      it != ctx->call_in_flight.end() && it->second == call) {
-                    ctx->call_in_flight.erase(it);
-                  }
+                  ctx->calls.End(b, call);
                   if (ctx->txn.state == core::TxnState::kAborting ||
                       ctx->txn.state == core::TxnState::kAborted) {
                     aborted_because = absl::StrCat("transaction ", ctx->txn.id,

@@ -8,12 +8,13 @@
 
 namespace txn::agent {
 
-LockWaitReporter::LockWaitReporter(std::string participant, BranchRegistry* registry,
-                                   ResourceAdapter* adapter, WaitSink* sink, common::Clock* clock,
+LockWaitReporter::LockWaitReporter(std::string participant,
+                                   std::function<std::vector<LiveBranch>()> live_branches,
+                                   LockWaitSource* source, WaitSink* sink, common::Clock* clock,
                                    LockWaitReporterOptions options)
     : participant_(std::move(participant)),
-      registry_(registry),
-      adapter_(adapter),
+      live_branches_(std::move(live_branches)),
+      source_(source),
       sink_(sink),
       clock_(clock),
       options_(options),
@@ -39,15 +40,14 @@ std::vector<LiveBranch> CallsToLookUp(const std::vector<LiveBranch>& live, int64
 }
 
 absl::StatusOr<int> LockWaitReporter::RunOnce() {
-  const int64_t now_ms = clock_->NowMonotonicMs();
-  std::vector<LiveBranch> live = registry_->LiveBranches();
+  const int64_t pass_ms = clock_->NowMonotonicMs();
+  std::vector<LiveBranch> live = live_branches_();
   std::vector<LiveBranch> waiting = CallsToLookUp(live, options_.threshold_ms);
   std::unordered_map<std::string, const LiveBranch*> waiter_of;
   for (const LiveBranch& b : waiting) waiter_of[b.gid] = &b;
   std::vector<LockWaitFound> found;
   if (!waiting.empty()) {
-    LockWaitSource* source = adapter_->lock_waits();
-    if (source == nullptr) {
+    if (source_ == nullptr) {
       return absl::UnimplementedError("this participant cannot report lock waits");
     }
     // A database that must be left alone between looks (MariaDB: see MysqlAdapter) is asked
@@ -55,28 +55,33 @@ absl::StatusOr<int> LockWaitReporter::RunOnce() {
     // last sent stands (the coordinator keeps it for --wait-report-ttl-ms). Passes in between
     // cost nothing, and the first one after a call crosses the threshold may look at once.
     if (last_look_end_ms_.has_value() &&
-        now_ms - *last_look_end_ms_ < source->min_lock_wait_interval_ms()) {
+        pass_ms - *last_look_end_ms_ < source_->min_lock_wait_interval_ms()) {
       return 0;
     }
-    TXN_ASSIGN_OR_RETURN(found, source->FindLockWaits(waiting, live));
+    absl::StatusOr<std::vector<LockWaitFound>> looked = source_->FindLockWaits(waiting, live);
+    // A look that failed may still have read the database: the interval starts again either way.
     last_look_end_ms_ = clock_->NowMonotonicMs();
+    if (!looked.ok()) return looked.status();
+    found = *std::move(looked);
   }
-  // How long each waiter has waited for the holder found, not since its call began (a statement
-  // queued behind several holders in turn has waited for the current one only since the last
-  // one let go): the coordinator builds a cycle's age from these.
+  // Since when each waiter has waited for the holder found, not since its call began (a
+  // statement queued behind several holders in turn has waited for the current one only since
+  // the last one let go): the coordinator builds a cycle's age from these.
   std::vector<WaitAges::Looked> looked;
   looked.reserve(waiting.size());
   for (const LiveBranch& b : waiting) {
-    looked.push_back(WaitAges::Looked{b.gid, b.call_number, now_ms - b.running_ms});
+    looked.push_back(WaitAges::Looked{b.gid, b.call_number, pass_ms - b.running_ms});
   }
   std::vector<WaitAges::Found> pairs;
   pairs.reserve(found.size());
   for (const LockWaitFound& f : found) {
-    pairs.push_back(WaitAges::Found{f.waiter_gid, f.holder_gid.empty() ? f.holder : f.holder_gid});
+    const bool named = !f.holder_gid.empty();
+    pairs.push_back(WaitAges::Found{f.waiter_gid, named ? f.holder_gid : f.holder, named});
   }
-  const std::vector<int64_t> waited = ages_.Pass(now_ms, looked, pairs);
+  const std::vector<int64_t> began = ages_.Pass(pass_ms, looked, pairs);
   if (found.empty() && !coordinator_may_hold_waits_) return 0;
 
+  const int64_t sent_ms = clock_->NowMonotonicMs();
   v1::ReportWaitsRequest req;
   req.set_participant(participant_);
   req.set_sequence(next_sequence_++);
@@ -92,7 +97,8 @@ absl::StatusOr<int> LockWaitReporter::RunOnce() {
     }
     w->set_holder(f.holder);
     if (auto it = waiter_of.find(f.waiter_gid); it != waiter_of.end()) {
-      w->set_waited_ms(waited[i]);
+      // As of now, after the look: the query's own time is part of the wait.
+      if (began[i] != WaitAges::kUnknown) w->set_waited_ms(sent_ms - began[i]);
       w->set_waiter_call(it->second->call_number);
     }
   }

@@ -5,13 +5,15 @@
 // Each pass (RunOnce, on the agent's own reporting thread, never a gRPC or lane worker): once
 // some branch's current call has run longer than `threshold_ms`, the branches with a call running
 // are looked up in the database (CallsToLookUp; LockWaitSource::FindLockWaits, one query), and
-// the waits found are sent as one snapshot
-// (Coordinator.ReportWaits) that replaces this agent's previous one. While waits last, every
-// pass sends them again, which renews them at the coordinator; the first pass that finds none
-// sends an empty snapshot, which clears them. Sequence numbers start from the process's start
-// time, so a restarted agent's reports are newer than its predecessor's.
+// the waits found are sent as one snapshot (Coordinator.ReportWaits) that replaces this agent's
+// previous one. While waits last, every pass that looks sends them again, which renews them at
+// the coordinator (a database that must be left alone between looks, MariaDB, is looked at only
+// every min_lock_wait_interval_ms; the passes between send nothing); the first pass that finds
+// none sends an empty snapshot, which clears them. Sequence numbers start from the process's
+// start time, so a restarted agent's reports are newer than its predecessor's.
 //
-// Each wait says how long the waiter has waited for that holder (WaitAges), at most.
+// Each wait says how long, at most, the waiter has waited for that holder (WaitAges), as of the
+// moment the report is sent.
 //
 // Waits on sessions that are not txcoord branches are reported too (with an empty holder txn
 // id): never part of a cycle the coordinator can break, but an operator sees them in
@@ -19,13 +21,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
-#include "participant-agent/branch_registry.h"
 #include "participant-agent/resource_adapter.h"
 #include "participant-agent/wait_ages.h"
 #include "txn/v1/coordinator.pb.h"
@@ -50,7 +53,11 @@ std::vector<LiveBranch> CallsToLookUp(const std::vector<LiveBranch>& live, int64
 
 class LockWaitReporter {
  public:
-  LockWaitReporter(std::string participant, BranchRegistry* registry, ResourceAdapter* adapter,
+  // `live_branches` lists the agent's branches with a session (BranchRegistry::LiveBranches);
+  // `source` is the adapter's lock-wait source (nullptr: it has none, and a pass that needs one
+  // fails UNIMPLEMENTED).
+  LockWaitReporter(std::string participant,
+                   std::function<std::vector<LiveBranch>()> live_branches, LockWaitSource* source,
                    WaitSink* sink, common::Clock* clock, LockWaitReporterOptions options);
 
   // One pass. Returns how many waits were reported (0 also when nothing was sent).
@@ -58,8 +65,8 @@ class LockWaitReporter {
 
  private:
   const std::string participant_;
-  BranchRegistry* const registry_;
-  ResourceAdapter* const adapter_;
+  const std::function<std::vector<LiveBranch>()> live_branches_;
+  LockWaitSource* const source_;
   WaitSink* const sink_;
   common::Clock* const clock_;
   const LockWaitReporterOptions options_;

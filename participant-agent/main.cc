@@ -478,8 +478,10 @@ int Main(int argc, char** argv) {
 
   // Lock waits for the deadlock detector: a thread of its own, since its period (tens of ms) is
   // much shorter than the background loop's, and a slow reconciler pass must not delay it.
-  LockWaitReporter wait_reporter(flags->Get("name"), &registry, adapter->get(), &decisions, &clock,
-                                 LockWaitReporterOptions{.threshold_ms = *wait_threshold});
+  LockWaitReporter wait_reporter(
+      flags->Get("name"), [&registry] { return registry.LiveBranches(); },
+      adapter->get()->lock_waits(), &decisions, &clock,
+      LockWaitReporterOptions{.threshold_ms = *wait_threshold});
   // Every --lock-wait-interval-ms; the reporter itself leaves a database that needs it alone for
   // its min_lock_wait_interval_ms between looks (MariaDB).
   const int64_t report_every_ms = *wait_interval;

@@ -4,17 +4,19 @@
 
 namespace txn::agent {
 
-std::vector<int64_t> WaitAges::Pass(int64_t now_ms, const std::vector<Looked>& looked,
+std::vector<int64_t> WaitAges::Pass(int64_t pass_ms, const std::vector<Looked>& looked,
                                     const std::vector<Found>& found) {
   std::map<std::string, const Looked*> looked_now;
   for (const Looked& l : looked) looked_now[l.waiter] = &l;
   std::map<std::pair<std::string, std::string>, Since> pairs;
-  std::vector<int64_t> waited;
-  waited.reserve(found.size());
+  std::map<std::string, LookedAt> looked_at;
+  for (const Looked& l : looked) looked_at[l.waiter] = LookedAt{l.call, pass_ms, kUnknown};
+  std::vector<int64_t> began;
+  began.reserve(found.size());
   for (const Found& f : found) {
     auto l = looked_now.find(f.waiter);
     if (l == looked_now.end()) {
-      waited.push_back(0);
+      began.push_back(kUnknown);
       continue;
     }
     const uint64_t call = l->second->call;
@@ -24,16 +26,23 @@ std::vector<int64_t> WaitAges::Pass(int64_t now_ms, const std::vector<Looked>& l
       since = p->second.since_ms;  // seen last pass too: the same wait goes on
     } else if (auto before = looked_.find(f.waiter);
                before != looked_.end() && before->second.call == call) {
-      // The last pass looked at this very call and this holder did not block it then.
-      since = std::max(since, before->second.since_ms);
+      // The last pass looked at this very call: this pair had not begun then, unless it was one
+      // of the waits that pass could not name.
+      since = std::max(since, before->second.pass_ms);
+      if (before->second.unnamed_since_ms != kUnknown) {
+        since = std::min(since, before->second.unnamed_since_ms);
+      }
     }
     pairs.emplace(std::move(key), Since{call, since});
-    waited.push_back(std::max<int64_t>(0, now_ms - since));
+    if (!f.named) {
+      int64_t& unnamed = looked_at[f.waiter].unnamed_since_ms;
+      unnamed = unnamed == kUnknown ? since : std::min(unnamed, since);
+    }
+    began.push_back(since);
   }
   pairs_ = std::move(pairs);
-  looked_.clear();
-  for (const Looked& l : looked) looked_[l.waiter] = Since{l.call, now_ms};
-  return waited;
+  looked_ = std::move(looked_at);
+  return began;
 }
 
 }  // namespace txn::agent

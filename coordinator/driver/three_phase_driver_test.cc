@@ -214,7 +214,40 @@ TEST_F(ThreePhaseDriverTest, ADeadlockVictimIsTakenInItsVotePhaseAndAbortedThrou
   EXPECT_EQ(calls, std::vector<std::string>{"rollback"});
 }
 
-TEST_F(ThreePhaseDriverTest, APreCommittedTransactionIsNeverADeadlockVictim) {
+TEST_F(ThreePhaseDriverTest, APreCommittedUndecidedTransactionIsNeverADeadlockVictim) {
+  // PRE_COMMIT(B0) went out and one ACK of three came back: PRECOMMITTED, no decision yet, until
+  // the termination round (after termination_timeout_ms) commits it.
+  inventory_->silent_at_b0 = true;
+  ledger_->silent_at_b0 = true;
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  driver_->Run(ThreePhase(), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  std::string id;
+  for (int i = 0; i < 500 && id.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    bool all_pre_committed = true;
+    for (ScriptedChannel* ch : all()) {
+      std::lock_guard<std::mutex> lock(ch->mu);
+      all_pre_committed = all_pre_committed && !ch->three_phase_calls.empty();
+    }
+    auto listed = driver_->ListTransactions(v1::ListTransactionsRequest());
+    if (all_pre_committed && listed.ok() && listed->transactions_size() == 1) {
+      id = listed->transactions(0).txn_id();
+    }
+  }
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(*driver_->GetDecision(id), v1::DECISION_UNKNOWN) << "not decided yet";
+  EXPECT_FALSE(driver_->AbortDeadlockVictim(id, "victim"));
+  std::optional<core::MemberStanding> s =
+      driver_->DeadlockStanding(core::WaitEdge{id, "", "orders", "", 80, 1});
+  ASSERT_TRUE(s.has_value());
+  EXPECT_FALSE(s->executing);
+  auto out = p.get_future().get();
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->state(), v1::TXN_STATE_COMMITTED) << out->reason();
+  WaitIdle();
+}
+
+TEST_F(ThreePhaseDriverTest, ADecidedThreePhaseTransactionIsNeverADeadlockVictim) {
   orders_->commit_failures = 1'000'000;  // stays COMMITTING, decision logged
   auto out = RunSync(ThreePhase(/*wait=*/false));
   ASSERT_TRUE(out.ok());

@@ -3,7 +3,12 @@ CREATE TABLE IF NOT EXISTS stock (
   sku  text PRIMARY KEY,
   qty  int  NOT NULL CHECK (qty >= 0)
 );
-INSERT INTO stock VALUES ('apple', 100), ('pear', 0) ON CONFLICT (sku) DO NOTHING;
+-- Applied again by every `local-cluster.sh up`, whose demo orders 2 apples and 1 pear: the stock
+-- is set back to what the demo expects (100 apples at least, no pear), so repeated `up`s never
+-- run it dry.
+INSERT INTO stock VALUES ('apple', 100), ('pear', 0)
+  ON CONFLICT (sku) DO UPDATE SET qty = CASE WHEN stock.sku = 'pear' THEN 0
+                                             ELSE GREATEST(stock.qty, excluded.qty) END;
 
 -- The role the agent runs client statements as (txagent --run-as-role txcoord_client): the
 -- application's tables, including ones created later (txbench's acct), and nothing else. The

@@ -25,36 +25,6 @@ absl::StatusOr<std::string> GidOf(const v1::BranchRef& ref) {
   return common::BranchGid(ref.txn_id(), ref.branch());
 }
 
-namespace {
-
-v1::BranchResult ToProto(FinishedAs as) {
-  switch (as) {
-    case FinishedAs::kCommitted:
-      return v1::BRANCH_RESULT_COMMITTED;
-    case FinishedAs::kAborted:
-      return v1::BRANCH_RESULT_ABORTED;
-    case FinishedAs::kUnknown:
-      return v1::BRANCH_RESULT_UNKNOWN;
-  }
-  return v1::BRANCH_RESULT_UNKNOWN;
-}
-
-}  // namespace
-
-std::string ExpectationFailure(const v1::Operation& op, const v1::ExecuteResult& result) {
-  if (op.has_sql() && op.sql().has_expect_rows_affected() &&
-      op.sql().expect_rows_affected() != result.rows_affected()) {
-    return absl::StrCat("expected ", op.sql().expect_rows_affected(), " rows affected, got ",
-                        result.rows_affected());
-  }
-  if (op.has_mongo() && op.mongo().has_expect_matched() &&
-      op.mongo().expect_matched() != result.rows_affected()) {
-    return absl::StrCat("expected ", op.mongo().expect_matched(), " documents matched, got ",
-                        result.rows_affected());
-  }
-  return "";
-}
-
 BranchRegistry::StepTimes BranchRegistry::MakeStepTimes() {
   auto step = [](const char* name) {
     return common::DefaultMetrics().GetHistogram(
@@ -82,40 +52,6 @@ BranchRegistry::~BranchRegistry() {
       (void)e->session->RollbackLocal();  // best effort at shutdown; the DB rolls back anyway
     }
   }
-}
-
-std::shared_ptr<BranchRegistry::Entry> BranchRegistry::GetOrCreate(const std::string& gid) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& slot = entries_[gid];
-  if (!slot) {
-    slot = std::make_shared<Entry>();
-    slot->gid = gid;
-  }
-  return slot;
-}
-
-std::shared_ptr<BranchRegistry::Entry> BranchRegistry::Find(const std::string& gid) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(gid);
-  return it == entries_.end() ? nullptr : it->second;
-}
-
-BranchRegistry::RunningCall::RunningCall(BranchRegistry* registry, Entry* e,
-                                         uint64_t call_number)
-    : registry_(registry), entry_(e) {
-  CallCancellation* current = CallCancellation::Current();
-  const int64_t now = registry_->clock_->NowMonotonicMs();
-  std::lock_guard<std::mutex> lock(registry_->mu_);
-  entry_->running = current != nullptr ? current->weak_from_this()
-                                       : std::weak_ptr<CallCancellation>();
-  entry_->running_since_ms = std::max<int64_t>(now, 1);
-  entry_->running_call_number = call_number;
-}
-
-BranchRegistry::RunningCall::~RunningCall() {
-  std::lock_guard<std::mutex> lock(registry_->mu_);
-  entry_->running.reset();
-  entry_->running_since_ms = 0;
 }
 
 std::vector<LiveBranch> BranchRegistry::LiveBranches() const {
@@ -156,11 +92,6 @@ void BranchRegistry::InterruptRunning(Entry& e) {
   // Outside mu_: the interrupt (PQcancel) opens a connection to the database, and no other
   // branch should wait for that.
   if (running) running->Cancel();
-}
-
-size_t BranchRegistry::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return entries_.size();
 }
 
 void BranchRegistry::AbortActive(Entry& e, const std::string& reason) {
@@ -206,67 +137,6 @@ absl::Status BranchRegistry::EnsureActive(Entry& e, const std::string& gid) {
   }
   e.initialized = true;
   e.state = State::kActive;
-  return absl::OkStatus();
-}
-
-std::string BranchRegistry::OverResultLimits(const v1::ExecuteResult& r) const {
-  if (r.rows_size() > options_.max_result_rows) {
-    return absl::StrCat("its result has ", r.rows_size(), " rows, over the limit of ",
-                        options_.max_result_rows, " (--max-result-rows)");
-  }
-  if (const size_t bytes = r.ByteSizeLong(); bytes > static_cast<size_t>(options_.max_result_bytes)) {
-    return absl::StrCat("its result has ", bytes, " bytes, over the limit of ",
-                        options_.max_result_bytes, " (--max-result-bytes)");
-  }
-  return "";
-}
-
-absl::Status BranchRegistry::RunOperations(
-    Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
-    v1::ExecuteBranchResponse* results, std::string* failure) {
-  for (int i = 0; i < ops.size(); ++i) {
-    absl::StatusOr<v1::Operation> op = ResolveOperation(options_.statements, ops[i]);
-    if (!op.ok()) {
-      common::LogWarning(absl::StrCat("branch=", e.gid, " operations[", i, "]: ",
-                                      op.status().message()));
-      return absl::Status(op.status().code(),
-                          absl::StrCat("operations[", i, "]: ", op.status().message()));
-    }
-    common::Stopwatch watch;
-    absl::StatusOr<v1::ExecuteResult> r = e.session->Execute(*op);
-    steps_.statement->Observe(watch.Seconds());
-    if (!r.ok()) {
-      if (r.status().code() == absl::StatusCode::kInvalidArgument) {
-        if (absl::StartsWith(r.status().message(), "statement refused")) {
-          // The policy's refusals are an audit trail: which branch, which rule.
-          common::LogWarning(absl::StrCat("branch=", e.gid, " operations[", i, "]: ",
-                                          r.status().message()));
-        }
-        return absl::InvalidArgumentError(
-            absl::StrCat("operations[", i, "]: ", r.status().message()));
-      }
-      *failure = absl::StrCat("operations[", i, "]: ", r.status().message());
-      AbortActive(e, *failure);
-      if (r.status().code() == absl::StatusCode::kResourceExhausted) {
-        // A limit the adapter enforces while it runs the statement (result size, statement
-        // timeout): answered like the result limits below.
-        return absl::ResourceExhaustedError(
-            absl::StrCat(*failure, "; the transaction will abort"));
-      }
-      return absl::OkStatus();
-    }
-    if (std::string why = ExpectationFailure(ops[i], *r); !why.empty()) {
-      *failure = absl::StrCat("operations[", i, "]: ", why);
-      AbortActive(e, *failure);
-      return absl::OkStatus();
-    }
-    if (std::string over = OverResultLimits(*r); !over.empty()) {
-      *failure = absl::StrCat("operations[", i, "]: ", over);
-      AbortActive(e, *failure);
-      return absl::ResourceExhaustedError(absl::StrCat(*failure, "; the transaction will abort"));
-    }
-    if (results != nullptr) *results->add_results() = std::move(*r);
-  }
   return absl::OkStatus();
 }
 
@@ -435,28 +305,18 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
     }
     TXN_RETURN_IF_ERROR(EnsureActive(*e, gid));
   }
-  switch (e->state) {
-    case State::kPrepared:
-      resp.set_vote(v1::VOTE_YES);
-      resp.set_native_id(e->native_id);
-      return resp;
-    case State::kReadOnly:
-      resp.set_vote(v1::VOTE_READ_ONLY);
-      return resp;
-    case State::kAborted:
-      resp.set_vote(v1::VOTE_NO);
-      resp.set_reason(absl::StrCat("branch was rolled back: ", e->reason));
-      return resp;
-    case State::kCommitted:
-      return absl::FailedPreconditionError(absl::StrCat("branch ", gid, " is already committed"));
-    case State::kActive:
+  Next<v1::PrepareBranchResponse> next = OnPrepare(FactsOf(*e), gid);
+  switch (next.move) {
+    case Move::kAnswer:
+      return next.answer;
+    case Move::kRefuse:
+      return absl::FailedPreconditionError(next.refusal);
+    case Move::kAbortActive:
+      AbortActive(*e, e->reason);
+      return next.answer;
+    case Move::kProve:
+    case Move::kProceed:
       break;
-  }
-  if (e->doomed) {
-    AbortActive(*e, e->reason);
-    resp.set_vote(v1::VOTE_NO);
-    resp.set_reason(e->reason);
-    return resp;
   }
   std::string failure;
   absl::Status ran = RunOperations(*e, req.operations(), nullptr, &failure);
@@ -492,24 +352,11 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
     return resp;
   }
   DropSession(*e);
-  switch (prepared->vote) {
-    case LocalVote::kYes:
-      e->state = State::kPrepared;
-      e->native_id = prepared->native_id;
-      resp.set_vote(v1::VOTE_YES);
-      resp.set_native_id(e->native_id);
-      break;
-    case LocalVote::kReadOnly:
-      e->state = State::kReadOnly;
-      resp.set_vote(v1::VOTE_READ_ONLY);
-      break;
-    case LocalVote::kNo:
-      e->state = State::kAborted;
-      e->reason = prepared->reason;
-      resp.set_vote(v1::VOTE_NO);
-      resp.set_reason(prepared->reason);
-      break;
-  }
+  Voted voted = AfterPrepare(*prepared);
+  e->state = voted.state;
+  if (voted.state == State::kPrepared) e->native_id = prepared->native_id;
+  if (voted.state == State::kAborted) e->reason = prepared->reason;
+  resp = std::move(voted.answer);
   // A crash here leaves the branch prepared with no vote delivered: the coordinator times out and
   // aborts, and the reconciler rolls the branch back.
   TXN_RETURN_IF_ERROR(common::Failpoint("agent.after_prepare"));
@@ -539,21 +386,9 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
   Touch(gid, *e);
   v1::CommitBranchResponse resp;
   if (e->initialized) {
-    switch (e->state) {
-      case State::kActive:
-        return absl::FailedPreconditionError(
-            absl::StrCat("branch ", gid, " is not prepared; Prepare it first"));
-      case State::kCommitted:
-      case State::kReadOnly:
-        resp.set_result(v1::BRANCH_RESULT_COMMITTED);
-        return resp;
-      case State::kAborted:
-        resp.set_result(v1::BRANCH_RESULT_ABORTED);
-        resp.set_reason(e->reason);
-        return resp;
-      case State::kPrepared:
-        break;
-    }
+    Next<v1::CommitBranchResponse> next = OnCommit(FactsOf(*e), gid);
+    if (next.move == Move::kRefuse) return absl::FailedPreconditionError(next.refusal);
+    if (next.move == Move::kAnswer) return next.answer;
   }
   std::string native_id = req.native_id().empty() ? e->native_id : req.native_id();
   common::Stopwatch watch;
@@ -567,11 +402,9 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
     r = FinishResult{FinishedAs::kCommitted, ""};
   }
   e->initialized = true;
-  if (r.as == FinishedAs::kCommitted) e->state = State::kCommitted;
-  if (r.as == FinishedAs::kAborted) {
-    e->state = State::kAborted;
-    e->reason = r.reason;
-  }
+  Finished after = AfterCommitPrepared(r, e->state);
+  e->state = after.state;
+  if (r.as == FinishedAs::kAborted) e->reason = after.reason;
   // A crash here: committed in the database, ack not sent; the coordinator retries and the
   // native id proves the commit.
   TXN_RETURN_IF_ERROR(common::Failpoint("agent.after_commit"));
@@ -595,21 +428,9 @@ absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
   Touch(gid, *e);
   v1::RollbackBranchResponse resp;
   if (e->initialized) {
-    switch (e->state) {
-      case State::kActive:
-        AbortActive(*e, "rolled back by the coordinator");
-        resp.set_result(v1::BRANCH_RESULT_ABORTED);
-        return resp;
-      case State::kCommitted:
-        resp.set_result(v1::BRANCH_RESULT_COMMITTED);
-        return resp;
-      case State::kReadOnly:
-      case State::kAborted:
-        resp.set_result(v1::BRANCH_RESULT_ABORTED);
-        return resp;
-      case State::kPrepared:
-        break;
-    }
+    Next<v1::RollbackBranchResponse> next = OnRollback(FactsOf(*e));
+    if (next.move == Move::kAbortActive) AbortActive(*e, "rolled back by the coordinator");
+    if (next.move == Move::kAbortActive || next.move == Move::kAnswer) return next.answer;
   }
   // Prepared, or unknown to this agent (rollback before prepare, or after a restart).
   common::Stopwatch watch;
@@ -617,12 +438,9 @@ absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
   steps_.rollback_prepared->Observe(watch.Seconds());
   TXN_ASSIGN_OR_RETURN(FinishResult r, std::move(finished));
   e->initialized = true;
-  if (r.as == FinishedAs::kCommitted) {
-    e->state = State::kCommitted;
-  } else {
-    e->state = State::kAborted;
-    e->reason = "rolled back by the coordinator";
-  }
+  Finished after = AfterRollbackPrepared(r);
+  e->state = after.state;
+  if (after.state == State::kAborted) e->reason = after.reason;
   resp.set_result(ToProto(r.as));
   resp.set_reason(r.reason);
   return resp;
@@ -658,41 +476,32 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
     return resp;
   }
   TXN_RETURN_IF_ERROR(EnsureActive(*e, gid));
-  switch (e->state) {
-    case State::kCommitted:
-    case State::kReadOnly:
-      resp.set_result(v1::BRANCH_RESULT_COMMITTED);
-      return resp;
-    case State::kAborted:
-      if (e->one_phase_unknown) {
-        // Its COMMIT's answer was lost with the connection: the commit marker tells now.
-        absl::StatusOr<FinishedAs> proven = adapter_->ProveOnePhase(gid);
-        if (!proven.ok() || *proven == FinishedAs::kUnknown) {
-          resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
-          resp.set_reason(proven.ok() ? e->reason : std::string(proven.status().message()));
-          return resp;
-        }
-        e->one_phase_unknown = false;
-        if (*proven == FinishedAs::kCommitted) {
-          e->state = State::kCommitted;
-          resp.set_result(v1::BRANCH_RESULT_COMMITTED);
-          return resp;
-        }
+  Next<v1::CommitOnePhaseResponse> next = OnCommitOnePhase(FactsOf(*e), gid);
+  switch (next.move) {
+    case Move::kAnswer:
+      return next.answer;
+    case Move::kRefuse:
+      return absl::FailedPreconditionError(next.refusal);
+    case Move::kAbortActive:
+      AbortActive(*e, e->reason);
+      return next.answer;
+    case Move::kProve: {
+      absl::StatusOr<FinishedAs> proven = adapter_->ProveOnePhase(gid);
+      if (!proven.ok() || *proven == FinishedAs::kUnknown) {
+        resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
+        resp.set_reason(proven.ok() ? e->reason : std::string(proven.status().message()));
+        return resp;
       }
-      resp.set_result(v1::BRANCH_RESULT_ABORTED);
-      resp.set_reason(e->reason);
-      return resp;
-    case State::kPrepared:
-      return absl::FailedPreconditionError(
-          absl::StrCat("branch ", gid, " is prepared; finish it with Commit"));
-    case State::kActive:
+      e->one_phase_unknown = false;
+      if (*proven == FinishedAs::kCommitted) {
+        e->state = State::kCommitted;
+        resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+        return resp;
+      }
+      return next.answer;  // ABORTED, with the reason the entry kept
+    }
+    case Move::kProceed:
       break;
-  }
-  if (e->doomed) {
-    AbortActive(*e, e->reason);
-    resp.set_result(v1::BRANCH_RESULT_ABORTED);
-    resp.set_reason(e->reason);
-    return resp;
   }
   std::string failure;
   absl::Status ran = RunOperations(*e, req.operations(), nullptr, &failure);
@@ -738,64 +547,6 @@ absl::StatusOr<v1::ListInDoubtResponse> BranchRegistry::ListInDoubt() {
     b->set_native_name(gid);
   }
   return resp;
-}
-
-void BranchRegistry::Touch(const std::string& gid, Entry& e) {
-  e.last_used_ms = clock_->NowMonotonicMs();
-  std::lock_guard<std::mutex> lock(mu_);
-  sweep_due_.emplace(e.last_used_ms + std::min(options_.idle_timeout_ms, options_.tombstone_ttl_ms),
-                     SweepItem{gid, e.last_used_ms});
-}
-
-void BranchRegistry::Sweep() {
-  const int64_t now = clock_->NowMonotonicMs();
-  std::vector<std::pair<int64_t, SweepItem>> later;
-  for (;;) {
-    SweepItem item;
-    std::shared_ptr<Entry> e;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto first = sweep_due_.begin();
-      if (first == sweep_due_.end() || first->first > now) break;
-      item = std::move(first->second);
-      sweep_due_.erase(first);
-      auto it = entries_.find(item.gid);
-      if (it == entries_.end()) continue;
-      e = it->second;
-    }
-    std::unique_lock<std::mutex> el(e->mu, std::try_to_lock);
-    if (!el.owns_lock()) {  // in use right now: look again a little later
-      later.emplace_back(now + 1000, std::move(item));
-      continue;
-    }
-    if (e->last_used_ms != item.touched_ms) continue;  // touched since: a later item stands
-    const int64_t idle = now - e->last_used_ms;
-    if (e->initialized && e->state == State::kActive) {
-      if (idle >= options_.idle_timeout_ms) {
-        common::LogWarning(
-            absl::StrCat("branch=", item.gid, " idle for ", idle, " ms: rolling back"));
-        AbortActive(*e, "rolled back after the idle timeout");
-        e->last_used_ms = now;
-        later.emplace_back(now + options_.tombstone_ttl_ms, SweepItem{item.gid, now});
-      } else {
-        later.emplace_back(e->last_used_ms + options_.idle_timeout_ms, std::move(item));
-      }
-      continue;
-    }
-    const bool finished = !e->initialized || e->state == State::kCommitted ||
-                          e->state == State::kAborted || e->state == State::kReadOnly;
-    if (!finished) continue;  // PREPARED: kept until Commit or Rollback
-    if (idle < options_.tombstone_ttl_ms) {
-      later.emplace_back(e->last_used_ms + options_.tombstone_ttl_ms, std::move(item));
-      continue;
-    }
-    el.unlock();
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(item.gid);
-    if (it != entries_.end() && it->second == e && e.use_count() <= 2) entries_.erase(it);
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [due, item] : later) sweep_due_.emplace(due, std::move(item));
 }
 
 }  // namespace txn::agent

@@ -1,13 +1,8 @@
 // BranchRegistry: the participant side of the protocol, independent of gRPC and of the database.
 // It keeps one entry per (txn id, branch) this agent has seen, makes every Participant call
-// idempotent, and maps the calls onto a ResourceAdapter:
-//
-//   (none) --Begin/Execute--> ACTIVE --Prepare--> PREPARED --Commit--> COMMITTED
-//                               |  \                 \------Rollback--> ABORTED
-//                               |   \--Prepare, nothing written--> READ_ONLY
-//                               |--CommitOnePhase--> COMMITTED | ABORTED
-//                               |--Rollback / DB error / expect_* mismatch / idle--> ABORTED
-//   (none) --Rollback--> ABORTED (a tombstone: a Prepare arriving later votes NO)
+// idempotent, and maps the calls onto a ResourceAdapter, following the branch state machine of
+// branch_state.h (which decides, from a branch's state, what a call answers or which database
+// step it needs).
 //
 // A three-phase-commit branch (Prepare with three_phase_members) also has a record in the agent's
 // 3PC table (ThreePhaseRecords): written W after the database PREPARE and before the YES vote,
@@ -36,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "participant-agent/branch_state.h"
 #include "participant-agent/call_cancellation.h"
 #include "participant-agent/resource_adapter.h"
 #include "participant-agent/session_budget.h"
@@ -102,7 +98,7 @@ class BranchRegistry {
   const SessionBudget& sessions() const { return sessions_; }
 
  private:
-  enum class State { kActive, kPrepared, kReadOnly, kCommitted, kAborted };
+  using State = BranchState;  // the rules: branch_state.h
   struct Entry {
     std::mutex mu;  // serializes calls on this branch
     std::string gid;
@@ -130,6 +126,11 @@ class BranchRegistry {
     uint64_t last_execute_call = 0;
     absl::StatusOr<v1::ExecuteBranchResponse> last_execute_answer;
   };
+
+  // Requires e.mu held: what the branch state machine reads of `e`.
+  static BranchFacts FactsOf(const Entry& e) {
+    return BranchFacts{e.state, e.native_id, e.reason, e.doomed, e.one_phase_unknown};
+  }
 
   // Marks `e` as served by the current thread's call (CallCancellation::Current()) until
   // destroyed. Requires e.mu held for its whole life.

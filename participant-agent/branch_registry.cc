@@ -110,6 +110,23 @@ void BranchRegistry::MarkLost(Entry& e) {
   e.reason = "its work was lost (agent restarted or the branch was rolled back)";
 }
 
+template <typename Resp>
+std::optional<absl::StatusOr<Resp>> BranchRegistry::Settle(Next<Resp> next, Entry& e) {
+  switch (next.move) {
+    case Move::kAnswer:
+      return absl::StatusOr<Resp>(std::move(next.answer));
+    case Move::kRefuse:
+      return absl::StatusOr<Resp>(absl::FailedPreconditionError(next.refusal));
+    case Move::kAbortActive:
+      AbortActive(e, e.reason);
+      return absl::StatusOr<Resp>(std::move(next.answer));
+    case Move::kProve:
+    case Move::kProceed:
+      break;
+  }
+  return std::nullopt;
+}
+
 absl::Status BranchRegistry::EnsureActive(Entry& e, const std::string& gid) {
   if (e.initialized) return absl::OkStatus();
   if (const std::string node = common::NodeOfGid(gid);
@@ -305,19 +322,7 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
     }
     TXN_RETURN_IF_ERROR(EnsureActive(*e, gid));
   }
-  Next<v1::PrepareBranchResponse> next = OnPrepare(FactsOf(*e), gid);
-  switch (next.move) {
-    case Move::kAnswer:
-      return next.answer;
-    case Move::kRefuse:
-      return absl::FailedPreconditionError(next.refusal);
-    case Move::kAbortActive:
-      AbortActive(*e, e->reason);
-      return next.answer;
-    case Move::kProve:
-    case Move::kProceed:
-      break;
-  }
+  if (auto settled = Settle(OnPrepare(FactsOf(*e), gid), *e)) return *std::move(settled);
   std::string failure;
   absl::Status ran = RunOperations(*e, req.operations(), nullptr, &failure);
   if (!ran.ok()) {
@@ -386,9 +391,7 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
   Touch(gid, *e);
   v1::CommitBranchResponse resp;
   if (e->initialized) {
-    Next<v1::CommitBranchResponse> next = OnCommit(FactsOf(*e), gid);
-    if (next.move == Move::kRefuse) return absl::FailedPreconditionError(next.refusal);
-    if (next.move == Move::kAnswer) return next.answer;
+    if (auto settled = Settle(OnCommit(FactsOf(*e), gid), *e)) return *std::move(settled);
   }
   std::string native_id = req.native_id().empty() ? e->native_id : req.native_id();
   common::Stopwatch watch;
@@ -477,32 +480,22 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   }
   TXN_RETURN_IF_ERROR(EnsureActive(*e, gid));
   Next<v1::CommitOnePhaseResponse> next = OnCommitOnePhase(FactsOf(*e), gid);
-  switch (next.move) {
-    case Move::kAnswer:
-      return next.answer;
-    case Move::kRefuse:
-      return absl::FailedPreconditionError(next.refusal);
-    case Move::kAbortActive:
-      AbortActive(*e, e->reason);
-      return next.answer;
-    case Move::kProve: {
-      absl::StatusOr<FinishedAs> proven = adapter_->ProveOnePhase(gid);
-      if (!proven.ok() || *proven == FinishedAs::kUnknown) {
-        resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
-        resp.set_reason(proven.ok() ? e->reason : std::string(proven.status().message()));
-        return resp;
-      }
-      e->one_phase_unknown = false;
-      if (*proven == FinishedAs::kCommitted) {
-        e->state = State::kCommitted;
-        resp.set_result(v1::BRANCH_RESULT_COMMITTED);
-        return resp;
-      }
-      return next.answer;  // ABORTED, with the reason the entry kept
+  if (next.move == Move::kProve) {
+    absl::StatusOr<FinishedAs> proven = adapter_->ProveOnePhase(gid);
+    if (!proven.ok() || *proven == FinishedAs::kUnknown) {
+      resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
+      resp.set_reason(proven.ok() ? e->reason : std::string(proven.status().message()));
+      return resp;
     }
-    case Move::kProceed:
-      break;
+    e->one_phase_unknown = false;
+    if (*proven == FinishedAs::kCommitted) {
+      e->state = State::kCommitted;
+      resp.set_result(v1::BRANCH_RESULT_COMMITTED);
+      return resp;
+    }
+    return next.answer;  // ABORTED, with the reason the entry kept
   }
+  if (auto settled = Settle(std::move(next), *e)) return *std::move(settled);
   std::string failure;
   absl::Status ran = RunOperations(*e, req.operations(), nullptr, &failure);
   if (!ran.ok()) AbortActive(*e, std::string(ran.message()));

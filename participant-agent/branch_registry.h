@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -131,6 +132,12 @@ class BranchRegistry {
   static BranchFacts FactsOf(const Entry& e) {
     return BranchFacts{e.state, e.native_id, e.reason, e.doomed, e.one_phase_unknown};
   }
+
+  // Requires e.mu held. Carries out what a rule decided without the database: its answer, its
+  // refusal (FAILED_PRECONDITION), or rolling the open transaction back, then its answer.
+  // nullopt: the call's database step comes next.
+  template <typename Resp>
+  std::optional<absl::StatusOr<Resp>> Settle(Next<Resp> next, Entry& e);
 
   // Marks `e` as served by the current thread's call (CallCancellation::Current()) until
   // destroyed. Requires e.mu held for its whole life.

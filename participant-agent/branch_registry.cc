@@ -404,6 +404,13 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
     // id: the database could not tell, and the coordinator took it for a mixed outcome.
     r = FinishResult{FinishedAs::kCommitted, ""};
   }
+  if (r.as == FinishedAs::kUnknown && !e->initialized) {
+    // Nothing is known of a branch this agent did not know either: it stays unknown, so that a
+    // retry asks the database again (an entry marked known would be ACTIVE without a session).
+    resp.set_result(ToProto(r.as));
+    resp.set_reason(r.reason);
+    return resp;
+  }
   e->initialized = true;
   Finished after = AfterCommitPrepared(r, e->state);
   e->state = after.state;

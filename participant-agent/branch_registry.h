@@ -172,11 +172,12 @@ class BranchRegistry {
   void MarkLost(Entry& e);
   // Requires e.mu held. Opens the session if e is new. Errors: the adapter's.
   absl::Status EnsureActive(Entry& e, const std::string& gid);
-  // Runs ops on an ACTIVE entry. On an expectation mismatch or a database error the branch is
-  // rolled back and `*failure` says why (the call still returns OK). INVALID_ARGUMENT for a
-  // refused statement.
-  // Why `r` is over the result limits, or "".
+  // Why `r` is over the result limits, or "" (branch_operations.cc).
   std::string OverResultLimits(const v1::ExecuteResult& r) const;
+  // Runs ops on an ACTIVE entry (branch_operations.cc). On an expectation mismatch or a database
+  // error the branch is rolled back and `*failure` says why (the call still returns OK).
+  // INVALID_ARGUMENT for a refused statement; RESOURCE_EXHAUSTED for a result over the limits
+  // (the branch rolled back too).
   absl::Status RunOperations(Entry& e, const google::protobuf::RepeatedPtrField<v1::Operation>& ops,
                              v1::ExecuteBranchResponse* results, std::string* failure);
 

@@ -75,6 +75,14 @@ TEST_F(BranchRegistryTest, ExpectationMismatchVotesNoWithReason) {
   EXPECT_FALSE(*adapter_.IsPrepared("txc_n1-1-1_0"));
 }
 
+TEST_F(BranchRegistryTest, ACommitWhoseOutcomeIsUnknownLeavesAnUnknownBranchUnknown) {
+  // After a restart this agent knows nothing of the branch, and the database cannot tell: the
+  // answer is UNKNOWN, and a retry asks the database again (it was refused as "not prepared").
+  EXPECT_EQ(Commit(Ref()), v1::BRANCH_RESULT_UNKNOWN);
+  EXPECT_EQ(Commit(Ref()), v1::BRANCH_RESULT_UNKNOWN);
+  EXPECT_EQ(Rollback(Ref()), v1::BRANCH_RESULT_ABORTED);
+}
+
 TEST_F(BranchRegistryTest, CommitTwiceAnswersCommittedTwice) {
   Prepare(Ref(), {Sql("x")});
   EXPECT_EQ(Commit(Ref()), v1::BRANCH_RESULT_COMMITTED);

@@ -37,7 +37,8 @@ struct BranchFacts {
 enum class Move {
   kAnswer,       // answered from the state alone: `answer`
   kRefuse,       // FAILED_PRECONDITION with `refusal`
-  kAbortActive,  // roll the open transaction back (with the branch's reason), then `answer`
+  kAbortActive,  // roll the open transaction back, then `answer` (Prepare and CommitOnePhase
+                 // keep the branch's reason; Rollback records "rolled back by the coordinator")
   kProve,        // CommitOnePhase only: ask the commit marker what became of it
   kProceed,      // the call's database step (prepare, commit or roll back prepared, commit)
 };
@@ -61,8 +62,10 @@ struct Voted {
 };
 Voted AfterPrepare(const PrepareResult& r);
 
-// What COMMIT PREPARED / ROLLBACK PREPARED (or what the database proves) leaves: the state, and
-// the reason kept for an ABORTED one. kUnknown keeps `current` (nothing is known yet).
+// What COMMIT PREPARED / ROLLBACK PREPARED leaves: the state, and the reason kept for an ABORTED
+// one. After COMMIT PREPARED, kUnknown keeps `current` (a PREPARED branch stays PREPARED, so a
+// retry asks again; the registry leaves a branch it did not know unknown); after ROLLBACK
+// PREPARED anything but kCommitted is ABORTED (nothing of ours commits it later).
 struct Finished {
   BranchState state = BranchState::kAborted;
   std::string reason;

@@ -99,7 +99,7 @@ TEST(BranchState, WhatTheDatabaseSaysOfAPreparedBranchBecomesTheState) {
   EXPECT_EQ(aborted.state, BranchState::kAborted);
   EXPECT_EQ(aborted.reason, "rolled back by an operator");
   EXPECT_EQ(AfterCommitPrepared({FinishedAs::kUnknown, ""}, BranchState::kPrepared).state,
-            BranchState::kPrepared) << "nothing known yet: a retry asks again";
+            BranchState::kPrepared) << "nothing known yet: still PREPARED, a retry asks again";
   EXPECT_EQ(AfterRollbackPrepared({FinishedAs::kCommitted, ""}).state, BranchState::kCommitted);
   EXPECT_EQ(AfterRollbackPrepared({FinishedAs::kAborted, ""}).state, BranchState::kAborted);
 }

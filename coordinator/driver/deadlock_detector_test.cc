@@ -1,4 +1,5 @@
 #include "coordinator/driver/deadlock_detector.h"
+#include "coordinator/driver/driver_skeleton.h"
 
 #include <gtest/gtest.h>
 
@@ -93,6 +94,27 @@ TEST(DeadlockDetector, RefusesReportsFromStrangersAndMalformedOnes) {
   EXPECT_EQ(f.detector.Report(Report("orders", 2, {{"n1-1-2", "x y"}})).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(f.detector.ListWaits().waits_size(), 0);
+}
+
+TEST(CallsInFlight, AWaitCountsOnlyWhileItsCallIsInFlightOnThatParticipant) {
+  // A Run may have two branches on one participant: a wait of either's call counts.
+  std::vector<core::BranchStatus> branches{
+      {.participant = "orders"}, {.participant = "ledger"}, {.participant = "orders"}};
+  CallsInFlight calls;
+  const uint64_t first = calls.Start(0);
+  const uint64_t ledger = calls.Start(1);
+  const uint64_t second = calls.Start(2);
+  EXPECT_TRUE(calls.Waits(branches, "orders", first));
+  EXPECT_TRUE(calls.Waits(branches, "orders", second));
+  EXPECT_TRUE(calls.Waits(branches, "ledger", ledger));
+  EXPECT_FALSE(calls.Waits(branches, "orders", ledger)) << "another participant's call";
+  EXPECT_FALSE(calls.Waits(branches, "orders", 0)) << "a report that names no call";
+  calls.End(2, second);
+  EXPECT_FALSE(calls.Waits(branches, "orders", second)) << "it returned";
+  const uint64_t later = calls.Start(0);  // a later call to branch 0 replaces the first
+  calls.End(0, first);                    // the first one's late completion changes nothing
+  EXPECT_FALSE(calls.Waits(branches, "orders", first));
+  EXPECT_TRUE(calls.Waits(branches, "orders", later));
 }
 
 }  // namespace

@@ -182,14 +182,15 @@ class CallsInFlight {
     auto it = by_branch_.find(branch);
     if (it != by_branch_.end() && it->second == call) by_branch_.erase(it);
   }
-  // Whether `call` (0: none named) is in flight on the branch of `participant`.
+  // Whether `call` (0: none named) is in flight on a branch of `participant` (a Run may have
+  // more than one branch on the same participant; call numbers are unique in the transaction).
   bool Waits(const std::vector<core::BranchStatus>& branches, const std::string& participant,
              uint64_t call) const {
     if (call == 0) return false;
     for (uint32_t b = 0; b < branches.size(); ++b) {
       if (branches[b].participant != participant) continue;
       auto it = by_branch_.find(b);
-      return it != by_branch_.end() && it->second == call;
+      if (it != by_branch_.end() && it->second == call) return true;
     }
     return false;
   }

@@ -37,7 +37,8 @@ namespace txn::driver {
 struct ThreePhaseTimeouts {
   int64_t prepare_timeout_ms = 10'000;
   // How long pre-commit ACKs (or a termination round) may take before the coordinator starts a
-  // (new) termination round; doubled, with jitter, on each retry up to retry_backoff's cap.
+  // (new) termination round; on each retry the retry backoff's delay (with jitter, up to its
+  // cap) is added to it.
   int64_t termination_timeout_ms = 2'000;
 };
 

@@ -43,9 +43,10 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
 }
 
 TransactionDriver::~TransactionDriver() {
-  sagas_.reset();  // its callbacks reach into this driver
-  three_phase_.reset();
+  // Closed first: a guarded callback (the metrics refresher) reads the sub-drivers.
   lifetime_.Close();
+  sagas_.reset();  // their callbacks (on_finished) reach into this driver
+  three_phase_.reset();
 }
 
 void TransactionDriver::NoteLogFailure(const absl::Status& s) {

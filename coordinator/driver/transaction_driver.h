@@ -11,8 +11,10 @@
 // thread: completions arrive as callbacks.
 //
 // Recover() must run once before serving: it takes a new epoch for transaction
-// ids and re-drives every logged COMMIT whose branches have not all
-// acknowledged, and takes up every unfinished saga (forward or compensating).
+// ids, re-drives every logged COMMIT whose branches have not all acknowledged
+// (and asks a last resource that was committing), takes up every unfinished
+// saga (forward or compensating) and every unfinished 3PC record (START only:
+// a termination round; a decision: re-sent), and restores idempotency keys.
 //
 // Sagas (PROTOCOL_SAGA, Run only) are run by a SagaDriver and three-phase commits
 // (PROTOCOL_THREE_PHASE, Run only) by a ThreePhaseDriver, both owned by this driver; the Admin
@@ -98,8 +100,7 @@ class TransactionDriver final : public DeadlockTarget {
   TransactionDriver(DriverDeps deps, DriverOptions options);
   ~TransactionDriver() override;
 
-  // Takes a new id epoch and re-drives unfinished COMMIT records. Returns the
-  // log's error.
+  // See above. Returns the log's error.
   [[nodiscard]] absl::Status Recover();
 
   // Client API. Each reply runs exactly once, possibly on another thread. `principal` is the

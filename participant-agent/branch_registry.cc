@@ -229,69 +229,8 @@ absl::StatusOr<v1::ExecuteBranchResponse> BranchRegistry::ExecuteOnce(
 absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
     const v1::PrepareBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
-  const bool three_phase = req.three_phase_members_size() > 0;
-  if (three_phase) {
-    if (tpc_ == nullptr) {
-      return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
-    }
-    if (req.ref().branch() >= static_cast<uint32_t>(req.three_phase_members_size())) {
-      return absl::InvalidArgumentError("ref.branch is not among three_phase_members");
-    }
-  }
-  if (three_phase) {
-    // A Prepare that comes again after the members decided without the coordinator (which then
-    // still waits for votes) and the decision was carried out here: the decision stands, and the
-    // operations must not run a second time (after a restart this agent no longer remembers the
-    // branch). While the database still holds the branch prepared (the decision not carried out
-    // yet), PrepareLocal finds it prepared and the record check below answers as usual.
-    TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, tpc_->Load(gid));
-    bool finished_here = rec && protocol::IsFinal(rec->state);
-    if (finished_here) {
-      TXN_ASSIGN_OR_RETURN(bool still_prepared, adapter_->IsPrepared(gid));
-      finished_here = !still_prepared;
-    }
-    if (finished_here) {
-      const bool committed = rec->state == protocol::TpcState::kCommitted;
-      auto e = GetOrCreate(gid);
-      std::lock_guard<std::mutex> lock(e->mu);
-      Touch(gid, *e);
-      if (!e->initialized) {
-        e->initialized = true;
-        e->state = committed ? State::kCommitted : State::kAborted;
-        if (!committed) e->reason = "aborted by a termination round";
-      }
-      v1::PrepareBranchResponse resp;
-      resp.set_vote(committed ? v1::VOTE_YES : v1::VOTE_NO);
-      if (!committed) resp.set_reason("aborted by a termination round");
-      return resp;
-    }
-  }
-  TXN_ASSIGN_OR_RETURN(v1::PrepareBranchResponse resp, PrepareLocal(req, gid));
-  if (!three_phase || resp.vote() == v1::VOTE_NO) return resp;
-  // 3PC: the record before the YES (a read-only branch stays a member of the quorum too).
-  std::vector<std::string> members(req.three_phase_members().begin(),
-                                   req.three_phase_members().end());
-  TXN_ASSIGN_OR_RETURN(bool recorded, tpc_->RecordYes(gid, members));
-  if (!recorded) {
-    // A termination round reached this branch before its vote and aborted it: roll the prepared
-    // transaction back, once. If that fails (the database's own reasons stay in its adapter),
-    // the reconciler finishes it from the A record.
-    bool rolled_back = resp.vote() != v1::VOTE_YES;  // READ_ONLY: nothing is prepared
-    if (!rolled_back) rolled_back = adapter_->RollbackPrepared(gid, resp.native_id()).ok();
-    const std::string reason = "aborted by a termination round before it voted";
-    if (rolled_back) {
-      auto e = GetOrCreate(gid);
-      std::lock_guard<std::mutex> lock(e->mu);
-      e->initialized = true;
-      e->state = State::kAborted;
-      e->reason = reason;
-    }
-    // Otherwise the entry stays PREPARED: the reconciler rolls it back from the A record (a
-    // Commit is refused by that record).
-    resp.set_vote(v1::VOTE_NO);
-    resp.set_reason(reason);
-  }
-  return resp;
+  if (req.three_phase_members_size() > 0) return PrepareThreePhase(req, gid);
+  return PrepareLocal(req, gid);
 }
 
 absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
@@ -345,16 +284,10 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
     // PREPARE landed, which IsPrepared can tell.
     DropSession(*e);
     absl::StatusOr<bool> landed = adapter_->IsPrepared(gid);
-    if (landed.ok() && *landed) {
-      e->state = State::kPrepared;
-      resp.set_vote(v1::VOTE_YES);
-      return resp;
-    }
-    e->state = State::kAborted;
-    e->reason = std::string(prepared.status().message());
-    resp.set_vote(v1::VOTE_NO);
-    resp.set_reason(e->reason);
-    return resp;
+    Voted voted = AfterPrepareFailed(landed.ok() && *landed, std::string(prepared.status().message()));
+    e->state = voted.state;
+    if (voted.state == State::kAborted) e->reason = voted.answer.reason();
+    return voted.answer;
   }
   DropSession(*e);
   Voted voted = AfterPrepare(*prepared);
@@ -379,12 +312,7 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
   // proves the outcome instead.)
   bool recorded_commit = false;
   if (req.three_phase()) {
-    if (tpc_ == nullptr) {
-      return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
-    }
-    TXN_ASSIGN_OR_RETURN(std::optional<protocol::TpcRecord> rec, tpc_->Load(gid));
-    recorded_commit = rec && rec->state == protocol::TpcState::kCommitted;
-    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, protocol::Decision::kCommit));
+    TXN_ASSIGN_OR_RETURN(recorded_commit, RecordThreePhaseDecision(gid, protocol::Decision::kCommit));
   }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);
@@ -427,10 +355,7 @@ absl::StatusOr<v1::RollbackBranchResponse> BranchRegistry::Rollback(
     const v1::RollbackBranchRequest& req) {
   TXN_ASSIGN_OR_RETURN(std::string gid, GidOf(req.ref()));
   if (req.three_phase()) {
-    if (tpc_ == nullptr) {
-      return absl::FailedPreconditionError("this agent does not take part in three-phase commit");
-    }
-    TXN_RETURN_IF_ERROR(tpc_->RecordDecision(gid, protocol::Decision::kAbort));
+    TXN_RETURN_IF_ERROR(RecordThreePhaseDecision(gid, protocol::Decision::kAbort).status());
   }
   auto e = GetOrCreate(gid);
   InterruptRunning(*e);
@@ -515,24 +440,11 @@ absl::StatusOr<v1::CommitOnePhaseResponse> BranchRegistry::CommitOnePhase(
   absl::Status committed = e->session->CommitLocal(gid);
   steps_.commit_one_phase->Observe(watch.Seconds());
   DropSession(*e);
-  if (committed.ok()) {
-    e->state = State::kCommitted;
-    resp.set_result(v1::BRANCH_RESULT_COMMITTED);
-  } else if (committed.code() == absl::StatusCode::kAborted) {
-    e->state = State::kAborted;
-    e->reason = std::string(committed.message());
-    resp.set_result(v1::BRANCH_RESULT_ABORTED);
-    resp.set_reason(e->reason);
-  } else {
-    // The connection failed during COMMIT: whether it landed cannot be known now. A repeated
-    // CommitOnePhase asks the commit marker (never answers ABORTED from this entry alone).
-    e->state = State::kAborted;
-    e->one_phase_unknown = true;
-    e->reason = std::string(committed.message());
-    resp.set_result(v1::BRANCH_RESULT_UNKNOWN);
-    resp.set_reason(e->reason);
-  }
-  return resp;
+  OnePhaseDone done = AfterCommitLocal(committed);
+  e->state = done.state;
+  e->one_phase_unknown = done.unknown;
+  if (done.state == State::kAborted) e->reason = done.reason;
+  return done.answer;
 }
 
 absl::StatusOr<v1::ListInDoubtResponse> BranchRegistry::ListInDoubt() {

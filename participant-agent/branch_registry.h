@@ -7,7 +7,7 @@
 // A three-phase-commit branch (Prepare with three_phase_members) also has a record in the agent's
 // 3PC table (ThreePhaseRecords): written W after the database PREPARE and before the YES vote,
 // C / A before COMMIT PREPARED / ROLLBACK. A branch a termination round aborted before it voted
-// rolls its prepared transaction back and votes NO.
+// rolls its prepared transaction back and votes NO. That part is branch_three_phase.cc.
 //
 // Finished entries are kept as tombstones for `tombstone_ttl_ms`, so duplicates and reordered
 // calls get the same answer. After an agent restart the registry is empty: the database is the
@@ -37,6 +37,7 @@
 #include "participant-agent/resource_adapter.h"
 #include "participant-agent/session_budget.h"
 #include "participant-agent/statement_allow_list.h"
+#include "protocol/decision.h"
 #include "txn/v1/participant.pb.h"
 
 namespace txn::agent {
@@ -161,6 +162,20 @@ class BranchRegistry {
                                                         const v1::ExecuteBranchRequest& req);
   absl::StatusOr<v1::PrepareBranchResponse> PrepareLocal(const v1::PrepareBranchRequest& req,
                                                          const std::string& gid);
+  // The three-phase participant (branch_three_phase.cc): FAILED_PRECONDITION when this agent
+  // keeps no 3PC records.
+  absl::Status CheckThreePhase() const;
+  // A 3PC Prepare: PrepareLocal, with the YES recorded before it is sent (a termination round
+  // that aborted the branch first turns it into NO).
+  absl::StatusOr<v1::PrepareBranchResponse> PrepareThreePhase(const v1::PrepareBranchRequest& req,
+                                                              const std::string& gid);
+  // The answer to a Prepare of a branch the members' termination round already finished here,
+  // or nullopt when it did not.
+  absl::StatusOr<std::optional<v1::PrepareBranchResponse>> FinishedByARound(const std::string& gid);
+  // Records a 3PC decision before it is carried out. For kCommit, returns whether the record
+  // said COMMIT already (an earlier attempt or a termination round); false for kAbort.
+  absl::StatusOr<bool> RecordThreePhaseDecision(const std::string& gid,
+                                                protocol::Decision decision);
   std::shared_ptr<Entry> GetOrCreate(const std::string& gid);
   std::shared_ptr<Entry> Find(const std::string& gid);
   // Requires e.mu held. Closes e's session (if any) and forgets it in live_.

@@ -143,6 +143,34 @@ Voted AfterPrepare(const PrepareResult& r) {
   return v;
 }
 
+Voted AfterPrepareFailed(bool landed, const std::string& error) {
+  Voted v;
+  if (landed) {
+    v.state = BranchState::kPrepared;
+    v.answer.set_vote(v1::VOTE_YES);
+    return v;
+  }
+  v.state = BranchState::kAborted;
+  v.answer.set_vote(v1::VOTE_NO);
+  v.answer.set_reason(error);
+  return v;
+}
+
+OnePhaseDone AfterCommitLocal(const absl::Status& committed) {
+  OnePhaseDone d;
+  if (committed.ok()) {
+    d.state = BranchState::kCommitted;
+    d.answer.set_result(v1::BRANCH_RESULT_COMMITTED);
+    return d;
+  }
+  d.state = BranchState::kAborted;
+  d.reason = std::string(committed.message());
+  d.unknown = committed.code() != absl::StatusCode::kAborted;
+  d.answer.set_result(d.unknown ? v1::BRANCH_RESULT_UNKNOWN : v1::BRANCH_RESULT_ABORTED);
+  d.answer.set_reason(d.reason);
+  return d;
+}
+
 Finished AfterCommitPrepared(const FinishResult& r, BranchState current) {
   switch (r.as) {
     case FinishedAs::kCommitted:

@@ -16,6 +16,8 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+
 #include "participant-agent/resource_adapter.h"
 #include "txn/v1/participant.pb.h"
 
@@ -61,6 +63,20 @@ struct Voted {
   v1::PrepareBranchResponse answer;
 };
 Voted AfterPrepare(const PrepareResult& r);
+// PREPARE failed on the connection (`error`): the database rolled the transaction back unless
+// the PREPARE landed (`landed`, which the database tells).
+Voted AfterPrepareFailed(bool landed, const std::string& error);
+
+// What a one-phase COMMIT's status leaves: committed (OK), aborted by the database (ABORTED),
+// or, when the connection failed during COMMIT, ABORTED only as far as this agent knows
+// (`unknown`): the answer is UNKNOWN, and a repeated CommitOnePhase asks the commit marker.
+struct OnePhaseDone {
+  BranchState state = BranchState::kAborted;
+  bool unknown = false;
+  std::string reason;
+  v1::CommitOnePhaseResponse answer;
+};
+OnePhaseDone AfterCommitLocal(const absl::Status& committed);
 
 // What COMMIT PREPARED / ROLLBACK PREPARED leaves: the state, and the reason kept for an ABORTED
 // one. After COMMIT PREPARED, kUnknown keeps `current` (a PREPARED branch stays PREPARED, so a

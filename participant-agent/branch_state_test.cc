@@ -104,5 +104,31 @@ TEST(BranchState, WhatTheDatabaseSaysOfAPreparedBranchBecomesTheState) {
   EXPECT_EQ(AfterRollbackPrepared({FinishedAs::kAborted, ""}).state, BranchState::kAborted);
 }
 
+TEST(BranchState, AFailedPrepareStandsIfItLandedAndAbortsIfNot) {
+  Voted landed = AfterPrepareFailed(true, "connection reset");
+  EXPECT_EQ(landed.state, BranchState::kPrepared);
+  EXPECT_EQ(landed.answer.vote(), v1::VOTE_YES);
+  Voted lost = AfterPrepareFailed(false, "connection reset");
+  EXPECT_EQ(lost.state, BranchState::kAborted);
+  EXPECT_EQ(lost.answer.vote(), v1::VOTE_NO);
+  EXPECT_EQ(lost.answer.reason(), "connection reset");
+}
+
+TEST(BranchState, AOnePhaseCommitLostOnTheWireIsUnknownNeverAborted) {
+  OnePhaseDone ok = AfterCommitLocal(absl::OkStatus());
+  EXPECT_EQ(ok.state, BranchState::kCommitted);
+  EXPECT_EQ(ok.answer.result(), v1::BRANCH_RESULT_COMMITTED);
+  EXPECT_FALSE(ok.unknown);
+  OnePhaseDone refused = AfterCommitLocal(absl::AbortedError("serialization failure"));
+  EXPECT_EQ(refused.state, BranchState::kAborted);
+  EXPECT_EQ(refused.answer.result(), v1::BRANCH_RESULT_ABORTED);
+  EXPECT_EQ(refused.reason, "serialization failure");
+  EXPECT_FALSE(refused.unknown);
+  OnePhaseDone lost = AfterCommitLocal(absl::UnavailableError("server closed the connection"));
+  EXPECT_EQ(lost.answer.result(), v1::BRANCH_RESULT_UNKNOWN);
+  EXPECT_TRUE(lost.unknown) << "a repeated CommitOnePhase must ask the commit marker";
+  EXPECT_EQ(lost.answer.reason(), "server closed the connection");
+}
+
 }  // namespace
 }  // namespace txn::agent

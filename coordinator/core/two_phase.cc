@@ -98,7 +98,9 @@ void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out)
     out.push_back(Forget{});
     return;
   }
-  if (txn.branches.size() == 1 && (txn.one_phase_allowed || txn.last_resource)) {
+  // A keyed transaction's last resource is not committed in one phase without a record: see
+  // DecideIfAllVoted.
+  if (txn.branches.size() == 1 && (txn.one_phase_allowed || (txn.last_resource && !txn.keyed))) {
     txn.last_resource.reset();
     StartOnePhase(txn, out);
     return;
@@ -130,8 +132,11 @@ void DecideIfAllVoted(TwoPhaseTxn& txn, Effects& out) {
   }
   txn.state = TxnState::kCommitting;
   if (txn.last_resource) {
-    if (!any_yes && txn.heuristic_resources.empty()) {
-      // Only the last resource changes anything: a plain one-phase commit.
+    if (!any_yes && txn.heuristic_resources.empty() && !txn.keyed) {
+      // Only the last resource changes anything: a plain one-phase commit. Not for a keyed
+      // transaction: its key must outlive a crash between this commit and its answer, and only
+      // the committing-last record, written before, carries it (a restart then asks the last
+      // resource instead of letting the client's retry commit a second time).
       StartOnePhase(txn, out);
       return;
     }

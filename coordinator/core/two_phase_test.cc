@@ -501,6 +501,48 @@ TEST(LastResource, AllOthersReadOnlyIsAPlainOnePhaseCommit) {
   EXPECT_EQ(t.state, TxnState::kCommitted);
 }
 
+// A keyed transaction's key must survive a crash between the one-phase commit and its answer,
+// and only a record written before that commit can carry it: a restart would otherwise not know
+// the key, and the client's retry would commit on the last resource a second time.
+TEST(LastResource, KeyedWithAllOthersReadOnlyLogsTheCommittingLastRecordFirst) {
+  TwoPhaseTxn t = LastResourceTxn();
+  t.keyed = true;
+  Step(t, CommitRequested{});
+  Step(t, VoteReceived{0, Vote::kReadOnly, "", ""});
+  auto fx = Step(t, VoteReceived{1, Vote::kReadOnly, "", ""});
+  ASSERT_EQ(fx.size(), 1u) << "nothing reaches the last resource before the record is durable";
+  EXPECT_TRUE(std::get<LogDecision>(fx[0]).committing_last);
+  fx = Step(t, DecisionLogged{Decision::kNone, true});
+  ASSERT_EQ(Count<SendCommitOnePhase>(fx), 1);
+  fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
+  ASSERT_EQ(Count<LogDecision>(fx), 1);
+  EXPECT_EQ(std::get<LogDecision>(fx[0]).decision, Decision::kCommit);
+  fx = Step(t, DecisionLogged{Decision::kCommit, false});
+  EXPECT_EQ(Count<SendCommit>(fx), 0) << "the read-only branches are done";
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_EQ(t.state, TxnState::kCommitted);
+  EXPECT_EQ(Count<LogCompletion>(fx), 1);
+}
+
+TEST(LastResource, KeyedSingleLastResourceLogsTheCommittingLastRecordFirst) {
+  TwoPhaseTxn t = MakeTxn(1);
+  t.last_resource = 0;
+  t.keyed = true;
+  t.one_phase_allowed = false;  // what the driver sets for every keyed transaction
+  auto fx = Step(t, CommitRequested{});
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_TRUE(std::get<LogDecision>(fx[0]).committing_last);
+  fx = Step(t, DecisionLogged{Decision::kNone, true});
+  ASSERT_EQ(Count<SendCommitOnePhase>(fx), 1);
+  // Restarted from that record, the coordinator asks; it does not commit anew.
+  TwoPhaseTxn r = MakeTxn(1);
+  r.last_resource = 0;
+  r.keyed = true;
+  fx = ResumeCommittingLast(r);
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_GT(std::get<SendCommitOnePhase>(fx[0]).attempt, 0);
+}
+
 TEST(LastResource, DuplicateAnswersAreIgnored) {
   TwoPhaseTxn t = AskedLastResource();
   Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});

@@ -65,6 +65,40 @@ TEST_F(TransactionDriverTest, IdempotencyKeySurvivesTwoRestartsAfterACrashBefore
       << "the fingerprint must survive too";
 }
 
+// A keyed transaction whose only writer is a last resource (the other branch voted READ_ONLY):
+// a crash while its one-phase commit is out must leave a record of the key, or the client's
+// retry after the restart commits on the last resource a second time.
+TEST_F(TransactionDriverTest, AKeyedLastResourceIsNotCommittedTwiceAcrossACrash) {
+  dir_.cannot_prepare = {"inventory"};
+  orders_->vote = v1::VOTE_READ_ONLY;
+  inventory_->one_phase_result = v1::BRANCH_RESULT_UNKNOWN;  // its answers are lost
+  v1::RunRequest req = Transfer(/*wait=*/false);
+  req.set_idempotency_key("order-21");
+  driver_->Run(req, [](absl::StatusOr<v1::Outcome>) {});
+  auto one_phase_calls = [&] {
+    std::lock_guard<std::mutex> lock(inventory_->mu);
+    return inventory_->one_phase_requests;
+  };
+  for (int i = 0; i < 400 && one_phase_calls().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(one_phase_calls().empty()) << "the last resource was asked to commit";
+  const std::string txn_id = one_phase_calls()[0].ref().txn_id();
+  {
+    std::lock_guard<std::mutex> lock(inventory_->mu);
+    inventory_->one_phase_result = v1::BRANCH_RESULT_COMMITTED;  // it did commit
+  }
+  MakeDriver();  // the coordinator crashed with the commit's answer lost, and restarted
+  WaitIdle();
+  auto retry = RunSync(req);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->txn_id(), txn_id);
+  EXPECT_EQ(retry->state(), v1::TXN_STATE_COMMITTED);
+  int begun = 0;
+  for (const auto& c : one_phase_calls()) begun += c.begin() ? 1 : 0;
+  EXPECT_EQ(begun, 1) << "the retry ran the transaction a second time";
+}
+
 TEST_F(TransactionDriverTest, OwnerAndScopedKeySurviveARestart) {
   v1::RunRequest req = Transfer();
   req.set_idempotency_key("order-20");

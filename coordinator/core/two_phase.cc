@@ -98,9 +98,8 @@ void OnCommitRequested(TwoPhaseTxn& txn, const CommitRequested& e, Effects& out)
     out.push_back(Forget{});
     return;
   }
-  // A keyed transaction's last resource is not committed in one phase without a record: see
-  // DecideIfAllVoted.
-  if (txn.branches.size() == 1 && (txn.one_phase_allowed || (txn.last_resource && !txn.keyed))) {
+  // A keyed transaction is never committed in one phase without a record (see TwoPhaseTxn::keyed).
+  if (txn.branches.size() == 1 && !txn.keyed && (txn.one_phase_allowed || txn.last_resource)) {
     txn.last_resource.reset();
     StartOnePhase(txn, out);
     return;
@@ -133,10 +132,8 @@ void DecideIfAllVoted(TwoPhaseTxn& txn, Effects& out) {
   txn.state = TxnState::kCommitting;
   if (txn.last_resource) {
     if (!any_yes && txn.heuristic_resources.empty() && !txn.keyed) {
-      // Only the last resource changes anything: a plain one-phase commit. Not for a keyed
-      // transaction: its key must outlive a crash between this commit and its answer, and only
-      // the committing-last record, written before, carries it (a restart then asks the last
-      // resource instead of letting the client's retry commit a second time).
+      // Only the last resource changes anything: a plain one-phase commit (not for a keyed
+      // transaction, see TwoPhaseTxn::keyed).
       StartOnePhase(txn, out);
       return;
     }
@@ -359,7 +356,6 @@ void OnOnePhaseFinished(TwoPhaseTxn& txn, const OnePhaseFinished& e, Effects& ou
     case BranchResult::kCommitted:
       br.state = BranchState::kCommitted;
       txn.state = TxnState::kCommitted;
-      if (txn.keyed) out.push_back(LogCompletion{});
       break;
     case BranchResult::kAborted:
       br.state = BranchState::kAborted;

@@ -7,8 +7,8 @@
 //
 //   ACTIVE --CommitRequested, 0 branches-------------------------------> COMMITTED   [Reply]
 //   ACTIVE --CommitRequested, 1 branch---> COMMITTING (one phase)        [SendCommitOnePhase]
-//   COMMITTING (one phase) --committed / aborted--> COMMITTED / ABORTED
-//                                [LogCompletion if keyed and committed, Reply, Forget]
+//     (not when keyed: a keyed transaction is prepared and logged, see `keyed`)
+//   COMMITTING (one phase) --committed / aborted--> COMMITTED / ABORTED   [Reply, Forget]
 //   COMMITTING (one phase) --lost / unknown--> COMMITTING   [SendCommitOnePhase(n+1)] forever;
 //                                after kMaxOnePhaseQueries the client hears IN_DOUBT
 //   ACTIVE --CommitRequested, >1 branch--> PREPARING   [SendPrepare(each), StartPrepareTimer]
@@ -89,11 +89,13 @@ struct TwoPhaseTxn {
   // A single branch commits in one phase (no prepare, no log record). Off only to measure what
   // that saves (txcoord --no-one-phase): the branch is then prepared and committed like any.
   bool one_phase_allowed = true;
-  // The client gave an idempotency key. A one-phase commit then writes its completion record
-  // (LogCompletion) before the answer: it has no COMMIT record, and without one a retry after a
-  // coordinator restart would not find the key and would run the transaction a second time.
-  // (The driver prepares a keyed single branch instead; this covers a last resource committed in
-  // one phase because every other branch voted READ_ONLY.)
+  // The client gave an idempotency key. The key must outlive a coordinator crash at any step,
+  // also one between a one-phase commit and its answer, and only a record written before that
+  // commit can carry it: a keyed transaction never commits in one phase without one. A single
+  // branch is prepared and logged like any other; a last resource (alone, or after every other
+  // branch voted READ_ONLY) is committed after the committing-last record, which a restart
+  // answers by asking it. Without this, a retry after the restart would not find the key and
+  // would run the transaction a second time.
   bool keyed = false;
   bool client_answered = false;
   // COMMITTING before this is set means the COMMIT record is being written: not yet a decision.

@@ -206,20 +206,14 @@ TEST(TwoPhase, SingleBranchCommitsInOnePhaseWithoutLog) {
   EXPECT_EQ(Count<ReplyToClient>(fx), 1);
 }
 
-TEST(TwoPhase, KeyedOnePhaseCommitIsLoggedBeforeItsAnswer) {
+TEST(TwoPhase, AKeyedSingleBranchIsPreparedAndLoggedNeverCommittedInOnePhase) {
   TwoPhaseTxn t = MakeTxn(1);
   t.keyed = true;
-  Step(t, CommitRequested{});
-  auto fx = Step(t, OnePhaseFinished{BranchResult::kCommitted, ""});
-  EXPECT_EQ(Count<LogDecision>(fx), 0);
-  ASSERT_EQ(Count<LogCompletion>(fx), 1);
-  ASSERT_EQ(Count<ReplyToClient>(fx), 1);
-  EXPECT_LT(IndexOf<LogCompletion>(fx), IndexOf<ReplyToClient>(fx));
-  // An aborted one is not: presumed abort needs no record.
-  TwoPhaseTxn a = MakeTxn(1);
-  a.keyed = true;
-  Step(a, CommitRequested{});
-  EXPECT_EQ(Count<LogCompletion>(Step(a, OnePhaseFinished{BranchResult::kAborted, "no"})), 0);
+  auto fx = Step(t, CommitRequested{});
+  EXPECT_EQ(Count<SendCommitOnePhase>(fx), 0) << "its key would not survive a crash";
+  EXPECT_EQ(Count<SendPrepare>(fx), 1);
+  fx = Step(t, VoteReceived{0, Vote::kYes, "", "7"});
+  EXPECT_EQ(Count<LogDecision>(fx), 1);
 }
 
 TEST(TwoPhase, SingleBranchWithOnePhaseOffIsPreparedAndLogged) {
@@ -528,7 +522,6 @@ TEST(LastResource, KeyedSingleLastResourceLogsTheCommittingLastRecordFirst) {
   TwoPhaseTxn t = MakeTxn(1);
   t.last_resource = 0;
   t.keyed = true;
-  t.one_phase_allowed = false;  // what the driver sets for every keyed transaction
   auto fx = Step(t, CommitRequested{});
   ASSERT_EQ(fx.size(), 1u);
   EXPECT_TRUE(std::get<LogDecision>(fx[0]).committing_last);

@@ -244,11 +244,12 @@ class ProtocolDriverBase {
       for (const auto& w : waiters) w(outcome);
     };
   }
-  // The action that drops a finished transaction from the table and reports it.
+  // The action that reports a finished transaction and then drops it from the table (in that
+  // order, so that a lookup of the running table, then of the finished ones, finds it).
   Action Forget(v1::Transaction finished) {
     return [this, finished = std::move(finished)] {
-      active_.Erase(finished.txn_id());
       if (deps_.on_finished) deps_.on_finished(finished);
+      active_.Erase(finished.txn_id());
     };
   }
   // After base_ms, plus the retry backoff from attempt 1 on.

@@ -75,15 +75,10 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
     // IN_DOUBT after a failed decision write: only the log can tell, and it is
     // read below.
   }
-  {
-    // Finished here: what this process did is the answer, even if the log write saying so (an
-    // unsynced ABORT after a last resource aborted) has not landed yet.
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = finished_.find(txn_id);
-    if (it != finished_.end() && it->second.state() == v1::TXN_STATE_ABORTED) {
-      return v1::DECISION_ABORT;
-    }
-  }
+  // Finished here: what this process did is the answer, even if the log write saying so (an
+  // unsynced ABORT after a last resource aborted) has not landed yet.
+  const std::optional<v1::Transaction> finished = finished_.Find(txn_id);
+  if (finished && finished->state() == v1::TXN_STATE_ABORTED) return v1::DECISION_ABORT;
   TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
   if (record) {
     if (record->decision() == v1::DECISION_COMMIT) return v1::DECISION_COMMIT;
@@ -91,13 +86,8 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
     return v1::DECISION_UNKNOWN;  // committing_last: the last resource decides
   }
   if (auto ctx = FindActive(txn_id)) return v1::DECISION_UNKNOWN;  // failed write, still in doubt
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = finished_.find(txn_id);
-    if (it != finished_.end() && it->second.state() == v1::TXN_STATE_COMMITTED) {
-      return v1::DECISION_COMMIT;  // one-phase or read-only: nothing is
-                                   // prepared anyway
-    }
+  if (finished && finished->state() == v1::TXN_STATE_COMMITTED) {
+    return v1::DECISION_COMMIT;  // one-phase or read-only: nothing is prepared anyway
   }
   // Not in this log. An id this log's incarnation made and never decided COMMIT is aborted
   // (presumed abort); another incarnation's may have been committed by a log that is gone.
@@ -188,16 +178,8 @@ absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions
     all[r.txn_id()] = TransactionOf(r);
     return true;
   }));
-  std::vector<std::shared_ptr<TxnContext>> live;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, t] : finished_) all[id] = t;
-    for (const auto& [id, ctx] : active_) live.push_back(ctx);
-  }
-  for (const auto& ctx : live) {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    all[ctx->txn.id] = Snapshot(*ctx);
-  }
+  for (v1::Transaction& t : finished_.All()) all[t.txn_id()] = std::move(t);
+  for (v1::Transaction& t : active_.InspectAll(Snapshot)) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : sagas_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : three_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : other_incarnations_.Snapshot()) all.emplace(t.txn_id(), std::move(t));
@@ -314,16 +296,8 @@ void TransactionDriver::ResolveOtherIncarnation(const std::string& txn_id, v1::D
 }
 
 std::map<v1::TxnState, uint64_t> TransactionDriver::ActiveByState() const {
-  std::vector<std::shared_ptr<TxnContext>> live;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, ctx] : active_) live.push_back(ctx);
-  }
   std::map<v1::TxnState, uint64_t> counts;
-  for (const auto& ctx : live) {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    ++counts[TransactionOf(ctx->txn, ctx->protocol, ctx->times).state()];
-  }
+  for (const v1::Transaction& t : active_.InspectAll(Snapshot)) ++counts[t.state()];
   for (const v1::Transaction& t : sagas_->Snapshot()) ++counts[t.state()];
   for (const v1::Transaction& t : three_phase_->Snapshot()) ++counts[t.state()];
   return counts;
@@ -373,11 +347,8 @@ absl::StatusOr<v1::Stats> TransactionDriver::GetStats() {
   }));
   stats.set_log_records(records);
   stats.set_heuristic_records(heuristic);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [state, n] : finished_counts_) {
-      (*stats.mutable_finished_by_state())[v1::TxnState_Name(state)] = n;
-    }
+  for (const auto& [state, n] : finished_.Counts()) {
+    (*stats.mutable_finished_by_state())[v1::TxnState_Name(state)] = n;
   }
   for (const auto& [state, n] : ActiveByState()) {
     (*stats.mutable_active_by_state())[v1::TxnState_Name(state)] = n;

@@ -5,6 +5,30 @@
 namespace txn::driver {
 namespace {
 
+v1::Transaction Finished(const std::string& id, v1::TxnState state) {
+  v1::Transaction t;
+  t.set_txn_id(id);
+  t.set_state(state);
+  return t;
+}
+
+TEST(FinishedTransactions, KeepsTheMostRecentAndCountsEveryOne) {
+  FinishedTransactions finished(2);
+  finished.Add(Finished("a", v1::TXN_STATE_COMMITTED));
+  finished.Add(Finished("b", v1::TXN_STATE_ABORTED));
+  finished.Add(Finished("c", v1::TXN_STATE_COMMITTED));
+  EXPECT_FALSE(finished.Find("a").has_value()) << "the oldest beyond the capacity is forgotten";
+  ASSERT_TRUE(finished.Find("b").has_value());
+  EXPECT_EQ(finished.Find("b")->state(), v1::TXN_STATE_ABORTED);
+  EXPECT_EQ(finished.All().size(), 2u);
+  EXPECT_EQ(finished.Counts()[v1::TXN_STATE_COMMITTED], 2u) << "counted, remembered or not";
+  EXPECT_EQ(finished.Counts()[v1::TXN_STATE_ABORTED], 1u);
+  finished.Add(Finished("c", v1::TXN_STATE_HEURISTIC_MIXED));  // the same one again
+  finished.Add(Finished("d", v1::TXN_STATE_COMMITTED));
+  EXPECT_TRUE(finished.Find("c").has_value()) << "one place in the order per transaction";
+  EXPECT_EQ(finished.Find("c")->state(), v1::TXN_STATE_HEURISTIC_MIXED);
+}
+
 TEST_F(TransactionDriverTest, GetDecisionPresumesAbortAndRejectsForeignIds) {
   EXPECT_EQ(*driver_->GetDecision("n1-" + log_.incarnation() + "-1-999"), v1::DECISION_ABORT);
   EXPECT_EQ(*driver_->GetDecision("n1-1-999"), v1::DECISION_UNKNOWN)

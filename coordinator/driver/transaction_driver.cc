@@ -22,6 +22,7 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       options_(std::move(options)),
       incarnation_(deps_.log->incarnation()),
       other_incarnations_(options_.node_id, incarnation_),
+      finished_(options_.finished_cache_size),
       idempotency_(options_.idempotency, deps_.clock),
       in_flight_(options_.max_active_per_principal),
       random_(deps_.random != nullptr ? deps_.random : &own_random_) {
@@ -58,88 +59,97 @@ void TransactionDriver::NoteLogFailure(const absl::Status& s) {
 }
 
 size_t TransactionDriver::active_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
   return active_.size() + sagas_->active_count() + three_phase_->active_count();
 }
+
+namespace {
+
+// Whether recovery must take `r` up: a decision not carried out everywhere yet, or (3PC) no
+// decision yet. A 2PC record without a COMMIT is presumed aborted, unless its last resource was
+// committing (its answer is the decision); a HEURISTIC_MIXED 3PC record waits for an operator.
+bool Unfinished(const log::DecisionRecord& r) {
+  if (r.done()) return false;
+  switch (r.protocol()) {
+    case v1::PROTOCOL_SAGA:
+      return true;
+    case v1::PROTOCOL_THREE_PHASE:
+      return r.state() != v1::TXN_STATE_HEURISTIC_MIXED;
+    default:
+      return r.decision() == v1::DECISION_COMMIT ||
+             (r.committing_last() && r.decision() == v1::DECISION_UNSPECIFIED);
+  }
+}
+
+}  // namespace
 
 absl::Status TransactionDriver::Recover() {
   started_unix_ms_ = deps_.clock->NowUnixMs();
   TXN_ASSIGN_OR_RETURN(epoch_, deps_.log->NextEpoch());
-  std::vector<std::shared_ptr<TxnContext>> to_resume;
-  std::vector<log::DecisionRecord> sagas_to_resume;
-  std::vector<log::DecisionRecord> three_phase_to_resume;
+  // One scan of the log, then each unfinished record is taken up by its protocol's driver (not
+  // during the scan: taking one up writes to the log).
+  std::vector<log::DecisionRecord> unfinished;
+  std::map<v1::Protocol, size_t> by_protocol;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
     if (!r.idempotency_key().empty()) {
       // A finished one's retention window runs from when it finished.
       idempotency_.Restore(r.owner(), r.idempotency_key(), r.request_fingerprint(), r.txn_id(),
                            r.done() ? std::max<int64_t>(r.done_unix_ms(), 1) : 0);
     }
-    if (r.protocol() == v1::PROTOCOL_SAGA) {
-      if (!r.done()) {
-        sagas_to_resume.push_back(r);
-        in_flight_.Restore(r.owner(), r.txn_id());
-      }
-      return true;
-    }
-    if (r.protocol() == v1::PROTOCOL_THREE_PHASE) {
-      const bool finished = r.done() || r.state() == v1::TXN_STATE_HEURISTIC_MIXED;
-      if (!finished) {
-        three_phase_to_resume.push_back(r);
-        in_flight_.Restore(r.owner(), r.txn_id());
-      }
-      return true;
-    }
-    const bool committing_last = r.committing_last() && r.decision() == v1::DECISION_UNSPECIFIED;
-    if (r.done() || (r.decision() != v1::DECISION_COMMIT && !committing_last)) return true;
-    auto ctx = std::make_shared<TxnContext>();
-    ctx->txn = TxnFromRecord(r);
-    ctx->protocol = static_cast<v1::Protocol>(r.protocol());
-    ctx->times = {r.created_unix_ms(), r.decided_unix_ms()};
-    ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
-    // The completion write rewrites the whole record: without these a restart after it would
-    // no longer know the key, and a client's retry would run the transaction again.
-    ctx->identity = RequestIdentity::FromRecord(r);
+    if (!Unfinished(r)) return true;
     in_flight_.Restore(r.owner(), r.txn_id());
-    to_resume.push_back(ctx);
+    ++by_protocol[static_cast<v1::Protocol>(r.protocol())];
+    unfinished.push_back(r);
     return true;
   }));
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& ctx : to_resume) active_[ctx->txn.id] = ctx;
-  }
   common::LogInfo(absl::StrCat("recovery: incarnation ", incarnation_, ", epoch ", epoch_,
-                               ", re-driving ", to_resume.size(), " committed transaction(s)"));
+                               ", taking up ", unfinished.size(), " unfinished transaction(s)"));
+  for (const auto& [protocol, n] : by_protocol) {
+    common::LogInfo(absl::StrCat("recovery: ", n, " ", ProtocolLabel(protocol)));
+  }
   common::DefaultMetrics()
       .GetCounter("txcoord_recovered_transactions_total",
                   "Transactions re-driven from the decision log at start.")
-      ->Inc(to_resume.size() + sagas_to_resume.size() + three_phase_to_resume.size());
-  if (!sagas_to_resume.empty()) {
-    common::LogInfo(
-        absl::StrCat("recovery: taking up ", sagas_to_resume.size(), " unfinished saga(s)"));
-  }
-  for (const auto& r : sagas_to_resume) sagas_->Resume(r);
-  if (!three_phase_to_resume.empty()) {
-    common::LogInfo(absl::StrCat("recovery: taking up ", three_phase_to_resume.size(),
-                                 " unfinished three-phase transaction(s)"));
-  }
-  for (const auto& r : three_phase_to_resume) three_phase_->Resume(r);
-  for (const auto& ctx : to_resume) {
-    std::vector<Action> actions;
-    {
-      std::lock_guard<std::mutex> lock(ctx->mu);
-      if (ctx->txn.committing_last) {
-        common::LogInfo(absl::StrCat("txn=", ctx->txn.id,
-                                     " recovery: last resource was committing, asking it"));
-        actions = Plan(ctx, core::ResumeCommittingLast(ctx->txn));
-      } else {
-        common::LogInfo(absl::StrCat("txn=", ctx->txn.id, " recovery: COMMIT logged, re-sending"));
-        actions = Plan(ctx, core::ResumeCommit(ctx->txn));
-      }
+      ->Inc(unfinished.size());
+  for (const auto& r : unfinished) {
+    switch (r.protocol()) {
+      case v1::PROTOCOL_SAGA:
+        sagas_->Resume(r);
+        break;
+      case v1::PROTOCOL_THREE_PHASE:
+        three_phase_->Resume(r);
+        break;
+      default:
+        ResumeTwoPhase(r);
+        break;
     }
-    (void)common::Failpoint("coord.recovery");
-    for (auto& a : actions) a();
   }
   return absl::OkStatus();
+}
+
+void TransactionDriver::ResumeTwoPhase(const log::DecisionRecord& r) {
+  auto ctx = std::make_shared<TxnContext>();
+  ctx->txn = TxnFromRecord(r);
+  ctx->protocol = static_cast<v1::Protocol>(r.protocol());
+  ctx->times = {r.created_unix_ms(), r.decided_unix_ms()};
+  ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
+  // The completion write rewrites the whole record: without these a restart after it would
+  // no longer know the key, and a client's retry would run the transaction again.
+  ctx->identity = RequestIdentity::FromRecord(r);
+  active_.Insert(ctx->txn.id, ctx);
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx->mu);
+    if (ctx->txn.committing_last) {
+      common::LogInfo(
+          absl::StrCat("txn=", ctx->txn.id, " recovery: last resource was committing, asking it"));
+      actions = Plan(ctx, core::ResumeCommittingLast(ctx->txn));
+    } else {
+      common::LogInfo(absl::StrCat("txn=", ctx->txn.id, " recovery: COMMIT logged, re-sending"));
+      actions = Plan(ctx, core::ResumeCommit(ctx->txn));
+    }
+  }
+  (void)common::Failpoint("coord.recovery");
+  for (auto& a : actions) a();
 }
 
 std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
@@ -153,19 +163,9 @@ std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
   ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
   ctx->txn.one_phase_allowed = options_.one_phase;
   ctx->identity = std::move(identity);
+  // A keyed transaction never commits in one phase without a record (core::TwoPhaseTxn::keyed).
   ctx->txn.keyed = !ctx->identity.idempotency_key.empty();
-  // A key must outlive a coordinator crash at any step, also one between sending a one-phase
-  // commit and its answer, and only a record written before the commit can do that: a keyed
-  // single-branch transaction is prepared and logged like any other.
-  if (ctx->txn.keyed) ctx->txn.one_phase_allowed = false;
   return ctx;
-}
-
-std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::FindActive(
-    const std::string& txn_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = active_.find(txn_id);
-  return it == active_.end() ? nullptr : it->second;
 }
 
 void TransactionDriver::Dispatch(const std::shared_ptr<TxnContext>& ctx,
@@ -178,19 +178,19 @@ void TransactionDriver::Dispatch(const std::shared_ptr<TxnContext>& ctx,
   });
 }
 
+std::optional<v1::Outcome> TransactionDriver::AnsweredWith(const TxnContext& ctx) {
+  if (!ctx.txn.client_answered) return std::nullopt;
+  return OutcomeOf(ctx.txn);
+}
+
 void TransactionDriver::AttachOrReply(TxnContext& ctx, OutcomeReply reply,
                                       std::vector<Action>* actions) {
-  const bool answered = ctx.txn.client_answered && !ctx.answer_after_completion;
-  AnswerOrQueue(answered ? std::optional(OutcomeOf(ctx.txn)) : std::nullopt, std::move(reply),
-                &ctx.waiters, actions);
+  AnswerOrQueue(AnsweredWith(ctx), std::move(reply), &ctx.waiters, actions);
 }
 
 void TransactionDriver::Remember(const v1::Transaction& finished) {
   idempotency_.Finished(finished.txn_id());
   in_flight_.Release(finished.txn_id());
-  std::lock_guard<std::mutex> lock(mu_);
-  active_.erase(finished.txn_id());
-  ++finished_counts_[finished.state()];
   if (finished.protocol() == v1::PROTOCOL_SAGA || finished.protocol() == v1::PROTOCOL_THREE_PHASE) {
     common::DefaultMetrics()
         .GetCounter("txcoord_transactions_total", "Finished transactions by protocol and outcome.",
@@ -198,20 +198,12 @@ void TransactionDriver::Remember(const v1::Transaction& finished) {
                      {"outcome", StateLabel(finished.state())}})
         ->Inc();
   }
-  finished_[finished.txn_id()] = finished;
-  finished_order_.push_back(finished.txn_id());
-  while (finished_order_.size() > options_.finished_cache_size) {
-    finished_.erase(finished_order_.front());
-    finished_order_.pop_front();
-  }
+  finished_.Add(finished);  // before it leaves the running table (see finished_)
+  active_.Erase(finished.txn_id());
 }
 
 absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinished(const std::string& txn_id) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = finished_.find(txn_id);
-    if (it != finished_.end()) return it->second;
-  }
+  if (std::optional<v1::Transaction> t = finished_.Find(txn_id)) return *std::move(t);
   TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
   if (record) return TransactionOf(*record);
   return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not known"));

@@ -46,6 +46,7 @@
 #include "coordinator/core/wait_for_graph.h"
 #include "coordinator/driver/deadlock_detector.h"
 #include "coordinator/driver/driver_skeleton.h"
+#include "coordinator/driver/finished_transactions.h"
 #include "coordinator/driver/idempotency_table.h"
 #include "coordinator/driver/principal_in_flight.h"
 #include "coordinator/driver/other_incarnations.h"
@@ -172,7 +173,9 @@ class TransactionDriver final : public DeadlockTarget {
 
   std::shared_ptr<TxnContext> NewContext(v1::Protocol protocol, bool interactive,
                                          RequestIdentity identity);
-  std::shared_ptr<TxnContext> FindActive(const std::string& txn_id) const;
+  std::shared_ptr<TxnContext> FindActive(const std::string& txn_id) const {
+    return active_.Find(txn_id);
+  }
   // FindActive, or nullptr when `principal` may not see it (it then does not exist for them).
   std::shared_ptr<TxnContext> FindActiveFor(const std::string& txn_id,
                                             const std::string& principal) const;
@@ -181,6 +184,11 @@ class TransactionDriver final : public DeadlockTarget {
                                                     const std::string& principal);
   // What GetTransaction shows of an active 2PC transaction. Requires ctx.mu held.
   static v1::Transaction Snapshot(const TxnContext& ctx);
+  // What an answered client heard, nullopt before it was answered. Requires ctx.mu held.
+  static std::optional<v1::Outcome> AnsweredWith(const TxnContext& ctx);
+  // Takes up a 2PC record found unfinished at start: re-sends a logged COMMIT, or asks a last
+  // resource that was committing.
+  void ResumeTwoPhase(const log::DecisionRecord& r);
   void Dispatch(const std::shared_ptr<TxnContext>& ctx, const core::TwoPhaseEvent& event);
   // Requires ctx->mu held. Turns the core's effects into actions to run after
   // unlocking.
@@ -254,17 +262,17 @@ class TransactionDriver final : public DeadlockTarget {
   OtherIncarnations other_incarnations_;
   std::mutex resolve_other_mu_;  // serializes ResolveOtherIncarnation's check and write
 
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<TxnContext>> active_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<std::string, v1::Transaction> finished_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> finished_order_ ABSL_GUARDED_BY(mu_);
+  // The two-phase transactions running here (the saga and 3PC drivers keep their own), and
+  // every protocol's finished ones. A finishing transaction is added to finished_ before it
+  // leaves its running table, so that GetDecision, which reads the running tables first, never
+  // finds it in neither.
+  ContextTable<TxnContext> active_;
+  FinishedTransactions finished_;
   IdempotencyTable idempotency_;
   PrincipalInFlight in_flight_;
 
   std::atomic<bool> log_failing_{false};
   int64_t started_unix_ms_ = 0;
-  // Finished transactions since start, by final TxnState.
-  std::map<v1::TxnState, uint64_t> finished_counts_ ABSL_GUARDED_BY(mu_);
 
   common::SeededRandom own_random_;
   common::RandomSource* const random_;  // deps_.random or &own_random_

@@ -51,11 +51,6 @@ struct TransactionDriver::TxnContext {
   // For the phase latency metrics: since the commit was asked for, since the decision.
   std::optional<common::Stopwatch> since_commit_requested ABSL_GUARDED_BY(mu);
   std::optional<common::Stopwatch> since_decided ABSL_GUARDED_BY(mu);
-  // A one-phase commit with an idempotency key (a keyed single branch is prepared instead, see
-  // NewContext; this is left for a last resource whose other branches all voted READ_ONLY):
-  // nothing but its completion record remembers the key across a crash, so its answers wait
-  // until that is durable.
-  bool answer_after_completion ABSL_GUARDED_BY(mu) = false;
 };
 
 namespace driver_internal {

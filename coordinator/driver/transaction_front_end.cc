@@ -68,15 +68,7 @@ absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinishedFor(const std::
 }
 
 void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply reply) {
-  if (auto ctx = FindActive(txn_id)) {
-    std::vector<Action> actions;
-    {
-      std::lock_guard<std::mutex> lock(ctx->mu);
-      AttachOrReply(*ctx, std::move(reply), &actions);
-    }
-    for (auto& a : actions) a();
-    return;
-  }
+  if (active_.Attach(txn_id, reply, AnsweredWith)) return;
   if (sagas_->Attach(txn_id, reply)) return;
   if (three_phase_->Attach(txn_id, reply)) return;
   absl::StatusOr<v1::Transaction> finished = LookupFinished(txn_id);
@@ -204,10 +196,7 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply,
     ctx->waiters.push_back(std::move(reply));
     ctx->commit_requested = true;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    active_[ctx->txn.id] = ctx;
-  }
+  active_.Insert(ctx->txn.id, ctx);
   Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
 }
 
@@ -302,10 +291,7 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
   const int64_t timeout = req.timeout_ms() > 0 ? req.timeout_ms() : options_.default_txn_timeout_ms;
   ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, timeout);
   ctx->deadline_unix_ms = deps_.clock->NowUnixMs() + timeout;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    active_[ctx->txn.id] = ctx;
-  }
+  active_.Insert(ctx->txn.id, ctx);
   std::weak_ptr<TxnContext> weak = ctx;
   deps_.timers->After(
       timeout, Guard(Action([this, weak, timeout] {

@@ -30,10 +30,6 @@ std::vector<Action> TransactionDriver::Plan(
     ref->set_branch(b);
   };
   const int64_t rpc_timeout = options_.rpc_timeout_ms;
-  // Set by a keyed one-phase commit's completion: the actions planned after it (the answers,
-  // forgetting the context) run once that record is durable.
-  std::shared_ptr<std::vector<Action>> after_completion;
-  size_t after_completion_from = 0;
 
   for (const auto& effect : effects) {
     std::visit(
@@ -204,10 +200,7 @@ std::vector<Action> TransactionDriver::Plan(
                                               : v1::DECISION_ABORT;
             log::DecisionRecord record = DecisionRecordOf(txn, ctx->protocol, ctx->times, decision);
             // A heuristic outcome must survive a crash: it is kept until an operator clears it.
-            // So must the key of a one-phase commit (see answer_after_completion).
-            const bool keyed_one_phase =
-                txn.one_phase && txn.state == core::TxnState::kCommitted && txn.keyed;
-            const bool sync = txn.state == core::TxnState::kHeuristicMixed || keyed_one_phase;
+            const bool sync = txn.state == core::TxnState::kHeuristicMixed;
             if (ctx->since_decided) ObservePhase("commit", ctx->since_decided->Seconds());
             ctx->identity.WriteTo(&record);
             record.set_done(true);
@@ -218,15 +211,10 @@ std::vector<Action> TransactionDriver::Plan(
                                             "decision; see txctl show ",
                                             txn.id));
             }
-            std::shared_ptr<std::vector<Action>> held;
-            if (keyed_one_phase) {
-              held = std::make_shared<std::vector<Action>>();
-              ctx->answer_after_completion = true;
-            }
-            actions.push_back([this, ctx, record = std::move(record), sync, held]() mutable {
+            actions.push_back([this, ctx, record = std::move(record), sync]() mutable {
               deps_.group_log->Append(
                   std::move(record), sync,
-                  GuardReply<absl::Status>([this, ctx, held](absl::Status s) {
+                  GuardReply<absl::Status>([this, ctx](absl::Status s) {
                     if (!s.ok()) {
                       // The database committed: the answer stands, only the key may be forgotten
                       // by a restart.
@@ -234,24 +222,8 @@ std::vector<Action> TransactionDriver::Plan(
                                                       " marking the record done failed: ",
                                                       s.message()));
                     }
-                    if (held == nullptr) return;
-                    std::vector<OutcomeReply> late;
-                    v1::Outcome outcome;
-                    {
-                      std::lock_guard<std::mutex> lock(ctx->mu);
-                      ctx->answer_after_completion = false;
-                      late = std::move(ctx->waiters);
-                      ctx->waiters.clear();
-                      outcome = OutcomeOf(ctx->txn);
-                    }
-                    for (auto& a : *held) a();
-                    for (auto& w : late) w(outcome);
                   }));
             });
-            if (held != nullptr) {
-              after_completion = held;
-              after_completion_from = actions.size();
-            }
           } else if constexpr (std::is_same_v<E, core::ReplyToClient>) {
             if (ctx->times.decided_unix_ms == 0 &&
                 core::OutcomeState(txn) != core::TxnState::kInDoubt) {
@@ -287,12 +259,6 @@ std::vector<Action> TransactionDriver::Plan(
           }
         },
         effect);
-  }
-  if (after_completion != nullptr) {
-    for (size_t i = after_completion_from; i < actions.size(); ++i) {
-      after_completion->push_back(std::move(actions[i]));
-    }
-    actions.resize(after_completion_from);
   }
   return actions;
 }

@@ -66,6 +66,10 @@ void StartCompensating(SagaTxn& saga, uint32_t failed, std::string reason, Effec
 }
 
 void OnLogged(SagaTxn& saga, const SagaLogged& e, Effects& out) {
+  if (e.point == SagaLogPoint::kCompensating || e.point == SagaLogPoint::kFinal) {
+    saga.log_failures = 0;
+    saga.log_error.clear();
+  }
   switch (e.point) {
     case SagaLogPoint::kStart:
       if (saga.state != TxnState::kActive || saga.started) return;
@@ -91,6 +95,16 @@ void OnLogged(SagaTxn& saga, const SagaLogged& e, Effects& out) {
   }
 }
 
+// A synced record failed to write. What it records has happened in memory only, so the client
+// hears IN_DOUBT, and the same record is written again (with backoff) until it lands, which is
+// what a restart would do; the coordinator refuses new transactions meanwhile (fails closed).
+void RetryLog(SagaTxn& saga, const SagaLogFailed& e, Effects& out) {
+  ++saga.log_failures;
+  saga.log_error = e.reason;
+  Reply(saga, out);
+  out.push_back(LogSaga{e.point, /*sync=*/true, saga.log_failures});
+}
+
 void OnLogFailed(SagaTxn& saga, const SagaLogFailed& e, Effects& out) {
   switch (e.point) {
     case SagaLogPoint::kStart:
@@ -101,29 +115,16 @@ void OnLogFailed(SagaTxn& saga, const SagaLogFailed& e, Effects& out) {
       out.push_back(Forget{});
       return;
     case SagaLogPoint::kCompensating:
+      // Nothing is compensated before the decision to compensate is durable.
       if (saga.state != TxnState::kAborting || saga.compensating_logged) return;
-      // Nothing was compensated. A restart reads the log and takes the saga up where the log
-      // says; until then its outcome is not known.
-      saga.state = TxnState::kInDoubt;
-      saga.reason = absl::StrCat(saga.reason,
-                                 "; then the decision to compensate could not be "
-                                 "logged: ",
-                                 e.reason);
-      Reply(saga, out);
+      RetryLog(saga, e, out);
       return;
     case SagaLogPoint::kFinal:
-      if (saga.final_pending) {
-        // A restart would not know how it ended: not final until it does.
-        saga.final_pending = false;
-        saga.reason = absl::StrCat(saga.reason, saga.reason.empty() ? "" : "; ", "it ended ",
-                                   TxnStateName(saga.state),
-                                   ", but its final record could not be logged: ", e.reason,
-                                   "; a restart takes it up again");
-        saga.state = TxnState::kInDoubt;
-        Reply(saga, out);
-        return;
-      }
-      return;  // a restart repeats the work; the barrier makes that harmless
+      // A restart would not know how it ended: not final until it does. (An ABORTED saga's
+      // final record is not waited for: a restart repeats the compensations, which the barrier
+      // answers as done.)
+      if (saga.final_pending) RetryLog(saga, e, out);
+      return;
     case SagaLogPoint::kProgress:
       return;  // a restart repeats the work; the barrier makes that harmless
   }

@@ -14,7 +14,10 @@
 //   ACTIVE --step k DONE------------------> ACTIVE   [LogSaga(progress), SendStep(k+1)]
 //   ACTIVE --last step DONE---------------> COMMITTED [LogSaga(final, sync)]
 //   COMMITTED --logged(final)-------------> COMMITTED [Reply, Forget]
-//   COMMITTED --final write failed--------> IN_DOUBT  [Reply] (a restart takes it up forward)
+//   COMMITTED --final write failed--------> COMMITTED [Reply (IN_DOUBT), LogSaga(final, sync,
+//                                           n+1)]: the answer is not known until the record
+//                                           lands, so the write is tried again (with backoff)
+//                                           until it does, as a restart would
 //   (FAILED_COMPENSATION, whose record is synced too, waits for it the same way)
 //   ACTIVE --step k UNKNOWN---------------> ACTIVE   [SendStep(k, n+1)] up to kMaxStepAttempts
 //   ACTIVE --step k FAILED (or no answer)-> ABORTING [LogSaga(compensating, sync)]
@@ -26,7 +29,8 @@
 //                                           up to kMaxCompensationAttempts, then
 //                                       -> FAILED_COMPENSATION [LogSaga(final, sync), Reply,
 //                                       Forget]
-//   ABORTING --compensating write failed--> IN_DOUBT [Reply] (a restart resumes from the log)
+//   ABORTING --compensating write failed--> ABORTING [Reply (IN_DOUBT), LogSaga(compensating,
+//                                           sync, n+1)]: nothing is compensated before it lands
 //
 // The failed step itself is compensated too: its failure may have been a lost answer, and even
 // a definite failure leaves a retried copy of the step in flight that could still run; the
@@ -78,6 +82,11 @@ struct SagaTxn {
   // COMMITTED (or FAILED_COMPENSATION), and its final record is being written: the answer
   // waits for it, and until then the saga shows as still running.
   bool final_pending = false;
+  // The synced record being written (the decision to compensate, or the final one) failed to
+  // write `log_failures` times in a row, the last with `log_error`; it is being tried again. The
+  // client was answered IN_DOUBT.
+  int log_failures = 0;
+  std::string log_error;
 };
 
 enum class StepResult { kDone, kFailed, kUnknown };
@@ -111,6 +120,7 @@ using SagaEvent =
 struct LogSaga {
   SagaLogPoint point = SagaLogPoint::kStart;
   bool sync = false;
+  int attempt = 0;  // > 0: a write that failed, tried again (after a backoff)
 };
 struct SendStep {
   uint32_t step = 0;

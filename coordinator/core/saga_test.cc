@@ -80,13 +80,25 @@ TEST(Saga, StepsRunInOrderAndTheLastCommits) {
   EXPECT_EQ(Count<Forget>(fx), 1);
 }
 
-TEST(Saga, ACommittedSagaWhoseFinalRecordFailsIsInDoubtNotCommitted) {
+TEST(Saga, ACommittedSagaWhoseFinalRecordFailsIsAnsweredInDoubtAndTheRecordWrittenAgain) {
   SagaTxn s = Started(1);
   Step(s, StepFinished{0, StepResult::kDone, ""});
   auto fx = Step(s, SagaLogFailed{SagaLogPoint::kFinal, "disk full"});
-  EXPECT_EQ(s.state, TxnState::kInDoubt);
-  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
-  EXPECT_NE(s.reason.find("disk full"), std::string::npos);
+  EXPECT_TRUE(s.final_pending) << "not final until the record lands";
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1) << "the client hears IN_DOUBT (OutcomeOf)";
+  EXPECT_EQ(Count<Forget>(fx), 0);
+  EXPECT_EQ(Only<LogSaga>(fx).point, SagaLogPoint::kFinal);
+  EXPECT_TRUE(Only<LogSaga>(fx).sync);
+  EXPECT_EQ(Only<LogSaga>(fx).attempt, 1) << "after a backoff";
+  EXPECT_EQ(s.log_error, "disk full");
+  fx = Step(s, SagaLogFailed{SagaLogPoint::kFinal, "disk still full"});
+  EXPECT_EQ(Only<LogSaga>(fx).attempt, 2);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0) << "answered once";
+  fx = Step(s, SagaLogged{SagaLogPoint::kFinal});
+  EXPECT_FALSE(s.final_pending);
+  EXPECT_EQ(s.state, TxnState::kCommitted);
+  EXPECT_TRUE(s.log_error.empty());
+  EXPECT_EQ(Count<Forget>(fx), 1);
 }
 
 TEST(Saga, AStepAnswerForAStepNotSentIsIgnored) {
@@ -168,14 +180,20 @@ TEST(Saga, AFailingCompensationIsRetriedThenLeftAsFailedCompensation) {
   EXPECT_EQ(Count<Forget>(fx), 1);
 }
 
-TEST(Saga, ACompensatingWriteFailureIsInDoubtAndCompensatesNothing) {
+TEST(Saga, ACompensatingWriteFailureCompensatesNothingUntilTheRecordLands) {
   SagaTxn s = Started(2);
   Step(s, StepFinished{0, StepResult::kDone, ""});
   Step(s, StepFinished{1, StepResult::kFailed, "no"});
   auto fx = Step(s, SagaLogFailed{SagaLogPoint::kCompensating, "disk"});
-  EXPECT_EQ(s.state, TxnState::kInDoubt);
+  EXPECT_EQ(s.state, TxnState::kAborting);
   EXPECT_EQ(Count<SendCompensation>(fx), 0);
-  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1) << "the client hears IN_DOUBT (OutcomeOf)";
+  EXPECT_EQ(Only<LogSaga>(fx).point, SagaLogPoint::kCompensating);
+  EXPECT_EQ(Only<LogSaga>(fx).attempt, 1);
+  EXPECT_TRUE(Step(s, CompensationFinished{1, StepResult::kDone, ""}).empty());
+  fx = Step(s, SagaLogged{SagaLogPoint::kCompensating});
+  ASSERT_EQ(Count<SendCompensation>(fx), 1);
+  EXPECT_EQ(std::get<SendCompensation>(fx[0]).step, 1u) << "the failed step first";
 }
 
 TEST(Saga, LateCompensationAnswersAreIgnored) {

@@ -108,10 +108,13 @@ class ScriptedChannel final : public transport::ParticipantChannel {
                     Reply<v1::ExecuteLocalResponse> done) override {
     Journal(absl::StrCat("step ", req.ref().branch(), "@", name_));
     if (no_sagas) return done(absl::UnimplementedError("this participant does not run saga steps"));
+    std::function<void()> before_answer;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (++local_calls <= local_transport_failures) return done(absl::UnavailableError("down"));
+      before_answer = on_local;
     }
+    if (before_answer) before_answer();
     v1::ExecuteLocalResponse resp;
     resp.set_result(local_result);
     if (local_result == v1::LOCAL_RESULT_FAILED) resp.set_reason("insufficient funds");
@@ -180,6 +183,8 @@ class ScriptedChannel final : public transport::ParticipantChannel {
   std::mutex mu;
   v1::LocalResult local_result = v1::LOCAL_RESULT_DONE;
   int local_transport_failures = 0, local_calls = 0;
+  // Runs before a saga step is answered (e.g. to break the log between steps).
+  std::function<void()> on_local;
   int compensate_failures = 0, compensate_calls = 0;
   bool no_sagas = false;                  // answers UNIMPLEMENTED, like a MongoDB agent
   std::optional<protocol::TpcRecord> record;  // 3PC

@@ -166,7 +166,15 @@ v1::Outcome OutcomeOf(const core::SagaTxn& saga) {
   const bool running = saga.state == core::TxnState::kActive ||
                        saga.state == core::TxnState::kAborting || saga.final_pending;
   out.set_state(ToProto(running ? core::TxnState::kInDoubt : saga.state));
-  out.set_reason(saga.reason);
+  if (saga.log_error.empty()) {
+    out.set_reason(saga.reason);
+  } else {
+    out.set_reason(absl::StrCat(saga.reason, saga.reason.empty() ? "" : "; ",
+                                saga.final_pending ? "it ended " : "it is to be compensated",
+                                saga.final_pending ? core::TxnStateName(saga.state) : "",
+                                ", but its record could not be logged (", saga.log_error,
+                                "): its outcome is not known until the write, tried again, lands"));
+  }
   for (const auto& st : saga.steps) {
     auto* ob = out.add_branches();
     ob->set_participant(st.participant);

@@ -106,18 +106,20 @@ std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
               record.set_done_unix_ms(deps_.clock->NowUnixMs());
             }
             const core::SagaLogPoint point = e.point;
-            actions.push_back([this, ctx, record = std::move(record), sync = e.sync,
-                               point]() mutable {
-              deps_.group_log->Append(
-                  std::move(record), sync,
-                  lifetime_.Wrap(std::function<void(absl::Status)>([this, ctx,
-                                                                    point](absl::Status s) {
-                    if (!s.ok()) {
-                      if (deps_.on_log_failure) deps_.on_log_failure(s);
-                      return Dispatch(ctx, core::SagaLogFailed{point, std::string(s.message())});
-                    }
-                    Dispatch(ctx, core::SagaLogged{point});
-                  })));
+            auto on_written = lifetime_.Wrap(std::function<void(absl::Status)>(
+                [this, ctx, point](absl::Status s) {
+                  if (!s.ok()) {
+                    if (deps_.on_log_failure) deps_.on_log_failure(s);
+                    return Dispatch(ctx, core::SagaLogFailed{point, std::string(s.message())});
+                  }
+                  Dispatch(ctx, core::SagaLogged{point});
+                }));
+            // A write that failed is tried again after the retry backoff.
+            actions.push_back([this, record = std::move(record), sync = e.sync, on_written,
+                               attempt = e.attempt]() mutable {
+              Later(0, attempt, [this, record = std::move(record), sync, on_written]() mutable {
+                deps_.group_log->Append(std::move(record), sync, on_written);
+              });
             });
           } else if constexpr (std::is_same_v<E, core::SendStep>) {
             v1::ExecuteLocalRequest req;

@@ -31,6 +31,42 @@ TEST_F(TransactionDriverTest, SagaRunsEveryStepInOrderAndCommits) {
   EXPECT_EQ(t->state(), v1::TXN_STATE_COMMITTED);
 }
 
+// A saga whose final record fails to write: the client hears IN_DOUBT (the outcome is not
+// durable), and once the log works again the saga finishes without a restart.
+TEST_F(TransactionDriverTest, ASagaWhoseFinalRecordFailedFinishesOnceTheLogWorksAgain) {
+  FlakyLog flaky;
+  log::GroupCommitLog group(&flaky);
+  DriverOptions options;
+  options.retry_backoff = {.initial_ms = 1, .max_ms = 5, .multiplier = 2};
+  TransactionDriver driver(DriverDeps{&flaky, &group, &dir_, &clock_, &timers_}, options);
+  ASSERT_TRUE(driver.Recover().ok());
+  // The START record lands; the log breaks as the step is answered.
+  std::promise<absl::StatusOr<v1::Outcome>> p;
+  {
+    std::lock_guard<std::mutex> lock(orders_->mu);
+    orders_->on_local = [&flaky] { flaky.failing = true; };
+  }
+  driver.Run(Saga(1), [&](absl::StatusOr<v1::Outcome> o) { p.set_value(o); });
+  absl::StatusOr<v1::Outcome> out = p.get_future().get();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->state(), v1::TXN_STATE_IN_DOUBT) << "never COMMITTED before it is durable";
+  EXPECT_NE(out->reason().find("No space left on device"), std::string::npos) << out->reason();
+  EXPECT_FALSE(driver.accepting());
+  EXPECT_EQ(driver.active_count(), 1u);
+  flaky.failing = false;
+  for (int i = 0; i < 400 && driver.active_count() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(driver.active_count(), 0u) << "finished without a restart";
+  auto record = flaky.inner.Get(out->txn_id());
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_TRUE((*record)->done());
+  EXPECT_EQ((*record)->state(), v1::TXN_STATE_COMMITTED);
+  auto shown = driver.GetTransaction(out->txn_id());
+  ASSERT_TRUE(shown.ok());
+  EXPECT_EQ(shown->state(), v1::TXN_STATE_COMMITTED);
+}
+
 TEST_F(TransactionDriverTest, SagaFailureCompensatesTheDoneStepsInReverse) {
   ScriptedChannel::TakeJournal();
   // Step 2 runs on orders (steps alternate), step 1 on inventory: make inventory fail.

@@ -187,8 +187,11 @@ class SimSession final : public agent::BranchSession, public agent::SagaSession 
 #undef TXN_SIM_RETURN_IF_CLOSED
 
 SimDatabase::SimDatabase(std::string name, SimScheduler* scheduler, int accounts, int64_t balance,
-                         double flaky_chance)
-    : name_(std::move(name)), scheduler_(scheduler), flaky_chance_(flaky_chance) {
+                         double flaky_chance, bool can_prepare)
+    : name_(std::move(name)),
+      scheduler_(scheduler),
+      flaky_chance_(flaky_chance),
+      can_prepare_(can_prepare) {
   for (int id = 1; id <= accounts; ++id) balances_[id] = balance;
 }
 

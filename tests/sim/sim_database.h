@@ -11,6 +11,7 @@
 //   - a crash (Crash()): open transactions are lost, prepared ones survive with their locks;
 //   - the saga barrier table (gid, op) -> origin, whose row a concurrent inserter holds locked
 //     until it ends (a second inserter fails at once: UNAVAILABLE, so it is retried).
+// A database may also be one that cannot prepare (`can_prepare`), a last resource.
 // It also refuses to prepare now and then, and loses a one-phase COMMIT's answer after
 // committing now and then (`flaky_chance` each), as a database and its connection may.
 //
@@ -41,13 +42,15 @@ class SimDatabase final : public agent::ResourceAdapter,
                           public agent::SagaBarrierStore,
                           public agent::ThreePhaseRecordStore {
  public:
+  // `can_prepare` false: a database without two-phase commit (like MongoDB), which takes part
+  // only as a last resource, committed in one phase; it keeps no 3PC records or saga barrier.
   SimDatabase(std::string name, SimScheduler* scheduler, int accounts, int64_t balance,
-              double flaky_chance);
+              double flaky_chance, bool can_prepare = true);
   ~SimDatabase() override;
 
   const std::string& name() const { return name_; }
 
-  bool supports_prepare() const override { return true; }
+  bool supports_prepare() const override { return can_prepare_; }
   absl::Status CheckReady() override { return absl::OkStatus(); }
   absl::StatusOr<std::unique_ptr<agent::BranchSession>> Begin(const std::string& gid) override;
   absl::StatusOr<agent::FinishResult> CommitPrepared(const std::string& gid,
@@ -57,8 +60,10 @@ class SimDatabase final : public agent::ResourceAdapter,
   absl::StatusOr<bool> IsPrepared(const std::string& gid) override;
   absl::StatusOr<std::vector<std::string>> ListPrepared() override;
   absl::StatusOr<agent::FinishedAs> ProveOnePhase(const std::string& gid) override;
-  agent::SagaBarrierStore* saga_barrier() override { return this; }
-  agent::ThreePhaseRecordStore* three_phase_records() override { return this; }
+  agent::SagaBarrierStore* saga_barrier() override { return can_prepare_ ? this : nullptr; }
+  agent::ThreePhaseRecordStore* three_phase_records() override {
+    return can_prepare_ ? this : nullptr;
+  }
   // 3PC records: a table of its own, each store one committed statement (it survives crashes).
   absl::Status EnsureTpcTable() override { return absl::OkStatus(); }
   absl::StatusOr<std::optional<agent::TpcRow>> LoadTpcRecord(const std::string& gid) override;
@@ -106,6 +111,7 @@ class SimDatabase final : public agent::ResourceAdapter,
   const std::string name_;
   SimScheduler* const scheduler_;
   const double flaky_chance_;
+  const bool can_prepare_;
   std::map<int64_t, int64_t> balances_;
   std::map<int64_t, std::string> lock_holder_;  // row id -> session token or prepared gid
   std::map<std::string, Prepared> prepared_;

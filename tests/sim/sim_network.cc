@@ -51,13 +51,15 @@ void SimChannel::Call(int64_t timeout_ms, transport::Reply<Resp> done, Serve ser
   });
 }
 
+bool SimChannel::supports_prepare() const { return agent_->database().supports_prepare(); }
+
 void SimChannel::Describe(const v1::DescribeRequest& req, int64_t timeout_ms,
                           transport::Reply<v1::DescribeResponse> done) {
   Call<v1::DescribeResponse>(timeout_ms, std::move(done), [this](agent::BranchRegistry&) {
     v1::DescribeResponse resp;
     resp.set_name(agent_->name());
     resp.set_backend("sim");
-    resp.set_supports_prepare(true);
+    resp.set_supports_prepare(supports_prepare());
     return absl::StatusOr<v1::DescribeResponse>(resp);
   });
 }
@@ -138,8 +140,9 @@ std::vector<std::string> SimDirectory::Names() const {
 
 std::optional<transport::ParticipantCapabilities> SimDirectory::CapabilitiesOf(
     const std::string& name) const {
-  if (channels_.count(name) == 0) return std::nullopt;
-  return transport::ParticipantCapabilities{};
+  auto it = channels_.find(name);
+  if (it == channels_.end()) return std::nullopt;
+  return transport::ParticipantCapabilities{.supports_prepare = it->second->supports_prepare()};
 }
 
 }  // namespace txn::sim

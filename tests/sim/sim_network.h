@@ -54,6 +54,8 @@ class SimChannel final : public transport::ParticipantChannel {
 
   const std::string& name() const override;
   const std::string& address() const override;
+  // What its Describe answers (the simulation's directory knows it without asking).
+  bool supports_prepare() const;
   void Describe(const v1::DescribeRequest& req, int64_t timeout_ms,
                 transport::Reply<v1::DescribeResponse> done) override;
   void Execute(const v1::ExecuteBranchRequest& req, int64_t timeout_ms,

@@ -15,7 +15,10 @@ namespace {
 
 constexpr int kAccounts = 4;  // few rows: transfers meet each other's locks
 constexpr int64_t kBalance = 20;
+// The databases that can prepare (2PC, 3PC, sagas), and one that cannot (like MongoDB): it
+// takes part in two-phase commits only, as their last resource, committed in one phase.
 const char* const kDatabases[] = {"orders", "ledger", "stock"};
+constexpr char kLastResource[] = "docs";
 
 // The coordinator's GetDecision, as an agent's reconciler reaches it: over its link.
 class SimDecisionSource final : public agent::DecisionSource {
@@ -64,6 +67,7 @@ struct Transfer {
   v1::RunRequest request;
   std::string txn_id;  // interactive: Begin's
   bool saga = false;   // request.protocol is PROTOCOL_SAGA (else 2PC or 3PC)
+  std::set<int> read_only;  // branches that write nothing (no database records them)
   std::vector<Answer> answers;
   bool finished = false;
 };
@@ -72,13 +76,16 @@ class Run {
  public:
   explicit Run(const SimOptions& options)
       : options_(options), scheduler_(options.seed), network_(&scheduler_) {
-    for (const char* name : kDatabases) {
+    std::vector<std::pair<std::string, bool>> databases;  // name, can prepare
+    for (const char* name : kDatabases) databases.emplace_back(name, true);
+    databases.emplace_back(kLastResource, false);
+    for (const auto& [name, can_prepare] : databases) {
       sources_.push_back(std::make_unique<SimDecisionSource>(&scheduler_, &network_, name));
       peers_.push_back(std::make_unique<SimPeers>(&scheduler_, &network_, name, &agents_));
       agents_.push_back(std::make_unique<SimAgent>(
           &scheduler_,
           std::make_unique<SimDatabase>(name, &scheduler_, kAccounts, kBalance,
-                                        /*flaky_chance=*/options.faults ? 0.02 : 0),
+                                        /*flaky_chance=*/options.faults ? 0.02 : 0, can_prepare),
           sources_.back().get(), peers_.back().get(), /*reconcile_every_ms=*/200));
     }
   }
@@ -182,11 +189,13 @@ class Run {
   }
 
   // A transfer from one database's account to another's (sometimes within one database, a
-  // one-phase commit, sometimes through all three).
-  v1::RunRequest MakeRequest() {
+  // one-phase commit, sometimes through all three, sometimes into the last resource). Its
+  // read-only branches go into `read_only` (they write nothing, so no database records them).
+  v1::RunRequest MakeRequest(std::set<int>* read_only) {
     v1::RunRequest req = NewRequest(v1::PROTOCOL_TWO_PHASE);
     const int amount = static_cast<int>(scheduler_.Between(1, 5));
     const int64_t shape = scheduler_.Between(0, 9);
+    if (shape >= 8) return MakeLastResourceRequest(std::move(req), amount, read_only);
     const int from = static_cast<int>(scheduler_.Between(0, 2));
     auto* debit = req.add_branches();
     debit->set_participant(kDatabases[from]);
@@ -209,6 +218,33 @@ class Run {
     auto* credit = req.add_branches();
     credit->set_participant(kDatabases[to]);
     *credit->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), amount);
+    return req;
+  }
+
+  // A transfer with the last resource: from a database that can prepare into it; or within it
+  // alone (a single branch that cannot prepare); or within it beside a read-only branch (one
+  // that only looks at a balance: its statement matches no row), which leaves the last resource
+  // as the only branch that changes anything.
+  v1::RunRequest MakeLastResourceRequest(v1::RunRequest req, int amount, std::set<int>* read_only) {
+    const int64_t shape = scheduler_.Between(0, 2);
+    if (shape == 1) {
+      auto* look = req.add_branches();
+      look->set_participant(kDatabases[scheduler_.Between(0, 2)]);
+      v1::Operation nothing = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), -1'000'000);
+      nothing.mutable_sql()->clear_expect_rows_affected();
+      *look->add_operations() = nothing;
+      read_only->insert(0);
+    }
+    auto* last = req.add_branches();
+    last->set_participant(kLastResource);
+    if (shape == 0) {
+      auto* debit = req.add_branches();
+      debit->set_participant(kDatabases[scheduler_.Between(0, 2)]);
+      *debit->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), -amount);
+    } else {
+      *last->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), -amount);
+    }
+    *last->add_operations() = Move(static_cast<int>(scheduler_.Between(1, kAccounts)), amount);
     return req;
   }
 
@@ -252,7 +288,7 @@ class Run {
     if (!faulting()) return;  // new transfers only while faults happen; retries go on after
     if (scheduler_.Chance(0.3)) {
       auto t = std::make_shared<Transfer>();
-      t->request = MakeRequest();
+      t->request = MakeRequest(&t->read_only);
       transfers_.push_back(t);
       BeginInteractive(client, t);
       return;
@@ -261,7 +297,9 @@ class Run {
     t->key = absl::StrCat("c", client, "-", transfers_.size());
     const int64_t kind = scheduler_.Between(0, 99);
     t->saga = kind < 25;
-    t->request = t->saga ? MakeSagaRequest() : kind < 45 ? MakeThreePhaseRequest() : MakeRequest();
+    t->request = t->saga             ? MakeSagaRequest()
+                 : kind < 45 ? MakeThreePhaseRequest()
+                             : MakeRequest(&t->read_only);
     t->request.set_idempotency_key(t->key);
     // Each statement names its transfer, so the checks see every transaction the key ran,
     // also ones no client heard of.
@@ -564,6 +602,7 @@ class Run {
             a.state == v1::TXN_STATE_COMMITTED || a.state == v1::TXN_STATE_COMMITTING;
         auto it = endings.find(a.txn_id);
         for (int b = 0; b < t->request.branches_size() && !t->saga; ++b) {
+          if (t->read_only.count(b) > 0) continue;
           const bool committed = it != endings.end() && it->second.count(b) > 0 &&
                                  it->second.at(b);
           if (said_commit && !committed) {
@@ -578,6 +617,12 @@ class Run {
           ++result_.committed;
           if (t->saga) ++result_.saga_committed;
           if (t->request.protocol() == v1::PROTOCOL_THREE_PHASE) ++result_.three_phase_committed;
+          for (const auto& b : t->request.branches()) {
+            if (b.participant() == kLastResource) {
+              ++result_.last_resource_committed;
+              break;
+            }
+          }
         } else {
           ++result_.aborted;
         }

@@ -1,4 +1,5 @@
-// SimRun: one seeded run of the whole system: a coordinator, three agents with their databases,
+// SimRun: one seeded run of the whole system: a coordinator, four agents with their databases
+// (three that can prepare, one that cannot: a last resource, like MongoDB),
 // and clients sending transfers (Run with idempotency keys, retried on errors and timeouts, as
 // two-phase commits, three-phase commits or sagas, and interactive Begin / Execute / Commit),
 // first under faults (crashes and restarts of the coordinator and agents at any step, messages
@@ -39,6 +40,7 @@ struct SimResult {
   int aborted = 0;
   int three_phase_committed = 0;  // of `committed`
   int saga_committed = 0;         // of `committed`
+  int last_resource_committed = 0;  // of `committed`: 2PC with a branch that cannot prepare
   // 3PC branches the agents finished by themselves (a termination round, or asking the
   // coordinator after it went silent).
   int terminated_by_agents = 0;

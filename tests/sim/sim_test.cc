@@ -46,12 +46,13 @@ TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
   const std::vector<uint64_t> seeds = Seeds();
   const bool replay = seeds.size() == 1;
   int committed = 0, aborted = 0, crashes = 0, failed_compensations = 0;
-  int three_phase = 0, sagas = 0, terminated = 0;
+  int three_phase = 0, sagas = 0, last_resource = 0, terminated = 0;
   for (uint64_t seed : seeds) {
     SimResult r = RunSimulation(SimOptions{.seed = seed});
     committed += r.committed;
     three_phase += r.three_phase_committed;
     sagas += r.saga_committed;
+    last_resource += r.last_resource_committed;
     terminated += r.terminated_by_agents;
     aborted += r.aborted;
     failed_compensations += r.failed_compensations;
@@ -64,7 +65,8 @@ TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
     }
   }
   std::cout << seeds.size() << " seeds: " << committed << " transfers committed (" << three_phase
-            << " by three-phase commit, " << sagas << " sagas), " << aborted << " aborted ("
+            << " by three-phase commit, " << sagas << " sagas, " << last_resource
+            << " with a last resource), " << aborted << " aborted ("
             << failed_compensations << " sagas left FAILED_COMPENSATION), " << crashes
             << " crashes, " << terminated << " 3PC branches finished by the agents themselves\n";
   // The runs did something: transfers of every protocol committed through crashes, and agents
@@ -72,6 +74,7 @@ TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
   EXPECT_GT(committed, 10 * static_cast<int>(seeds.size()));
   EXPECT_GT(three_phase, static_cast<int>(seeds.size()));
   EXPECT_GT(sagas, static_cast<int>(seeds.size()));
+  EXPECT_GT(last_resource, static_cast<int>(seeds.size()));
   EXPECT_GT(crashes, static_cast<int>(seeds.size()));
   if (!replay) {
     EXPECT_GT(terminated, 0);

@@ -8,6 +8,8 @@
 //                  injected timers and randomness, doing nothing once its driver is gone;
 //   CallsInFlight  the numbered calls a transaction has in flight, which the deadlock
 //                  detector matches against the agents' reports;
+//   StandingOf, AbortVictim
+//                  the deadlock detector's questions, asked of a 2PC or 3PC transaction;
 //   ProtocolDriverDeps, ProtocolDriverBase
 //                  what the saga and 3PC drivers take from TransactionDriver, and what they
 //                  offer its front end and catalog (find, list, attach a retried call).
@@ -26,12 +28,15 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/lifetime_guard.h"
+#include "common/logging.h"
 #include "common/random.h"
 #include "common/timers.h"
 #include "coordinator/core/types.h"
+#include "coordinator/core/wait_for_graph.h"
 #include "coordinator/log/decision_writer.h"
 #include "coordinator/transport/participant_channel.h"
 #include "txn/v1/coordinator.pb.h"
@@ -199,6 +204,35 @@ class CallsInFlight {
   std::unordered_map<uint32_t, uint64_t> by_branch_;
   uint64_t next_ = 1;
 };
+
+// The deadlock detector's two questions (deadlock_detector.h), for a protocol whose Ctx holds
+// `mu`, `txn` (with `branches`), `calls` (CallsInFlight) and `start_order`. `may_be_victim(txn)`
+// says whether the transaction is in the phase where it may wait on a cycle and be aborted
+// (2PC: executing; 3PC: voting).
+//
+// Whether edge.waiter's call is in flight and the transaction in that phase, and its age.
+template <typename Ctx, typename MayBeVictim>
+core::MemberStanding StandingOf(Ctx& ctx, const core::WaitEdge& edge, MayBeVictim may_be_victim) {
+  std::lock_guard<std::mutex> lock(ctx.mu);
+  const bool call_waits = ctx.calls.Waits(ctx.txn.branches, edge.participant, edge.waiter_call);
+  return core::MemberStanding{call_waits && may_be_victim(ctx.txn), ctx.start_order};
+}
+// Aborts the transaction as a deadlock victim if it is still in that phase (checked under its
+// lock, so one that has a decision is never aborted): `plan_abort()`, under the lock, gives the
+// actions, run after unlocking. Returns whether it was aborted.
+template <typename Ctx, typename MayBeVictim, typename PlanAbort>
+bool AbortVictim(Ctx& ctx, const std::string& txn_id, const std::string& reason,
+                 MayBeVictim may_be_victim, PlanAbort plan_abort) {
+  std::vector<Action> actions;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mu);
+    if (!may_be_victim(ctx.txn)) return false;
+    common::LogWarning(absl::StrCat("txn=", txn_id, " aborted: ", reason));
+    actions = plan_abort();
+  }
+  for (auto& a : actions) a();
+  return true;
+}
 
 // What the saga and 3PC drivers take from the TransactionDriver that owns them.
 struct ProtocolDriverDeps {

@@ -148,24 +148,16 @@ std::optional<core::MemberStanding> ThreePhaseDriver::DeadlockStanding(
     const core::WaitEdge& edge) const {
   std::shared_ptr<Context> ctx = active_.Find(edge.waiter);
   if (ctx == nullptr) return std::nullopt;
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  const bool call_waits = ctx->calls.Waits(ctx->txn.branches, edge.participant, edge.waiter_call);
-  return core::MemberStanding{call_waits && InVotePhase(ctx->txn), ctx->start_order};
+  return StandingOf(*ctx, edge, InVotePhase);
 }
 
 bool ThreePhaseDriver::AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) {
   std::shared_ptr<Context> ctx = active_.Find(txn_id);
   if (ctx == nullptr) return false;
-  std::vector<Action> actions;
-  {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    if (!InVotePhase(ctx->txn)) return false;
-    common::LogWarning(absl::StrCat("txn=", txn_id, " aborted: ", reason));
-    // Legal in the vote phase only: the ABORT is logged before any rollback goes out.
-    actions = Plan(ctx, core::Step(ctx->txn, core::RollbackRequested{reason}));
-  }
-  for (auto& a : actions) a();
-  return true;
+  // Legal in the vote phase only: the ABORT is logged before any rollback goes out.
+  return AbortVictim(*ctx, txn_id, reason, InVotePhase, [&] {
+    return Plan(ctx, core::Step(ctx->txn, core::RollbackRequested{reason}));
+  });
 }
 
 void ThreePhaseDriver::Dispatch(const std::shared_ptr<Context>& ctx,

@@ -255,23 +255,15 @@ std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
     const core::WaitEdge& edge) {
   auto ctx = FindActive(edge.waiter);
   if (ctx == nullptr) return three_phase_->DeadlockStanding(edge);
-  std::lock_guard<std::mutex> lock(ctx->mu);
-  const bool call_waits = ctx->calls.Waits(ctx->txn.branches, edge.participant, edge.waiter_call);
-  return core::MemberStanding{call_waits && Executing(ctx->txn), ctx->start_order};
+  return StandingOf(*ctx, edge, Executing);
 }
 
 bool TransactionDriver::AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) {
   auto ctx = FindActive(txn_id);
   if (ctx == nullptr) return three_phase_->AbortDeadlockVictim(txn_id, reason);
-  std::vector<Action> actions;
-  {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    if (!Executing(ctx->txn)) return false;
-    common::LogWarning(absl::StrCat("txn=", txn_id, " aborted: ", reason));
-    actions = Plan(ctx, core::Step(ctx->txn, core::RollbackRequested{reason}));
-  }
-  for (auto& a : actions) a();
-  return true;
+  return AbortVictim(*ctx, txn_id, reason, Executing, [&] {
+    return Plan(ctx, core::Step(ctx->txn, core::RollbackRequested{reason}));
+  });
 }
 
 }  // namespace txn::driver

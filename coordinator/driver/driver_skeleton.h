@@ -11,7 +11,7 @@
 //   StandingOf, AbortVictim
 //                  the deadlock detector's questions, asked of a 2PC or 3PC transaction;
 //   ProtocolDriverDeps, ProtocolDriverBase
-//                  what the saga and 3PC drivers take from TransactionDriver, and what they
+//                  what each protocol driver takes from TransactionDriver, and what they
 //                  offer its front end and catalog (find, list, attach a retried call).
 // Each driver keeps only its protocol's effects (its Plan) and what its records hold.
 #pragma once
@@ -234,7 +234,7 @@ bool AbortVictim(Ctx& ctx, const std::string& txn_id, const std::string& reason,
   return true;
 }
 
-// What the saga and 3PC drivers take from the TransactionDriver that owns them.
+// What each protocol driver takes from the TransactionDriver that owns it.
 struct ProtocolDriverDeps {
   log::DecisionWriter* group_log = nullptr;
   transport::ParticipantDirectory* participants = nullptr;
@@ -289,6 +289,13 @@ class ProtocolDriverBase {
   // After base_ms, plus the retry backoff from attempt 1 on.
   void Later(int64_t base_ms, int attempt, Action fn) const {
     retries_.Later(deps_.retry_backoff, attempt, std::move(fn), base_ms);
+  }
+  // `fn` wrapped so that it does nothing once this driver is destroyed (timers, RPC completions
+  // and log writes may finish after it).
+  Action Guard(Action fn) const { return lifetime_.Wrap(std::move(fn)); }
+  template <typename Arg>
+  std::function<void(Arg)> GuardReply(std::type_identity_t<std::function<void(Arg)>> fn) const {
+    return lifetime_.Wrap(std::move(fn));
   }
 
   const ProtocolDriverDeps deps_;

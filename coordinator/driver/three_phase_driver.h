@@ -63,7 +63,7 @@ class ThreePhaseDriver final : public ProtocolDriverBase<ThreePhaseDriver, Three
   // here, INVALID_ARGUMENT when `participant` is not one of its members.
   absl::Status Report(const std::string& txn_id, const std::string& participant, core::Decision d);
 
-  // Deadlock detection, as TransactionDriver's for 2PC: a three-phase transaction may be on a
+  // Deadlock detection, as TwoPhaseDriver's for 2PC: a three-phase transaction may be on a
   // cycle only in its vote phase (no PRE_COMMIT sent, no decision) while the Prepare call the
   // edge names (edge.waiter_call at edge.participant) is still in flight; nullopt when
   // edge.waiter is not running here.

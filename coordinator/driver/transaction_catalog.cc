@@ -26,7 +26,7 @@ absl::StatusOr<v1::Transaction> TransactionDriver::GetTransaction(const std::str
   std::optional<v1::Transaction> running;
   if (auto ctx = FindActive(txn_id)) {
     std::lock_guard<std::mutex> lock(ctx->mu);
-    running = Snapshot(*ctx);
+    running = TwoPhaseDriver::ShownAs(*ctx);
   } else if (std::optional<v1::Transaction> saga = sagas_->Find(txn_id)) {
     running = std::move(saga);
   } else if (std::optional<v1::Transaction> t = three_phase_->Find(txn_id)) {
@@ -179,7 +179,7 @@ absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions
     return true;
   }));
   for (v1::Transaction& t : finished_.All()) all[t.txn_id()] = std::move(t);
-  for (v1::Transaction& t : active_.InspectAll(Snapshot)) all[t.txn_id()] = std::move(t);
+  for (v1::Transaction& t : two_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : sagas_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : three_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : other_incarnations_.Snapshot()) all.emplace(t.txn_id(), std::move(t));
@@ -249,7 +249,7 @@ void TransactionDriver::ResolveTransaction(const v1::ResolveTransactionRequest& 
     common::LogWarning(absl::StrCat("txn=", req.txn_id(), " resolved as ", name,
                                     " by an operator (state ", core::TxnStateName(ctx->txn.state),
                                     ")"));
-    actions = Plan(ctx, core::Step(ctx->txn, core::OperatorResolved{decision}));
+    actions = two_phase_->Plan(ctx, core::Step(ctx->txn, core::OperatorResolved{decision}));
     outcome = OutcomeOf(ctx->txn);
   }
   for (auto& a : actions) a();
@@ -297,7 +297,7 @@ void TransactionDriver::ResolveOtherIncarnation(const std::string& txn_id, v1::D
 
 std::map<v1::TxnState, uint64_t> TransactionDriver::ActiveByState() const {
   std::map<v1::TxnState, uint64_t> counts;
-  for (const v1::Transaction& t : active_.InspectAll(Snapshot)) ++counts[t.state()];
+  for (const v1::Transaction& t : two_phase_->Snapshot()) ++counts[t.state()];
   for (const v1::Transaction& t : sagas_->Snapshot()) ++counts[t.state()];
   for (const v1::Transaction& t : three_phase_->Snapshot()) ++counts[t.state()];
   return counts;

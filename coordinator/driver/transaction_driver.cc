@@ -1,4 +1,4 @@
-// TransactionDriver: transaction contexts, dispatch of core events, recovery from the log, the
+// TransactionDriver: its protocol drivers, recovery from the log, finished transactions, the
 // deadlock detector's hooks (see transaction_driver_internal.h for the other files).
 #include "coordinator/driver/transaction_driver.h"
 
@@ -37,6 +37,7 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
       .on_finished = [this](const v1::Transaction& t) { Remember(t); },
       .on_log_failure = [this](const absl::Status& s) { NoteLogFailure(s); },
   };
+  two_phase_ = std::make_unique<TwoPhaseDriver>(shared);
   sagas_ = std::make_unique<SagaDriver>(shared);
   three_phase_ = std::make_unique<ThreePhaseDriver>(
       shared, ThreePhaseTimeouts{.prepare_timeout_ms = options_.prepare_timeout_ms,
@@ -46,7 +47,8 @@ TransactionDriver::TransactionDriver(DriverDeps deps, DriverOptions options)
 TransactionDriver::~TransactionDriver() {
   // Closed first: a guarded callback (the metrics refresher) reads the sub-drivers.
   lifetime_.Close();
-  sagas_.reset();  // their callbacks (on_finished) reach into this driver
+  two_phase_.reset();  // their callbacks (on_finished) reach into this driver
+  sagas_.reset();
   three_phase_.reset();
 }
 
@@ -59,7 +61,7 @@ void TransactionDriver::NoteLogFailure(const absl::Status& s) {
 }
 
 size_t TransactionDriver::active_count() const {
-  return active_.size() + sagas_->active_count() + three_phase_->active_count();
+  return two_phase_->active_count() + sagas_->active_count() + three_phase_->active_count();
 }
 
 namespace {
@@ -119,37 +121,11 @@ absl::Status TransactionDriver::Recover() {
         three_phase_->Resume(r);
         break;
       default:
-        ResumeTwoPhase(r);
+        two_phase_->Resume(r, options_.prepare_timeout_ms);
         break;
     }
   }
   return absl::OkStatus();
-}
-
-void TransactionDriver::ResumeTwoPhase(const log::DecisionRecord& r) {
-  auto ctx = std::make_shared<TxnContext>();
-  ctx->txn = TxnFromRecord(r);
-  ctx->protocol = static_cast<v1::Protocol>(r.protocol());
-  ctx->times = {r.created_unix_ms(), r.decided_unix_ms()};
-  ctx->prepare_timeout_ms = options_.prepare_timeout_ms;
-  // The completion write rewrites the whole record: without these a restart after it would
-  // no longer know the key, and a client's retry would run the transaction again.
-  ctx->identity = RequestIdentity::FromRecord(r);
-  active_.Insert(ctx->txn.id, ctx);
-  std::vector<Action> actions;
-  {
-    std::lock_guard<std::mutex> lock(ctx->mu);
-    if (ctx->txn.committing_last) {
-      common::LogInfo(
-          absl::StrCat("txn=", ctx->txn.id, " recovery: last resource was committing, asking it"));
-      actions = Plan(ctx, core::ResumeCommittingLast(ctx->txn));
-    } else {
-      common::LogInfo(absl::StrCat("txn=", ctx->txn.id, " recovery: COMMIT logged, re-sending"));
-      actions = Plan(ctx, core::ResumeCommit(ctx->txn));
-    }
-  }
-  (void)common::Failpoint("coord.recovery");
-  for (auto& a : actions) a();
 }
 
 std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
@@ -168,24 +144,9 @@ std::shared_ptr<TransactionDriver::TxnContext> TransactionDriver::NewContext(
   return ctx;
 }
 
-void TransactionDriver::Dispatch(const std::shared_ptr<TxnContext>& ctx,
-                                 const core::TwoPhaseEvent& event) {
-  PlanThenAct(ctx->mu, [&] {
-    if (std::holds_alternative<core::CommitRequested>(event) && !ctx->since_commit_requested) {
-      ctx->since_commit_requested.emplace();
-    }
-    return Plan(ctx, core::Step(ctx->txn, event));
-  });
-}
-
-std::optional<v1::Outcome> TransactionDriver::AnsweredWith(const TxnContext& ctx) {
-  if (!ctx.txn.client_answered) return std::nullopt;
-  return OutcomeOf(ctx.txn);
-}
-
 void TransactionDriver::AttachOrReply(TxnContext& ctx, OutcomeReply reply,
                                       std::vector<Action>* actions) {
-  AnswerOrQueue(AnsweredWith(ctx), std::move(reply), &ctx.waiters, actions);
+  AnswerOrQueue(TwoPhaseDriver::AnsweredWith(ctx), std::move(reply), &ctx.waiters, actions);
 }
 
 void TransactionDriver::Remember(const v1::Transaction& finished) {
@@ -198,8 +159,8 @@ void TransactionDriver::Remember(const v1::Transaction& finished) {
                      {"outcome", StateLabel(finished.state())}})
         ->Inc();
   }
-  finished_.Add(finished);  // before it leaves the running table (see finished_)
-  active_.Erase(finished.txn_id());
+  // Before it leaves its driver's running table (ProtocolDriverBase::Forget): see finished_.
+  finished_.Add(finished);
 }
 
 absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinished(const std::string& txn_id) {
@@ -207,21 +168,6 @@ absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinished(const std::str
   TXN_ASSIGN_OR_RETURN(std::optional<log::DecisionRecord> record, deps_.log->Get(txn_id));
   if (record) return TransactionOf(*record);
   return absl::NotFoundError(absl::StrCat("transaction ", txn_id, " is not known"));
-}
-
-v1::Transaction TransactionDriver::Snapshot(const TxnContext& ctx) {
-  v1::Transaction t = TransactionOf(ctx.txn, ctx.protocol, ctx.times);
-  t.set_owner(ctx.identity.owner);
-  return t;
-}
-
-uint64_t TransactionDriver::StartCall(TxnContext& ctx, uint32_t branch) {
-  return ctx.calls.Start(branch);
-}
-
-void TransactionDriver::EndCall(TxnContext& ctx, uint32_t branch, uint64_t call) {
-  std::lock_guard<std::mutex> lock(ctx.mu);
-  ctx.calls.End(branch, call);
 }
 
 absl::Status TransactionDriver::ProbeLog() {
@@ -233,37 +179,15 @@ absl::Status TransactionDriver::ProbeLog() {
   return absl::OkStatus();
 }
 
-namespace {
-
-// Whether a transaction may be on a deadlock cycle now: it has no decision and a branch that
-// still runs statements or waits for its vote. A transaction whose branches have all voted waits
-// for nothing.
-bool Executing(const core::TwoPhaseTxn& txn) {
-  if (txn.state == core::TxnState::kActive) return true;
-  if (txn.state != core::TxnState::kPreparing) return false;
-  for (const auto& b : txn.branches) {
-    if (b.state == core::BranchState::kPreparing || b.state == core::BranchState::kActive) {
-      return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 std::optional<core::MemberStanding> TransactionDriver::DeadlockStanding(
     const core::WaitEdge& edge) {
-  auto ctx = FindActive(edge.waiter);
-  if (ctx == nullptr) return three_phase_->DeadlockStanding(edge);
-  return StandingOf(*ctx, edge, Executing);
+  if (auto standing = two_phase_->DeadlockStanding(edge)) return standing;
+  return three_phase_->DeadlockStanding(edge);
 }
 
 bool TransactionDriver::AbortDeadlockVictim(const std::string& txn_id, const std::string& reason) {
-  auto ctx = FindActive(txn_id);
-  if (ctx == nullptr) return three_phase_->AbortDeadlockVictim(txn_id, reason);
-  return AbortVictim(*ctx, txn_id, reason, Executing, [&] {
-    return Plan(ctx, core::Step(ctx->txn, core::RollbackRequested{reason}));
-  });
+  return two_phase_->AbortDeadlockVictim(txn_id, reason) ||
+         three_phase_->AbortDeadlockVictim(txn_id, reason);
 }
 
 }  // namespace txn::driver

@@ -1,24 +1,16 @@
-// TransactionDriver: runs the pure 2PC core (coordinator/core) against the real
-// world. It feeds the core events (client calls, participant replies, timer
-// expiries, log completions) and carries out the effects the core returns: RPCs
-// to agents through the transport, writes to the decision log, timers, answers
-// to waiting clients.
-//
-// Rules it keeps: the COMMIT record is durable (group-committed, sync) before
-// any Commit RPC leaves or any client hears COMMITTED; nothing is logged on the
-// abort path (presumed abort); effects are planned under the transaction's lock
-// and executed outside it, so no lock is held across I/O. No call blocks a
-// thread: completions arrive as callbacks.
-//
-// Recover() must run once before serving: it takes a new epoch for transaction
-// ids, re-drives every logged COMMIT whose branches have not all acknowledged
-// (and asks a last resource that was committing), takes up every unfinished
-// saga (forward or compensating) and every unfinished 3PC record (START only:
-// a termination round; a decision: re-sent), and restores idempotency keys.
-//
-// Sagas (PROTOCOL_SAGA, Run only) are run by a SagaDriver and three-phase commits
-// (PROTOCOL_THREE_PHASE, Run only) by a ThreePhaseDriver, both owned by this driver; the Admin
-// and GetTransaction calls see every kind.
+// TransactionDriver: the coordinator's transactions, whatever their protocol. It owns one driver
+// per protocol, which runs that protocol's pure core against the real world on the shared
+// skeleton (driver_skeleton.h): TwoPhaseDriver (2PC, Run and interactive), ThreePhaseDriver
+// (PROTOCOL_THREE_PHASE, Run only) and SagaDriver (PROTOCOL_SAGA, Run only). Around them it is
+//   the front end (transaction_front_end.cc): routing by protocol, admission (fail closed,
+//     in-flight limits, participants), idempotency keys, ids, interactive sessions;
+//   the catalog (transaction_catalog.cc): GetTransaction, GetDecision (also for ids of other
+//     incarnations), the admin list / resolve / stats / GC, metrics;
+//   recovery (transaction_driver.cc): Recover() must run once before serving: it takes a new
+//     epoch for transaction ids, restores idempotency keys, and hands every unfinished record of
+//     the log to its protocol's driver (a logged COMMIT is re-sent and a committing last
+//     resource asked; a saga goes on forward or compensating; a 3PC record is re-driven: START
+//     only, a termination round; a decision, re-sent).
 //
 // Thread-safe.
 #pragma once
@@ -52,6 +44,7 @@
 #include "coordinator/driver/other_incarnations.h"
 #include "coordinator/driver/saga_driver.h"
 #include "coordinator/driver/three_phase_driver.h"
+#include "coordinator/driver/two_phase_driver.h"
 #include "coordinator/log/decision_log.h"
 #include "coordinator/log/decision_writer.h"
 #include "coordinator/transport/participant_channel.h"
@@ -169,12 +162,12 @@ class TransactionDriver final : public DeadlockTarget {
   }
 
  private:
-  struct TxnContext;
+  using TxnContext = TwoPhaseContext;
 
   std::shared_ptr<TxnContext> NewContext(v1::Protocol protocol, bool interactive,
                                          RequestIdentity identity);
   std::shared_ptr<TxnContext> FindActive(const std::string& txn_id) const {
-    return active_.Find(txn_id);
+    return two_phase_->FindContext(txn_id);
   }
   // FindActive, or nullptr when `principal` may not see it (it then does not exist for them).
   std::shared_ptr<TxnContext> FindActiveFor(const std::string& txn_id,
@@ -182,28 +175,9 @@ class TransactionDriver final : public DeadlockTarget {
   // LookupFinished, NOT_FOUND when `principal` may not see it.
   absl::StatusOr<v1::Transaction> LookupFinishedFor(const std::string& txn_id,
                                                     const std::string& principal);
-  // What GetTransaction shows of an active 2PC transaction. Requires ctx.mu held.
-  static v1::Transaction Snapshot(const TxnContext& ctx);
-  // What an answered client heard, nullopt before it was answered. Requires ctx.mu held.
-  static std::optional<v1::Outcome> AnsweredWith(const TxnContext& ctx);
-  // Takes up a 2PC record found unfinished at start: re-sends a logged COMMIT, or asks a last
-  // resource that was committing.
-  void ResumeTwoPhase(const log::DecisionRecord& r);
-  void Dispatch(const std::shared_ptr<TxnContext>& ctx, const core::TwoPhaseEvent& event);
-  // Requires ctx->mu held. Turns the core's effects into actions to run after
-  // unlocking.
-  std::vector<Action> Plan(const std::shared_ptr<TxnContext>& ctx,
-                           const std::vector<core::TwoPhaseEffect>& effects);
   // Requires ctx->mu held. Answers now if the client was already answered, else
   // queues `reply`.
   void AttachOrReply(TxnContext& ctx, OutcomeReply reply, std::vector<Action>* actions);
-  void Later(int attempt, Action fn) const {
-    retries_.Later(options_.retry_backoff, attempt, std::move(fn));
-  }
-  // Requires ctx.mu held: numbers a call to `branch` and records it in flight.
-  static uint64_t StartCall(TxnContext& ctx, uint32_t branch);
-  // Takes ctx.mu: the call returned.
-  static void EndCall(TxnContext& ctx, uint32_t branch, uint64_t call);
 
   struct LastResourcePlan {
     std::optional<uint32_t> last_resource;
@@ -253,6 +227,7 @@ class TransactionDriver final : public DeadlockTarget {
 
   const DriverDeps deps_;
   const DriverOptions options_;
+  std::unique_ptr<TwoPhaseDriver> two_phase_;
   std::unique_ptr<SagaDriver> sagas_;
   std::unique_ptr<ThreePhaseDriver> three_phase_;
   // The decision log's: part of every id this driver makes.
@@ -262,11 +237,9 @@ class TransactionDriver final : public DeadlockTarget {
   OtherIncarnations other_incarnations_;
   std::mutex resolve_other_mu_;  // serializes ResolveOtherIncarnation's check and write
 
-  // The two-phase transactions running here (the saga and 3PC drivers keep their own), and
-  // every protocol's finished ones. A finishing transaction is added to finished_ before it
-  // leaves its running table, so that GetDecision, which reads the running tables first, never
-  // finds it in neither.
-  ContextTable<TxnContext> active_;
+  // Every protocol's finished transactions. A finishing transaction is added here before it
+  // leaves its driver's running table, so that GetDecision, which reads the running tables
+  // first, never finds it in neither.
   FinishedTransactions finished_;
   IdempotencyTable idempotency_;
   PrincipalInFlight in_flight_;
@@ -281,7 +254,6 @@ class TransactionDriver final : public DeadlockTarget {
   // gone; every such callback goes through lifetime_. Declared last so it is
   // destroyed (closed) first.
   common::LifetimeGuard lifetime_;
-  const RetryScheduler retries_{deps_.timers, random_, &lifetime_};
 };
 
 }  // namespace txn::driver

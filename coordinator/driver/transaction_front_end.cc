@@ -68,7 +68,7 @@ absl::StatusOr<v1::Transaction> TransactionDriver::LookupFinishedFor(const std::
 }
 
 void TransactionDriver::ReplyExisting(const std::string& txn_id, OutcomeReply reply) {
-  if (active_.Attach(txn_id, reply, AnsweredWith)) return;
+  if (two_phase_->Attach(txn_id, reply)) return;
   if (sagas_->Attach(txn_id, reply)) return;
   if (three_phase_->Attach(txn_id, reply)) return;
   absl::StatusOr<v1::Transaction> finished = LookupFinished(txn_id);
@@ -196,8 +196,8 @@ void TransactionDriver::Run(const v1::RunRequest& req, OutcomeReply reply,
     ctx->waiters.push_back(std::move(reply));
     ctx->commit_requested = true;
   }
-  active_.Insert(ctx->txn.id, ctx);
-  Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
+  two_phase_->Insert(ctx);
+  two_phase_->Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
 }
 
 void TransactionDriver::RunSaga(const v1::RunRequest& req, RequestIdentity identity,
@@ -291,12 +291,12 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
   const int64_t timeout = req.timeout_ms() > 0 ? req.timeout_ms() : options_.default_txn_timeout_ms;
   ctx->prepare_timeout_ms = std::min<int64_t>(ctx->prepare_timeout_ms, timeout);
   ctx->deadline_unix_ms = deps_.clock->NowUnixMs() + timeout;
-  active_.Insert(ctx->txn.id, ctx);
+  two_phase_->Insert(ctx);
   std::weak_ptr<TxnContext> weak = ctx;
   deps_.timers->After(
       timeout, Guard(Action([this, weak, timeout] {
         if (auto c = weak.lock()) {
-          Dispatch(c, core::RollbackRequested{absl::StrCat("transaction deadline (", timeout,
+          two_phase_->Dispatch(c, core::RollbackRequested{absl::StrCat("transaction deadline (", timeout,
                                                            " ms) passed before Commit")});
         }
       })));
@@ -356,7 +356,7 @@ void TransactionDriver::Execute(const v1::ExecuteRequest& req,
     breq.set_begin(added);
     *breq.add_operations() = req.operation();
     ++ctx->executes_in_flight;
-    breq.set_call_number(StartCall(*ctx, it->second));
+    breq.set_call_number(TwoPhaseDriver::StartCall(*ctx, it->second));
   }
   const int64_t call_timeout_ms =
       ctx->deadline_unix_ms == 0
@@ -415,7 +415,7 @@ void TransactionDriver::Commit(const v1::CommitRequest& req, OutcomeReply reply,
     }
   }
   for (auto& a : actions) a();
-  if (start) Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
+  if (start) two_phase_->Dispatch(ctx, core::CommitRequested{req.wait_for_completion()});
 }
 
 void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply reply,
@@ -447,7 +447,7 @@ void TransactionDriver::Rollback(const v1::RollbackRequest& req, OutcomeReply re
     }
   }
   for (auto& a : actions) a();
-  if (actions.empty()) Dispatch(ctx, core::RollbackRequested{});
+  if (actions.empty()) two_phase_->Dispatch(ctx, core::RollbackRequested{});
 }
 
 }  // namespace txn::driver

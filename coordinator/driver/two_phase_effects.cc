@@ -1,6 +1,6 @@
-// TransactionDriver::Plan: the 2PC core's effects turned into actions (RPCs to agents, decision
+// TwoPhaseDriver::Plan: the 2PC core's effects turned into actions (RPCs to agents, decision
 // log writes, timers, answers), planned under the transaction's lock and run after it.
-#include "coordinator/driver/transaction_driver.h"
+#include "coordinator/driver/two_phase_driver.h"
 
 #include <algorithm>
 #include <type_traits>
@@ -18,8 +18,8 @@ using driver_internal::ObservePhase;
 using driver_internal::ProtocolLabel;
 using driver_internal::StateLabel;
 
-std::vector<Action> TransactionDriver::Plan(
-    const std::shared_ptr<TxnContext>& ctx, const std::vector<core::TwoPhaseEffect>& effects) {
+std::vector<Action> TwoPhaseDriver::Plan(const std::shared_ptr<TwoPhaseContext>& ctx,
+                                         const std::vector<core::TwoPhaseEffect>& effects) {
   std::vector<Action> actions;
   core::TwoPhaseTxn& txn = ctx->txn;
   auto channel_of = [&](uint32_t b) {
@@ -29,7 +29,7 @@ std::vector<Action> TransactionDriver::Plan(
     ref->set_txn_id(txn.id);
     ref->set_branch(b);
   };
-  const int64_t rpc_timeout = options_.rpc_timeout_ms;
+  const int64_t rpc_timeout = deps_.rpc_timeout_ms;
 
   for (const auto& effect : effects) {
     std::visit(
@@ -89,7 +89,7 @@ std::vector<Action> TransactionDriver::Plan(
             });
             const int64_t t = std::max(rpc_timeout, ctx->prepare_timeout_ms);
             actions.push_back([this, ch, req = std::move(req), on_reply, t, attempt = e.attempt] {
-              Later(attempt, [ch, req, on_reply, t] { ch->CommitOnePhase(req, t, on_reply); });
+              Later(0, attempt, [ch, req, on_reply, t] { ch->CommitOnePhase(req, t, on_reply); });
             });
           } else if constexpr (std::is_same_v<E, core::SendCommit>) {
             v1::CommitBranchRequest req;
@@ -104,7 +104,7 @@ std::vector<Action> TransactionDriver::Plan(
                 });
             actions.push_back(
                 [this, ch, req = std::move(req), on_reply, rpc_timeout, attempt = e.attempt] {
-                  Later(attempt, [ch, req, on_reply, rpc_timeout] {
+                  Later(0, attempt, [ch, req, on_reply, rpc_timeout] {
                     // Armed with `error`: the agent counts as unreachable for commits, so
                     // decided transactions stay in doubt (deploy/recovery_benchmark.py).
                     if (absl::Status fp = common::Failpoint("coord.before_commit_sent");
@@ -127,7 +127,7 @@ std::vector<Action> TransactionDriver::Plan(
                 });
             actions.push_back([this, ch, req = std::move(req), on_reply, rpc_timeout,
                                attempt = e.attempt] {
-              Later(attempt,
+              Later(0, attempt,
                     [ch, req, on_reply, rpc_timeout] { ch->Rollback(req, rpc_timeout, on_reply); });
             });
           } else if constexpr (std::is_same_v<E, core::StartPrepareTimer>) {
@@ -172,12 +172,7 @@ std::vector<Action> TransactionDriver::Plan(
                   GuardReply<absl::Status>([this, ctx, logged, after,
                                             watch = common::Stopwatch()](absl::Status s) {
                     if (!s.ok()) {
-                      if (!log_failing_.exchange(true)) {
-                        common::LogError(absl::StrCat(
-                            "decision log write failed; refusing new transactions until it "
-                            "works again: ",
-                            s.message()));
-                      }
+                      if (deps_.on_log_failure) deps_.on_log_failure(s);
                       common::LogError(absl::StrCat("txn=", ctx->txn.id,
                                                     " decision write failed: ", s.message()));
                       Dispatch(ctx, core::DecisionLogFailed{Message(s), logged.committing_last});
@@ -255,7 +250,7 @@ std::vector<Action> TransactionDriver::Plan(
                     1000.0);
             v1::Transaction snapshot = TransactionOf(txn, ctx->protocol, ctx->times);
             snapshot.set_owner(ctx->identity.owner);
-            actions.push_back([this, snapshot = std::move(snapshot)] { Remember(snapshot); });
+            actions.push_back(Forget(std::move(snapshot)));
           }
         },
         effect);

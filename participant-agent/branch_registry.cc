@@ -284,7 +284,8 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
     // PREPARE landed, which IsPrepared can tell.
     DropSession(*e);
     absl::StatusOr<bool> landed = adapter_->IsPrepared(gid);
-    Voted voted = AfterPrepareFailed(landed.ok() && *landed, std::string(prepared.status().message()));
+    Voted voted =
+        AfterPrepareFailed(landed.ok() && *landed, std::string(prepared.status().message()));
     e->state = voted.state;
     if (voted.state == State::kAborted) e->reason = voted.answer.reason();
     return voted.answer;
@@ -312,7 +313,8 @@ absl::StatusOr<v1::CommitBranchResponse> BranchRegistry::Commit(
   // proves the outcome instead.)
   bool recorded_commit = false;
   if (req.three_phase()) {
-    TXN_ASSIGN_OR_RETURN(recorded_commit, RecordThreePhaseDecision(gid, protocol::Decision::kCommit));
+    TXN_ASSIGN_OR_RETURN(recorded_commit,
+                         RecordThreePhaseDecision(gid, protocol::Decision::kCommit));
   }
   auto e = GetOrCreate(gid);
   std::lock_guard<std::mutex> lock(e->mu);

@@ -17,7 +17,6 @@
 #include <string>
 
 #include "absl/status/status.h"
-
 #include "participant-agent/resource_adapter.h"
 #include "txn/v1/participant.pb.h"
 

@@ -61,7 +61,8 @@ namespace txn::core {
 
 struct SagaTxn {
   std::string id;
-  // ACTIVE (forward), ABORTING (compensating), COMMITTED, ABORTED, FAILED_COMPENSATION, IN_DOUBT.
+  // ACTIVE (forward), ABORTING (compensating), COMMITTED, ABORTED, FAILED_COMPENSATION. (A
+  // client hears IN_DOUBT while a synced record is being written again: see log_failures.)
   TxnState state = TxnState::kActive;
   // One per step. Forward: ACTIVE (not sent), PREPARING (sent, no answer yet), COMMITTED (done),
   // ABORTED (failed), IN_DOUBT (no answer after every attempt). Backward: COMPENSATED, or

@@ -40,8 +40,10 @@
 // With a last resource L (a branch that cannot prepare, e.g. MongoDB; DESIGN.md section 3):
 //
 //   ACTIVE --CommitRequested---------------> PREPARING   [SendPrepare(each but L), timer]
+//     (L alone: a plain one-phase commit; keyed, nothing to prepare: as "all READ_ONLY")
 //   PREPARING --last vote, some YES--------> COMMITTING  [LogDecision(committing_last)]
-//   PREPARING --last vote, all READ_ONLY---> COMMITTING  [SendCommitOnePhase(L)] (plain 1PC)
+//   PREPARING --last vote, all READ_ONLY---> COMMITTING  [SendCommitOnePhase(L)] (plain 1PC),
+//                                            keyed: [LogDecision(committing_last)]
 //   COMMITTING --DecisionLogged(last)------> COMMITTING  [SendCommitOnePhase(L)]
 //   COMMITTING --L committed---------------> COMMITTING  [LogDecision(COMMIT)], then as above
 //   COMMITTING --L aborted-----------------> ABORTING    [LogDecision(ABORT), Reply, rollbacks]
@@ -58,7 +60,8 @@
 // What must be durable when: the COMMIT decision, before any Commit is sent and before the
 // client hears COMMITTED (LogDecision -> DecisionLogged -> SendCommit). Nothing else: a
 // transaction with no COMMIT record is aborted (presumed abort), so the abort path and the
-// prepare phase write nothing. One-phase and all-READ_ONLY commits write nothing either.
+// prepare phase write nothing. One-phase and all-READ_ONLY commits write nothing either, unless
+// keyed (see TwoPhaseTxn::keyed).
 //
 // The in-doubt window: from a participant's YES vote until it hears the decision, its branch
 // stays prepared (locks held). If the coordinator dies in that window, the branch waits until

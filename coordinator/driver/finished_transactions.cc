@@ -4,10 +4,12 @@ namespace txn::driver {
 
 void FinishedTransactions::Add(const v1::Transaction& t) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++counts_[t.state()];
-  // A transaction finishes once; should one come again, it replaces itself without a second
-  // place in the order.
-  if (by_id_.insert_or_assign(t.txn_id(), t).second) order_.push_back(t.txn_id());
+  // A transaction finishes once; should one come again while remembered, it replaces itself,
+  // without a second place in the order or a second count.
+  if (by_id_.insert_or_assign(t.txn_id(), t).second) {
+    order_.push_back(t.txn_id());
+    ++counts_[t.state()];
+  }
   while (order_.size() > capacity_) {
     by_id_.erase(order_.front());
     order_.pop_front();

@@ -26,7 +26,8 @@ class FinishedTransactions {
   void Add(const v1::Transaction& t);
   std::optional<v1::Transaction> Find(const std::string& txn_id) const;
   std::vector<v1::Transaction> All() const;
-  // Since start, by final state (also those no longer remembered).
+  // Since start, by final state (also those no longer remembered; one that came again while
+  // remembered counts once, in its first state).
   std::map<v1::TxnState, uint64_t> Counts() const;
 
  private:

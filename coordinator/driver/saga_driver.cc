@@ -96,8 +96,8 @@ std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
         [&](const auto& e) {
           using E = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<E, core::LogSaga>) {
-            if (e.point == core::SagaLogPoint::kFinal) {
-              ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();
+            if (e.point == core::SagaLogPoint::kFinal && ctx->times.decided_unix_ms == 0) {
+              ctx->times.decided_unix_ms = deps_.clock->NowUnixMs();  // not again on a retry
             }
             log::DecisionRecord record = SagaRecordOf(saga, ctx->steps, ctx->times);
             ctx->identity.WriteTo(&record);
@@ -106,8 +106,8 @@ std::vector<Action> SagaDriver::Plan(const std::shared_ptr<SagaContext>& ctx,
               record.set_done_unix_ms(deps_.clock->NowUnixMs());
             }
             const core::SagaLogPoint point = e.point;
-            auto on_written = lifetime_.Wrap(std::function<void(absl::Status)>(
-                [this, ctx, point](absl::Status s) {
+            auto on_written = lifetime_.Wrap(
+                std::function<void(absl::Status)>([this, ctx, point](absl::Status s) {
                   if (!s.ok()) {
                     if (deps_.on_log_failure) deps_.on_log_failure(s);
                     return Dispatch(ctx, core::SagaLogFailed{point, std::string(s.message())});

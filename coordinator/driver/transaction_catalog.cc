@@ -86,8 +86,15 @@ absl::StatusOr<v1::Decision> TransactionDriver::GetDecision(const std::string& t
     return v1::DECISION_UNKNOWN;  // committing_last: the last resource decides
   }
   if (auto ctx = FindActive(txn_id)) return v1::DECISION_UNKNOWN;  // failed write, still in doubt
-  if (finished && finished->state() == v1::TXN_STATE_COMMITTED) {
-    return v1::DECISION_COMMIT;  // one-phase or read-only: nothing is prepared anyway
+  // Looked at again: it may have finished since the first look (say, resolved by an operator
+  // after the log was read).
+  if (const std::optional<v1::Transaction> now = finished_.Find(txn_id)) {
+    // COMMITTED without a record: one-phase or read-only, nothing is prepared anyway.
+    if (now->state() == v1::TXN_STATE_COMMITTED) return v1::DECISION_COMMIT;
+    if (now->state() == v1::TXN_STATE_ABORTED) return v1::DECISION_ABORT;
+    TXN_ASSIGN_OR_RETURN(record, deps_.log->Get(txn_id));
+    if (record && record->decision() == v1::DECISION_COMMIT) return v1::DECISION_COMMIT;
+    if (record && record->decision() == v1::DECISION_ABORT) return v1::DECISION_ABORT;
   }
   // Not in this log. An id this log's incarnation made and never decided COMMIT is aborted
   // (presumed abort); another incarnation's may have been committed by a log that is gone.
@@ -172,16 +179,18 @@ absl::StatusOr<v1::ListTransactionsResponse> TransactionDriver::ListTransactions
   const uint32_t limit = req.limit() == 0 ? kDefaultListLimit : req.limit();
   if (!req.page_token().empty()) TXN_RETURN_IF_ERROR(ValidateTxnId(req.page_token()));
 
-  // Later sources are more current: the log, then finished ones in memory, then live ones.
+  // Later sources are more current: the log, then live ones, then finished ones in memory. A
+  // transaction is added to the finished ones before it leaves its driver's running table, so
+  // one that finishes while this runs is in one or the other, and a finished one is final.
   std::map<std::string, v1::Transaction, TxnIdOrder> all;
   TXN_RETURN_IF_ERROR(deps_.log->ForEach([&](const log::DecisionRecord& r) {
     all[r.txn_id()] = TransactionOf(r);
     return true;
   }));
-  for (v1::Transaction& t : finished_.All()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : two_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : sagas_->Snapshot()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : three_phase_->Snapshot()) all[t.txn_id()] = std::move(t);
+  for (v1::Transaction& t : finished_.All()) all[t.txn_id()] = std::move(t);
   for (v1::Transaction& t : other_incarnations_.Snapshot()) all.emplace(t.txn_id(), std::move(t));
 
   v1::ListTransactionsResponse resp;

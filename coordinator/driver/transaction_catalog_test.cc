@@ -27,6 +27,8 @@ TEST(FinishedTransactions, KeepsTheMostRecentAndCountsEveryOne) {
   finished.Add(Finished("d", v1::TXN_STATE_COMMITTED));
   EXPECT_TRUE(finished.Find("c").has_value()) << "one place in the order per transaction";
   EXPECT_EQ(finished.Find("c")->state(), v1::TXN_STATE_HEURISTIC_MIXED);
+  EXPECT_EQ(finished.Counts()[v1::TXN_STATE_HEURISTIC_MIXED], 0u) << "counted once";
+  EXPECT_EQ(finished.Counts()[v1::TXN_STATE_COMMITTED], 3u);
 }
 
 TEST_F(TransactionDriverTest, GetDecisionPresumesAbortAndRejectsForeignIds) {

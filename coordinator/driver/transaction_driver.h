@@ -40,8 +40,8 @@
 #include "coordinator/driver/driver_skeleton.h"
 #include "coordinator/driver/finished_transactions.h"
 #include "coordinator/driver/idempotency_table.h"
-#include "coordinator/driver/principal_in_flight.h"
 #include "coordinator/driver/other_incarnations.h"
+#include "coordinator/driver/principal_in_flight.h"
 #include "coordinator/driver/saga_driver.h"
 #include "coordinator/driver/three_phase_driver.h"
 #include "coordinator/driver/two_phase_driver.h"
@@ -70,7 +70,8 @@ struct DriverOptions {
   size_t max_active = 10'000;
   // Of those, at most this many per named principal (PrincipalInFlight); 0: no such limit.
   size_t max_active_per_principal = 5'000;
-  // Single-branch transactions commit in one phase; false only to measure what that saves.
+  // Single-branch transactions without an idempotency key commit in one phase; false only to
+  // measure what that saves.
   bool one_phase = true;
   // Idempotency keys remembered at most, and how long each is kept after its transaction
   // finished (IdempotencyTable).
@@ -250,9 +251,8 @@ class TransactionDriver final : public DeadlockTarget {
   common::SeededRandom own_random_;
   common::RandomSource* const random_;  // deps_.random or &own_random_
 
-  // Timers, RPC completions and log writes may finish after this driver is
-  // gone; every such callback goes through lifetime_. Declared last so it is
-  // destroyed (closed) first.
+  // Guards the front end's own callbacks (interactive deadlines, the metrics refresher); each
+  // protocol driver guards its own. Declared last so it is destroyed (closed) first.
   common::LifetimeGuard lifetime_;
 };
 

@@ -296,8 +296,9 @@ absl::StatusOr<v1::BeginResponse> TransactionDriver::Begin(const v1::BeginReques
   deps_.timers->After(
       timeout, Guard(Action([this, weak, timeout] {
         if (auto c = weak.lock()) {
-          two_phase_->Dispatch(c, core::RollbackRequested{absl::StrCat("transaction deadline (", timeout,
-                                                           " ms) passed before Commit")});
+          two_phase_->Dispatch(
+              c, core::RollbackRequested{
+                     absl::StrCat("transaction deadline (", timeout, " ms) passed before Commit")});
         }
       })));
   resp.set_txn_id(ctx->txn.id);

@@ -208,8 +208,7 @@ std::vector<Action> TwoPhaseDriver::Plan(const std::shared_ptr<TwoPhaseContext>&
             }
             actions.push_back([this, ctx, record = std::move(record), sync]() mutable {
               deps_.group_log->Append(
-                  std::move(record), sync,
-                  GuardReply<absl::Status>([this, ctx](absl::Status s) {
+                  std::move(record), sync, GuardReply<absl::Status>([this, ctx](absl::Status s) {
                     if (!s.ok()) {
                       // The database committed: the answer stands, only the key may be forgotten
                       // by a restart.

@@ -149,7 +149,8 @@ class Run {
         });
       }
     } else if (pick <= 7) {
-      const std::string name = kDatabases[scheduler_.Between(0, 2)];
+      const std::string name =
+          agents_[scheduler_.Between(0, static_cast<int64_t>(agents_.size()) - 1)]->name();
       Note(absl::StrCat("fault: link to ", name, " cut"));
       network_.Cut(name, true);
       scheduler_.After(scheduler_.Between(50, 1'000), [this, name] {
@@ -297,9 +298,13 @@ class Run {
     t->key = absl::StrCat("c", client, "-", transfers_.size());
     const int64_t kind = scheduler_.Between(0, 99);
     t->saga = kind < 25;
-    t->request = t->saga             ? MakeSagaRequest()
-                 : kind < 45 ? MakeThreePhaseRequest()
-                             : MakeRequest(&t->read_only);
+    if (t->saga) {
+      t->request = MakeSagaRequest();
+    } else if (kind < 45) {
+      t->request = MakeThreePhaseRequest();
+    } else {
+      t->request = MakeRequest(&t->read_only);
+    }
     t->request.set_idempotency_key(t->key);
     // Each statement names its transfer, so the checks see every transaction the key ran,
     // also ones no client heard of.

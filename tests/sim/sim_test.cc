@@ -66,9 +66,9 @@ TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
   }
   std::cout << seeds.size() << " seeds: " << committed << " transfers committed (" << three_phase
             << " by three-phase commit, " << sagas << " sagas, " << last_resource
-            << " with a last resource), " << aborted << " aborted ("
-            << failed_compensations << " sagas left FAILED_COMPENSATION), " << crashes
-            << " crashes, " << terminated << " 3PC branches finished by the agents themselves\n";
+            << " with a last resource), " << aborted << " aborted (" << failed_compensations
+            << " sagas left FAILED_COMPENSATION), " << crashes << " crashes, " << terminated
+            << " 3PC branches finished by the agents themselves\n";
   // The runs did something: transfers of every protocol committed through crashes, and agents
   // ran termination rounds.
   EXPECT_GT(committed, 10 * static_cast<int>(seeds.size()));

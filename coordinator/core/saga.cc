@@ -109,10 +109,12 @@ void OnLogFailed(SagaTxn& saga, const SagaLogFailed& e, Effects& out) {
   switch (e.point) {
     case SagaLogPoint::kStart:
       if (saga.state != TxnState::kActive || saga.started) return;
-      saga.state = TxnState::kAborted;
+      // Nothing ran. But the START record may have landed all the same (a disk that reports an
+      // error after writing), and a restart would then take the saga up forward: the ABORTED
+      // outcome is written over it, synced, before the client hears it (found by the
+      // simulation). Finish(kAborted, sync) waits for that record; if it fails too, RetryLog.
       saga.reason = absl::StrCat("the saga could not be logged before its first step: ", e.reason);
-      Reply(saga, out);
-      out.push_back(Forget{});
+      Finish(saga, TxnState::kAborted, /*sync=*/true, out);
       return;
     case SagaLogPoint::kCompensating:
       // Nothing is compensated before the decision to compensate is durable.

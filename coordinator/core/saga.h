@@ -10,7 +10,9 @@
 //
 //   ACTIVE --Start------------------------> ACTIVE   [LogSaga(start, sync)]
 //   ACTIVE --logged(start)----------------> ACTIVE   [SendStep(0)]
-//   ACTIVE --start write failed-----------> ABORTED  [Reply, Forget] (nothing ran)
+//   ACTIVE --start write failed-----------> ABORTED  [LogSaga(final, sync)] (nothing ran; the
+//                                           START may have landed all the same: the answer
+//                                           waits for the ABORTED record written over it)
 //   ACTIVE --step k DONE------------------> ACTIVE   [LogSaga(progress), SendStep(k+1)]
 //   ACTIVE --last step DONE---------------> COMMITTED [LogSaga(final, sync)]
 //   COMMITTED --logged(final)-------------> COMMITTED [Reply, Forget]

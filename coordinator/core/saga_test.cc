@@ -52,13 +52,24 @@ TEST(Saga, NothingRunsBeforeTheStartIsDurable) {
   EXPECT_TRUE(std::get<LogSaga>(fx[0]).sync);
 }
 
-TEST(Saga, StartWriteFailureAbortsWithNothingRun) {
+// The failed START write may have landed (a disk that reports an error after writing): the
+// ABORTED outcome is written over it before the client hears it, or a restart would run the
+// saga forward after the client heard ABORTED (found by the simulation).
+TEST(Saga, StartWriteFailureAbortsWithNothingRunOnceTheAbortIsDurable) {
   SagaTxn s = MakeSaga(2);
   Step(s, SagaStart{});
   auto fx = Step(s, SagaLogFailed{SagaLogPoint::kStart, "disk full"});
   EXPECT_EQ(s.state, TxnState::kAborted);
-  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
   EXPECT_EQ(Count<SendStep>(fx), 0);
+  EXPECT_EQ(Count<ReplyToClient>(fx), 0) << "not before the ABORTED record is durable";
+  EXPECT_EQ(Only<LogSaga>(fx).point, SagaLogPoint::kFinal);
+  EXPECT_TRUE(Only<LogSaga>(fx).sync);
+  fx = Step(s, SagaLogFailed{SagaLogPoint::kFinal, "disk still full"});
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1) << "IN_DOUBT meanwhile";
+  EXPECT_EQ(Only<LogSaga>(fx).attempt, 1);
+  fx = Step(s, SagaLogged{SagaLogPoint::kFinal});
+  EXPECT_EQ(Count<Forget>(fx), 1);
+  EXPECT_EQ(s.state, TxnState::kAborted);
 }
 
 TEST(Saga, StepsRunInOrderAndTheLastCommits) {

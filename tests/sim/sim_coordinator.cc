@@ -24,7 +24,14 @@ void SimDecisionWriter::WriteNext() {
   if (queue_.empty()) return;
   Pending p = std::move(queue_.front());
   queue_.pop_front();
-  absl::Status s = log_->Write({p.record}, /*sync=*/true);
+  absl::Status s;
+  if (failure_chance_ > 0 && scheduler_->Chance(failure_chance_)) {
+    ++failures_;
+    if (scheduler_->Chance(0.5)) (void)log_->Write({p.record}, /*sync=*/true);  // it landed
+    s = absl::UnavailableError("IO error: the simulated disk failed the write");
+  } else {
+    s = log_->Write({p.record}, /*sync=*/true);
+  }
   if (!queue_.empty()) {
     scheduler_->After(scheduler_->Between(1, 5), life_->Bind([this] { WriteNext(); }));
   }
@@ -39,7 +46,13 @@ SimCoordinator::SimCoordinator(SimScheduler* scheduler,
   Start();
 }
 
+void SimCoordinator::ProbeLogNow() {
+  if (!driver_->accepting()) (void)driver_->ProbeLog();
+  scheduler_->After(100, life_.Bind([this] { ProbeLogNow(); }));
+}
+
 void SimCoordinator::Start() {
+  failures_at_start_ = writer_.failures();
   driver::DriverOptions options;
   options.prepare_timeout_ms = 2'000;
   options.rpc_timeout_ms = 500;
@@ -58,6 +71,7 @@ void SimCoordinator::Start() {
     common::LogError(absl::StrCat("simulated coordinator could not recover: ", s.ToString()));
     std::abort();
   }
+  scheduler_->After(100, life_.Bind([this] { ProbeLogNow(); }));
 }
 
 void SimCoordinator::Crash() {

@@ -101,6 +101,7 @@ class Run {
     for (auto& source : sources_) source->set_coordinator(coordinator_.get());
 
     if (options_.faults) {
+      coordinator_->set_log_failure_chance(0.01);
       network_.set_faults(NetworkFaults{.drop = 0.03, .duplicate = 0.03, .min_delay_ms = 1,
                                         .max_delay_ms = 30});
       scheduler_.After(scheduler_.Between(50, 300), [this] { Fault(); });
@@ -115,6 +116,7 @@ class Run {
     scheduler_.RunUntil(start_ms_ + options_.fault_phase_ms + options_.heal_phase_ms);
     Check();
     for (auto& agent : agents_) result_.terminated_by_agents += agent->terminated();
+    result_.log_write_failures = coordinator_->log_failures();
     return std::move(result_);
   }
 
@@ -166,6 +168,14 @@ class Run {
     healed_ = true;
     network_.HealAll();
     network_.set_faults(NetworkFaults{.min_delay_ms = 1, .max_delay_ms = 5});
+    coordinator_->set_log_failure_chance(0);
+    if (coordinator_->life().up() && coordinator_->log_failed_since_start()) {
+      // A 2PC transaction whose COMMIT write failed stays in doubt until the log is read again
+      // (README: a restart, or an operator's resolve): the operator restarts the coordinator.
+      Note("an operator restarts the coordinator after its decision log failed");
+      ++result_.coordinator_crashes;
+      coordinator_->Crash();
+    }
     coordinator_->Restart();
     for (auto& agent : agents_) agent->Restart();
   }

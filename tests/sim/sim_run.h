@@ -4,8 +4,9 @@
 // two-phase commits, three-phase commits or sagas, and interactive Begin / Execute / Commit),
 // first under faults (crashes and restarts of the coordinator and agents at any step, messages
 // delayed, reordered, dropped, duplicated, links cut, between the coordinator and an agent and
-// among the agents' termination rounds), then with every fault healed until the system is
-// quiet. Then it checks what a user would:
+// among the agents' termination rounds, decision-log writes that fail, some after landing),
+// then with every fault healed (and the coordinator restarted if its log failed, as an
+// operator would) until the system is quiet. Then it checks what a user would:
 //   - atomicity: every branch of a transaction ended the same way in its database;
 //   - every COMMITTED answer is true (each branch committed), every ABORTED one too (none did);
 //     for a saga: COMMITTED = every step ran and none was compensated, ABORTED = every step that
@@ -46,6 +47,7 @@ struct SimResult {
   int terminated_by_agents = 0;
   int failed_compensations = 0;  // sagas left for an operator (their compensation kept failing)
   int coordinator_crashes = 0;
+  int log_write_failures = 0;  // decision-log writes that reported an error (some had landed)
   int agent_crashes = 0;
   std::string trace;  // faults, restarts and answers, in order, for a failing seed
   std::string log;    // what the coordinator and agents logged

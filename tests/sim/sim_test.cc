@@ -46,13 +46,14 @@ TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
   const std::vector<uint64_t> seeds = Seeds();
   const bool replay = seeds.size() == 1;
   int committed = 0, aborted = 0, crashes = 0, failed_compensations = 0;
-  int three_phase = 0, sagas = 0, last_resource = 0, terminated = 0;
+  int three_phase = 0, sagas = 0, last_resource = 0, terminated = 0, log_failures = 0;
   for (uint64_t seed : seeds) {
     SimResult r = RunSimulation(SimOptions{.seed = seed});
     committed += r.committed;
     three_phase += r.three_phase_committed;
     sagas += r.saga_committed;
     last_resource += r.last_resource_committed;
+    log_failures += r.log_write_failures;
     terminated += r.terminated_by_agents;
     aborted += r.aborted;
     failed_compensations += r.failed_compensations;
@@ -67,7 +68,8 @@ TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
   std::cout << seeds.size() << " seeds: " << committed << " transfers committed (" << three_phase
             << " by three-phase commit, " << sagas << " sagas, " << last_resource
             << " with a last resource), " << aborted << " aborted (" << failed_compensations
-            << " sagas left FAILED_COMPENSATION), " << crashes << " crashes, " << terminated
+            << " sagas left FAILED_COMPENSATION), " << crashes << " crashes, " << log_failures
+            << " failed log writes, " << terminated
             << " 3PC branches finished by the agents themselves\n";
   // The runs did something: transfers of every protocol committed through crashes, and agents
   // ran termination rounds.
@@ -78,6 +80,7 @@ TEST(Simulation, TwoPhaseThreePhaseAndSagasHoldUnderFaults) {
   EXPECT_GT(crashes, static_cast<int>(seeds.size()));
   if (!replay) {
     EXPECT_GT(terminated, 0);
+    EXPECT_GT(log_failures, static_cast<int>(seeds.size()));
   }
 }
 

@@ -183,6 +183,11 @@ void OnDecisionLogged(TwoPhaseTxn& txn, const DecisionLogged& e, Effects& out) {
     return;
   }
   if (e.decision == Decision::kAbort) {
+    if (txn.abort_pending) {  // the ABORT over a failed committing-last write is durable
+      txn.abort_pending = false;
+      StartAbort(txn, txn.reason, out);
+      return;
+    }
     // An operator's ABORT of an IN_DOUBT transaction is durable: now roll back. (The ABORT after
     // a last resource aborted was already acted on.)
     if (txn.resolution_pending &&
@@ -507,12 +512,25 @@ std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event) {
           OnDecisionLogged(txn, e, out);
         } else if constexpr (std::is_same_v<E, DecisionLogFailed>) {
           if (e.committing_last) {
-            // The last resource was never asked to commit: aborting is safe whatever the disk
-            // kept (a restart that finds the record asks the last resource and learns "no").
-            if (txn.state == TxnState::kCommitting && txn.committing_last &&
+            // The last resource was never asked to commit, so the transaction aborts. But the
+            // record may have landed all the same (a disk that reports an error after writing),
+            // and a restart that found it would ask the last resource, whose open branch (an
+            // interactive transaction's) would then commit, after the others rolled back: the
+            // ABORT is written over it, synced, before anything acts on it (found by the
+            // simulation).
+            if (txn.state == TxnState::kCommitting && txn.committing_last && !txn.abort_pending &&
                 txn.branches[*txn.last_resource].state == BranchState::kActive) {
-              StartAbort(txn, absl::StrCat("decision write failed: ", e.reason), out);
+              txn.reason = absl::StrCat("decision write failed: ", e.reason);
+              txn.abort_pending = true;
+              out.push_back(LogDecision{Decision::kAbort, false, /*sync_abort=*/true});
             }
+            return;
+          }
+          if (txn.abort_pending) {  // that ABORT could not be written either: again, later
+            ++txn.abort_log_failures;
+            Reply(txn, out);  // IN_DOUBT: nothing is durable yet
+            out.push_back(LogDecision{Decision::kAbort, false, /*sync_abort=*/true,
+                                      txn.abort_log_failures});
             return;
           }
           if (txn.resolution_pending) {  // an operator's decision could not be written

@@ -49,7 +49,13 @@
 //   COMMITTING --L aborted-----------------> ABORTING    [LogDecision(ABORT), Reply, rollbacks]
 //   COMMITTING --L unknown / call failed---> COMMITTING  [SendCommitOnePhase(L, query)] forever;
 //                                            after kMaxOnePhaseQueries the client hears IN_DOUBT
-//   COMMITTING --DecisionLogFailed(last)---> ABORTING    (L was never asked to commit)
+//   COMMITTING --DecisionLogFailed(last)---> COMMITTING  [LogDecision(ABORT, synced)]: L was
+//                                            never asked, but the record may have landed and a
+//                                            restart would ask L (whose open branch, in an
+//                                            interactive transaction, would commit): the ABORT
+//                                            is written over it first; once durable -> ABORTING
+//                                            [Reply, rollbacks]; if it fails, [Reply IN_DOUBT,
+//                                            LogDecision(ABORT, n+1)] until it lands
 //
 // L's commit writes its commit marker in the same transaction, so a restarted coordinator that
 // finds only the committing_last record asks L again and L's agent answers from the marker.
@@ -103,6 +109,12 @@ struct TwoPhaseTxn {
   bool client_answered = false;
   // COMMITTING before this is set means the COMMIT record is being written: not yet a decision.
   bool decision_logged = false;
+  // The committing-last record failed to write, so the transaction aborts (the last resource
+  // was never asked); the ABORT is being written over whatever of that record landed, and
+  // nothing acts on it before it is durable. `abort_log_failures`: how often that write failed
+  // (it is tried again with backoff; the client hears IN_DOUBT meanwhile).
+  bool abort_pending = false;
+  int abort_log_failures = 0;
   // The branch that cannot prepare and is committed last, in one phase, if any.
   std::optional<uint32_t> last_resource;
   // The committing_last record was requested: the last resource's commit decides.
@@ -211,8 +223,9 @@ struct LogDecision {
   Decision decision = Decision::kCommit;
   bool committing_last = false;
   // kAbort only: the write must be durable before the rollbacks go out (it replaces a COMMIT
-  // record that a failed write may have left).
+  // or committing-last record that a failed write may have left).
   bool sync_abort = false;
+  int attempt = 0;  // > 0: a write that failed, tried again (after a backoff)
 };
 // Mark the record done: every branch finished (no sync needed; recovery re-drives otherwise).
 // After a HEURISTIC_MIXED abort it writes the transaction's first record (decision ABORT, synced):

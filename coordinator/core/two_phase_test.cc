@@ -473,15 +473,31 @@ TEST(LastResource, NoVoteBeforeTheLastResourceRollsItBackToo) {
   EXPECT_EQ(Count<SendCommitOnePhase>(fx), 0);
 }
 
-TEST(LastResource, FailedCommittingLastRecordAborts) {
+// The failed committing-last write may have landed, and a restart finding it would ask the
+// last resource, whose open branch (interactive) would commit: the ABORT is written over it,
+// synced, before anything acts on it (found by the simulation).
+TEST(LastResource, FailedCommittingLastRecordAbortsOnceTheAbortIsDurable) {
   TwoPhaseTxn t = LastResourceTxn();
   Step(t, CommitRequested{});
   Step(t, VoteReceived{0, Vote::kYes, "", "1"});
   Step(t, VoteReceived{1, Vote::kYes, "", "2"});
   auto fx = Step(t, DecisionLogFailed{"disk full", true});
+  ASSERT_EQ(fx.size(), 1u) << "no rollback and no answer before the ABORT is durable";
+  EXPECT_EQ(std::get<LogDecision>(fx[0]).decision, Decision::kAbort);
+  EXPECT_TRUE(std::get<LogDecision>(fx[0]).sync_abort);
+  EXPECT_EQ(CheckResolve(t, Decision::kCommit).has_value(), true) << "the operator waits too";
+  // That write fails as well: the client hears IN_DOUBT, and it is written again, later.
+  fx = Step(t, DecisionLogFailed{"disk still full", false});
+  EXPECT_EQ(Count<ReplyToClient>(fx), 1);
+  EXPECT_EQ(OutcomeState(t), TxnState::kInDoubt);
+  ASSERT_EQ(Count<LogDecision>(fx), 1);
+  EXPECT_EQ(std::get<LogDecision>(fx[IndexOf<LogDecision>(fx)]).attempt, 1);
+  EXPECT_EQ(Count<SendRollback>(fx), 0);
+  fx = Step(t, DecisionLogged{Decision::kAbort, false});
   EXPECT_EQ(t.state, TxnState::kAborting);
-  EXPECT_EQ(Count<SendRollback>(fx), 3);
+  EXPECT_EQ(Count<SendRollback>(fx), 3) << "the two prepared branches and the last resource";
   EXPECT_EQ(Count<SendCommitOnePhase>(fx), 0);
+  EXPECT_EQ(DecisionOf(t), Decision::kAbort);
 }
 
 TEST(LastResource, AllOthersReadOnlyIsAPlainOnePhaseCommit) {

@@ -161,8 +161,8 @@ std::vector<Action> TwoPhaseDriver::Plan(const std::shared_ptr<TwoPhaseContext>&
                                                    : "coord.before_decision_log";
             const char* after =
                 e.committing_last ? "coord.after_committing_last_log" : "coord.after_decision_log";
-            actions.push_back([this, ctx, record = std::move(record), sync, logged, before,
-                               after]() mutable {
+            auto write = [this, ctx, record = std::move(record), sync, logged, before,
+                          after]() mutable {
               if (absl::Status fp = common::Failpoint(before); !fp.ok()) {
                 Dispatch(ctx, core::DecisionLogFailed{Message(fp), logged.committing_last});
                 return;
@@ -188,6 +188,10 @@ std::vector<Action> TwoPhaseDriver::Plan(const std::shared_ptr<TwoPhaseContext>&
                     (void)common::Failpoint(after);
                     Dispatch(ctx, logged);
                   }));
+            };
+            // A write that failed is tried again after the retry backoff.
+            actions.push_back([this, write = std::move(write), attempt = e.attempt]() mutable {
+              Later(0, attempt, std::move(write));
             });
           } else if constexpr (std::is_same_v<E, core::LogCompletion>) {
             const v1::Decision decision = core::DecisionOf(txn) == core::Decision::kCommit

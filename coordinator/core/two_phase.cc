@@ -529,8 +529,8 @@ std::vector<TwoPhaseEffect> Step(TwoPhaseTxn& txn, const TwoPhaseEvent& event) {
           if (txn.abort_pending) {  // that ABORT could not be written either: again, later
             ++txn.abort_log_failures;
             Reply(txn, out);  // IN_DOUBT: nothing is durable yet
-            out.push_back(LogDecision{Decision::kAbort, false, /*sync_abort=*/true,
-                                      txn.abort_log_failures});
+            out.push_back(
+                LogDecision{Decision::kAbort, false, /*sync_abort=*/true, txn.abort_log_failures});
             return;
           }
           if (txn.resolution_pending) {  // an operator's decision could not be written

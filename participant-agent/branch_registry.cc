@@ -233,6 +233,19 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::Prepare(
   return PrepareLocal(req, gid);
 }
 
+absl::StatusOr<bool> BranchRegistry::PreparedEarlier(const v1::PrepareBranchRequest& req,
+                                                     const std::string& gid) {
+  if (req.first_send()) {
+    std::lock_guard<std::mutex> lock(prepared_when_started_mu_);
+    if (!prepared_when_started_) {
+      absl::StatusOr<std::vector<std::string>> listed = adapter_->ListPrepared();
+      if (listed.ok()) prepared_when_started_.emplace(listed->begin(), listed->end());
+    }
+    if (prepared_when_started_ && prepared_when_started_->count(gid) == 0) return false;
+  }
+  return adapter_->IsPrepared(gid);
+}
+
 absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
     const v1::PrepareBranchRequest& req, const std::string& gid) {
   if (!adapter_->supports_prepare()) {
@@ -245,8 +258,8 @@ absl::StatusOr<v1::PrepareBranchResponse> BranchRegistry::PrepareLocal(
   Touch(gid, *e);
   v1::PrepareBranchResponse resp;
   if (!e->initialized) {
-    // A retry after this agent restarted: the database remembers what was prepared.
-    TXN_ASSIGN_OR_RETURN(bool prepared, adapter_->IsPrepared(gid));
+    // A Prepare sent again after this agent restarted: the database remembers what it prepared.
+    TXN_ASSIGN_OR_RETURN(bool prepared, PreparedEarlier(req, gid));
     if (prepared) {
       e->initialized = true;
       e->state = State::kPrepared;

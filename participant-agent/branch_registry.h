@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
@@ -107,7 +108,7 @@ class BranchRegistry {
     bool initialized = false;
     State state = State::kActive;
     std::unique_ptr<BranchSession> session;  // set while ACTIVE
-    bool holds_session_slot = false;          // session counts against sessions_
+    bool holds_session_slot = false;         // session counts against sessions_
     std::string native_id;
     std::string reason;   // why it aborted, or why it will vote NO
     bool doomed = false;  // an expectation failed during Execute: Prepare votes NO
@@ -162,6 +163,14 @@ class BranchRegistry {
                                                         const v1::ExecuteBranchRequest& req);
   absl::StatusOr<v1::PrepareBranchResponse> PrepareLocal(const v1::PrepareBranchRequest& req,
                                                          const std::string& gid);
+  // Whether the database holds `gid` prepared, asked by a Prepare of a branch this agent does
+  // not know (an earlier Prepare may have prepared it before a restart). A first send
+  // (req.first_send) cannot have been preceded by one, in this process or an earlier one: unless
+  // the gid was among those prepared when this process first looked (prepared_when_started_),
+  // the answer is no without a query. That list is the net under a duplicated message
+  // crossing a restart, which gRPC never delivers (a call dies with its connection) but the
+  // simulation's network can.
+  absl::StatusOr<bool> PreparedEarlier(const v1::PrepareBranchRequest& req, const std::string& gid);
   // The three-phase participant (branch_three_phase.cc): FAILED_PRECONDITION when this agent
   // keeps no 3PC records.
   absl::Status CheckThreePhase() const;
@@ -207,10 +216,10 @@ class BranchRegistry {
   // What each step of a branch costs in the database (txagent_branch_step_seconds{step}): the
   // split behind a transaction's latency, to see where an optimisation would pay.
   struct StepTimes {
-    common::Histogram* begin;             // connection checkout + BEGIN / XA START
-    common::Histogram* statement;         // one client statement
-    common::Histogram* prepare;           // xid read + PREPARE TRANSACTION / marker + XA PREPARE
-    common::Histogram* commit_prepared;   // COMMIT PREPARED / XA COMMIT
+    common::Histogram* begin;            // connection checkout + BEGIN / XA START
+    common::Histogram* statement;        // one client statement
+    common::Histogram* prepare;          // xid read + PREPARE TRANSACTION / marker + XA PREPARE
+    common::Histogram* commit_prepared;  // COMMIT PREPARED / XA COMMIT
     common::Histogram* rollback_prepared;
     common::Histogram* commit_one_phase;  // marker + COMMIT
   };
@@ -228,6 +237,11 @@ class BranchRegistry {
   std::unordered_map<Entry*, std::shared_ptr<Entry>> live_ ABSL_GUARDED_BY(mu_);
   // When each touched entry may next be idle or expired (monotonic ms).
   std::multimap<int64_t, SweepItem> sweep_due_ ABSL_GUARDED_BY(mu_);
+  // The gids the database held prepared at this process's first first-send Prepare (read once;
+  // nullopt until a read succeeded). Stale only towards asking the database again.
+  std::mutex prepared_when_started_mu_;
+  std::optional<std::unordered_set<std::string>> prepared_when_started_
+      ABSL_GUARDED_BY(prepared_when_started_mu_);
 };
 
 // The gid of a branch (txc_<txn id>_<branch>); INVALID_ARGUMENT naming a malformed ref.

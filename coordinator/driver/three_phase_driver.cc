@@ -230,6 +230,7 @@ std::vector<Action> ThreePhaseDriver::Plan(
               *req.mutable_operations() = ctx->branches[e.branch].operations();
             }
             req.set_begin(true);
+            req.set_first_send(true);  // the core sends each branch's Prepare once
             for (const auto& m : members) req.add_three_phase_members(m);
             const uint64_t call = ctx->calls.Start(e.branch);
             req.set_call_number(call);

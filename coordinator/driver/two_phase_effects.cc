@@ -42,6 +42,7 @@ std::vector<Action> TwoPhaseDriver::Plan(const std::shared_ptr<TwoPhaseContext>&
               *req.mutable_operations() = ctx->run_branches[e.branch].operations();
               req.set_begin(true);
             }
+            req.set_first_send(true);  // the core sends each branch's Prepare once
             auto* ch = channel_of(e.branch);
             const uint32_t b = e.branch;
             const uint64_t call = StartCall(*ctx, b);

@@ -89,6 +89,7 @@ absl::StatusOr<FinishResult> NoopAdapter::RollbackPrepared(const std::string& gi
 
 absl::StatusOr<bool> NoopAdapter::IsPrepared(const std::string& gid) {
   std::lock_guard<std::mutex> lock(mu_);
+  ++is_prepared_calls_;
   return prepared_.count(gid) == 1;
 }
 

@@ -33,6 +33,11 @@ class NoopAdapter final : public ResourceAdapter,
   }
 
   void MarkPrepared(const std::string& gid);
+  // How often IsPrepared was asked: what a branch's first Prepare should not need.
+  int is_prepared_calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return is_prepared_calls_;
+  }
   // Saga barrier rows, in memory: (gid, op) -> origin. A session's rows land at its Commit.
   absl::Status EnsureSagaBarrier() override { return absl::OkStatus(); }
   std::string BarrierOrigin(const std::string& gid, const std::string& op);
@@ -62,6 +67,7 @@ class NoopAdapter final : public ResourceAdapter,
  private:
   std::mutex mu_;
   std::set<std::string> prepared_;                                      // guarded by mu_
+  int is_prepared_calls_ = 0;                                           // guarded by mu_
   std::map<std::pair<std::string, std::string>, std::string> barrier_;  // guarded by mu_
   std::map<std::string, TpcRow> tpc_;                                   // guarded by mu_
 };

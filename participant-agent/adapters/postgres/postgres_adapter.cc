@@ -45,11 +45,38 @@ bool IsDigits(const std::string& s) {
   return true;
 }
 
+// Settings made LOCAL to the branch's transaction (as SET LOCAL), all in one statement,
+// `SELECT set_config(name, value, true), ...`: PostgreSQL parses and runs one statement instead
+// of one SET each. set_config('role', ...) is SET ROLE (the same membership check; 'none' ends
+// it). The query's parameters point into this object, which must outlive the query's run.
+class LocalSettings {
+ public:
+  void Add(const char* name, std::string value) {
+    names_.push_back(name);
+    values_.push_back(std::make_unique<std::string>(std::move(value)));
+  }
+  bool empty() const { return names_.empty(); }
+  PgQuery Query() const {
+    PgQuery q{"SELECT ", {}, nullptr};
+    for (size_t i = 0; i < names_.size(); ++i) {
+      absl::StrAppend(&q.sql, i == 0 ? "" : ", ", "set_config('", names_[i], "', $", i + 1,
+                      ", true)");
+      q.params.push_back(values_[i]->c_str());
+    }
+    return q;
+  }
+
+ private:
+  std::vector<const char*> names_;  // literals: "role", "statement_timeout"
+  std::vector<std::unique_ptr<std::string>> values_;
+};
+
 class PostgresSession final : public BranchSession, public SagaSession {
  public:
   SagaSession* saga() override { return this; }
-  // `run_as` (a quoted role name, or empty): client statements run under SET LOCAL ROLE to it;
-  // the agent's own statements (markers, barriers, PREPARE TRANSACTION) under the session user.
+  // `run_as` (a plain role name, or empty): client statements run under that role, set LOCAL
+  // in the transaction; the agent's own statements (markers, barriers, PREPARE TRANSACTION)
+  // under the session user.
   PostgresSession(std::unique_ptr<PgConnection> conn, std::string run_as, ResultLimits limits)
       : conn_(std::move(conn)), run_as_(std::move(run_as)), limits_(limits) {}
 
@@ -84,15 +111,15 @@ class PostgresSession final : public BranchSession, public SagaSession {
     std::vector<PgQuery> queries;
     if (!begun_) queries.push_back({"BEGIN", {}});
     const std::optional<int64_t> timeout = StatementTimeoutToSet();
-    if (timeout) {
-      // PostgreSQL arms each statement's timer as its Execute arrives, with the setting then in
-      // effect: this SET, ahead in the same pipeline, is the statement's timeout. BEGIN and this
-      // SET cannot fail on a healthy connection outside a failed transaction, and in a failed
-      // one the statement fails too.
-      queries.push_back({absl::StrCat("SET LOCAL statement_timeout = ", *timeout), {}});
-    }
     const bool switch_role = !run_as_.empty() && !role_active_;
-    if (switch_role) queries.push_back({absl::StrCat("SET LOCAL ROLE ", run_as_), {}});
+    // PostgreSQL arms each statement's timer as its Execute arrives, with the setting then in
+    // effect: this setting, ahead in the same pipeline, is the statement's timeout. BEGIN and
+    // the settings cannot fail on a healthy connection outside a failed transaction (the role
+    // was checked at start), and in a failed one the statement fails too.
+    LocalSettings settings;
+    if (timeout) settings.Add("statement_timeout", absl::StrCat(*timeout));
+    if (switch_role) settings.Add("role", run_as_);
+    if (!settings.empty()) queries.push_back(settings.Query());
     // Rows are read one at a time and the result stops at the agent's limits, so a statement
     // that returns a huge result never has it in the agent's memory.
     v1::ExecuteResult out;
@@ -254,14 +281,16 @@ class PostgresSession final : public BranchSession, public SagaSession {
     std::vector<PgQuery> queries;
     // A failed transaction runs nothing but its end (COMMIT answers ROLLBACK), and ends them.
     const bool failed = PQtransactionStatus(conn_->get()) == PQTRANS_INERROR;
-    if (role_active_ && !failed) queries.push_back({"SET LOCAL ROLE NONE", {}});
     std::optional<int64_t> timeout;
     if (!failed) {
       timeout = CallCancellation::CurrentRemainingMs() ? StatementTimeoutToSet()
                 : statement_timeout_ms_ != 0          ? std::optional<int64_t>(0)
                                                       : std::nullopt;
     }
-    if (timeout) queries.push_back({absl::StrCat("SET LOCAL statement_timeout = ", *timeout), {}});
+    LocalSettings settings;
+    if (role_active_ && !failed) settings.Add("role", "none");
+    if (timeout) settings.Add("statement_timeout", absl::StrCat(*timeout));
+    if (!settings.empty()) queries.push_back(settings.Query());
     // If a reset fails, the transaction is aborted and the agent's statements fail too.
     const size_t resets = queries.size();
     std::vector<absl::StatusOr<PgResult>> results;
@@ -337,7 +366,7 @@ class PostgresSession final : public BranchSession, public SagaSession {
   std::unique_ptr<PgConnection> conn_;
   const std::string run_as_;
   const ResultLimits limits_;
-  bool role_active_ = false;  // SET LOCAL ROLE run_as_ is in effect
+  bool role_active_ = false;  // the LOCAL role run_as_ is in effect
   bool begun_ = false;        // BEGIN was sent
   bool wrote_ = false;  // a statement changed rows (so an xid is assigned)
   int64_t statement_timeout_ms_ = 0;  // the SET LOCAL statement_timeout in effect; 0: none
@@ -564,7 +593,7 @@ absl::StatusOr<std::unique_ptr<BranchSession>> PostgresAdapter::Begin(const std:
                                                " has not been checked yet (database not reached)"));
   }
   TXN_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
-  auto session = std::make_unique<PostgresSession>(std::move(conn), run_as_quoted_, limits_);
+  auto session = std::make_unique<PostgresSession>(std::move(conn), run_as_role_, limits_);
   TXN_RETURN_IF_ERROR(session->Open());
   return std::unique_ptr<BranchSession>(std::move(session));
 }

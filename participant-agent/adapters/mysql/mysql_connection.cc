@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
 namespace txn::agent {
@@ -76,6 +77,25 @@ absl::Status MysqlConnection::Query(const std::string& sql) {
   last_errno_ = 0;
   if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return Error(nullptr);
   if (MYSQL_RES* r = mysql_store_result(conn_)) mysql_free_result(r);
+  return absl::OkStatus();
+}
+
+absl::Status MysqlConnection::QueryAll(const std::vector<std::string>& sqls, size_t* failed_at) {
+  last_errno_ = 0;
+  size_t at = 0;
+  auto fail = [&] {
+    if (failed_at != nullptr) *failed_at = at;
+    return Error(nullptr);
+  };
+  const std::string joined = absl::StrJoin(sqls, "; ");
+  if (mysql_real_query(conn_, joined.data(), joined.size()) != 0) return fail();
+  for (;;) {
+    if (MYSQL_RES* r = mysql_store_result(conn_)) mysql_free_result(r);
+    const int next = mysql_next_result(conn_);
+    if (next < 0) break;  // no more results
+    ++at;
+    if (next > 0) return fail();
+  }
   return absl::OkStatus();
 }
 
@@ -234,7 +254,11 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
                          dsn_.password.empty() ? nullptr : dsn_.password.c_str(),
                          dsn_.dbname.empty() ? nullptr : dsn_.dbname.c_str(), dsn_.port,
                          dsn_.socket.empty() ? nullptr : dsn_.socket.c_str(),
-                         CLIENT_FOUND_ROWS) == nullptr) {
+                         // Multi-statement queries carry the agent's own statements (QueryAll);
+                         // a client's statement is always a server-side prepared statement,
+                         // which the server takes one at a time whatever this flag says
+                         // (preparing "SELECT 1; DROP TABLE t" answers 1064, runs nothing).
+                         CLIENT_FOUND_ROWS | CLIENT_MULTI_STATEMENTS) == nullptr) {
     std::string msg = mysql_error(c);
     mysql_close(c);
     return absl::UnavailableError(absl::StrCat("cannot connect to MySQL: ", msg));

@@ -80,6 +80,11 @@ class MysqlConnection {
   // ABORTED for deadlock / lock wait timeout, FAILED_PRECONDITION otherwise; the message
   // carries the MySQL error number.
   absl::Status Query(const std::string& sql);
+  // Runs statements of the adapter's own in order, in one round trip (a multi-statement query:
+  // the pool's connections allow them; a client's statement never is one, see Execute). Stops
+  // at the first that fails: its status, with `*failed_at` (if given) its index. Result sets are
+  // dropped.
+  absl::Status QueryAll(const std::vector<std::string>& sqls, size_t* failed_at = nullptr);
   // Runs a query of the adapter's own and returns its rows as text ("" for NULL).
   absl::StatusOr<std::vector<std::vector<std::string>>> QueryRows(const std::string& sql);
   // Runs a client's statement as a server-side prepared statement. `wrote` is set when it

@@ -62,6 +62,40 @@ TEST_F(BranchRegistryTest, PrepareWithWorkVotesYesAndIsIdempotent) {
   EXPECT_TRUE(*adapter_.IsPrepared("txc_n1-1-1_0"));
 }
 
+TEST_F(BranchRegistryTest, AFirstSendOfANewBranchDoesNotAskTheDatabaseWhetherItIsPrepared) {
+  v1::PrepareBranchRequest req;
+  *req.mutable_ref() = Ref("n1-1-7");
+  req.set_begin(true);
+  req.set_first_send(true);
+  *req.add_operations() = Sql("UPDATE t SET a = 1");
+  ASSERT_EQ(registry_.Prepare(req)->vote(), v1::VOTE_YES);
+  *req.mutable_ref() = Ref("n1-1-8");
+  ASSERT_EQ(registry_.Prepare(req)->vote(), v1::VOTE_YES);
+  EXPECT_EQ(adapter_.is_prepared_calls(), 0);
+  // Without first_send (an older coordinator, a tool) the database is asked.
+  req.set_first_send(false);
+  *req.mutable_ref() = Ref("n1-1-9");
+  ASSERT_EQ(registry_.Prepare(req)->vote(), v1::VOTE_YES);
+  EXPECT_EQ(adapter_.is_prepared_calls(), 1);
+}
+
+TEST_F(BranchRegistryTest, AFirstSendOfABranchPreparedBeforeARestartIsAnsweredFromTheDatabase) {
+  // An earlier agent process prepared the branch, and a duplicate of its first Prepare reaches
+  // this one (gRPC never delivers that; the simulation's network does). Running its work again
+  // would vote NO here (the noop adapter affects 0 rows); the database says it is prepared.
+  adapter_.MarkPrepared("txc_n1-1-7_0");
+  v1::PrepareBranchRequest req;
+  *req.mutable_ref() = Ref("n1-1-7");
+  req.set_begin(true);
+  req.set_first_send(true);
+  *req.add_operations() = Sql("UPDATE t SET a = 1", 1);
+  auto r = registry_.Prepare(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->vote(), v1::VOTE_YES) << r->reason();
+  EXPECT_EQ(Commit(Ref("n1-1-7")), v1::BRANCH_RESULT_COMMITTED);
+  EXPECT_FALSE(*adapter_.IsPrepared("txc_n1-1-7_0"));
+}
+
 TEST_F(BranchRegistryTest, PrepareWithoutWorkVotesReadOnly) {
   EXPECT_EQ(Prepare(Ref(), {}).vote(), v1::VOTE_READ_ONLY);
   EXPECT_EQ(Commit(Ref()), v1::BRANCH_RESULT_COMMITTED);

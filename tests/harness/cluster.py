@@ -3,6 +3,7 @@
 Everything runs on 127.0.0.1 in temporary folders and is torn down by stop(). Processes are
 started from the build folder named by $TXCOORD_BUILD_DIR (default: ./build).
 """
+import contextlib
 import glob
 import os
 import pwd
@@ -181,6 +182,30 @@ class MariaDB(ChildProcess):
         r = subprocess.run(argv, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
         return [line.split("\t") for line in r.stdout.splitlines()]
+
+    @contextlib.contextmanager
+    def holding_rows(self, db, update, what="the outside session holds its rows"):
+        """A session that is not ours (the mariadb client) runs `update` in an open transaction
+        and holds the rows it locked until the block ends, or until the block calls the function
+        it is given; then it rolls back."""
+        outsider = subprocess.Popen(
+            ["mariadb", "--no-defaults", "-S", self.socket, "-uroot", db],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+        def release():
+            if not outsider.stdin.closed:
+                outsider.stdin.write("ROLLBACK;\n")
+                outsider.stdin.close()
+
+        try:
+            outsider.stdin.write(f"BEGIN; {update};\n")
+            outsider.stdin.flush()
+            eventually(lambda: self.sql("SELECT count(*) FROM information_schema.INNODB_TRX "
+                                        "WHERE trx_rows_locked > 0")[0][0] != "0", what=what)
+            yield release
+        finally:
+            release()
+            outsider.wait(timeout=10)
 
     def prepared(self):
         """gids of our prepared XA transactions (XA RECOVER, format 7868)."""

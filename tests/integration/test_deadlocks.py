@@ -275,15 +275,8 @@ class Deadlocks(unittest.TestCase):
         # every 20 ms saw t0's wait alone until it ended).
         before = self.broken()
         my = self.c.mariadbs["ledger"]
-        outsider = subprocess.Popen(
-            ["mariadb", "--no-defaults", "-S", my.socket, "-uroot", "ledger"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-        try:
-            outsider.stdin.write("BEGIN; UPDATE acct SET bal = bal WHERE id = 8;\n")
-            outsider.stdin.flush()
-            h.eventually(lambda: my.sql("SELECT count(*) FROM information_schema.INNODB_TRX "
-                                        "WHERE trx_rows_locked > 0")[0][0] != "0",
-                         what="the outsider holds row 8")
+        with my.holding_rows("ledger", "UPDATE acct SET bal = bal WHERE id = 8",
+                             what="the outsider holds row 8") as release_row_8:
             t0 = self.begin()
             (f0,) = self.run_waits([lambda: self.debit(t0, "ledger", 8)])
             h.eventually(lambda: any(w.waiter_txn_id == t0 for w in self.admin.ListWaits(
@@ -300,13 +293,9 @@ class Deadlocks(unittest.TestCase):
             r1, _ = f1.result(timeout=30)
             self.assertNotIsInstance(r1, grpc.RpcError, r1)
             self.assertFalse(f0.done(), "t0 still waits for the outsider")
-            outsider.stdin.write("ROLLBACK;\n")
-            outsider.stdin.flush()
+            release_row_8()
             r0, _ = f0.result(timeout=30)
             self.assertNotIsInstance(r0, grpc.RpcError, r0)
-        finally:
-            outsider.stdin.close()
-            outsider.wait(timeout=10)
         o7, l7, l8 = self.bal("orders", 7), self.bal("ledger", 7), self.bal("ledger", 8)
         out = self.coord.Commit(pb.CommitRequest(txn_id=t1, wait_for_completion=True), timeout=30)
         self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out.reason)

@@ -1,5 +1,7 @@
 """MariaDB (XA) participants, alone and with PostgreSQL, through txcoord and txagent."""
+import concurrent.futures
 import subprocess
+import time
 import unittest
 
 import grpc
@@ -52,6 +54,50 @@ class MariaDbTransfers(unittest.TestCase):
         self.assertEqual(out.state, pb.TXN_STATE_ABORTED)
         self.assertIn("1146", out.reason)  # ER_NO_SUCH_TABLE
         self.assertEqual(bank.balances(self.c), before)
+        self.settle()
+
+    def test_params_that_do_not_match_the_placeholders_run_nothing(self):
+        # The statement is prepared and executed in one round trip: a wrong number of params
+        # must still fail before anything runs, with a message that says so.
+        before = bank.balances(self.c)
+        for params in (["my2"], [1, "my2", 3]):
+            req = bank.transfer_request("t-params", "pg2", "my2", 1)
+            del req.branches[1].operations[1:]
+            req.branches[1].operations[0].sql.ClearField("params")
+            req.branches[1].operations[0].sql.params.extend(str(p) for p in params)
+            out = self.coord.Run(req, timeout=20)
+            self.assertEqual(out.state, pb.TXN_STATE_ABORTED, out)
+            self.assertIn(f"placeholders do not match the {len(params)} params given", out.reason)
+            self.assertEqual(bank.balances(self.c), before)
+            self.settle()
+
+    def test_a_reset_connection_still_ends_lock_waits_at_the_lock_timeout(self):
+        # The agent's innodb_lock_wait_timeout (--lock-timeout-ms 1000 here) is applied again
+        # after each session reset, with the connection's next statement. The waiting branch runs
+        # on a connection that served branches before it (so it was reset); its wait on a row
+        # held from outside ends at the lock timeout (1205), not at the server's default of 50 s
+        # or the call's deadline.
+        my = self.c.mariadbs["ledger"]
+        with my.holding_rows("ledger", "UPDATE accounts SET balance = balance WHERE id = 'my3'"):
+            for i in range(3):
+                out = self.coord.Run(bank.transfer_request(f"t-reuse-{i}", "pg4", "my4", 1),
+                                     timeout=20)
+                self.assertEqual(out.state, pb.TXN_STATE_COMMITTED, out)
+            self.settle()
+            sessions = {r[0] for r in my.sql("SELECT id FROM information_schema.PROCESSLIST")}
+            started = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                run = pool.submit(self.coord.Run,
+                                  bank.transfer_request("t-waits", "pg4", "my3", 1), timeout=30)
+                waiting = h.eventually(
+                    lambda: my.sql("SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX "
+                                   "WHERE trx_state = 'LOCK WAIT'"), what="the branch waits")
+                self.assertIn(waiting[0][0], sessions, "the waiting branch reused a connection")
+                out = run.result()
+            waited = time.monotonic() - started
+            self.assertEqual(out.state, pb.TXN_STATE_ABORTED, out)
+            self.assertIn("1205", out.reason)  # ER_LOCK_WAIT_TIMEOUT
+            self.assertLess(waited, 5, "ended by the agent's 1 s lock timeout")
         self.settle()
 
     def test_ddl_is_refused_before_it_reaches_mariadb(self):

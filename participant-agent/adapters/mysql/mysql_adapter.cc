@@ -60,8 +60,7 @@ void KillQuery(MysqlPool* pool, int64_t thread) {
 // (CallCancellation), so that the statement ends in the server by the transaction's deadline
 // even when the call's KILL QUERY cannot reach it. SET STATEMENT ... FOR limits this one
 // statement and leaves no session state behind (a parked XA connection keeps its session). The
-// time is rounded down to whole seconds from 10 s up and to tenths below, so that the
-// connection's statement cache (keyed by text) still finds the statement on most calls. Every
+// time is rounded down to whole seconds from 10 s up and to tenths below. Every
 // statement gets the prefix (MariaDB takes any statement after FOR, DO and VALUES included); the
 // policy refuses every way a client could change max_statement_time itself.
 v1::Sql WithStatementTime(const v1::Sql& sql) {

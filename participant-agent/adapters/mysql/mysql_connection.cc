@@ -39,28 +39,6 @@ bool LooksDead(MYSQL* conn) {
 
 }  // namespace
 
-MYSQL_STMT* StatementCache::Find(const std::string& text) {
-  auto it = statements_.find(text);
-  return it == statements_.end() ? nullptr : it->second;
-}
-
-void StatementCache::Put(const std::string& text, MYSQL_STMT* stmt) {
-  if (statements_.size() >= kMaxCachedStatements) Clear();
-  statements_[text] = stmt;
-}
-
-void StatementCache::Drop(const std::string& text) {
-  auto it = statements_.find(text);
-  if (it == statements_.end()) return;
-  mysql_stmt_close(it->second);
-  statements_.erase(it);
-}
-
-void StatementCache::Clear() {
-  for (auto& [text, stmt] : statements_) mysql_stmt_close(stmt);
-  statements_.clear();
-}
-
 MysqlConnection::~MysqlConnection() {
   pool_->Release(std::move(pooled_), !discard_ && !holds_prepared_xa_, needs_reset_);
 }
@@ -73,22 +51,38 @@ absl::Status MysqlConnection::Error(MYSQL_STMT* stmt) {
   return s;
 }
 
-absl::Status MysqlConnection::Query(const std::string& sql) {
-  last_errno_ = 0;
-  if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return Error(nullptr);
-  if (MYSQL_RES* r = mysql_store_result(conn_)) mysql_free_result(r);
+absl::Status MysqlConnection::ApplyPendingSettings() {
+  if (!pooled_->settings_pending) return absl::OkStatus();
+  const std::string& set = pool_->SessionSettingsSql();
+  if (mysql_real_query(conn_, set.data(), set.size()) != 0) {
+    discard_ = true;  // a session without its settings is never pooled again
+    return Error(nullptr);
+  }
+  pooled_->settings_pending = false;
   return absl::OkStatus();
 }
 
+absl::Status MysqlConnection::Query(const std::string& sql) { return QueryAll({sql}); }
+
 absl::Status MysqlConnection::QueryAll(const std::vector<std::string>& sqls, size_t* failed_at) {
   last_errno_ = 0;
+  // Pending session settings go first, in the same round trip; they do not count in
+  // `failed_at` (if they fail, the connection is not pooled again and the failure is reported
+  // at index 0, before anything of the caller's ran).
+  const bool with_settings = pooled_->settings_pending;
   size_t at = 0;
   auto fail = [&] {
-    if (failed_at != nullptr) *failed_at = at;
+    if (failed_at != nullptr) *failed_at = with_settings && at > 0 ? at - 1 : at;
+    if (with_settings && at == 0) discard_ = true;
     return Error(nullptr);
   };
-  const std::string joined = absl::StrJoin(sqls, "; ");
+  std::string joined = with_settings ? pool_->SessionSettingsSql() : std::string();
+  for (const std::string& sql : sqls) {
+    if (!joined.empty()) joined += "; ";
+    joined += sql;
+  }
   if (mysql_real_query(conn_, joined.data(), joined.size()) != 0) return fail();
+  pooled_->settings_pending = false;  // the first statement, if any, was the settings
   for (;;) {
     if (MYSQL_RES* r = mysql_store_result(conn_)) mysql_free_result(r);
     const int next = mysql_next_result(conn_);
@@ -102,6 +96,7 @@ absl::Status MysqlConnection::QueryAll(const std::vector<std::string>& sqls, siz
 absl::StatusOr<std::vector<std::vector<std::string>>> MysqlConnection::QueryRows(
     const std::string& sql) {
   last_errno_ = 0;
+  TXN_RETURN_IF_ERROR(ApplyPendingSettings());
   if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return Error(nullptr);
   std::vector<std::vector<std::string>> rows;
   MYSQL_RES* r = mysql_store_result(conn_);
@@ -125,43 +120,40 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
                                                            const ResultLimits& limits,
                                                            const std::function<void()>& stop_statement) {
   last_errno_ = 0;
-  StatementCache& cache = pooled_->statements;
-  MYSQL_STMT* stmt = cache.Find(sql.text());
-  if (stmt == nullptr) {
-    stmt = mysql_stmt_init(conn_);
-    if (stmt == nullptr) return Error(nullptr);
-    if (mysql_stmt_prepare(stmt, sql.text().data(), sql.text().size()) != 0) {
-      absl::Status s = Error(stmt);
-      mysql_stmt_close(stmt);
-      return s;
-    }
-    cache.Put(sql.text(), stmt);
-  }
-  // After a failure the statement's state is unknown: it is closed, never reused.
-  auto failed = [&]() -> absl::Status {
-    absl::Status s = Error(stmt);
-    cache.Drop(sql.text());
-    return s;
-  };
-  const unsigned long want = mysql_stmt_param_count(stmt);
-  if (want != static_cast<unsigned long>(sql.params_size())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the statement has ", want, " placeholders but ", sql.params_size(), " params were given"));
-  }
-  std::vector<MYSQL_BIND> params(want);
-  std::vector<my_bool> nulls(want, 0);
+  TXN_RETURN_IF_ERROR(ApplyPendingSettings());
+  std::unique_ptr<MYSQL_STMT, decltype(&mysql_stmt_close)> owned(mysql_stmt_init(conn_),
+                                                                  &mysql_stmt_close);
+  MYSQL_STMT* const stmt = owned.get();
+  if (stmt == nullptr) return Error(nullptr);
+  // The statement's placeholders are counted by the server as it prepares: the client says how
+  // many parameters it binds, and a mismatch fails before anything runs (checked: 1835 from
+  // the server for fewer, 2034 from the client library for more).
+  unsigned int given = static_cast<unsigned int>(sql.params_size());
+  if (mysql_stmt_attr_set(stmt, STMT_ATTR_PREBIND_PARAMS, &given) != 0) return Error(stmt);
+  std::vector<MYSQL_BIND> params(given);
+  std::vector<my_bool> nulls(given, 0);
   for (uint32_t idx : sql.null_params()) {
-    if (idx < want) nulls[idx] = 1;
+    if (idx < given) nulls[idx] = 1;
   }
-  for (unsigned long i = 0; i < want; ++i) {
+  for (unsigned int i = 0; i < given; ++i) {
     params[i] = MYSQL_BIND{};
     params[i].buffer_type = MYSQL_TYPE_STRING;
     params[i].buffer = const_cast<char*>(sql.params(static_cast<int>(i)).data());
     params[i].buffer_length = sql.params(static_cast<int>(i)).size();
     params[i].is_null = &nulls[i];
   }
-  if (want > 0 && mysql_stmt_bind_param(stmt, params.data()) != 0) return failed();
-  if (mysql_stmt_execute(stmt) != 0) return failed();
+  if (given > 0 && mysql_stmt_bind_param(stmt, params.data()) != 0) return Error(stmt);
+  if (mariadb_stmt_execute_direct(stmt, sql.text().data(), sql.text().size()) != 0) {
+    const unsigned err = mysql_stmt_errno(stmt);
+    if (err == kErMalformedPacket || err == CR_INVALID_PARAMETER_NO) {
+      last_errno_ = err;
+      return absl::FailedPreconditionError(
+          absl::StrCat("the statement's placeholders do not match the ", given,
+                       " params given (MySQL error ", err, ": ", mysql_stmt_error(stmt), ")"));
+    }
+    return Error(stmt);
+  }
+  auto failed = [&]() -> absl::Status { return Error(stmt); };
 
   v1::ExecuteResult out;
   std::unique_ptr<MYSQL_RES, decltype(&mysql_free_result)> meta(
@@ -200,8 +192,7 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
         stop_statement();
         discard_ = true;
       }
-      cache.Drop(sql.text());  // closing it reads and drops what the server still sends
-      return over;
+      return over;  // closing the statement reads and drops what the server still sends
     }
     v1::Row* row = out.add_rows();
     for (unsigned i = 0; i < n; ++i) {
@@ -226,12 +217,22 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
   return out;
 }
 
+namespace {
+std::string SessionSettingsFor(int64_t lock_timeout_ms) {
+  if (lock_timeout_ms <= 0) return "";
+  const int64_t seconds = std::max<int64_t>(1, (lock_timeout_ms + 999) / 1000);
+  return absl::StrCat("SET SESSION innodb_lock_wait_timeout = ", seconds);
+}
+}  // namespace
+
 MysqlPool::MysqlPool(MysqlDsn dsn, int max_idle, int64_t lock_timeout_ms)
-    : dsn_(std::move(dsn)), max_idle_(max_idle), lock_timeout_ms_(lock_timeout_ms) {}
+    : dsn_(std::move(dsn)),
+      max_idle_(max_idle),
+      session_settings_sql_(SessionSettingsFor(lock_timeout_ms)) {}
 
 MysqlPool::~MysqlPool() {
   std::lock_guard<std::mutex> lock(mu_);
-  idle_.clear();  // closes each connection after its statements
+  idle_.clear();  // closes each connection
 }
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
@@ -263,7 +264,8 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
     mysql_close(c);
     return absl::UnavailableError(absl::StrCat("cannot connect to MySQL: ", msg));
   }
-  if (!ApplySessionSettings(c)) {
+  if (!session_settings_sql_.empty() &&
+      mysql_real_query(c, session_settings_sql_.data(), session_settings_sql_.size()) != 0) {
     std::string msg = mysql_error(c);
     mysql_close(c);
     return absl::UnavailableError(absl::StrCat("cannot set up a MySQL session: ", msg));
@@ -271,19 +273,12 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> MysqlPool::Acquire() {
   return std::make_unique<MysqlConnection>(this, std::make_unique<PooledMysql>(c));
 }
 
-bool MysqlPool::ApplySessionSettings(MYSQL* conn) {
-  if (lock_timeout_ms_ <= 0) return true;
-  const int64_t seconds = std::max<int64_t>(1, (lock_timeout_ms_ + 999) / 1000);
-  const std::string set = absl::StrCat("SET SESSION innodb_lock_wait_timeout = ", seconds);
-  return mysql_real_query(conn, set.data(), set.size()) == 0;
-}
-
 void MysqlPool::Release(std::unique_ptr<PooledMysql> conn, bool reusable, bool needs_reset) {
   if (reusable && needs_reset) {
-    // The reset drops the server's prepared statements, so the cache goes first. A reset also
-    // returns session variables to the server's defaults: ours are applied again.
-    conn->statements.Clear();
-    reusable = mysql_reset_connection(conn->conn) == 0 && ApplySessionSettings(conn->conn);
+    // A reset returns session variables to the server's defaults: ours are applied again with
+    // the connection's next statement (PooledMysql::settings_pending).
+    reusable = mysql_reset_connection(conn->conn) == 0;
+    conn->settings_pending = !session_settings_sql_.empty();
   }
   if (reusable) {
     std::lock_guard<std::mutex> lock(mu_);

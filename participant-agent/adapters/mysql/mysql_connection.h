@@ -1,8 +1,9 @@
 // MySQL/MariaDB connections through libmariadb, and a small pool of them.
 //
 // Statements from clients always go through server-side prepared statements (parameters bound
-// as strings, multi-statements off); only the adapter's own fixed statements (XA ..., with hex
-// literals it built itself) use plain queries. Connections are made with CLIENT_FOUND_ROWS so
+// as strings; the server prepares one statement at a time, so a client's text is never a
+// multi-statement); only the adapter's own fixed statements (XA ..., with hex literals it built
+// itself) use plain queries, several in one round trip where they can. Connections are made with CLIENT_FOUND_ROWS so
 // "rows affected" counts matched rows, as PostgreSQL does, and never reconnect by themselves
 // (a silent reconnect in the middle of an XA transaction would lose it). Thread-compatible: one
 // thread uses a connection at a time; the pool is thread-safe.
@@ -14,7 +15,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -29,43 +29,21 @@ inline constexpr unsigned kErLockWaitTimeout = 1205;
 inline constexpr unsigned kErLockDeadlock = 1213;
 inline constexpr unsigned kErXaerNota = 1397;  // unknown XID
 inline constexpr unsigned kErStatementTimeout = 1969;  // max_statement_time exceeded
+inline constexpr unsigned kErMalformedPacket = 1835;  // e.g. fewer parameters than placeholders
 
 class MysqlPool;
 
-// Server-side prepared statements of one connection, by text, so that a client statement run
-// again on the same pooled connection skips its prepare round trip (the agent's per-step
-// timings showed MariaDB statements costing twice PostgreSQL's when prepared per call). Holds
-// at most kMaxCachedStatements; when full it closes them all and starts over. Prepared
-// statements hold no data and no session state a client could set, so sharing them between
-// branches on one connection leaks nothing. Thread-compatible, like the connection.
-class StatementCache {
- public:
-  static constexpr size_t kMaxCachedStatements = 64;
-  StatementCache() = default;
-  StatementCache(const StatementCache&) = delete;
-  StatementCache& operator=(const StatementCache&) = delete;
-  ~StatementCache() { Clear(); }
-  // The statement prepared for `text`, or nullptr.
-  MYSQL_STMT* Find(const std::string& text);
-  void Put(const std::string& text, MYSQL_STMT* stmt);
-  // Closes and forgets the statement for `text` (after an error its state is unknown).
-  void Drop(const std::string& text);
-  void Clear();
-
- private:
-  std::unordered_map<std::string, MYSQL_STMT*> statements_;
-};
-
-// One connection as the pool keeps it: the libmariadb handle and its prepared statements,
-// which are closed before the connection is.
+// One connection as the pool keeps it. `settings_pending`: the session was reset and the
+// agent's session settings (MysqlPool::SessionSettingsSql) are not applied yet; the connection
+// applies them with its first statement (in the same round trip when that statement is one of
+// the adapter's own, as XA START is), so a reset costs no extra round trip for them.
 struct PooledMysql {
   explicit PooledMysql(MYSQL* c) : conn(c) {}
-  ~PooledMysql() {
-    statements.Clear();
-    mysql_close(conn);
-  }
+  ~PooledMysql() { mysql_close(conn); }
+  PooledMysql(const PooledMysql&) = delete;
+  PooledMysql& operator=(const PooledMysql&) = delete;
   MYSQL* const conn;
-  StatementCache statements;
+  bool settings_pending = false;
 };
 
 class MysqlConnection {
@@ -87,8 +65,10 @@ class MysqlConnection {
   absl::Status QueryAll(const std::vector<std::string>& sqls, size_t* failed_at = nullptr);
   // Runs a query of the adapter's own and returns its rows as text ("" for NULL).
   absl::StatusOr<std::vector<std::vector<std::string>>> QueryRows(const std::string& sql);
-  // Runs a client's statement as a server-side prepared statement. `wrote` is set when it
-  // returned no result set (a data change).
+  // Runs a client's statement as a server-side prepared statement, prepared and executed in
+  // one round trip (mariadb_stmt_execute_direct) and closed after it: a statement is not
+  // reused across branches anyway, since the reset between them drops every prepared
+  // statement. `wrote` is set when it returned no result set (a data change).
   // Reading its rows stops at `limits` (RESOURCE_EXHAUSTED naming the limit); then
   // `stop_statement`, if given, stops the statement in the server (KILL QUERY from another
   // connection), so that dropping the rest of the result does not read all of it, and the
@@ -114,6 +94,9 @@ class MysqlConnection {
 
  private:
   absl::Status Error(MYSQL_STMT* stmt);
+  // Applies pending session settings in a round trip of their own (before a statement that
+  // cannot carry them, a client's prepared statement or a query whose rows are read).
+  absl::Status ApplyPendingSettings();
   MysqlPool* const pool_;
   std::unique_ptr<PooledMysql> pooled_;
   MYSQL* const conn_;
@@ -134,14 +117,14 @@ class MysqlPool {
   // Pools `conn` when `reusable`, after resetting its session when `needs_reset` (a connection
   // whose reset fails is closed); closes it otherwise.
   void Release(std::unique_ptr<PooledMysql> conn, bool reusable, bool needs_reset);
+  // The agent's session settings (innodb_lock_wait_timeout) as one statement, or "" when there
+  // are none. A new connection gets them at once; a reset one with its next statement.
+  const std::string& SessionSettingsSql() const { return session_settings_sql_; }
 
  private:
-  // Applies the agent's session settings (innodb_lock_wait_timeout) to a new or reset
-  // connection; false if the connection failed.
-  bool ApplySessionSettings(MYSQL* conn);
   const MysqlDsn dsn_;
   const int max_idle_;
-  const int64_t lock_timeout_ms_;
+  const std::string session_settings_sql_;
   std::mutex mu_;
   std::vector<std::unique_ptr<PooledMysql>> idle_;  // guarded by mu_
 };

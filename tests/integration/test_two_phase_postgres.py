@@ -312,6 +312,34 @@ class ParticipantIdempotency(unittest.TestCase):
         self.assertEqual(late.result, ppb.BRANCH_RESULT_ABORTED)
         self.assertNotIn("p-late1pc", shop.orders(self.c))
 
+    def test_a_one_phase_commit_whose_marker_cannot_be_written_commits_nothing(self):
+        # The marker and COMMIT travel in one round trip: when the marker's insert fails (here
+        # the gid's marker exists already: a first send after a restart, for a branch that
+        # committed before it), the COMMIT behind it must not run.
+        first = self.agent.CommitOnePhase(ppb.CommitOnePhaseRequest(
+            ref=self.ref(9), begin=True,
+            operations=[h.sql_op("INSERT INTO orders VALUES ($1, 'apple', 1)", "p-1pc-a")]),
+            timeout=5)
+        self.assertEqual(first.result, ppb.BRANCH_RESULT_COMMITTED)
+        self.c.agents["orders"].kill()
+        self.c.agents["orders"].start()
+        agent = self.c.participant_stub("orders")
+        again = agent.CommitOnePhase(ppb.CommitOnePhaseRequest(
+            ref=self.ref(9), begin=True,
+            operations=[h.sql_op("INSERT INTO orders VALUES ($1, 'apple', 1)", "p-1pc-b")]),
+            timeout=5)
+        self.assertEqual(again.result, ppb.BRANCH_RESULT_ABORTED, again)
+        self.assertIn("commit marker", again.reason)
+        self.assertIn("p-1pc-a", shop.orders(self.c))
+        self.assertNotIn("p-1pc-b", shop.orders(self.c))
+        # The session was rolled back and is clean: the next branch on it commits.
+        ok = agent.CommitOnePhase(ppb.CommitOnePhaseRequest(
+            ref=self.ref(10), begin=True,
+            operations=[h.sql_op("INSERT INTO orders VALUES ($1, 'apple', 1)", "p-1pc-c")]),
+            timeout=5)
+        self.assertEqual(ok.result, ppb.BRANCH_RESULT_COMMITTED, ok)
+        self.assertIn("p-1pc-c", shop.orders(self.c))
+
     def test_bad_ref_is_invalid_argument(self):
         with self.assertRaises(grpc.RpcError) as cm:
             self.agent.Prepare(ppb.PrepareBranchRequest(

@@ -187,17 +187,21 @@ class PostgresSession final : public BranchSession, public SagaSession {
   absl::Status CommitLocal(const std::string& gid) override {
     TXN_RETURN_IF_ERROR(CheckGid(gid));
     TXN_RETURN_IF_ERROR(EnsureBegun());
-    if (PQtransactionStatus(conn_->get()) == PQTRANS_INTRANS) {
-      absl::StatusOr<PgResult> marked = AgentExec(
-          absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES ($1)"), {gid.c_str()});
-      if (!marked.ok() && marked.status().code() != absl::StatusCode::kUnavailable) {
-        (void)conn_->Exec("ROLLBACK");
-        EndedTransaction();
-        return absl::AbortedError(absl::StrCat("commit marker: ", marked.status().message()));
-      }
-      if (!marked.ok()) return marked.status();
+    if (PQtransactionStatus(conn_->get()) != PQTRANS_INTRANS) return Commit();
+    // The marker and COMMIT in one round trip: a COMMIT behind a failed marker insert does not
+    // run (the pipeline skips it), and the transaction is rolled back.
+    TXN_ASSIGN_OR_RETURN(
+        auto results,
+        AgentPipeline({{absl::StrCat("INSERT INTO ", kMarkerTable, " (gid) VALUES ($1)"),
+                        {gid.c_str()}},
+                       {"COMMIT", {}}}));
+    EndedTransaction();
+    if (!results[0].ok()) {
+      if (results[0].status().code() == absl::StatusCode::kUnavailable) return results[0].status();
+      if (PQtransactionStatus(conn_->get()) != PQTRANS_IDLE) (void)conn_->Exec("ROLLBACK");
+      return absl::AbortedError(absl::StrCat("commit marker: ", results[0].status().message()));
     }
-    return Commit();
+    return CommitResult(results[1]);
   }
 
   absl::Status RollbackLocal() override {
@@ -229,11 +233,7 @@ class PostgresSession final : public BranchSession, public SagaSession {
     TXN_RETURN_IF_ERROR(EnsureBegun());
     absl::StatusOr<PgResult> r = AgentExec("COMMIT");
     EndedTransaction();
-    TXN_RETURN_IF_ERROR(r.status());
-    if (std::string(PQcmdStatus(r->get())) != "COMMIT") {
-      return absl::AbortedError("the transaction failed earlier and was rolled back");
-    }
-    return absl::OkStatus();
+    return CommitResult(r);
   }
 
   // The local transaction starts with the first statement (BEGIN is sent with it); until then
@@ -339,6 +339,15 @@ class PostgresSession final : public BranchSession, public SagaSession {
     std::string native_id;
     if (xid.ok() && !PQgetisnull(xid->get(), 0, 0)) native_id = PQgetvalue(xid->get(), 0, 0);
     return VoteFrom(std::move(results[1]), native_id);
+  }
+
+  // What COMMIT's result says: PostgreSQL answers ROLLBACK when the transaction had failed.
+  static absl::Status CommitResult(const absl::StatusOr<PgResult>& r) {
+    TXN_RETURN_IF_ERROR(r.status());
+    if (std::string(PQcmdStatus(r->get())) != "COMMIT") {
+      return absl::AbortedError("the transaction failed earlier and was rolled back");
+    }
+    return absl::OkStatus();
   }
 
   // PREPARE TRANSACTION, COMMIT or ROLLBACK was sent: nothing LOCAL is in effect any more.

@@ -153,7 +153,6 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
     }
     return Error(stmt);
   }
-  auto failed = [&]() -> absl::Status { return Error(stmt); };
 
   v1::ExecuteResult out;
   std::unique_ptr<MYSQL_RES, decltype(&mysql_free_result)> meta(
@@ -180,12 +179,12 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
     cols[i].is_null = &is_null[i];
     cols[i].error = &errors[i];
   }
-  if (n > 0 && mysql_stmt_bind_result(stmt, cols.data()) != 0) return failed();
+  if (n > 0 && mysql_stmt_bind_result(stmt, cols.data()) != 0) return Error(stmt);
   int64_t bytes = 0;
   for (;;) {
     int rc = mysql_stmt_fetch(stmt);
     if (rc == MYSQL_NO_DATA) break;
-    if (rc == 1) return failed();
+    if (rc == 1) return Error(stmt);
     for (unsigned i = 0; i < n; ++i) bytes += is_null[i] ? 0 : static_cast<int64_t>(lengths[i]);
     if (absl::Status over = limits.Check(out.rows_size() + 1, bytes); !over.ok()) {
       if (stop_statement) {
@@ -207,7 +206,7 @@ absl::StatusOr<v1::ExecuteResult> MysqlConnection::Execute(const v1::Sql& sql, b
         one.buffer_type = MYSQL_TYPE_STRING;
         one.buffer = value.data();
         one.buffer_length = value.size();
-        if (mysql_stmt_fetch_column(stmt, &one, i, 0) != 0) return failed();
+        if (mysql_stmt_fetch_column(stmt, &one, i, 0) != 0) return Error(stmt);
       }
       row->add_values(std::move(value));
     }

@@ -3,10 +3,10 @@
 // Statements from clients always go through server-side prepared statements (parameters bound
 // as strings; the server prepares one statement at a time, so a client's text is never a
 // multi-statement); only the adapter's own fixed statements (XA ..., with hex literals it built
-// itself) use plain queries, several in one round trip where they can. Connections are made with CLIENT_FOUND_ROWS so
-// "rows affected" counts matched rows, as PostgreSQL does, and never reconnect by themselves
-// (a silent reconnect in the middle of an XA transaction would lose it). Thread-compatible: one
-// thread uses a connection at a time; the pool is thread-safe.
+// itself) use plain queries, several in one round trip where they can. Connections are made
+// with CLIENT_FOUND_ROWS so "rows affected" counts matched rows, as PostgreSQL does, and never
+// reconnect by themselves (a silent reconnect in the middle of an XA transaction would lose it).
+// Thread-compatible: one thread uses a connection at a time; the pool is thread-safe.
 #pragma once
 
 #include <mysql.h>
